@@ -1,0 +1,118 @@
+"""Typed model parameters shared by the Modelfile parser, HTTP `options` and CLI `/set`."""
+
+from __future__ import annotations
+
+import math
+import re
+
+PARAMETER_TYPES: dict[str, type] = {
+    "temperature": float,
+    "top_p": float,
+    "top_k": int,
+    "min_p": float,
+    "typical_p": float,
+    "num_ctx": int,
+    "num_predict": int,
+    "num_keep": int,
+    "repeat_penalty": float,
+    "repeat_last_n": int,
+    "presence_penalty": float,
+    "frequency_penalty": float,
+    "seed": int,
+    "stop": str,
+    "mirostat": int,
+    "mirostat_eta": float,
+    "mirostat_tau": float,
+    "num_batch": int,
+    "num_thread": int,
+    "num_gpu": int,
+    "num_parallel": int,
+}
+"""Parameter name -> Python type. `stop` is a string that may repeat; its value is a list[str]."""
+
+_CHOICES = {"mirostat": (0, 1, 2)}
+_INT_TEXT = re.compile(r"[+-]?\d+\Z")
+_FLOAT_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
+_BOOL_WORDS = {
+    "true": True, "1": True, "yes": True, "on": True,
+    "false": False, "0": False, "no": False, "off": False,
+}
+
+
+def describe(value: object) -> str:
+    """How a rejected value is quoted in error messages."""
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def parse_int(text: str) -> int:
+    """Parse a decimal integer or raise ValueError("expects an integer, got ...")."""
+    if not _INT_TEXT.match(text.strip()):
+        raise ValueError(f"expects an integer, got {describe(text)}")
+    return int(text)
+
+
+def parse_float(text: str) -> float:
+    """Parse a finite decimal number or raise ValueError("expects a number, got ...")."""
+    if not _FLOAT_TEXT.match(text.strip()):
+        raise ValueError(f"expects a number, got {describe(text)}")
+    return float(text)
+
+
+def parse_bool(text: str) -> bool:
+    """Parse true/false/1/0/yes/no/on/off (any case)."""
+    try:
+        return _BOOL_WORDS[text.strip().lower()]
+    except KeyError:
+        raise ValueError(f"expects true or false, got {describe(text)}") from None
+
+
+def convert_parameter(name: str, value: object) -> object:
+    """Convert `value` for the known parameter `name`; ValueError says what was expected."""
+    kind = PARAMETER_TYPES[name]
+    if name == "stop":
+        return _to_stop_list(value)
+    converted = _to_int(value) if kind is int else _to_float(value)
+    choices = _CHOICES.get(name)
+    if choices and converted not in choices:
+        allowed = ", ".join(str(c) for c in choices[:-1]) + f" or {choices[-1]}"
+        raise ValueError(f"expects {allowed}, got {describe(value)}")
+    return converted
+
+
+def coerce_parameter(name: str, value: object) -> object:
+    """Validate and convert a request/CLI value for parameter `name` (stop -> list[str])."""
+    if name not in PARAMETER_TYPES:
+        known = ", ".join(PARAMETER_TYPES)
+        raise ValueError(f'unknown parameter "{name}"; known parameters: {known}')
+    try:
+        return convert_parameter(name, value)
+    except ValueError as exc:
+        raise ValueError(f"parameter {name} {exc}") from None
+
+
+def _to_int(value: object) -> int:
+    if isinstance(value, str):
+        return parse_int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError(f"expects an integer, got {describe(value)}")
+
+
+def _to_float(value: object) -> float:
+    if isinstance(value, str):
+        return parse_float(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    raise ValueError(f"expects a number, got {describe(value)}")
+
+
+def _to_stop_list(value: object) -> list[str]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ValueError(f"expects a string or a list of strings, got {describe(value)}")
+    for item in items:
+        if not isinstance(item, str) or not item:
+            raise ValueError(f"expects a non-empty string, got {describe(item)}")
+    return list(items)
