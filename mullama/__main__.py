@@ -1,0 +1,3 @@
+from mullama.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,265 @@
+"""A thin, typed layer over llama.cpp's C API (through llama-cpp-python's ctypes bindings).
+
+Only the runner thread of a model calls into a context; models are read-only after
+loading and may be shared. Everything here is synchronous and blocking.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+from dataclasses import dataclass
+
+import llama_cpp
+
+log = logging.getLogger("mullama.llama")
+
+_backend_lock = threading.Lock()
+_backend_ready = False
+
+FLASH_ATTN_AUTO, FLASH_ATTN_DISABLED, FLASH_ATTN_ENABLED = -1, 0, 1
+POOLING_UNSPECIFIED, POOLING_NONE, POOLING_MEAN = -1, 0, 1
+
+
+_verbose = False
+
+
+@llama_cpp.llama_log_callback
+def _log_callback(level: int, text: bytes, user_data) -> None:
+    # llama.cpp is chatty: pass errors through, everything else only when verbose
+    if _verbose or level == GGML_LOG_LEVEL_ERROR:
+        log.log(logging.ERROR if level == GGML_LOG_LEVEL_ERROR else logging.DEBUG,
+                "%s", text.decode("utf-8", "replace").rstrip())
+
+
+GGML_LOG_LEVEL_ERROR = 3
+
+
+def init_backend(verbose: bool | None = None) -> None:
+    """Once per process: start llama.cpp's backend and route its log through ``logging``."""
+    global _backend_ready, _verbose
+    with _backend_lock:
+        if verbose is not None:
+            _verbose = verbose
+        if not _backend_ready:
+            llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
+            llama_cpp.llama_backend_init()
+            _backend_ready = True
+
+
+class LlamaError(RuntimeError):
+    pass
+
+
+class Model:
+    """A loaded GGUF model: weights, vocabulary and metadata."""
+
+    def __init__(self, path: str, *, gpu_layers: int = 0, use_mmap: bool = True):
+        init_backend()
+        params = llama_cpp.llama_model_default_params()
+        params.n_gpu_layers = gpu_layers
+        params.use_mmap = use_mmap
+        self.path = path
+        self.ptr = llama_cpp.llama_model_load_from_file(path.encode(), params)
+        if not self.ptr:
+            raise LlamaError(f"llama.cpp could not load {path} (not a GGUF, corrupt, or unsupported)")
+        self.vocab = llama_cpp.llama_model_get_vocab(self.ptr)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
+        self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(self.ptr)
+        self.n_embd = llama_cpp.llama_model_n_embd(self.ptr)
+        self.n_params = llama_cpp.llama_model_n_params(self.ptr)
+        self.size = llama_cpp.llama_model_size(self.ptr)
+        self.n_swa = llama_cpp.llama_model_n_swa(self.ptr)
+        self.bos = llama_cpp.llama_vocab_bos(self.vocab)
+        self.eos = llama_cpp.llama_vocab_eos(self.vocab)
+        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
+        self._piece_cache: dict[int, bytes] = {}
+        self.metadata = self._read_metadata()
+
+    def close(self) -> None:
+        if self.ptr:
+            llama_cpp.llama_model_free(self.ptr)
+            self.ptr = None
+
+    def _read_metadata(self) -> dict[str, str]:
+        buf = ctypes.create_string_buffer(1 << 16)
+        meta = {}
+        for i in range(llama_cpp.llama_model_meta_count(self.ptr)):
+            n = llama_cpp.llama_model_meta_key_by_index(self.ptr, i, buf, len(buf))
+            if n < 0:
+                continue
+            key = buf.value.decode("utf-8", "replace")
+            n = llama_cpp.llama_model_meta_val_str_by_index(self.ptr, i, buf, len(buf))
+            if n < 0:
+                continue
+            if n >= len(buf):  # long values (chat templates) need a bigger buffer
+                big = ctypes.create_string_buffer(n + 1)
+                llama_cpp.llama_model_meta_val_str_by_index(self.ptr, i, big, len(big))
+                meta[key] = big.value.decode("utf-8", "replace")
+            else:
+                meta[key] = buf.value.decode("utf-8", "replace")
+        return meta
+
+    @property
+    def chat_template(self) -> str | None:
+        return self.metadata.get("tokenizer.chat_template")
+
+    @property
+    def architecture(self) -> str:
+        return self.metadata.get("general.architecture", "")
+
+    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[int]:
+        data = text.encode("utf-8")
+        capacity = len(data) + 8
+        tokens = (llama_cpp.llama_token * capacity)()
+        n = llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_special, parse_special)
+        if n < 0:
+            capacity = -n
+            tokens = (llama_cpp.llama_token * capacity)()
+            n = llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_special, parse_special)
+        if n < 0:
+            raise LlamaError("tokenization failed")
+        return list(tokens[:n])
+
+    def piece(self, token: int, special: bool = False) -> bytes:
+        """The bytes of one token; control tokens render empty unless ``special``."""
+        key = token if not special else -token - 1
+        cached = self._piece_cache.get(key)
+        if cached is not None:
+            return cached
+        buf = ctypes.create_string_buffer(64)
+        n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, special)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, special)
+        out = buf.raw[:n]
+        self._piece_cache[key] = out
+        return out
+
+    def detokenize(self, tokens: list[int], special: bool = False) -> str:
+        return b"".join(self.piece(t, special) for t in tokens).decode("utf-8", "replace")
+
+    def is_eog(self, token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
+
+    def token_text(self, token: int) -> str:
+        return self.piece(token, special=True).decode("utf-8", "replace")
+
+
+@dataclass
+class ContextParams:
+    n_ctx: int
+    n_batch: int = 512
+    n_seq_max: int = 1
+    threads: int = 0
+    flash_attention: bool | None = None  # None = llama.cpp decides
+    embeddings: bool = False
+    pooling: int = POOLING_UNSPECIFIED
+    swa_full: bool = True  # keeps full history for sliding-window models so prefixes can be reused
+
+
+class Context:
+    """A llama context (KV cache + compute buffers) over a model."""
+
+    def __init__(self, model: Model, p: ContextParams):
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = p.n_ctx
+        params.n_batch = p.n_batch
+        params.n_ubatch = min(p.n_batch, 512) if not p.embeddings else p.n_batch
+        params.n_seq_max = p.n_seq_max
+        if p.threads > 0:
+            params.n_threads = p.threads
+            params.n_threads_batch = p.threads
+        params.flash_attn_type = {None: FLASH_ATTN_AUTO, True: FLASH_ATTN_ENABLED,
+                                  False: FLASH_ATTN_DISABLED}[p.flash_attention]
+        params.embeddings = p.embeddings
+        params.pooling_type = p.pooling
+        params.kv_unified = True
+        params.swa_full = p.swa_full
+        params.no_perf = True
+        self.model = model
+        self.params = p
+        self.ptr = llama_cpp.llama_init_from_model(model.ptr, params)
+        if not self.ptr:
+            raise LlamaError(f"llama.cpp could not create a context of {p.n_ctx} tokens")
+        self.n_ctx = llama_cpp.llama_n_ctx(self.ptr)
+        self.memory = llama_cpp.llama_get_memory(self.ptr)
+
+    def close(self) -> None:
+        if self.ptr:
+            llama_cpp.llama_free(self.ptr)
+            self.ptr = None
+
+    def decode(self, batch: "Batch") -> None:
+        rc = llama_cpp.llama_decode(self.ptr, batch.raw)
+        if rc != 0:
+            raise LlamaError(f"llama_decode failed ({rc}): " + (
+                "no room left in the KV cache" if rc == 1 else "see the log"))
+
+    def seq_rm(self, seq: int, start: int = 0, end: int = -1) -> bool:
+        return bool(llama_cpp.llama_memory_seq_rm(self.memory, seq, start, end))
+
+    def seq_pos_max(self, seq: int) -> int:
+        return llama_cpp.llama_memory_seq_pos_max(self.memory, seq)
+
+    def clear(self) -> None:
+        llama_cpp.llama_memory_clear(self.memory, True)
+
+    def logits(self, index: int):
+        return llama_cpp.llama_get_logits_ith(self.ptr, index)
+
+    def seq_embedding(self, seq: int, n: int) -> list[float]:
+        ptr = llama_cpp.llama_get_embeddings_seq(self.ptr, seq)
+        if not ptr:
+            ptr = llama_cpp.llama_get_embeddings_ith(self.ptr, -1)
+        if not ptr:
+            raise LlamaError("the model returned no embedding")
+        return ptr[:n]
+
+    def set_lora(self, adapters: list) -> None:
+        for adapter in adapters:
+            if llama_cpp.llama_set_adapter_lora(self.ptr, adapter, 1.0) != 0:
+                raise LlamaError("could not apply the LoRA adapter")
+
+
+class Batch:
+    """A reusable ``llama_batch`` filled token by token from several sequences."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.raw = llama_cpp.llama_batch_init(capacity, 0, 1)
+        self.n = 0
+
+    def close(self) -> None:
+        if self.raw is not None:
+            llama_cpp.llama_batch_free(self.raw)
+            self.raw = None
+
+    def clear(self) -> None:
+        self.n = 0
+        self.raw.n_tokens = 0
+
+    def add(self, token: int, pos: int, seq: int, logits: bool) -> int:
+        """Append one token; returns its index in the batch (for logits/sampling)."""
+        i = self.n
+        raw = self.raw
+        raw.token[i] = token
+        raw.pos[i] = pos
+        raw.n_seq_id[i] = 1
+        raw.seq_id[i][0] = seq
+        raw.logits[i] = logits
+        self.n = i + 1
+        raw.n_tokens = self.n
+        return i
+
+    @property
+    def free(self) -> int:
+        return self.capacity - self.n
+
+
+def load_lora(model: Model, path: str):
+    adapter = llama_cpp.llama_adapter_lora_init(model.ptr, path.encode())
+    if not adapter:
+        raise LlamaError(f"could not load the LoRA adapter {path} (llama.cpp needs a GGUF adapter)")
+    return adapter

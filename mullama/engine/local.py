@@ -1,0 +1,303 @@
+"""LocalEngine: the Engine API in this process (store + registry + loaded models)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from typing import Any, AsyncIterator
+
+from .. import __version__
+from ..config import Settings, load_settings
+from . import sampling
+from .api import ChatRequest, CompletionRequest, Done, EmbedRequest, EmbedResult, Engine, \
+    EngineError, EngineStatus, Event, InvalidRequest, LoadedModel, Message, ModelDetails, \
+    ModelInfo, PullProgress, SamplingOptions, Timings, Usage
+from .manager import Loaded, ModelManager
+from .metrics import EngineMetrics
+from .prompt import RenderedPrompt, render_chat
+from .runner import Job
+
+
+def _read_metadata(path: str) -> dict:
+    from .gguf_info import read_header
+
+    return read_header(path, with_tensors=False).metadata
+
+
+class LocalEngine(Engine):
+    def __init__(self, settings: Settings | None = None, store=None):
+        self.settings = settings or load_settings()
+        if store is None:
+            from .store import ModelStore
+
+            store = ModelStore(self.settings)
+        self.store = store
+        self.manager = ModelManager(self.settings, store, _read_metadata)
+        self.metrics = EngineMetrics(self)
+        self.started = time.time()
+        self.default_model = self.settings.default_model
+        self.endpoints: dict[str, str] = {}
+        self.requests_active = 0
+
+    # ------------------------------------------------------------ store
+
+    async def list_models(self) -> list[ModelInfo]:
+        return await asyncio.to_thread(self.store.list)
+
+    async def show_model(self, name: str) -> ModelDetails:
+        return await asyncio.to_thread(self.store.show, self._name(name))
+
+    async def pull_model(self, ref: str) -> AsyncIterator[PullProgress]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        cancel = threading.Event()
+
+        def progress(p: PullProgress) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, p)
+
+        def work():
+            try:
+                self.store.pull(ref, progress, cancel)
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+            except BaseException as exc:  # handed to the consumer
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+
+        task = loop.run_in_executor(None, work)
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            cancel.set()
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(task)
+
+    async def create_model(self, name: str, modelfile: str, base_dir: str | None = None) -> ModelInfo:
+        return await asyncio.to_thread(self.store.create, name, modelfile, base_dir)
+
+    async def copy_model(self, source: str, destination: str) -> ModelInfo:
+        return await asyncio.to_thread(self.store.copy, source, destination)
+
+    async def delete_model(self, name: str) -> None:
+        with contextlib.suppress(EngineError):
+            await self.manager.unload(name)
+        await asyncio.to_thread(self.store.delete, name)
+
+    # ------------------------------------------------------------ loaded models
+
+    async def load_model(self, name: str, keep_alive: Any = None) -> LoadedModel:
+        entry = await self.manager.acquire(self._name(name), keep_alive)
+        self.manager.release(entry)
+        return entry.info()
+
+    async def unload_model(self, name: str) -> None:
+        await self.manager.unload(self._name(name))
+
+    async def running_models(self) -> list[LoadedModel]:
+        return self.manager.running()
+
+    # ------------------------------------------------------------ inference
+
+    async def chat(self, request: ChatRequest) -> AsyncIterator[Event]:
+        opts = self._check_options(request.options)
+        entry, load_ns = await self._acquire(request.model, request.keep_alive)
+        try:
+            rendered = self._render_chat(entry, request)
+            tokens = entry.model.tokenize(rendered.text, add_special=self._wants_bos(entry, rendered.text))
+            opts = self._merge(entry, opts, rendered.stops)
+            async for event in self._generate(entry, tokens, opts, load_ns, "chat"):
+                yield event
+        finally:
+            self.manager.release(entry)
+
+    async def complete(self, request: CompletionRequest) -> AsyncIterator[Event]:
+        opts = self._check_options(request.options)
+        entry, load_ns = await self._acquire(request.model, request.keep_alive)
+        try:
+            if request.context:
+                tokens = list(request.context)
+            else:
+                tokens = []
+            if request.raw or not request.prompt and not request.system:
+                text = request.prompt
+                stops: list[str] = []
+            else:
+                messages = ([Message("system", request.system)] if request.system else []) + \
+                    [Message("user", request.prompt)]
+                rendered = self._render_chat(entry, ChatRequest(request.model, messages,
+                                                                template=request.template), history=False)
+                text, stops = rendered.text, rendered.stops
+            tokens += entry.model.tokenize(text, add_special=not tokens and self._wants_bos(entry, text))
+            opts = self._merge(entry, opts, stops)
+            if not tokens:
+                yield Done("load", model=entry.name, timings=Timings(load_ns=load_ns, total_ns=load_ns))
+                return
+            async for event in self._generate(entry, tokens, opts, load_ns, "completion"):
+                yield event
+        finally:
+            self.manager.release(entry)
+
+    async def embed(self, request: EmbedRequest) -> EmbedResult:
+        if not request.inputs:
+            raise InvalidRequest("input must not be empty", param="input")
+        if not all(isinstance(t, str) for t in request.inputs):
+            raise InvalidRequest("input must be a string or a list of strings", param="input")
+        entry, load_ns = await self._acquire(request.model, request.keep_alive)
+        try:
+            started = time.perf_counter()
+            future = entry.runner.call(lambda: entry.runner.embed(request.inputs, request.truncate))
+            vectors, n_tokens = await asyncio.wrap_future(future)
+        finally:
+            self.manager.release(entry)
+        if request.dimensions is not None:
+            vectors = _shorten(vectors, request.dimensions)
+        elapsed = int((time.perf_counter() - started) * 1e9)
+        self.metrics.requests_total.labels(entry.name, "embed").inc()
+        return EmbedResult(entry.name, vectors, n_tokens,
+                           Timings(load_ns=load_ns, prompt_eval_ns=elapsed, total_ns=elapsed + load_ns))
+
+    async def tokenize(self, model: str, text: str, special: bool = True) -> list[int]:
+        entry, _ = await self._acquire(model, None)
+        try:
+            return entry.model.tokenize(text, add_special=special, parse_special=special)
+        finally:
+            self.manager.release(entry)
+
+    async def count_chat_tokens(self, request: ChatRequest) -> int:
+        entry, _ = await self._acquire(request.model, request.keep_alive)
+        try:
+            rendered = self._render_chat(entry, request)
+            return len(entry.model.tokenize(rendered.text, add_special=self._wants_bos(entry, rendered.text)))
+        finally:
+            self.manager.release(entry)
+
+    # ------------------------------------------------------------ engine
+
+    async def status(self) -> EngineStatus:
+        running = self.manager.running()
+        return EngineStatus(
+            version=__version__, uptime_secs=time.time() - self.started, mode="local",
+            loaded=running, requests_total=sum(m.requests_total for m in running),
+            requests_active=self.requests_active,
+            tokens_generated=int(_counter_total(self.metrics.tokens_generated)),
+            prompt_tokens=int(_counter_total(self.metrics.prompt_tokens)),
+            endpoints=dict(self.endpoints), default_model=self.default_model)
+
+    async def set_default_model(self, name: str) -> None:
+        await asyncio.to_thread(self.store.resolve, name, verify=False)
+        self.default_model = name
+
+    async def metrics_snapshot(self) -> dict[str, Any]:
+        return {"exposition": self.metrics.exposition().decode()}
+
+    async def close(self) -> None:
+        await self.manager.close()
+
+    # ------------------------------------------------------------ internals
+
+    def _name(self, name: str) -> str:
+        name = (name or "").strip() or self.default_model
+        if not name:
+            raise InvalidRequest("no model given and no default model is set", param="model")
+        return name
+
+    async def _acquire(self, name: str, keep_alive) -> tuple[Loaded, int]:
+        before = set(self.manager.loaded)
+        entry = await self.manager.acquire(self._name(name), keep_alive)
+        load_ns = entry.load_ns if entry.name not in before else 0
+        return entry, load_ns
+
+    def _check_options(self, options: SamplingOptions) -> SamplingOptions:
+        if options.stop is not None and isinstance(options.stop, str):
+            options.stop = [options.stop]
+        sampling.validate(options)
+        return options
+
+    def _merge(self, entry: Loaded, request: SamplingOptions, template_stops: list[str]) -> SamplingOptions:
+        spec = getattr(entry.resolved, "spec", None)
+        model_opts = sampling.from_parameters(spec.parameters if spec is not None else {})
+        opts = sampling.merge(sampling.DEFAULTS, model_opts, request)
+        stops = list(request.stop) if request.stop else list(model_opts.stop or [])
+        opts.stop = stops + [s for s in template_stops if s not in stops]
+        cap = self.settings.max_tokens_cap
+        if cap > 0 and (opts.max_tokens is None or opts.max_tokens < 0 or opts.max_tokens > cap):
+            opts.max_tokens = cap
+        sampling.validate(opts)
+        return opts
+
+    def _render_chat(self, entry: Loaded, request: ChatRequest, history: bool = True) -> RenderedPrompt:
+        spec = getattr(entry.resolved, "spec", None)
+        messages = list(request.messages)
+        if spec is not None and history:
+            preset = [Message(role, content) for role, content in spec.messages]
+            messages = preset + messages if preset else messages
+        if spec is not None and spec.system and not any(m.role == "system" for m in messages):
+            messages.insert(0, Message("system", spec.system))
+        go_template = request.template or (spec.template if spec is not None else None)
+        model = entry.model
+        return render_chat(go_template=go_template, jinja_template=model.chat_template,
+                           messages=messages, tools=request.tools,
+                           bos_token=model.token_text(model.bos) if model.bos >= 0 else "",
+                           eos_token=model.token_text(model.eos) if model.eos >= 0 else "")
+
+    def _wants_bos(self, entry: Loaded, text: str) -> bool:
+        model = entry.model
+        if not model.add_bos or model.bos < 0:
+            return False
+        return not text.startswith(model.token_text(model.bos))
+
+    async def _generate(self, entry: Loaded, tokens: list[int], opts: SamplingOptions,
+                        load_ns: int, kind: str) -> AsyncIterator[Event]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        job = Job(tokens, opts, lambda ev: loop.call_soon_threadsafe(queue.put_nowait, ev))
+        if opts.max_tokens == 0:
+            yield Done("length", Usage(len(tokens), 0), Timings(load_ns=load_ns, total_ns=load_ns),
+                       model=entry.name)
+            return
+        entry.runner.submit(job)
+        self.requests_active += 1
+        self.metrics.requests_active.inc()
+        finished = False
+        try:
+            while True:
+                event = await queue.get()
+                if isinstance(event, EngineError):
+                    finished = True
+                    self.metrics.errors.labels(kind).inc()
+                    raise event
+                if isinstance(event, Done):
+                    finished = True
+                    event.model = entry.name
+                    event.timings.load_ns = load_ns
+                    event.timings.total_ns += load_ns
+                    self.metrics.observe_done(entry.name, kind, event)
+                    yield event
+                    return
+                yield event
+        finally:
+            if not finished:
+                job.cancel()
+            self.requests_active -= 1
+            self.metrics.requests_active.dec()
+
+
+def _shorten(vectors: list[list[float]], dimensions: int) -> list[list[float]]:
+    if dimensions <= 0 or dimensions > len(vectors[0]):
+        raise InvalidRequest(f"dimensions must be between 1 and {len(vectors[0])}", param="dimensions")
+    out = []
+    for v in vectors:
+        cut = v[:dimensions]
+        norm = sum(x * x for x in cut) ** 0.5 or 1.0
+        out.append([x / norm for x in cut])
+    return out
+
+
+def _counter_total(counter) -> float:
+    return sum(s.value for metric in counter.collect() for s in metric.samples if s.name.endswith("_total"))

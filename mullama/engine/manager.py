@@ -1,0 +1,252 @@
+"""Loaded models: load and unload, keep_alive, memory budget and LRU eviction."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+from ..config import Settings
+from .api import InsufficientMemory, LoadedModel, ModelLoadError
+from .durations import parse_keep_alive
+from .llm import LlamaError, Model, load_lora
+from .runner import Runner, RunnerConfig
+
+log = logging.getLogger("mullama.manager")
+
+DEFAULT_CTX = 4096
+AUTO_PARALLEL = 4
+
+
+@dataclass
+class Loaded:
+    name: str
+    resolved: object  # store.ResolvedModel
+    model: Model
+    runner: Runner
+    estimate: int
+    gpu_layers: int
+    keep_alive: float | None
+    load_ns: int
+    loaded_at: float = field(default_factory=time.time)
+    last_used: float = field(default_factory=time.monotonic)
+    in_use: int = 0
+    expires_at: float | None = None  # monotonic; None = never (or busy)
+    lora: list = field(default_factory=list)
+
+    def info(self) -> LoadedModel:
+        expires = ""
+        if self.expires_at is not None:
+            wall = time.time() + (self.expires_at - time.monotonic())
+            expires = dt.datetime.fromtimestamp(wall, dt.timezone.utc).isoformat()
+        elif self.keep_alive is not None:
+            wall = time.time() + self.keep_alive
+            expires = dt.datetime.fromtimestamp(wall, dt.timezone.utc).isoformat()
+        return LoadedModel(
+            name=self.name, size=self.estimate, context_length=self.runner.n_ctx,
+            gpu_layers=self.gpu_layers, parameters=self.model.n_params, expires_at=expires,
+            loaded_at=dt.datetime.fromtimestamp(self.loaded_at, dt.timezone.utc).isoformat(),
+            num_parallel=self.runner.config.n_parallel, busy_slots=self.runner.busy_slots,
+            queued=self.runner.queued, requests_total=self.runner.requests_total,
+            tokens_generated=self.runner.tokens_generated,
+            digest=getattr(self.resolved, "digest", "") or "")
+
+
+def _param(spec, name: str, default=None):
+    if spec is None:
+        return default
+    value = spec.parameters.get(name)
+    return default if value is None else value
+
+
+def kv_cache_bytes(meta: dict, n_ctx: int) -> int:
+    """f16 K and V for every layer and position, from GGUF metadata."""
+    arch = meta.get("general.architecture", "llama")
+    get = lambda key, default=0: int(float(meta.get(f"{arch}.{key}", default) or default))  # noqa: E731
+    n_layer = get("block_count", 32)
+    n_embd = get("embedding_length", 4096)
+    n_head = get("attention.head_count", 32) or 1
+    n_head_kv = get("attention.head_count_kv", n_head) or n_head
+    k_len = get("attention.key_length", n_embd // n_head)
+    v_len = get("attention.value_length", n_embd // n_head)
+    return n_layer * n_ctx * n_head_kv * (k_len + v_len) * 2
+
+
+class ModelManager:
+    def __init__(self, settings: Settings, store, read_metadata):
+        self.settings = settings
+        self.store = store
+        self.read_metadata = read_metadata  # path -> GGUF metadata dict (without loading)
+        self.loaded: dict[str, Loaded] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._reaper: asyncio.Task | None = None
+        self.default_keep_alive = parse_keep_alive(settings.keep_alive, 300.0)
+
+    # ------------------------------------------------------------ acquire / release
+
+    async def acquire(self, name: str, keep_alive=None) -> Loaded:
+        """The loaded model for ``name`` (loading it if needed), marked in use."""
+        self._ensure_reaper()
+        keep = parse_keep_alive(keep_alive, self.default_keep_alive)
+        resolved = await asyncio.to_thread(self.store.resolve, name)
+        key = resolved.name
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            entry = self.loaded.get(key)
+            if entry is None:
+                entry = await self._load(resolved, keep)
+                self.loaded[key] = entry
+            elif keep_alive is not None:
+                entry.keep_alive = keep
+            entry.in_use += 1
+            entry.expires_at = None
+            entry.last_used = time.monotonic()
+            return entry
+
+    def release(self, entry: Loaded) -> None:
+        entry.in_use = max(0, entry.in_use - 1)
+        entry.last_used = time.monotonic()
+        if entry.in_use == 0:
+            if entry.keep_alive is None:
+                entry.expires_at = None
+            else:
+                entry.expires_at = time.monotonic() + entry.keep_alive
+                if entry.keep_alive == 0:
+                    asyncio.get_running_loop().create_task(self._expire(entry))
+
+    async def unload(self, name: str) -> bool:
+        resolved = await asyncio.to_thread(self.store.resolve, name, verify=False)
+        entry = self.loaded.get(resolved.name)
+        if entry is None:
+            return False
+        await self._unload(entry)
+        return True
+
+    def running(self) -> list[LoadedModel]:
+        return [e.info() for e in self.loaded.values()]
+
+    async def close(self) -> None:
+        if self._reaper:
+            self._reaper.cancel()
+        for entry in list(self.loaded.values()):
+            await self._unload(entry)
+
+    # ------------------------------------------------------------ loading
+
+    async def _load(self, resolved, keep: float | None) -> Loaded:
+        spec = resolved.spec
+        path = str(resolved.path)
+        meta = await asyncio.to_thread(self.read_metadata, path)
+        arch = meta.get("general.architecture", "")
+        n_train = int(float(meta.get(f"{arch}.context_length", 0) or 0))
+        n_ctx = int(_param(spec, "num_ctx", 0) or self.settings.context_size or min(n_train or DEFAULT_CTX, DEFAULT_CTX))
+        n_parallel = int(_param(spec, "num_parallel", 0) or self.settings.num_parallel or 0)
+        weights = sum(os.path.getsize(p) for p in getattr(resolved, "paths", [path]))
+        per_seq = kv_cache_bytes(meta, n_ctx)
+        overhead = 64 * 2**20 + int(meta.get("tokenizer.ggml.tokens_count", 0) or 0)
+        if n_parallel <= 0:  # automatic: 4 slots when memory allows it, else one
+            n_parallel = AUTO_PARALLEL
+            if weights + per_seq * AUTO_PARALLEL + overhead > self._budget_after_eviction():
+                n_parallel = 1
+        estimate = weights + per_seq * n_parallel + overhead
+        await self._make_room(estimate, resolved.name)
+        gpu_layers = spec.gpu_layers if spec is not None and spec.gpu_layers is not None else \
+            int(_param(spec, "num_gpu", self.settings.gpu_layers))
+        flash = spec.flash_attention if spec is not None and spec.flash_attention is not None else \
+            (True if self.settings.flash_attention else None)
+        config = RunnerConfig(
+            n_ctx=n_ctx, n_parallel=n_parallel,
+            n_batch=int(_param(spec, "num_batch", 512)),
+            threads=int(_param(spec, "num_thread", 0) or self.settings.threads or default_threads()),
+            flash_attention=flash, max_queue=self.settings.max_queue)
+        adapters = [str(a) for a in (getattr(resolved, "adapters", None) or [])]
+        started = time.perf_counter()
+        try:
+            model, runner, lora = await asyncio.to_thread(_start_model, path, gpu_layers, config,
+                                                          resolved.name, adapters)
+        except LlamaError as exc:
+            raise ModelLoadError(f"could not load {resolved.name}: {exc}") from None
+        load_ns = int((time.perf_counter() - started) * 1e9)
+        log.info("loaded %s (%d ctx x %d slots, ~%d MiB) in %.2fs", resolved.name, n_ctx, n_parallel,
+                 estimate // 2**20, load_ns / 1e9)
+        return Loaded(resolved.name, resolved, model, runner, estimate, gpu_layers, keep, load_ns,
+                      lora=lora)
+
+    def _budget_after_eviction(self) -> int:
+        idle = sum(e.estimate for e in self.loaded.values() if e.in_use == 0)
+        return psutil.virtual_memory().available + idle - self.settings.memory_headroom_mb * 2**20
+
+    async def _make_room(self, needed: int, name: str) -> None:
+        headroom = self.settings.memory_headroom_mb * 2**20
+        while True:
+            available = psutil.virtual_memory().available - headroom
+            too_many = len(self.loaded) >= max(1, self.settings.max_loaded_models)
+            if needed <= available and not too_many:
+                return
+            idle = [e for e in self.loaded.values() if e.in_use == 0]
+            if not idle:
+                break
+            victim = min(idle, key=lambda e: e.last_used)
+            log.info("evicting %s to make room for %s", victim.name, name)
+            await self._unload(victim)
+        if len(self.loaded) >= max(1, self.settings.max_loaded_models):
+            raise InsufficientMemory(
+                f"cannot load {name}: {len(self.loaded)} models are loaded and busy "
+                f"(limit {self.settings.max_loaded_models}); retry when one is idle",
+                needed=needed)
+        available = psutil.virtual_memory().available - headroom
+        raise InsufficientMemory(
+            f"cannot load {name}: it needs about {needed / 2**30:.2f} GiB (weights + KV cache) "
+            f"but only {max(available, 0) / 2**30:.2f} GiB is available after keeping "
+            f"{headroom / 2**20:.0f} MiB free; unload a model or lower num_ctx",
+            needed=needed, available=max(available, 0))
+
+    async def _unload(self, entry: Loaded) -> None:
+        if self.loaded.get(entry.name) is entry:
+            del self.loaded[entry.name]
+        await asyncio.to_thread(_stop_model, entry)
+        log.info("unloaded %s", entry.name)
+
+    async def _expire(self, entry: Loaded) -> None:
+        if entry.in_use == 0 and self.loaded.get(entry.name) is entry:
+            await self._unload(entry)
+
+    # ------------------------------------------------------------ keep_alive expiry
+
+    def _ensure_reaper(self) -> None:
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.get_running_loop().create_task(self._reap())
+
+    async def _reap(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            now = time.monotonic()
+            for entry in list(self.loaded.values()):
+                if entry.in_use == 0 and entry.expires_at is not None and entry.expires_at <= now:
+                    await self._expire(entry)
+
+
+def default_threads() -> int:
+    return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+
+
+def _start_model(path: str, gpu_layers: int, config: RunnerConfig, name: str, adapters: list[str]):
+    model = Model(path, gpu_layers=gpu_layers)
+    lora = []
+    try:
+        lora = [load_lora(model, a) for a in adapters]
+        runner = Runner(model, config, name=name, lora=lora)
+    except Exception:
+        model.close()
+        raise
+    return model, runner, lora
+
+
+def _stop_model(entry: Loaded) -> None:
+    entry.runner.stop()
+    entry.model.close()

@@ -1,0 +1,383 @@
+"""The model runner: one thread per loaded model, the only code touching its llama context.
+
+Requests become :class:`Job` objects in a first-come-first-served queue. Each step,
+the runner puts every active sequence into one ``llama_decode``: the next token of
+each generating sequence plus chunks of pending prompts (continuous batching with
+chunked prefill). A sequence lives in a *slot*; the slot's KV cache keeps the
+tokens of its last request so a following request with the same prefix (the next
+turn of a conversation, a shared system prompt) evaluates only what is new.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Callable
+
+import llama_cpp
+
+from . import sampling
+from .api import Cancelled, ContextOverflow, Done, EngineError, QueueFull, SamplingOptions, \
+    TextDelta, Timings, Usage
+from .llm import Batch, Context, ContextParams, LlamaError, Model
+from .output import StopMatcher, Utf8Stream
+
+log = logging.getLogger("mullama.runner")
+
+
+@dataclass
+class RunnerConfig:
+    n_ctx: int  # per sequence
+    n_parallel: int = 1
+    n_batch: int = 512
+    threads: int = 0
+    flash_attention: bool | None = None
+    max_queue: int = 64
+
+
+@dataclass
+class Job:
+    prompt: list[int]
+    opts: SamplingOptions  # fully merged and validated
+    emit: Callable[[object], None]  # thread-safe; receives TextDelta, Done or EngineError
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    # runner state
+    slot: "Slot | None" = None
+    pending: list[int] = field(default_factory=list)
+    generated: int = 0
+    cached: int = 0
+    chain: object = None
+    utf8: Utf8Stream = field(default_factory=Utf8Stream)
+    stops: StopMatcher | None = None
+    t_queued: float = field(default_factory=time.perf_counter)
+    t_started: float = 0.0
+    t_prompt_done: float = 0.0
+    out_tokens: list[int] = field(default_factory=list)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+
+@dataclass
+class Slot:
+    id: int
+    tokens: list[int] = field(default_factory=list)  # what the KV cache holds for this sequence
+    job: Job | None = None
+    last_used: float = 0.0
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class Runner:
+    def __init__(self, model: Model, config: RunnerConfig, name: str = "", lora: list | None = None):
+        self.model = model
+        self.config = config
+        self.name = name or model.path
+        self.ctx = Context(model, ContextParams(
+            n_ctx=config.n_ctx * config.n_parallel, n_batch=config.n_batch,
+            n_seq_max=config.n_parallel, threads=config.threads,
+            flash_attention=config.flash_attention))
+        if lora:
+            self.ctx.set_lora(lora)
+        self.n_ctx = config.n_ctx
+        self.batch = Batch(max(config.n_batch, config.n_parallel))
+        self.slots = [Slot(i) for i in range(config.n_parallel)]
+        self._queue: collections.deque[Job] = collections.deque()
+        self._calls: collections.deque[tuple[Callable, Future]] = collections.deque()
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._embed_ctx: Context | None = None
+        # counters for status and metrics
+        self.requests_total = 0
+        self.tokens_generated = 0
+        self.prompt_tokens = 0
+        self.cache_hit_tokens = 0
+        self.last_batch_size = 0
+        self._thread = threading.Thread(target=self._run, name=f"runner:{self.name}", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------ public, any thread
+
+    @property
+    def busy_slots(self) -> int:
+        return sum(1 for s in self.slots if s.job is not None)
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    @property
+    def active(self) -> int:
+        return self.busy_slots + self.queued
+
+    def submit(self, job: Job) -> None:
+        if len(job.prompt) >= self.n_ctx:
+            raise ContextOverflow(
+                f"the prompt is {len(job.prompt)} tokens but the context holds {self.n_ctx} "
+                f"(and needs room to answer); shorten the prompt or raise num_ctx",
+                prompt_tokens=len(job.prompt), context_length=self.n_ctx)
+        with self._wake:
+            if len(self._queue) >= self.config.max_queue:
+                raise QueueFull(f"{self.name} already has {len(self._queue)} requests waiting; "
+                                "retry shortly", retry_after=1)
+            self._queue.append(job)
+            self._wake.notify()
+
+    def call(self, fn: Callable[[], object]) -> Future:
+        """Run ``fn`` on the runner thread between decode steps."""
+        future: Future = Future()
+        with self._wake:
+            self._calls.append((fn, future))
+            self._wake.notify()
+        return future
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish: queued and running jobs end as cancelled, then free the context."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._thread.join(timeout)
+
+    # ------------------------------------------------------------ runner thread
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._wake:
+                    while not (self._stopping or self._queue or self._calls or self.busy_slots):
+                        self._wake.wait()
+                    if self._stopping:
+                        break
+                self._run_calls()
+                self._admit()
+                if self.busy_slots:
+                    self._step()
+        finally:
+            self._shutdown()
+
+    def _run_calls(self) -> None:
+        while self._calls:
+            fn, future = self._calls.popleft()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn())
+                except BaseException as exc:  # handed to the caller
+                    future.set_exception(exc)
+
+    def _admit(self) -> None:
+        while self._queue:
+            free = [s for s in self.slots if s.job is None]
+            if not free:
+                return
+            with self._wake:
+                job = self._queue.popleft()
+            if job.cancelled.is_set():
+                job.emit(Cancelled("cancelled before it started"))
+                continue
+            try:
+                self._start(job, free)
+            except EngineError as exc:
+                job.emit(exc)
+
+    def _start(self, job: Job, free: list[Slot]) -> None:
+        slot = max(free, key=lambda s: (common_prefix(s.tokens, job.prompt), -s.last_used))
+        keep = min(common_prefix(slot.tokens, job.prompt), len(job.prompt) - 1)
+        if keep < len(slot.tokens) and not self.ctx.seq_rm(slot.id, keep, -1):
+            self.ctx.seq_rm(slot.id, 0, -1)  # this cache cannot cut mid-sequence: start over
+            keep = 0
+        slot.tokens = slot.tokens[:keep]
+        job.chain = sampling.build_chain(job.opts, self.model)
+        job.stops = StopMatcher(job.opts.stop or [])
+        job.cached = keep
+        job.pending = job.prompt[keep:]
+        job.slot = slot
+        job.t_started = time.perf_counter()
+        slot.job = job
+        self.requests_total += 1
+        self.prompt_tokens += len(job.prompt)
+        self.cache_hit_tokens += keep
+
+    def _step(self) -> None:
+        for slot in self.slots:
+            if slot.job is not None and slot.job.cancelled.is_set():
+                self._finish(slot.job, "cancelled")
+        batch = self.batch
+        batch.clear()
+        fed: list[tuple[Job, int]] = []
+        sample_at: list[tuple[Job, int]] = []
+        jobs = sorted((s.job for s in self.slots if s.job is not None), key=lambda j: j.t_queued)
+        # generating sequences first, so a long prefill never stalls running streams
+        for job in jobs:
+            if job.t_prompt_done:
+                sample_at.append((job, batch.add(job.pending[0], len(job.slot.tokens), job.slot.id, True)))
+                fed.append((job, 1))
+        for job in jobs:  # then prompt chunks, first come first served
+            if job.t_prompt_done or not batch.free:
+                continue
+            chunk = job.pending[:batch.free]
+            pos = len(job.slot.tokens)
+            completes = len(chunk) == len(job.pending)
+            for k, token in enumerate(chunk):
+                idx = batch.add(token, pos + k, job.slot.id, completes and k == len(chunk) - 1)
+            if completes:
+                sample_at.append((job, idx))
+            fed.append((job, len(chunk)))
+        if not batch.n:
+            return
+        self.last_batch_size = batch.n
+        try:
+            self.ctx.decode(batch)
+        except LlamaError as exc:
+            for job in jobs:
+                self._fail(job, EngineError(f"decoding failed: {exc}"))
+            return
+        now = time.perf_counter()
+        for job, n in fed:  # those tokens are now in the slot's KV cache
+            job.slot.tokens.extend(job.pending[:n])
+            del job.pending[:n]
+            if not job.t_prompt_done and not job.pending:
+                job.t_prompt_done = now
+        for job, idx in sample_at:
+            self._sample(job, idx)
+
+    def _sample(self, job: Job, idx: int) -> None:
+        token = llama_cpp.llama_sampler_sample(job.chain, self.ctx.ptr, idx)
+        logprobs = self._logprobs(job, idx, token) if job.opts.logprobs else None
+        if self.model.is_eog(token) and not job.opts.ignore_eos:
+            self._finish(job, "stop")
+            return
+        job.generated += 1
+        job.out_tokens.append(token)
+        self.tokens_generated += 1
+        text = job.stops.feed(job.utf8.feed(self.model.piece(token)))
+        if text or logprobs:
+            job.emit(TextDelta(text, logprobs))
+        if job.stops.matched is not None:
+            self._finish(job, "stop")
+        elif job.opts.max_tokens is not None and 0 <= job.opts.max_tokens <= job.generated:
+            self._finish(job, "length")
+        elif len(job.slot.tokens) + 1 >= self.n_ctx:
+            self._finish(job, "length")
+        else:
+            job.pending = [token]
+
+    def _logprobs(self, job: Job, idx: int, token: int) -> list[dict]:
+        import numpy as np
+
+        logits = np.ctypeslib.as_array(self.ctx.logits(idx), shape=(self.model.n_vocab,))
+        top = max(job.opts.top_logprobs, 0)
+        shifted = logits - logits.max()
+        logz = math.log(float(np.exp(shifted).sum()))
+        logp = shifted - logz
+        entry = {"token": self.model.token_text(token), "logprob": float(logp[token]),
+                 "bytes": list(self.model.piece(token, special=True)), "top_logprobs": []}
+        if top:
+            best = np.argpartition(-logp, top)[:top]
+            best = best[np.argsort(-logp[best])]
+            entry["top_logprobs"] = [{"token": self.model.token_text(int(t)), "logprob": float(logp[t]),
+                                      "bytes": list(self.model.piece(int(t), special=True))}
+                                     for t in best]
+        return [entry]
+
+    def _finish(self, job: Job, reason: str) -> None:
+        if reason != "cancelled":
+            tail = job.utf8.flush()
+            text = job.stops.feed(tail) + job.stops.flush()
+            if text:
+                job.emit(TextDelta(text))
+        now = time.perf_counter()
+        prompt_done = job.t_prompt_done or now
+        self._release(job)  # before the final event, so a caller that sees Done sees a free slot
+        job.emit(Done(
+            finish_reason=reason,
+            usage=Usage(len(job.prompt), job.generated, job.cached),
+            timings=Timings(prompt_eval_ns=int((prompt_done - job.t_started) * 1e9),
+                            eval_ns=int((now - prompt_done) * 1e9),
+                            total_ns=int((now - job.t_queued) * 1e9)),
+            stop_sequence=job.stops.matched if job.stops else None,
+            context=job.prompt + job.out_tokens))
+
+    def _fail(self, job: Job, exc: EngineError) -> None:
+        if job.slot is not None:
+            self.ctx.seq_rm(job.slot.id, 0, -1)
+            job.slot.tokens = []
+        self._release(job)
+        job.emit(exc)
+
+    def _release(self, job: Job) -> None:
+        sampling.free_chain(job.chain)
+        job.chain = None
+        if job.slot is not None:
+            job.slot.job = None
+            job.slot.last_used = time.perf_counter()
+
+    def _shutdown(self) -> None:
+        for slot in self.slots:
+            if slot.job is not None:
+                self._finish(slot.job, "cancelled")
+        while self._queue:
+            self._queue.popleft().emit(Cancelled("the model was unloaded"))
+        while self._calls:
+            _, future = self._calls.popleft()
+            future.cancel()
+        self.batch.close()
+        if self._embed_ctx is not None:
+            self._embed_ctx.close()
+        self.ctx.close()
+
+    # ------------------------------------------------------------ embeddings (runner thread)
+
+    def embed(self, texts: list[str], truncate: bool) -> tuple[list[list[float]], int]:
+        """Run via :meth:`call`: mean-pooled, L2-normalised vectors and the token count."""
+        if self._embed_ctx is None:
+            n = min(self.model.n_ctx_train or self.n_ctx, max(self.n_ctx, 512), 8192)
+            self._embed_ctx = Context(self.model, ContextParams(
+                n_ctx=n, n_batch=n, threads=self.config.threads, embeddings=True,
+                pooling=_pooling_for(self.model), swa_full=False))
+        ctx = self._embed_ctx
+        vectors, total = [], 0
+        batch = Batch(ctx.n_ctx)
+        try:
+            for text in texts:
+                tokens = self.model.tokenize(text, add_special=True, parse_special=False)
+                if len(tokens) > ctx.n_ctx:
+                    if not truncate:
+                        raise ContextOverflow(
+                            f"an input is {len(tokens)} tokens but the embedding context holds "
+                            f"{ctx.n_ctx}", prompt_tokens=len(tokens), context_length=ctx.n_ctx)
+                    tokens = tokens[:ctx.n_ctx]
+                if not tokens:
+                    tokens = [self.model.bos if self.model.bos >= 0 else 0]
+                ctx.clear()
+                batch.clear()
+                for pos, token in enumerate(tokens):
+                    batch.add(token, pos, 0, True)
+                ctx.decode(batch)
+                vectors.append(_normalise(ctx.seq_embedding(0, self.model.n_embd)))
+                total += len(tokens)
+        finally:
+            batch.close()
+        return vectors, total
+
+
+def _pooling_for(model: Model) -> int:
+    declared = model.metadata.get(f"{model.architecture}.pooling_type")
+    if declared is not None and declared.isdigit() and int(declared) > 0:
+        return int(declared)
+    return llama_cpp.LLAMA_POOLING_TYPE_MEAN
+
+
+def _normalise(vector: list[float]) -> list[float]:
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]

