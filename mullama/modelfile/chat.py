@@ -93,7 +93,7 @@ def _go_message(message: Mapping[str, object]) -> GoStruct:
         ("Content", "content", message["content"]),
         ("Thinking", "thinking,omitempty", message.get("thinking") or ""),
         ("Images", "images,omitempty", list(message.get("images") or [])),
-        ("ToolCalls", "tool_calls,omitempty", [_go_tool_call(call) for call in message.get("tool_calls") or []]),
+        ("ToolCalls", "tool_calls,omitempty", [_go_tool_call(c) for c in message.get("tool_calls") or []]),
         ("ToolName", "tool_name,omitempty", message.get("tool_name") or message.get("name") or ""),
         ("ToolCallID", "tool_call_id,omitempty", message.get("tool_call_id") or ""),
     ])

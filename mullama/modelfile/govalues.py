@@ -112,7 +112,7 @@ def format_value(value: object, *, top_level: bool = True) -> str:
 
 def _shortest_digits(number: float) -> tuple[str, int]:
     """Shortest round-trip decimal digits of |number| and its decimal exponent."""
-    sign, digits, exponent = Decimal(repr(abs(number))).as_tuple()
+    _, digits, exponent = Decimal(repr(abs(number))).as_tuple()
     text = "".join(map(str, digits)).rstrip("0") or "0"
     return text, len(digits) + exponent - 1
 

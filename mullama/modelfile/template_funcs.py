@@ -157,8 +157,10 @@ def _format_verb(verb: str, precision: str | None, arg: object) -> str:
         return f"%!{verb}(bool={format_value(arg)})"
     if verb in "dxXc" and isinstance(arg, int):
         return {"d": str, "x": "{:x}".format, "X": "{:X}".format, "c": chr}[verb](arg)
-    if verb in "feEgG" and isinstance(arg, (int, float)):
-        return f"{float(arg):.{int(precision) if precision else 6}{verb}}" if verb in "feE" else format_value(float(arg))
+    if verb in "feE" and isinstance(arg, (int, float)):
+        return f"{float(arg):.{int(precision) if precision else 6}{verb}}"
+    if verb in "gG" and isinstance(arg, (int, float)):
+        return format_value(float(arg))
     if verb == "s":
         return format_value(arg, top_level=False)
     return f"%!{verb}({kind_name(arg)}={format_value(arg, top_level=False)})"

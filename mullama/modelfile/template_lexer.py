@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 SPACE_CHARS = " \t\r\n"
@@ -33,6 +34,7 @@ _NUMBER = re.compile(
     r"[+-]?(?:0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+"
     r"|(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?)(?![\w.])"
 )
+_CHAR = re.compile(r"'(\\[^']*|[^\\'\n])'")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _GO_ESCAPE = re.compile(
     r"\\(?:(?P<simple>[abfnrtv\\'\"])|x(?P<x>[0-9a-fA-F]{2})|u(?P<u>[0-9a-fA-F]{4})"
@@ -184,7 +186,7 @@ class _Lexer:
             raise self.error(start, f"unrecognized character in action: {char!r}")
         return depth
 
-    def _lex_quoted(self, emit, start: int, line: int) -> None:
+    def _lex_quoted(self, emit: Callable[[str, object, int], None], start: int, line: int) -> None:
         index = start + 1
         while index < len(self.source) and self.source[index] not in '"\n':
             index += 2 if self.source[index] == "\\" else 1
@@ -192,8 +194,8 @@ class _Lexer:
             raise self.error(start, "unterminated quoted string")
         emit("STRING", unquote_go_string(self.source[start + 1:index], line), index + 1 - start)
 
-    def _lex_char(self, emit, start: int) -> None:
-        match = re.compile(r"'(\\[^']*|[^\\'\n])'").match(self.source, start)
+    def _lex_char(self, emit: Callable[[str, object, int], None], start: int) -> None:
+        match = _CHAR.match(self.source, start)
         if not match:
             raise self.error(start, "malformed character constant")
         text = unquote_go_string(match.group(1), self.line_at(start))
@@ -207,7 +209,7 @@ class _Lexer:
             return int(digits, 8 if re.fullmatch(r"[+-]?0\d+", digits) else 0)
         except ValueError:
             pass
-        if re.fullmatch(r"[+-]?\d+", digits) or digits.lstrip("+-").startswith(("0x", "0X", "0o", "0O", "0b", "0B")):
+        if re.fullmatch(r"[+-]?\d+", digits) or digits.lstrip("+-")[:2].lower() in ("0x", "0o", "0b"):
             raise self.error(offset, f"bad number syntax: {text!r}")
         return float(digits)
 
