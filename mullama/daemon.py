@@ -1,0 +1,262 @@
+"""``mullama serve``: the daemon process (engine + HTTP APIs + IPC socket).
+
+One asyncio loop runs Sanic (single process), the IPC server and the engine. SIGINT/SIGTERM
+shut down gracefully: new requests get 503, in-flight generations end with their final event
+(finish reason ``cancelled`` in the engine), connections drain, the IPC socket and the pid file
+are removed. A second signal exits at once.
+
+Also runnable as ``python -m mullama.daemon [serve options]``; the CLI reuses
+:func:`add_serve_arguments` and :func:`settings_from_args` for ``mullama serve``.
+
+TUI hook: ``serve`` in an interactive terminal without ``--headless`` hands the running
+:class:`Daemon` to ``mullama.tui.daemon_dashboard.run(daemon) -> int`` when that module exists
+(the TUI Dashboard then owns the terminal and calls ``await daemon.stop()`` when it quits);
+otherwise, and always when headless, the daemon logs to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import importlib
+import importlib.util
+import json
+import logging
+import os
+import signal
+import sys
+
+from . import __version__
+from .config import Settings, load_settings
+from .engine.api import EngineError
+
+log = logging.getLogger("mullama.daemon")
+
+TUI_HOOK = "mullama.tui.daemon_dashboard"
+DRAIN_TIMEOUT = 10.0
+
+
+class Daemon:
+    """The running daemon; :meth:`start` and :meth:`stop` may be driven by any asyncio app."""
+
+    def __init__(self, settings: Settings, models: list[str] | None = None, verbose: bool = False):
+        self.settings = settings
+        self.models = list(models or [])
+        self.verbose = verbose
+        self.engine = None
+        self.app = None
+        self.server = None
+        self.ipc = None
+        self.stopped = asyncio.Event()
+        self._stopping = False
+
+    async def start(self) -> None:
+        from .engine.local import LocalEngine
+        from .http.app import create_app
+
+        settings = self.settings
+        _claim_pid_file(settings)
+        self.engine = LocalEngine(settings)
+        try:
+            for name in self.models:
+                log.info("loading %s", name)
+                await self.engine.load_model(name)
+                if not self.engine.default_model:
+                    await self.engine.set_default_model(name)
+            self.app = create_app(self.engine, settings)
+            self.app.config.ACCESS_LOG = self.verbose
+            self.server = await self.app.create_server(
+                host=settings.http_addr, port=settings.http_port, return_asyncio_server=True,
+                asyncio_server_kwargs={"start_serving": False})
+            settings.http_port = self.server.server.sockets[0].getsockname()[1]
+            await self.server.startup()
+            await self.server.before_start()
+            await self.server.start_serving()
+            await self.server.after_start()
+            self.engine.endpoints = {"http": settings.http_endpoint, "socket": settings.socket}
+            if importlib.util.find_spec("mullama.ipc.server") is not None:
+                from .ipc.server import IpcServer
+
+                self.ipc = IpcServer(self.engine, settings.socket, on_shutdown=self.request_stop)
+                await self.ipc.start()
+            _write_pid_file(settings)
+        except BaseException:
+            await self._close()
+            raise
+        log.info("Mullama %s serving HTTP on %s%s", __version__, settings.http_endpoint,
+                 f" and IPC on {settings.socket}" if self.ipc else "")
+
+    def request_stop(self) -> None:
+        """Ask for a graceful stop (signal handlers, IPC Shutdown); :meth:`run` performs it."""
+        self.stopped.set()
+
+    async def run(self) -> None:
+        """Start, serve until :meth:`request_stop`, then stop gracefully."""
+        await self.start()
+        try:
+            await self.stopped.wait()
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        log.info("shutting down")
+        if self.app is not None:
+            self.app.ctx.draining = True
+        if self.server is not None:
+            self.server.close()
+            await self.server.before_stop()
+        # Unloading ends every in-flight generation with its final event, then the
+        # handlers finish their responses and the connections go idle.
+        await self.engine.close()
+        await self._drain_connections()
+        await self._close()
+        log.info("stopped")
+
+    async def _drain_connections(self) -> None:
+        if self.server is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DRAIN_TIMEOUT
+        while self.server.connections and loop.time() < deadline:
+            for conn in list(self.server.connections):
+                conn.close_if_idle()
+            await asyncio.sleep(0.05)
+        for conn in list(self.server.connections):
+            conn.abort()
+
+    async def _close(self) -> None:
+        if self.ipc is not None:
+            with contextlib.suppress(Exception):
+                await self.ipc.stop()
+        if self.engine is not None:
+            await self.engine.close()  # also anything an IPC client loaded meanwhile
+        if self.server is not None and self.server.server is not None:
+            await self.server.wait_closed()
+            if self.app.state.is_started:
+                await self.server.after_stop()
+        _remove_pid_file(self.settings)
+        self.stopped.set()
+
+
+# ---------------------------------------------------------------- pid file
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _claim_pid_file(settings: Settings) -> None:
+    try:
+        info = json.loads(settings.pid_file.read_text())
+        pid = int(info["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if pid != os.getpid() and _pid_alive(pid):
+        raise EngineError(f"a Mullama daemon is already running (pid {pid}, {info.get('http', '?')}); "
+                          f"stop it or remove {settings.pid_file}")
+
+
+def _write_pid_file(settings: Settings) -> None:
+    data = {"pid": os.getpid(), "http": settings.http_endpoint, "socket": settings.socket,
+            "started": dt.datetime.now(dt.timezone.utc).isoformat(), "version": __version__}
+    settings.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = settings.pid_file.with_name(settings.pid_file.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, settings.pid_file)
+
+
+def _remove_pid_file(settings: Settings) -> None:
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        if json.loads(settings.pid_file.read_text())["pid"] == os.getpid():
+            settings.pid_file.unlink()
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def _log_to_stdout(verbose: bool) -> None:
+    logging.basicConfig(stream=sys.stdout, level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    if not verbose:
+        for noisy in ("sanic.root", "sanic.server", "httpx", "huggingface_hub"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+async def _serve_until_signalled(daemon: Daemon) -> None:
+    loop = asyncio.get_running_loop()
+    signals = {"count": 0}
+
+    def on_signal(signum: int) -> None:
+        signals["count"] += 1
+        if signals["count"] > 1:
+            log.warning("second %s: exiting now", signal.Signals(signum).name)
+            os._exit(128 + signum)
+        log.info("%s received: finishing in-flight requests (again to force)",
+                 signal.Signals(signum).name)
+        daemon.request_stop()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    await daemon.run()
+
+
+def serve(settings: Settings, models: list[str], headless: bool, verbose: bool) -> int:
+    """Run the daemon in the foreground until SIGINT/SIGTERM; returns the exit status."""
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    daemon = Daemon(settings, models, verbose)
+    if not headless and interactive and importlib.util.find_spec(TUI_HOOK) is not None:
+        return importlib.import_module(TUI_HOOK).run(daemon)
+    _log_to_stdout(verbose)
+    try:
+        asyncio.run(_serve_until_signalled(daemon))
+    except EngineError as exc:
+        log.error("%s", exc.message)
+        return 1
+    except OSError as exc:
+        log.error("cannot serve on %s: %s", settings.http_endpoint, exc)
+        return 1
+    return 0
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of ``mullama serve`` (shared with the CLI)."""
+    parser.add_argument("--model", "-m", action="append", default=[], metavar="NAME",
+                        help="load this model at start (repeatable; the first becomes the default)")
+    parser.add_argument("--socket", help="IPC socket address (default ipc:///tmp/mullama.sock)")
+    parser.add_argument("--http-port", "-p", type=int, help="HTTP port (default 8080)")
+    parser.add_argument("--http-addr", help="HTTP address (default 127.0.0.1; 0.0.0.0 for all)")
+    parser.add_argument("--gpu-layers", "-g", type=int, help="layers to offload to the GPU")
+    parser.add_argument("--context-size", type=int, help="context size per sequence")
+    parser.add_argument("--threads", type=int, help="CPU threads for inference")
+    parser.add_argument("--api-key", help="require this key (Authorization: Bearer or x-api-key)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging and access log")
+    parser.add_argument("--headless", action="store_true", help="no TUI; log to stdout")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    return load_settings(socket=args.socket, http_port=args.http_port, http_addr=args.http_addr,
+                         gpu_layers=args.gpu_layers, context_size=args.context_size,
+                         threads=args.threads, api_key=args.api_key)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = add_serve_arguments(argparse.ArgumentParser(
+        prog="python -m mullama.daemon", description="Run the Mullama daemon in the foreground."))
+    args = parser.parse_args(argv)
+    return serve(settings_from_args(args), args.model, args.headless, args.verbose)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""The Sanic application: dialect blueprints over one engine, plus auth, CORS and limits.
+
+Blueprints reach the engine as ``request.app.ctx.engine`` and the settings as
+``request.app.ctx.settings``; they raise :class:`~mullama.engine.api.EngineError` and the
+app-wide handler answers in the dialect of the route (see :mod:`mullama.http.errors`).
+Optional blueprints (``mullama.http.ollama``, ``mullama.http.ui``) are registered when their
+module exists; each exposes a ``blueprint`` attribute.
+"""
+
+from __future__ import annotations
+
+import hmac
+import importlib
+import importlib.util
+import itertools
+
+from sanic import Request, Sanic
+from sanic.exceptions import MethodNotAllowed, NotFound
+from sanic.response import empty
+
+from ..config import Settings
+from ..engine.api import Engine
+from . import anthropic, manage, openai
+from .errors import dialect_for, error_response, handle_exception
+
+OPTIONAL_BLUEPRINTS = ("mullama.http.ollama", "mullama.http.ui")
+AUTH_EXEMPT = ("/health",)
+# Generation can legitimately take a long time: Sanic's 60 s default would cut streams.
+RESPONSE_TIMEOUT = 24 * 3600
+_names = itertools.count()
+
+
+def create_app(engine: Engine, settings: Settings, name: str | None = None) -> Sanic:
+    """A Sanic app serving ``engine``; ``name`` must be unique within the process."""
+    app = Sanic(name or _unique_name(), configure_logging=False)
+    app.config.update(
+        REQUEST_MAX_SIZE=settings.max_body_mb * 2**20, RESPONSE_TIMEOUT=RESPONSE_TIMEOUT,
+        REQUEST_TIMEOUT=60, KEEP_ALIVE_TIMEOUT=30, GRACEFUL_SHUTDOWN_TIMEOUT=10,
+        FALLBACK_ERROR_FORMAT="json", MOTD=False, ACCESS_LOG=False, NOISY_EXCEPTIONS=False)
+    app.ctx.engine = engine
+    app.ctx.settings = settings
+    app.ctx.draining = False
+    app.ctx.cors = {o.strip() for o in settings.cors_origins.split(",") if o.strip()}
+    for bp in (openai.blueprint, anthropic.blueprint, manage.blueprint):
+        app.blueprint(bp)
+    for module in OPTIONAL_BLUEPRINTS:
+        if importlib.util.find_spec(module) is not None:
+            app.blueprint(importlib.import_module(module).blueprint)
+    app.error_handler.add(Exception, _on_error)
+    app.on_request(_check_request, priority=100)
+    app.on_response(_add_cors)
+    return app
+
+
+def _unique_name() -> str:
+    while True:
+        name = f"mullama{next(_names) or ''}"
+        if name not in Sanic._app_registry:
+            return name
+
+
+def _api_key(request: Request) -> str:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.headers.get("x-api-key", "").strip()
+
+
+async def _check_request(request: Request):
+    app = request.app
+    if app.ctx.draining:
+        return error_response(dialect_for(request.path), 503, "the server is shutting down",
+                              headers={"Retry-After": "5", "Connection": "close"})
+    if request.method == "OPTIONS" and app.ctx.cors:
+        return empty(status=204)
+    key = app.ctx.settings.api_key
+    if key and request.path not in AUTH_EXEMPT and not hmac.compare_digest(_api_key(request), key):
+        return error_response(dialect_for(request.path), 401,
+                              "invalid or missing API key (send Authorization: Bearer <key> or x-api-key)",
+                              code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+    return None
+
+
+async def _on_error(request: Request, exc: Exception):
+    # A CORS preflight to a route without an OPTIONS handler: answer it rather than 404/405.
+    if isinstance(exc, (NotFound, MethodNotAllowed)) and request.method == "OPTIONS" and \
+            request.app.ctx.cors:
+        return _add_cors_headers(request, empty(status=204))
+    return _add_cors_headers(request, await handle_exception(request, exc))
+
+
+async def _add_cors(request: Request, response) -> None:
+    _add_cors_headers(request, response)
+
+
+def _add_cors_headers(request: Request, response):
+    allowed = request.app.ctx.cors
+    origin = request.headers.get("origin")
+    if not allowed or not origin or ("*" not in allowed and origin not in allowed):
+        return response
+    response.headers["Access-Control-Allow-Origin"] = "*" if "*" in allowed else origin
+    response.headers["Vary"] = "Origin"
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = request.headers.get(
+            "access-control-request-headers",
+            "Authorization, Content-Type, x-api-key, anthropic-version")
+        response.headers["Access-Control-Max-Age"] = "600"
+    return response

@@ -1,0 +1,98 @@
+"""The management API (``/api/models``, ``/api/system/status``), ``/health`` and ``/metrics``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sanic import Blueprint, Request
+from sanic.response import json, raw
+
+from .. import __version__
+from ..engine.api import EngineError
+from .errors import OLLAMA, engine_error_body
+from .events import primed
+from .fields import get, json_body
+from .sse import ndjson, open_stream
+
+blueprint = Blueprint("manage")
+
+PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@blueprint.get("/health")
+async def health(request: Request):
+    return json({"status": "ok", "version": __version__})
+
+
+@blueprint.get("/metrics")
+async def metrics(request: Request):
+    snapshot = await request.app.ctx.engine.metrics_snapshot()
+    return raw(snapshot["exposition"].encode(), content_type=PROMETHEUS_TYPE)
+
+
+@blueprint.get("/api/system/status")
+async def system_status(request: Request):
+    status = await request.app.ctx.engine.status()
+    return json({
+        "version": status.version, "uptime_secs": int(status.uptime_secs),
+        "models_loaded": len(status.loaded), "http_endpoint": request.app.ctx.settings.http_endpoint,
+        "mode": status.mode, "default_model": status.default_model,
+        "requests_total": status.requests_total, "requests_active": status.requests_active,
+        "tokens_generated": status.tokens_generated, "prompt_tokens": status.prompt_tokens,
+        "endpoints": status.endpoints,
+        "models": [dataclasses.asdict(m) for m in status.loaded]})
+
+
+@blueprint.get("/api/models")
+async def list_models(request: Request):
+    models = await request.app.ctx.engine.list_models()
+    return json({"models": [dataclasses.asdict(m) for m in models]})
+
+
+@blueprint.get("/api/models/<name:path>")
+async def show_model(request: Request, name: str):
+    details = await request.app.ctx.engine.show_model(name)
+    return json(dataclasses.asdict(details))
+
+
+@blueprint.delete("/api/models/<name:path>")
+async def delete_model(request: Request, name: str):
+    await request.app.ctx.engine.delete_model(name)
+    return json({"status": "deleted", "name": name})
+
+
+@blueprint.post("/api/models/pull")
+async def pull_model(request: Request):
+    """Streams NDJSON progress lines, then ``{"status": "success"}``; ``"stream": false`` waits."""
+    body = json_body(request)
+    name = get(body, "name", str) or get(body, "model", str, required=True)
+    stream = get(body, "stream", bool, default=True)
+    async with primed(request.app.ctx.engine.pull_model(name)) as progress:
+        if not stream:
+            async for _ in progress:
+                pass
+            return json({"status": "success", "name": name})
+        response = await open_stream(request, "application/x-ndjson")
+        try:
+            async for item in progress:
+                await response.send(ndjson(dataclasses.asdict(item)))
+            await response.send(ndjson({"status": "success", "name": name}))
+        except EngineError as exc:
+            await response.send(ndjson(engine_error_body(OLLAMA, exc)))
+        await response.eof()
+
+
+@blueprint.post("/api/models/load")
+async def load_model(request: Request):
+    body = json_body(request)
+    name = get(body, "name", str) or get(body, "model", str, required=True)
+    loaded = await request.app.ctx.engine.load_model(name, body.get("keep_alive"))
+    return json(dataclasses.asdict(loaded))
+
+
+@blueprint.post("/api/models/unload")
+async def unload_model(request: Request):
+    body = json_body(request)
+    name = get(body, "name", str) or get(body, "model", str, required=True)
+    await request.app.ctx.engine.unload_model(name)
+    return json({"status": "unloaded", "name": name})
