@@ -1,0 +1,208 @@
+"""The Ollama-compatible API (``/api/*``), so every Ollama client works unchanged.
+
+Requests and answers follow Ollama's docs/api.md field for field; each route is a thin
+translator over the Engine API (see ``ollama_requests``, ``ollama_replies``, ``ollama_models``,
+``ollama_create``). Streams are NDJSON; an error after the stream started is its last line,
+``{"error": "..."}``, as Ollama sends it.
+
+Compatibility decisions:
+
+* ``/api/version`` reports the Ollama API version this module follows (clients such as
+  Open WebUI compare it against the Ollama release that introduced a feature); Mullama's own
+  version is beside it as ``mullama``.
+* Load-time ``options`` (``num_ctx``, ``num_gpu``, ``num_thread``, ``num_batch``…) are checked
+  and then ignored with a log line: Ollama reloads the model when they differ, which makes two
+  clients with different settings evict each other's model on every turn. Mullama keeps the
+  model as its Modelfile loaded it; a prompt too long for that context is a 400 that says so.
+* ``hf:`` models are listed as Ollama names them (``hf.co/owner/repo:QUANT``); both spellings
+  are accepted everywhere.
+"""
+
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+from sanic.response import empty, json, text
+
+from .. import __version__
+from ..engine.api import EngineError
+from . import ollama_create as create
+from . import ollama_models as models
+from . import ollama_requests as parse
+from .events import collect, primed
+from .fields import get, json_body
+from .ollama_replies import ChatReply, GenerateReply, Reply, pull_status
+from .sse import ndjson, open_stream
+
+blueprint = Blueprint("ollama")
+
+OLLAMA_API_VERSION = "0.12.0"
+NDJSON = "application/x-ndjson"
+
+
+@blueprint.route("/", methods=["GET", "HEAD"])
+async def root(request: Request):
+    return text("Mullama is running")
+
+
+@blueprint.get("/api/version")
+async def version(request: Request):
+    return json({"version": OLLAMA_API_VERSION, "mullama": __version__})
+
+
+# ---------------------------------------------------------------- inference
+
+
+async def _reply(request: Request, events, reply: Reply, stream: bool):
+    """Send an engine event stream as one object or as NDJSON lines."""
+    async with primed(events) as events:
+        if not stream:
+            return json(reply.whole(await collect(events)))
+        response = await open_stream(request, NDJSON)
+        try:
+            async for event in events:
+                for line in reply.event(event):
+                    await response.send(ndjson(line))
+        except EngineError as exc:
+            await response.send(ndjson({"error": exc.message}))
+        await response.eof()
+
+
+async def _load_or_unload(request: Request, model: str, keep_alive, reply: Reply):
+    """An empty prompt loads the model; with ``keep_alive: 0`` it unloads it."""
+    engine = request.app.ctx.engine
+    if parse.unloads(keep_alive):
+        await engine.unload_model(model)
+        return json(reply.loaded("unload"))
+    await engine.load_model(model, keep_alive)
+    return json(reply.loaded("load"))
+
+
+@blueprint.post("/api/chat")
+async def chat(request: Request):
+    body = json_body(request)
+    req = parse.chat_request(body)
+    reply = ChatReply(req.model, req.options.logprobs)
+    if not req.messages:
+        return await _load_or_unload(request, req.model, req.keep_alive, reply)
+    return await _reply(request, request.app.ctx.engine.chat(req), reply, parse.stream_flag(body))
+
+
+@blueprint.post("/api/generate")
+async def generate(request: Request):
+    body = json_body(request)
+    req = parse.generate_request(body)
+    reply = GenerateReply(req.model, req.options.logprobs, raw=req.raw)
+    if not req.prompt and not req.system and not req.context:
+        return await _load_or_unload(request, req.model, req.keep_alive, reply)
+    return await _reply(request, request.app.ctx.engine.complete(req), reply,
+                        parse.stream_flag(body))
+
+
+@blueprint.post("/api/embed")
+async def embed(request: Request):
+    req = parse.embed_request(json_body(request))
+    engine = request.app.ctx.engine
+    if not req.inputs:
+        await engine.load_model(req.model, req.keep_alive)
+        return json({"model": req.model, "embeddings": []})
+    result = await engine.embed(req)
+    return json({"model": req.model, "embeddings": result.embeddings,
+                 "total_duration": result.timings.total_ns, "load_duration": result.timings.load_ns,
+                 "prompt_eval_count": result.prompt_tokens})
+
+
+@blueprint.post("/api/embeddings")
+async def embeddings(request: Request):
+    """The legacy single-prompt endpoint, superseded by ``/api/embed``."""
+    req = parse.embed_request(json_body(request), field="prompt")
+    engine = request.app.ctx.engine
+    if not req.inputs:
+        await engine.load_model(req.model, req.keep_alive)
+        return json({"embedding": []})
+    result = await engine.embed(req)
+    return json({"embedding": result.embeddings[0]})
+
+
+# ---------------------------------------------------------------- models
+
+
+@blueprint.get("/api/tags")
+async def tags(request: Request):
+    infos = await request.app.ctx.engine.list_models()
+    return json({"models": [models.tag(info) for info in infos]})
+
+
+@blueprint.get("/api/ps")
+async def ps(request: Request):
+    engine = request.app.ctx.engine
+    infos = {info.name: info for info in await engine.list_models()}
+    loaded = await engine.running_models()
+    return json({"models": [models.running(m, infos.get(m.name)) for m in loaded]})
+
+
+@blueprint.post("/api/show")
+async def show(request: Request):
+    body = json_body(request)
+    details = await request.app.ctx.engine.show_model(parse.model_name(body))
+    return json(models.show(details))
+
+
+@blueprint.post("/api/pull")
+async def pull(request: Request):
+    body = json_body(request)
+    name = parse.model_name(body)
+    get(body, "insecure", bool)  # accepted: pulls always verify their checksums
+    async with primed(request.app.ctx.engine.pull_model(name)) as progress:
+        if not parse.stream_flag(body):
+            async for _ in progress:
+                pass
+            return json({"status": "success"})
+        response = await open_stream(request, NDJSON)
+        try:
+            async for item in progress:
+                line = pull_status(item)
+                if line is not None:
+                    await response.send(ndjson(line))
+        except EngineError as exc:
+            await response.send(ndjson({"error": exc.message}))
+        await response.eof()
+
+
+@blueprint.post("/api/create")
+async def create_model(request: Request):
+    body = json_body(request)
+    name = parse.model_name(body)
+    info = await request.app.ctx.engine.create_model(name, create.modelfile(request, body))
+    steps = [{"status": f"using existing layer {info.digest}"}, {"status": "writing manifest"},
+             {"status": "success"}]
+    if not parse.stream_flag(body):
+        return json(steps[-1])
+    response = await open_stream(request, NDJSON)
+    for step in steps:
+        await response.send(ndjson(step))
+    await response.eof()
+
+
+@blueprint.post("/api/copy")
+async def copy(request: Request):
+    body = json_body(request)
+    source = get(body, "source", str, required=True)
+    await request.app.ctx.engine.copy_model(source, get(body, "destination", str, required=True))
+    return empty(status=200)
+
+
+@blueprint.delete("/api/delete")
+async def delete(request: Request):
+    await request.app.ctx.engine.delete_model(parse.model_name(json_body(request)))
+    return empty(status=200)
+
+
+@blueprint.route("/api/blobs/<digest>", methods=["HEAD"])
+async def blob_exists(request: Request, digest: str):
+    return empty(status=200 if create.store(request).has_blob(digest) else 404)
+
+
+@blueprint.post("/api/blobs/<digest>", stream=True)
+async def blob_upload(request: Request, digest: str):
+    await create.receive_blob(request, digest)
+    return empty(status=201)
