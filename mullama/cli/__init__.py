@@ -1,0 +1,1 @@
+"""The `mullama` command line: commands, auto-spawn, daemon lifecycle."""

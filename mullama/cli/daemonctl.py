@@ -1,0 +1,214 @@
+"""Daemon lifecycle for the CLI: ping, auto-spawn, stop, stale-file clean-up.
+
+Auto-spawn takes an exclusive lock on ``<pid_file>.lock`` and pings again under
+it, so two commands started at once spawn one daemon: the second finds the first's
+daemon answering. A PID file whose process is gone, and the socket file it left,
+are removed before a new daemon starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mullama.config import Settings
+from mullama.engine.api import Unavailable
+from mullama.ipc.client import RemoteEngine
+
+from .output import CliError, info
+
+POLL = 0.1
+
+
+def read_pid_file(settings: Settings) -> dict | None:
+    """The daemon's PID file ({pid, http, socket, started, version}), or None."""
+    try:
+        text = settings.pid_file.read_text().strip()
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if isinstance(data, int):
+        data = {"pid": data}
+    return data if isinstance(data, dict) and isinstance(data.get("pid"), int) else None
+
+
+def process_alive(pid: int) -> bool:
+    """True when ``pid`` runs and is not a zombie."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return False
+
+
+def _socket_path(settings: Settings) -> Path | None:
+    return Path(settings.socket[len("ipc://"):]) if settings.socket.startswith("ipc://") else None
+
+
+def clean_stale(settings: Settings) -> list[str]:
+    """Remove the PID and socket files of a daemon that is no longer running."""
+    removed = []
+    record = read_pid_file(settings)
+    if record is not None and process_alive(record["pid"]):
+        return removed
+    if settings.pid_file.exists():
+        settings.pid_file.unlink(missing_ok=True)
+        removed.append(str(settings.pid_file))
+    path = _socket_path(settings)
+    if path is not None and path.exists():
+        path.unlink(missing_ok=True)
+        removed.append(str(path))
+    return removed
+
+
+async def ping(settings: Settings, timeout: float = 2.0, check_version: bool = True) -> dict | None:
+    """The daemon's ping answer, or None when nothing answers at the socket."""
+    engine = RemoteEngine(settings.socket, ping_timeout=timeout)
+    try:
+        return await engine.ping(check_version=check_version)
+    except Unavailable:
+        return None
+    finally:
+        await engine.close()
+
+
+def spawn_command(settings: Settings) -> list[str]:
+    if settings.bin:
+        if not os.access(settings.bin, os.X_OK):
+            raise CliError(f"MULLAMA_BIN={settings.bin} is not an executable file",
+                           "Point MULLAMA_BIN at the mullama executable, or unset it.")
+        program = [settings.bin]
+    else:
+        program = [sys.executable, "-m", "mullama"]
+    return program + ["serve", "--headless", "--socket", settings.socket]
+
+
+def spawn(settings: Settings) -> subprocess.Popen:
+    """Start a daemon in the background, its output appended to the log file."""
+    settings.log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(settings.log_file, "ab") as log:
+        return subprocess.Popen(spawn_command(settings), stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _last_log_line(settings: Settings) -> str:
+    try:
+        lines = [ln for ln in settings.log_file.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1].strip()[:200] if lines else ""
+
+
+async def wait_ready(settings: Settings, proc: subprocess.Popen | None, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    hint = f"See the daemon log: {settings.log_file} (or run `mullama daemon logs`)."
+    while True:
+        answer = await ping(settings, timeout=1.0)
+        if answer is not None:
+            return answer
+        if proc is not None and proc.poll() is not None:
+            last = _last_log_line(settings)
+            raise CliError(f"the daemon exited during start-up (code {proc.returncode})"
+                           + (f": {last}" if last else ""), hint)
+        if time.monotonic() > deadline:
+            raise CliError(f"the daemon did not answer at {settings.socket} within {timeout:.0f}s", hint)
+        await asyncio.sleep(POLL)
+
+
+@contextlib.contextmanager
+def spawn_lock(settings: Settings):
+    """An exclusive lock held while deciding whether to start a daemon."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; the ping under start-up still narrows the race
+        yield
+        return
+    path = settings.pid_file.with_name(settings.pid_file.name + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+async def start_daemon(settings: Settings, *, announce: bool = True) -> tuple[dict, bool]:
+    """Ping, and start a daemon when none answers. Returns (ping answer, whether we started it)."""
+    answer = await ping(settings)
+    if answer is not None:
+        return answer, False
+    with spawn_lock(settings):
+        answer = await ping(settings)
+        if answer is not None:
+            return answer, False
+        record = read_pid_file(settings)
+        if record is not None and process_alive(record["pid"]) and record.get("socket") == settings.socket:
+            # a daemon is starting (or hung): give it the start-up time before judging
+            return await wait_ready(settings, None, settings.spawn_timeout), False
+        clean_stale(settings)
+        if announce:
+            info("Daemon not running, starting it automatically...")
+        proc = spawn(settings)
+        answer = await wait_ready(settings, proc, settings.spawn_timeout)
+        if announce:
+            info("Daemon started successfully, connecting...")
+        return answer, True
+
+
+async def connect(settings: Settings, *, spawn_daemon: bool = True) -> RemoteEngine:
+    """A RemoteEngine on a daemon that answers, started first if need be."""
+    if spawn_daemon:
+        await start_daemon(settings)
+    engine = RemoteEngine(settings.socket)
+    try:
+        await engine.ping()
+    except Unavailable:
+        await engine.close()
+        if spawn_daemon:
+            raise
+        raise CliError(f"the Mullama daemon is not running (no answer at {settings.socket})",
+                       "Start it with `mullama daemon start` (or `mullama serve`).") from None
+    return engine
+
+
+async def stop_daemon(settings: Settings, timeout: float = 30.0) -> int | None:
+    """Stop the daemon gracefully (SIGKILL after ``timeout``); its PID, or None if none ran."""
+    answer = await ping(settings, check_version=False)
+    record = read_pid_file(settings)
+    if answer is not None:
+        pid = answer["pid"]
+        engine = RemoteEngine(settings.socket)
+        try:
+            await engine.shutdown()
+        except Unavailable:
+            os.kill(pid, signal.SIGTERM)
+        finally:
+            await engine.close()
+    elif record is not None and process_alive(record["pid"]):
+        pid = record["pid"]  # running but not answering: signal it
+        os.kill(pid, signal.SIGTERM)
+    else:
+        clean_stale(settings)
+        return None
+    deadline = time.monotonic() + timeout
+    while process_alive(pid) and time.monotonic() < deadline:
+        await asyncio.sleep(POLL)
+    if process_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        while process_alive(pid) and time.monotonic() < deadline + 5:
+            await asyncio.sleep(POLL)
+    clean_stale(settings)
+    return pid

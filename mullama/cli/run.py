@@ -1,0 +1,179 @@
+"""`run MODEL [PROMPT]`: stream a reply, or open an interactive session.
+
+The prompt comes from the arguments, from stdin when it is piped (appended to the
+arguments, as Ollama does), or, on a terminal with neither, from the REPL.
+A model that is known but not pulled yet is pulled first.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from mullama.config import Settings
+from mullama.engine.api import ChatRequest, Done, Engine, Message, ModelDetails, ModelNotFound, \
+    SamplingOptions, TextDelta, ThinkingDelta, ToolCallDelta
+
+from .daemonctl import connect
+from .output import CliError, info, is_tty, print_json
+
+
+def model_ref(ref: str) -> str:
+    """Paths are resolved here: the daemon's working directory is not ours."""
+    from mullama.engine.refs import is_path_like
+
+    return os.path.abspath(os.path.expanduser(ref)) if is_path_like(ref) else ref
+
+
+async def ensure_local(engine: Engine, model: str) -> ModelDetails | None:
+    """The model's details, pulling it first when it is known but not local yet."""
+    from mullama.engine.refs import is_path_like
+
+    if is_path_like(model):
+        return None
+    try:
+        return await engine.show_model(model)
+    except ModelNotFound as exc:
+        if not exc.details.get("pullable"):
+            raise
+    from .pull import pull_with_progress
+
+    info(f"pulling {model}...")
+    await pull_with_progress(engine, model)
+    return await engine.show_model(model)
+
+
+def parse_think(value: str | None):
+    return {None: None, "true": True, "false": False}.get(value, value)
+
+
+class Renderer:
+    """Writes a reply as it streams: thinking dimmed (or hidden), then the answer."""
+
+    def __init__(self, hide_thinking: bool = False, out=None):
+        self.out = out or sys.stdout
+        self.hide_thinking = hide_thinking
+        self.styled = is_tty(self.out) and not os.environ.get("NO_COLOR")
+        self.thinking_open = False
+        self.at_line_start = True
+
+    def _write(self, text: str, dim: bool = False) -> None:
+        if not text:
+            return
+        self.out.write(f"\033[2m{text}\033[0m" if dim and self.styled else text)
+        self.out.flush()
+        self.at_line_start = text.endswith("\n")
+
+    def thinking(self, text: str) -> None:
+        if self.hide_thinking:
+            return
+        if not self.thinking_open:
+            self.thinking_open = True
+            self._write("Thinking...\n", dim=True)
+        self._write(text, dim=True)
+
+    def text(self, text: str) -> None:
+        self._close_thinking()
+        self._write(text)
+
+    def _close_thinking(self) -> None:
+        if self.thinking_open:
+            self.thinking_open = False
+            self._write(("" if self.at_line_start else "\n") + "...done thinking.\n\n", dim=True)
+
+    def finish(self, tool_calls: list[dict]) -> None:
+        self._close_thinking()
+        for call in tool_calls:
+            self._write(("" if self.at_line_start else "\n") + f"[tool call] {call['name']}"
+                        f"({call['arguments']})\n")
+        if not self.at_line_start:
+            self._write("\n")
+
+
+async def stream_reply(engine: Engine, request: ChatRequest, renderer: Renderer | None) -> dict:
+    """Stream one reply through ``renderer`` (None: silently); the collected result."""
+    text, thinking, calls, done = [], [], {}, None
+    async for event in engine.chat(request):
+        if isinstance(event, TextDelta):
+            text.append(event.text)
+            if renderer:
+                renderer.text(event.text)
+        elif isinstance(event, ThinkingDelta):
+            thinking.append(event.text)
+            if renderer:
+                renderer.thinking(event.text)
+        elif isinstance(event, ToolCallDelta):
+            call = calls.setdefault(event.index, {"id": "", "name": "", "arguments": ""})
+            call["id"] = event.id or call["id"]
+            call["name"] = event.name or call["name"]
+            call["arguments"] += event.arguments
+        elif isinstance(event, Done):
+            done = event
+    tool_calls = [calls[i] for i in sorted(calls)]
+    if renderer:
+        renderer.finish(tool_calls)
+    return {"model": done.model if done else request.model, "response": "".join(text),
+            "thinking": "".join(thinking), "tool_calls": tool_calls,
+            "done_reason": done.finish_reason if done else "",
+            "usage": {"prompt_tokens": done.usage.prompt_tokens if done else 0,
+                      "completion_tokens": done.usage.completion_tokens if done else 0},
+            "timings": vars(done.timings).copy() if done else {}}
+
+
+def print_stats(result: dict, wall: float) -> None:
+    t, u = result["timings"], result["usage"]
+
+    def rate(n: int, ns: int) -> str:
+        return f"{n / (ns / 1e9):.2f} tokens/s" if ns else "-"
+
+    lines = [f"total duration:       {t.get('total_ns', 0) / 1e9:.3f}s (wall {wall:.3f}s)",
+             f"load duration:        {t.get('load_ns', 0) / 1e9:.3f}s",
+             f"prompt eval count:    {u['prompt_tokens']} token(s)",
+             f"prompt eval duration: {t.get('prompt_eval_ns', 0) / 1e9:.3f}s",
+             f"prompt eval rate:     {rate(u['prompt_tokens'], t.get('prompt_eval_ns', 0))}",
+             f"eval count:           {u['completion_tokens']} token(s)",
+             f"eval duration:        {t.get('eval_ns', 0) / 1e9:.3f}s",
+             f"eval rate:            {rate(u['completion_tokens'], t.get('eval_ns', 0))}"]
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _prompt_from(args) -> tuple[str, bool]:
+    """(prompt, interactive)."""
+    prompt = " ".join(args.prompt)
+    if sys.stdin is not None and not sys.stdin.isatty():
+        piped = sys.stdin.read()
+        if piped.strip():
+            prompt = f"{prompt}\n\n{piped}" if prompt else piped
+        if not prompt.strip():
+            raise CliError("the prompt is empty (nothing on stdin and no PROMPT argument)",
+                           'Pass a prompt: mullama run MODEL "your prompt".', code=2)
+        return prompt, False
+    return prompt, not prompt
+
+
+async def cmd_run(args, settings: Settings) -> int:
+    model = model_ref(args.model)
+    prompt, interactive = _prompt_from(args)
+    if args.num_predict is not None and args.num_predict < -1:
+        raise CliError("-n must be -1 (no limit) or more", code=2)
+    options = SamplingOptions(max_tokens=args.num_predict, temperature=args.temperature, seed=args.seed)
+    engine = await connect(settings)
+    try:
+        details = await ensure_local(engine, model)
+        if interactive:
+            from .repl import Repl
+
+            return await Repl(engine, model, options, args, details, settings).run()
+        messages = ([Message("system", args.system)] if args.system else []) + [Message("user", prompt)]
+        request = ChatRequest(model, messages, options, think=parse_think(args.think),
+                              keep_alive=args.keepalive)
+        started = time.perf_counter()
+        result = await stream_reply(engine, request, None if args.json else Renderer(args.hidethinking))
+        if args.json:
+            print_json(result)
+        if args.verbose:
+            print_stats(result, time.perf_counter() - started)
+        return 0
+    finally:
+        await engine.close()

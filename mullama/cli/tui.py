@@ -1,0 +1,26 @@
+"""`mullama` (the Dashboard) and `mullama chat` (the Chat screen): the Textual app."""
+
+from __future__ import annotations
+
+from mullama.config import Settings
+
+from .output import CliError
+
+
+def _run_app(**kwargs) -> int:
+    try:
+        from mullama.tui.app import run_app
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("mullama.tui.app", "mullama.tui"):
+            raise
+        raise CliError(f"the terminal UI is not available in this installation ({exc})",
+                       'Use the command line meanwhile: `mullama run MODEL`, `mullama --help`.') from None
+    return run_app(**kwargs) or 0
+
+
+def cmd_dashboard(args, settings: Settings) -> int:
+    return _run_app(mode="dashboard")
+
+
+def cmd_chat(args, settings: Settings) -> int:
+    return _run_app(mode="chat", model=args.model)
