@@ -1,0 +1,1 @@
+"""The Mullama terminal app (Textual): Dashboard, Models, Chat, Playground, Settings."""

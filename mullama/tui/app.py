@@ -1,0 +1,174 @@
+"""MullamaApp: the Textual app, and :func:`run_app`, the entry point the CLI calls."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Iterable
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.screen import Screen
+
+from ..config import Settings, load_settings
+from ..engine.api import Engine, EngineError
+from .connection import connect
+from .messages import ChatRequested, DaemonLost, DaemonReconnected, DefaultModelChanged, \
+    EngineConnected, EngineFailed
+from .preferences import Preferences, load_preferences, save_preferences
+from .screens.chat import ChatScreen
+from .screens.dashboard import DashboardScreen
+from .screens.models import ModelsScreen
+from .screens.playground import PlaygroundScreen
+from .screens.settings import SettingsScreen
+
+PAGES = [  # mode, title, key
+    ("dashboard", "Dashboard", "f1"),
+    ("models", "Models", "f2"),
+    ("chat", "Chat", "f3"),
+    ("playground", "Playground", "f4"),
+    ("settings", "Settings", "f5"),
+]
+
+
+class MullamaApp(App[None]):
+    """Dashboard, Models, Chat, Playground and Settings over one Engine."""
+
+    CSS_PATH = "mullama.tcss"
+    TITLE = "Mullama"
+    MODES = {
+        "dashboard": DashboardScreen,
+        "models": ModelsScreen,
+        "chat": ChatScreen,
+        "playground": PlaygroundScreen,
+        "settings": SettingsScreen,
+    }
+    BINDINGS = [
+        *(Binding(key, f"switch_mode('{mode}')", title, priority=True, show=False) for mode, title, key in PAGES),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    # "connecting" | "local" | "remote" | "lost" | "failed"
+    connection: reactive[str] = reactive("connecting")
+
+    def __init__(self, settings: Settings | None = None, *, engine: Engine | None = None,
+                 mode: str = "dashboard", model: str | None = None, attach_only: bool = False,
+                 frozen: bool = False):
+        """``frozen`` is for snapshots: no clocks, uptimes or live system numbers on screen."""
+        super().__init__()
+        self.settings = settings or load_settings()
+        self.prefs: Preferences = load_preferences(self.settings.settings_file)
+        self.engine: Engine | None = engine
+        self.owns_engine = engine is None
+        self.start_mode = mode if mode in self.MODES else "dashboard"
+        self.chat_model = model or ""
+        self.attach_only = attach_only
+        self.frozen = frozen
+        self.connection_error = ""
+        self._engine_ready = asyncio.Event()
+
+    # ---------------------------------------------------------------- engine
+
+    def on_mount(self) -> None:
+        if self.prefs.theme in self.available_themes:
+            self.theme = self.prefs.theme
+        self.switch_mode(self.start_mode)
+        if self.engine is None:
+            self.connect_engine()
+        else:
+            self.post_message(EngineConnected(self.engine, _mode_of(self.engine)))
+
+    @work(exclusive=True, group="connect")
+    async def connect_engine(self) -> None:
+        try:
+            engine = await connect(self.settings, self.prefs.socket(self.settings),
+                                   attach_only=self.attach_only)
+        except EngineError as exc:
+            self.post_message(EngineFailed(exc.message))
+            return
+        self.post_message(EngineConnected(engine, _mode_of(engine)))
+
+    @on(EngineConnected)
+    def _engine_connected(self, event: EngineConnected) -> None:
+        self.engine = event.engine
+        self.connection = event.mode
+        self._engine_ready.set()
+
+    @on(EngineFailed)
+    def _engine_failed(self, event: EngineFailed) -> None:
+        self.connection_error = event.error
+        self.connection = "failed"
+        self.notify(event.error, title="No engine", severity="error", timeout=10)
+
+    @on(DaemonLost)
+    def _daemon_lost(self) -> None:
+        if self.connection != "lost":
+            self.connection = "lost"
+            self.notify("The daemon stopped answering; reconnecting…", title="Daemon lost",
+                        severity="warning")
+
+    @on(DaemonReconnected)
+    def _daemon_back(self) -> None:
+        if self.connection == "lost":
+            self.connection = "remote"
+            self.notify("Attached to the daemon again.", title="Reconnected")
+
+    async def wait_engine(self) -> Engine:
+        """The engine, once connected (screens call this from their workers)."""
+        await self._engine_ready.wait()
+        assert self.engine is not None
+        return self.engine
+
+    async def save_preferences(self) -> None:
+        await asyncio.to_thread(save_preferences, self.settings.settings_file, self.prefs)
+
+    @on(DefaultModelChanged)
+    @work(exclusive=True, group="default-model")
+    async def _default_model_changed(self, event: DefaultModelChanged) -> None:
+        self.prefs.default_model = event.name
+        await self.save_preferences()
+        engine = await self.wait_engine()
+        try:
+            await engine.set_default_model(event.name)
+        except EngineError as exc:
+            self.notify(exc.message, title="Default model not set", severity="error")
+            return
+        self.notify(f"{event.name} is now the default model")
+
+    # ---------------------------------------------------------------- navigation
+
+    @on(ChatRequested)
+    def _chat_requested(self, event: ChatRequested) -> None:
+        self.chat_model = event.model
+        self.switch_mode("chat")
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for mode, title, key in PAGES:
+            yield SystemCommand(f"Go to {title}", f"Switch to the {title} screen ({key.upper()})",
+                                lambda mode=mode: self.switch_mode(mode))
+        yield from getattr(screen, "commands", lambda: ())()
+
+    async def action_quit(self) -> None:
+        self.exit()
+
+    async def on_unmount(self) -> None:
+        if self.owns_engine and self.engine is not None:
+            await self.engine.close()
+
+
+def _mode_of(engine: Engine) -> str:
+    from ..ipc.client import RemoteEngine
+
+    return "remote" if isinstance(engine, RemoteEngine) else "local"
+
+
+def run_app(mode: str = "dashboard", model: str | None = None, engine: Engine | None = None,
+            *, settings: Settings | None = None, attach_only: bool = False) -> None:
+    """Run the TUI in this terminal until the user quits.
+
+    ``mode`` is the first screen ("dashboard" or "chat", …), ``model`` the model Chat starts
+    with, ``engine`` an engine to use instead of attaching to a daemon or starting one.
+    """
+    MullamaApp(settings, engine=engine, mode=mode, model=model, attach_only=attach_only).run()

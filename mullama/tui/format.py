@@ -1,0 +1,51 @@
+"""Small text formatters shared by the screens."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def human_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def until(iso: str, now: datetime | None = None) -> str:
+    """'in 4m 10s' for an ISO 8601 time ('' = never)."""
+    if not iso:
+        return "never"
+    try:
+        when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    left = (when - (now or datetime.now(timezone.utc))).total_seconds()
+    return "now" if left <= 0 else f"in {human_duration(left)}"
+
+
+def short_date(iso: str) -> str:
+    return iso[:16].replace("T", " ") if iso else ""
+
+
+def reply_stats(tokens: int, eval_ns: int, finish: str) -> str:
+    rate = tokens / (eval_ns / 1e9) if eval_ns > 0 else 0.0
+    text = f"{tokens} tokens · {rate:.1f} tok/s"
+    return text if finish in ("stop", "") else f"{text} · {finish}"

@@ -1,0 +1,87 @@
+"""TUI preferences, stored in the ``[tui]`` table of ``settings.settings_file`` (tomlkit).
+
+Other tables in that file are kept as they are, comments included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomlkit
+
+from ..config import Settings
+from ..engine.api import SamplingOptions
+
+
+@dataclass
+class Preferences:
+    theme: str = "textual-dark"
+    default_model: str = ""
+    # generation defaults for new requests; None = the model's own default
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    max_tokens: int | None = None
+    system_prompt: str = ""
+    daemon_socket: str = ""  # empty: settings.socket
+    daemon_http: str = ""  # empty: settings.http_endpoint
+
+    def options(self, **overrides) -> SamplingOptions:
+        """Sampling options from these defaults, with non-None ``overrides`` on top."""
+        values = {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
+                  "max_tokens": self.max_tokens}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return SamplingOptions(**values)
+
+    def socket(self, settings: Settings) -> str:
+        return self.daemon_socket or settings.socket
+
+    def http(self, settings: Settings) -> str:
+        return (self.daemon_http or settings.http_endpoint).rstrip("/")
+
+
+def load_preferences(path: Path) -> Preferences:
+    """The saved preferences; defaults for anything missing or of the wrong type."""
+    try:
+        table = tomlkit.parse(Path(path).read_text(encoding="utf-8")).get("tui", {})
+    except (OSError, tomlkit.exceptions.ParseError):
+        return Preferences()
+    values = {}
+    for f in dataclasses.fields(Preferences):
+        value = table.get(f.name)
+        kind = _KINDS[f.name]
+        if isinstance(value, bool) or value is None:
+            continue
+        if kind is float and isinstance(value, int):
+            value = float(value)
+        if isinstance(value, kind):
+            values[f.name] = kind(value)
+    return Preferences(**values)
+
+
+_KINDS = {"temperature": float, "top_p": float, "top_k": int, "max_tokens": int}
+_KINDS.update({f.name: str for f in dataclasses.fields(Preferences) if f.name not in _KINDS})
+
+
+def save_preferences(path: Path, prefs: Preferences) -> None:
+    path = Path(path)
+    try:
+        doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        doc = tomlkit.document()
+    table = doc.get("tui")
+    if table is None:
+        table = tomlkit.table()
+        doc["tui"] = table
+    for name, value in dataclasses.asdict(prefs).items():
+        if value is None:
+            table.pop(name, None)
+        else:
+            table[name] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""One screen per app mode: dashboard, models, chat, playground, settings."""

@@ -1,0 +1,257 @@
+"""Chat: conversations on disk, a model picker, replies streamed into Markdown, Esc stops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Label, ListItem, ListView, Select
+
+from ...engine.api import ChatRequest, Done, EngineError, TextDelta, ThinkingDelta
+from ..conversations import Conversation, ConversationStore, Turn
+from ..format import reply_stats
+from ..widgets.chat_message import ChatMessage
+from ..widgets.conversation_options import ConversationOptions
+from ..widgets.dialogs import ConfirmDialog
+from ..widgets.navbar import NavBar
+
+
+class ChatScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "stop", "Stop reply"),
+        Binding("ctrl+n", "new", "New chat"),
+        Binding("ctrl+o", "options", "Options"),
+        Binding("ctrl+d", "delete", "Delete chat"),
+        Binding("ctrl+l", "focus_list", "Conversations"),
+        Binding("ctrl+t", "pick_model", "Model"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store = ConversationStore(self.app.settings.conversations_dir)
+        self.conversations: list[Conversation] = []
+        self.current: Conversation | None = None
+        self.model_names: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield NavBar("chat")
+        with Horizontal(id="chat-body"):
+            with Vertical(id="sidebar") as sidebar:
+                sidebar.border_title = "Conversations"
+                yield ListView(id="conversations")
+                yield Label("[dim]ctrl+n new · ctrl+d delete[/]", id="sidebar-hint")
+            with Vertical(id="chat-main"):
+                with Horizontal(id="chat-bar"):
+                    yield Select([], prompt="Choose a model", id="model-picker")
+                    yield Label("", id="chat-title")
+                yield VerticalScroll(id="messages")
+                yield Input(placeholder="Message… (Enter sends, Esc stops the reply)", id="prompt")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.query_one("#messages").anchor()
+        self.conversations = await asyncio.to_thread(self.store.list)
+        await self.show_list()
+        if self.conversations:
+            await self.open(self.conversations[0])
+        else:
+            await self.action_new()
+        self.load_models()
+        self.query_one("#prompt").focus()
+
+    async def on_screen_resume(self) -> None:
+        self.load_models()
+        if self.app.chat_model and self.current is not None:
+            if self.current.turns:
+                await self.action_new()
+            self.use_model(self.app.chat_model)
+            self.app.chat_model = ""
+
+    # ---------------------------------------------------------------- models
+
+    @work(exclusive=True, group="models")
+    async def load_models(self) -> None:
+        engine = await self.app.wait_engine()
+        try:
+            names = [m.name for m in await engine.list_models()]
+        except EngineError as exc:
+            self.notify(exc.message, title="Cannot list models", severity="error")
+            return
+        picker = self.query_one("#model-picker", Select)
+        wanted = self.app.chat_model or (self.current.model if self.current else "")
+        wanted = wanted or self.app.prefs.default_model or (names[0] if names else "")
+        self.model_names = names
+        with picker.prevent(Select.Changed):
+            picker.set_options((n, n) for n in names)
+        self.use_model(wanted)
+        self.app.chat_model = ""
+
+    def use_model(self, name: str) -> None:
+        if not name:
+            return
+        picker = self.query_one("#model-picker", Select)
+        if name not in self.model_names:
+            self.model_names.append(name)
+            with picker.prevent(Select.Changed):
+                picker.set_options((n, n) for n in self.model_names)
+        picker.value = name
+        if self.current is not None:
+            self.current.model = name
+
+    @on(Select.Changed, "#model-picker")
+    def _model_picked(self, event: Select.Changed) -> None:
+        if self.current is not None and isinstance(event.value, str):
+            self.current.model = event.value
+
+    def action_pick_model(self) -> None:
+        self.query_one("#model-picker", Select).action_show_overlay()
+
+    # ---------------------------------------------------------------- conversations
+
+    async def show_list(self) -> None:
+        view = self.query_one("#conversations", ListView)
+        await view.clear()
+        await view.extend(ListItem(Label(c.title), id=f"conv-{c.id}") for c in self.conversations)
+        if self.current in self.conversations:
+            view.index = self.conversations.index(self.current)
+
+    async def open(self, conversation: Conversation) -> None:
+        self.action_stop()
+        self.current = conversation
+        self.query_one("#chat-title", Label).update(conversation.title)
+        messages = self.query_one("#messages", VerticalScroll)
+        await messages.remove_children()
+        await messages.mount_all(self.message_view(t) for t in conversation.turns)
+        messages.scroll_end(animate=False)
+        if conversation.model:
+            self.use_model(conversation.model)
+
+    def message_view(self, turn: Turn) -> ChatMessage:
+        author = "You" if turn.role == "user" else (self.current.model or "assistant")
+        return ChatMessage(turn, author)
+
+    @on(ListView.Selected, "#conversations")
+    async def _conversation_selected(self, event: ListView.Selected) -> None:
+        conv_id = (event.item.id or "").removeprefix("conv-")
+        chosen = next((c for c in self.conversations if c.id == conv_id), None)
+        if chosen is not None and chosen is not self.current:
+            await self.open(chosen)
+        self.query_one("#prompt").focus()
+
+    async def action_new(self) -> None:
+        model = self.current.model if self.current else self.app.prefs.default_model
+        conversation = Conversation(model=model, system=self.app.prefs.system_prompt)
+        self.conversations.insert(0, conversation)
+        await self.open(conversation)
+        await self.show_list()
+        self.query_one("#prompt").focus()
+
+    @work(exclusive=True, group="dialog")
+    async def action_delete(self) -> None:
+        c = self.current
+        if c is None or not await self.app.push_screen_wait(
+                ConfirmDialog(f"Delete the conversation “{c.title}”?", "Delete")):
+            return
+        self.action_stop()
+        await asyncio.to_thread(self.store.delete, c.id)
+        self.conversations.remove(c)
+        self.current = None
+        if self.conversations:
+            await self.open(self.conversations[0])
+        else:
+            await self.action_new()
+        await self.show_list()
+
+    @work(exclusive=True, group="dialog")
+    async def action_options(self) -> None:
+        if self.current is None:
+            return
+        values = await self.app.push_screen_wait(ConversationOptions(self.current))
+        if values is not None:
+            for key, value in values.items():
+                setattr(self.current, key, value)
+            await asyncio.to_thread(self.store.save, self.current)
+
+    def action_focus_list(self) -> None:
+        self.query_one("#conversations").focus()
+
+    # ---------------------------------------------------------------- sending and streaming
+
+    @on(Input.Submitted, "#prompt")
+    async def _send(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text or self.current is None:
+            return
+        if self.replying():
+            self.notify("A reply is still streaming: Esc stops it.", severity="warning")
+            return
+        if not self.current.model:
+            self.notify("Choose a model first (ctrl+t).", severity="warning")
+            return
+        event.input.clear()
+        conversation = self.current
+        conversation.turns.append(Turn("user", text))
+        conversation.retitle()
+        reply = Turn("assistant")
+        conversation.turns.append(reply)
+        messages = self.query_one("#messages", VerticalScroll)
+        view = self.message_view(reply)
+        view.add_class("-streaming")
+        await messages.mount_all([self.message_view(conversation.turns[-2]), view])
+        messages.scroll_end(animate=False)
+        self.query_one("#chat-title", Label).update(conversation.title)
+        await self.show_list()
+        self.stream_reply(conversation, view)
+
+    def replying(self) -> bool:
+        return any(w.group == "reply" and not w.is_finished for w in self.workers)
+
+    @work(exclusive=True, group="reply")
+    async def stream_reply(self, conversation: Conversation, view: ChatMessage) -> None:
+        engine = await self.app.wait_engine()
+        request = ChatRequest(
+            conversation.model, conversation.messages()[:-1],
+            options=self.app.prefs.options(temperature=conversation.temperature,
+                                           top_p=conversation.top_p,
+                                           max_tokens=conversation.max_tokens),
+            think=conversation.think)
+        stats = ""
+        try:
+            async with contextlib.aclosing(engine.chat(request)) as events:
+                async for event in events:
+                    if isinstance(event, TextDelta):
+                        await view.add_text(event.text)
+                    elif isinstance(event, ThinkingDelta):
+                        await view.add_thinking(event.text)
+                    elif isinstance(event, Done):
+                        stats = reply_stats(event.usage.completion_tokens, event.timings.eval_ns,
+                                            event.finish_reason)
+        except asyncio.CancelledError:
+            stats = "stopped"
+            raise
+        except EngineError as exc:
+            stats = f"error: {exc.message}"
+            self.notify(exc.message, title="Reply failed", severity="error", timeout=8)
+        finally:
+            await asyncio.shield(self.finish_reply(conversation, view, stats))
+
+    async def finish_reply(self, conversation: Conversation, view: ChatMessage, stats: str) -> None:
+        await view.finish(stats)
+        await asyncio.to_thread(self.store.save, conversation)
+
+    def action_stop(self) -> None:
+        for worker in self.workers:
+            if worker.group == "reply" and not worker.is_finished:
+                worker.cancel()
+
+    def commands(self):
+        from textual.app import SystemCommand
+
+        yield SystemCommand("New chat", "Start a new conversation (ctrl+n)", self.action_new)
+        yield SystemCommand("Conversation options", "System prompt and parameters (ctrl+o)",
+                            self.action_options)

@@ -1,0 +1,207 @@
+"""Models: the local store — pull with progress, details, create, copy, delete, load, unload."""
+
+from __future__ import annotations
+
+import contextlib
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label, ProgressBar
+
+from ...engine.api import EngineError, ModelInfo, PullProgress
+from ..format import human_size, short_date
+from ..messages import ChatRequested, DefaultModelChanged, ModelsChanged
+from ..widgets.dialogs import AskDialog, ConfirmDialog
+from ..widgets.model_dialogs import CreateModelDialog, ModelDetailsScreen
+from ..widgets.navbar import NavBar
+
+PULL_HINT = "an alias (llama3.2:1b), hf:owner/repo[:QUANT|:file.gguf][@rev], or a path to a .gguf"
+
+
+class ModelsScreen(Screen):
+    BINDINGS = [
+        Binding("p", "pull", "Pull"),
+        Binding("enter", "details", "Details", show=False),
+        Binding("n", "create", "Create"),
+        Binding("y", "copy", "Copy"),
+        Binding("d,delete", "delete", "Delete"),
+        Binding("l", "load", "Load"),
+        Binding("u", "unload", "Unload"),
+        Binding("s", "set_default", "Set default"),
+        Binding("c", "chat", "Chat"),
+        Binding("r", "refresh", "Refresh"),
+        Binding("escape", "cancel_pull", "Cancel pull", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield NavBar("models")
+        table = DataTable(id="models", cursor_type="row", zebra_stripes=True)
+        table.border_title = "Local models"
+        yield table
+        with Vertical(id="pull-panel", classes="panel") as panel:
+            panel.border_title = "Pull"
+            yield Label("", id="pull-status")
+            with Horizontal():
+                yield ProgressBar(id="pull-bar", show_eta=False)
+                yield Label("", id="pull-rate")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#models", DataTable).add_columns(
+            "Name", "Size", "Quant", "Family", "Params", "Kind", "Modified", "")
+        self.reload()
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    def action_refresh(self) -> None:
+        self.reload()
+
+    @work(exclusive=True, group="list")
+    async def reload(self) -> None:
+        engine = await self.app.wait_engine()
+        try:
+            models = await engine.list_models()
+            loaded = {m.name for m in await engine.running_models()}
+        except EngineError as exc:
+            self.notify(exc.message, title="Cannot list models", severity="error")
+            return
+        self.show_models(models, loaded)
+
+    def show_models(self, models: list[ModelInfo], loaded: set[str]) -> None:
+        table = self.query_one("#models", DataTable)
+        selected = self.selected()
+        table.clear()
+        default = self.app.prefs.default_model
+        for m in models:
+            marks = " ".join(x for x, on_ in (("● loaded", m.name in loaded),
+                                              ("★ default", m.name == default)) if on_)
+            table.add_row(m.name, human_size(m.size), m.quantization or "—", m.family or "—",
+                          m.parameter_size or "—", m.kind, short_date(m.modified_at), marks,
+                          key=m.name)
+        table.border_subtitle = f"{len(models)} models" if models else "none yet — press p to pull"
+        if selected in {m.name for m in models}:
+            table.move_cursor(row=table.get_row_index(selected))
+
+    def selected(self) -> str | None:
+        table = self.query_one("#models", DataTable)
+        if table.row_count == 0:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    # ---------------------------------------------------------------- pull
+
+    @work(exclusive=True, group="pull")
+    async def action_pull(self) -> None:
+        ref = await self.app.push_screen_wait(AskDialog("Pull a model", "llama3.2:1b", hint=PULL_HINT))
+        if ref:
+            await self.pull(ref)
+
+    async def pull(self, ref: str) -> None:
+        engine = await self.app.wait_engine()
+        panel = self.query_one("#pull-panel")
+        panel.border_title = f"Pulling {ref} — Esc cancels"
+        panel.add_class("-active")
+        self.query_one("#pull-bar", ProgressBar).update(total=None, progress=0)
+        try:
+            async with contextlib.aclosing(engine.pull_model(ref)) as progress:
+                async for step in progress:
+                    self.show_progress(step)
+        except EngineError as exc:
+            self.notify(exc.message, title=f"Pull of {ref} failed", severity="error", timeout=10)
+        else:
+            self.notify(f"{ref} is ready", title="Pulled")
+            self.post_message(ModelsChanged("pulled", ref))
+        finally:
+            panel.remove_class("-active")
+
+    def show_progress(self, step: PullProgress) -> None:
+        bar = self.query_one("#pull-bar", ProgressBar)
+        what = f"{step.status} {step.file}".strip()
+        if step.total:
+            bar.update(total=step.total, progress=step.completed)
+            what += f" — {human_size(step.completed)} / {human_size(step.total)}"
+        self.query_one("#pull-status", Label).update(what)
+        self.query_one("#pull-rate", Label).update(f"{human_size(step.rate)}/s" if step.rate else "")
+
+    def action_cancel_pull(self) -> None:
+        for worker in self.workers:
+            if worker.group == "pull" and not worker.is_finished:
+                worker.cancel()
+                self.notify("Pull cancelled")
+
+    # ---------------------------------------------------------------- other actions
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self) -> None:
+        self.action_details()
+
+    @work(exclusive=True, group="action")
+    async def action_details(self) -> None:
+        if name := self.selected():
+            if details := await self.call_engine("show", "show_model", name):
+                await self.app.push_screen_wait(ModelDetailsScreen(details))
+
+    @work(exclusive=True, group="action")
+    async def action_create(self) -> None:
+        answer = await self.app.push_screen_wait(CreateModelDialog(self.selected() or ""))
+        if answer and await self.call_engine("create", "create_model", *answer):
+            self.notify(f"Created {answer[0]}")
+            self.post_message(ModelsChanged("created", answer[0]))
+
+    @work(exclusive=True, group="action")
+    async def action_copy(self) -> None:
+        if not (source := self.selected()):
+            return
+        target = await self.app.push_screen_wait(AskDialog(f"Copy {source} to", f"{source}-copy"))
+        if target and await self.call_engine("copy", "copy_model", source, target):
+            self.post_message(ModelsChanged("copied", target))
+
+    @work(exclusive=True, group="action")
+    async def action_delete(self) -> None:
+        if not (name := self.selected()):
+            return
+        if not await self.app.push_screen_wait(ConfirmDialog(f"Delete [b]{name}[/]?", "Delete")):
+            return
+        if await self.call_engine("delete", "delete_model", name) is not None:
+            self.notify(f"Deleted {name}")
+            self.post_message(ModelsChanged("deleted", name))
+
+    @work(exclusive=True, group="action")
+    async def action_load(self) -> None:
+        if name := self.selected():
+            self.notify(f"Loading {name}…")
+            if loaded := await self.call_engine("load", "load_model", name):
+                self.notify(f"{name} loaded (context {loaded.context_length:,})")
+                self.reload()
+
+    @work(exclusive=True, group="action")
+    async def action_unload(self) -> None:
+        if (name := self.selected()) and await self.call_engine("unload", "unload_model", name) is not None:
+            self.notify(f"{name} unloaded")
+            self.reload()
+
+    @work(exclusive=True, group="action")
+    async def action_set_default(self) -> None:
+        if (name := self.selected()) and await self.call_engine("set default", "set_default_model", name) is not None:
+            self.post_message(DefaultModelChanged(name))
+
+    def action_chat(self) -> None:
+        self.post_message(ChatRequested(self.selected() or ""))
+
+    async def call_engine(self, what: str, method: str, *args):
+        """Call an engine method; on error, say so and return None (``True`` for None results)."""
+        engine = await self.app.wait_engine()
+        try:
+            result = await getattr(engine, method)(*args)
+        except EngineError as exc:
+            self.notify(exc.message, title=f"Cannot {what}", severity="error", timeout=8)
+            return None
+        return True if result is None else result
+
+    @on(ModelsChanged)
+    def _models_changed(self) -> None:
+        self.reload()

@@ -1,0 +1,99 @@
+"""Model details (info, Modelfile, parameters, metadata) and the create-from-Modelfile dialog."""
+
+from __future__ import annotations
+
+import json
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, DataTable, Input, Label, Static, TabbedContent, TabPane, TextArea
+
+from ...engine.api import ModelDetails
+from ..format import human_size, short_date
+
+
+class ModelDetailsScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q", "dismiss", "Close")]
+
+    def __init__(self, details: ModelDetails):
+        super().__init__(classes="dialog-screen")
+        self.details = details
+
+    def compose(self) -> ComposeResult:
+        d, info = self.details, self.details.info
+        caps = ", ".join(k for k, v in sorted(info.capabilities.items()) if v) or "—"
+        overview = "\n".join([
+            f"[b]Name[/]          {info.name}",
+            f"[b]Kind[/]          {info.kind}",
+            f"[b]Source[/]        {info.source or '—'}",
+            f"[b]Size[/]          {human_size(info.size)}",
+            f"[b]Family[/]        {info.family or '—'}",
+            f"[b]Parameters[/]    {info.parameter_size or '—'}",
+            f"[b]Quantization[/]  {info.quantization or '—'}",
+            f"[b]Capabilities[/]  {caps}",
+            f"[b]Digest[/]        {info.digest[:19] or '—'}",
+            f"[b]Modified[/]      {short_date(info.modified_at) or '—'}",
+            f"[b]License[/]       {(d.license.splitlines() or ['—'])[0][:60]}",
+        ])
+        with Vertical(classes="dialog wide", id="details"):
+            yield Label(f"[b]{info.name}[/]", classes="dialog-question")
+            with TabbedContent():
+                with TabPane("Overview"):
+                    yield Static(overview)
+                with TabPane("Modelfile"):
+                    yield TextArea(d.modelfile, read_only=True, show_line_numbers=True)
+                with TabPane("Parameters"):
+                    yield _table("Parameter", d.parameters)
+                with TabPane("Metadata"):
+                    yield _table("Key", d.metadata)
+            yield Label("[dim]Esc closes · Tab switches panes[/]", classes="dialog-hint")
+
+
+def _table(key_title: str, values: dict) -> DataTable:
+    table = DataTable(cursor_type="row", zebra_stripes=True)
+    table.add_columns(key_title, "Value")
+    for key, value in sorted(values.items()):
+        text = value if isinstance(value, str) else json.dumps(value)
+        table.add_row(key, text if len(text) < 120 else text[:117] + "…")
+    return table
+
+
+class CreateModelDialog(ModalScreen[tuple[str, str] | None]):
+    """A name and a Modelfile; Ctrl+S creates, Esc cancels."""
+
+    BINDINGS = [Binding("ctrl+s", "create", "Create", priority=True),
+                Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, base: str = ""):
+        super().__init__(classes="dialog-screen")
+        self.base = base
+
+    def compose(self) -> ComposeResult:
+        template = (f"FROM {self.base or 'llama3.2:1b'}\n"
+                    'SYSTEM """You are a helpful assistant."""\n'
+                    "PARAMETER temperature 0.7\n")
+        with Vertical(classes="dialog wide"):
+            yield Label("Create a model from a Modelfile", classes="dialog-question")
+            yield Input(placeholder="name, e.g. my-assistant", id="create-name")
+            yield TextArea(template, id="create-modelfile", show_line_numbers=True)
+            yield Label("", id="create-error", classes="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Create [dim](ctrl+s)[/]", variant="primary", id="create")
+                yield Button("Cancel", id="cancel")
+
+    @on(Button.Pressed, "#create")
+    def action_create(self) -> None:
+        name = self.query_one("#create-name", Input).value.strip()
+        modelfile = self.query_one("#create-modelfile", TextArea).text
+        if not name:
+            self.query_one("#create-error", Label).update("Give the model a name.")
+            self.query_one("#create-name", Input).focus()
+            return
+        self.dismiss((name, modelfile))
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
