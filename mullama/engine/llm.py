@@ -33,7 +33,7 @@ def _log_callback(level: int, text: bytes, user_data) -> None:
                 "%s", text.decode("utf-8", "replace").rstrip())
 
 
-GGML_LOG_LEVEL_ERROR = 3
+GGML_LOG_LEVEL_ERROR = 4  # ggml.h: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5
 
 
 def init_backend(verbose: bool | None = None) -> None:

@@ -140,13 +140,13 @@ class ModelManager:
 
     async def _load(self, resolved, keep: float | None) -> Loaded:
         spec = resolved.spec
-        path = str(resolved.path)
+        path = str(resolved.weights)
         meta = await asyncio.to_thread(self.read_metadata, path)
         arch = meta.get("general.architecture", "")
         n_train = int(float(meta.get(f"{arch}.context_length", 0) or 0))
         n_ctx = int(_param(spec, "num_ctx", 0) or self.settings.context_size or min(n_train or DEFAULT_CTX, DEFAULT_CTX))
         n_parallel = int(_param(spec, "num_parallel", 0) or self.settings.num_parallel or 0)
-        weights = sum(os.path.getsize(p) for p in getattr(resolved, "paths", [path]))
+        weights = sum(os.path.getsize(p) for p in getattr(resolved, "shards", None) or [path])
         per_seq = kv_cache_bytes(meta, n_ctx)
         overhead = 64 * 2**20 + int(meta.get("tokenizer.ggml.tokens_count", 0) or 0)
         if n_parallel <= 0:  # automatic: 4 slots when memory allows it, else one

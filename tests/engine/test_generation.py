@@ -1,0 +1,191 @@
+"""The engine on the real Gemma 3 270M model: determinism, streaming, stops, limits, usage."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from mullama.config import load_settings
+from mullama.engine.api import (ChatRequest, CompletionRequest, ContextOverflow, Done, InvalidRequest,
+                                Message, ModelNotFound, SamplingOptions, TextDelta)
+from mullama.engine.local import LocalEngine
+from tests.conftest import gemma_modelfile
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+async def eng(tmp_path_factory, test_model_path):
+    root = tmp_path_factory.mktemp("engine")
+    settings = load_settings(env={}, cache_dir=root / "cache", config_dir=root / "config",
+                             data_dir=root / "data")
+    engine = LocalEngine(settings)
+    await engine.create_model("gemma", gemma_modelfile(test_model_path))
+    yield engine
+    await engine.close()
+
+
+async def run(engine, prompt: str, **opts) -> tuple[list[str], Done]:
+    deltas, done = [], None
+    async for event in engine.complete(CompletionRequest("gemma", prompt, SamplingOptions(**opts))):
+        if isinstance(event, TextDelta):
+            deltas.append(event.text)
+        elif isinstance(event, Done):
+            done = event
+    return deltas, done
+
+
+def loaded(engine):
+    return engine.manager.loaded["gemma:latest"]
+
+
+async def test_greedy_output_is_deterministic_and_sensible(eng):
+    first, done = await run(eng, "1, 2, 3, 4,", max_tokens=12, temperature=0)
+    second, _ = await run(eng, "1, 2, 3, 4,", max_tokens=12, temperature=0)
+    assert "".join(first) == "".join(second)
+    assert "".join(first).startswith(" 5, 6, 7")
+    assert done.finish_reason == "length"
+
+
+async def test_streamed_deltas_concatenate_to_the_generated_tokens(eng):
+    deltas, done = await run(eng, "The quick brown fox", max_tokens=30, temperature=0)
+    assert len(deltas) > 5  # it really streamed
+    generated = done.context[done.usage.prompt_tokens:]
+    assert "".join(deltas) == loaded(eng).model.detokenize(generated)
+
+
+async def test_max_tokens_gives_length_with_exactly_that_many_tokens_and_right_usage(eng):
+    deltas, done = await run(eng, "Once upon a time", max_tokens=7, temperature=0, ignore_eos=True)
+    assert done.finish_reason == "length"
+    assert done.usage.completion_tokens == 7
+    assert done.usage.prompt_tokens == len(loaded(eng).model.tokenize("Once upon a time"))
+    assert len(done.context) == done.usage.prompt_tokens + 7
+
+
+async def test_stop_sequence_ends_generation_and_is_not_emitted(eng):
+    deltas, done = await run(eng, "1, 2, 3, 4,", max_tokens=30, temperature=0, stop=[" 8,"])
+    assert "".join(deltas) == " 5, 6, 7,"
+    assert done.finish_reason == "stop" and done.stop_sequence == " 8,"
+
+
+async def test_stop_sequence_split_across_tokens_never_leaks_a_partial_match(eng):
+    model = loaded(eng).model
+    assert len(model.tokenize(" 7, 8", add_special=False)) > 1  # the stop spans several tokens
+    deltas, done = await run(eng, "1, 2, 3, 4,", max_tokens=30, temperature=0, stop=["7, 8", "zzz"])
+    assert "".join(deltas) == " 5, 6, "
+    assert not any("7" in d for d in deltas)
+    assert done.stop_sequence == "7, 8"
+
+
+async def test_several_stops_first_match_wins(eng):
+    deltas, done = await run(eng, "1, 2, 3, 4,", max_tokens=30, temperature=0, stop=[" 9", " 6"])
+    assert "".join(deltas) == " 5,"
+    assert done.stop_sequence == " 6"
+
+
+async def test_seeded_sampling_is_reproducible(tmp_path, test_model_path):
+    # fresh engines, so neither run reuses the other's prompt cache (which changes rounding)
+    async def sample(seed: int, sub: str) -> str:
+        settings = load_settings(env={}, cache_dir=tmp_path / sub / "c", config_dir=tmp_path / sub / "g",
+                                 data_dir=tmp_path / sub / "d")
+        engine = LocalEngine(settings)
+        try:
+            request = CompletionRequest(str(test_model_path), "My favourite animal is", SamplingOptions(
+                max_tokens=20, temperature=1.0, seed=seed))
+            return "".join([e.text async for e in engine.complete(request) if isinstance(e, TextDelta)])
+        finally:
+            await engine.close()
+
+    first = await sample(42, "a")
+    assert first == await sample(42, "b")
+    others = {await sample(seed, f"s{seed}") for seed in (1, 2, 3)}
+    assert len(others | {first}) > 1  # the seed really drives sampling
+
+
+async def test_concurrent_requests_get_independent_correct_outputs(eng):
+    starts = [10, 20, 30, 40]
+
+    async def count(n):
+        deltas, done = await run(eng, f"{n}, {n + 1}, {n + 2},", max_tokens=9, temperature=0)
+        return "".join(deltas), done
+
+    results = await asyncio.gather(*(count(n) for n in starts))
+    for n, (text, done) in zip(starts, results):
+        assert text.startswith(f" {n + 3}, {n + 4},"), (n, text)
+        assert done.finish_reason == "length"
+    assert loaded(eng).runner.busy_slots == 0
+
+
+async def test_cancelling_a_stream_frees_the_runner(eng):
+    request = CompletionRequest("gemma", "Tell me a long story.", SamplingOptions(
+        max_tokens=2000, temperature=0, ignore_eos=True))
+    stream = eng.complete(request)
+    seen = 0
+    async for event in stream:
+        seen += isinstance(event, TextDelta)
+        if seen == 3:
+            break
+    await stream.aclose()
+    runner = loaded(eng).runner
+    for _ in range(100):
+        if runner.busy_slots == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert runner.busy_slots == 0
+    generated_before = runner.tokens_generated
+    deltas, done = await run(eng, "1, 2, 3,", max_tokens=3, temperature=0)
+    assert done.finish_reason == "length"
+    assert runner.tokens_generated - generated_before == 3  # the cancelled one stopped for good
+
+
+async def test_chat_uses_the_models_template_and_stop(eng):
+    request = ChatRequest("gemma", [Message("user", "Hi")], SamplingOptions(max_tokens=5))
+    async for event in eng.chat(request):
+        if isinstance(event, Done):
+            prompt = loaded(eng).model.detokenize(event.context[:event.usage.prompt_tokens], special=True)
+    assert prompt.endswith("<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n")
+
+
+async def test_prompt_longer_than_the_context_is_an_error_with_both_counts(eng):
+    long_prompt = "word " * 3000
+    with pytest.raises(ContextOverflow) as err:
+        await run(eng, long_prompt, max_tokens=5)
+    assert "2048" in err.value.message and str(err.value.details["prompt_tokens"]) in err.value.message
+
+
+@pytest.mark.parametrize("field,value", [("temperature", -1.0), ("top_p", 1.5), ("top_k", -3),
+                                         ("max_tokens", -7), ("mirostat", 5), ("temperature", "hot")])
+async def test_invalid_sampling_values_name_the_field(eng, field, value):
+    with pytest.raises(InvalidRequest) as err:
+        await run(eng, "Hello", **{field: value})
+    assert err.value.param == field and field in err.value.message
+
+
+async def test_unknown_model_is_model_not_found(eng):
+    with pytest.raises(ModelNotFound):
+        async for _ in eng.complete(CompletionRequest("no-such-model", "hi")):
+            pass
+
+
+async def test_usage_reports_prompt_cache_reuse_on_a_second_turn(eng):
+    history = [Message("user", "Count: 1, 2, 3"), Message("assistant", "4, 5, 6")]
+    first = ChatRequest("gemma", history, SamplingOptions(max_tokens=4))
+    async for event in eng.chat(first):
+        pass
+    second = ChatRequest("gemma", history + [Message("user", "More")], SamplingOptions(max_tokens=4))
+    async for event in eng.chat(second):
+        done = event
+    assert done.usage.cached_tokens >= 10
+
+
+async def test_closing_the_engine_twice_is_harmless(tmp_path, test_model_path):
+    settings = load_settings(env={}, cache_dir=tmp_path / "c", config_dir=tmp_path / "cfg",
+                             data_dir=tmp_path / "d")
+    engine = LocalEngine(settings)
+    await engine.load_model(str(test_model_path))
+    await engine.close()
+    with contextlib.suppress(Exception):
+        await engine.close()
+    assert engine.manager.loaded == {}

@@ -1,0 +1,153 @@
+"""Loaded models on the real test model: embeddings, several models, keep_alive, memory budget."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import subprocess
+import sys
+
+import pytest
+
+from mullama.config import load_settings
+from mullama.engine.api import CompletionRequest, EmbedRequest, InsufficientMemory, InvalidRequest, \
+    ModelLoadError, SamplingOptions
+from mullama.engine.durations import parse_keep_alive
+from mullama.engine.local import LocalEngine
+from tests.conftest import gemma_modelfile
+
+
+def make_engine(root, **overrides) -> LocalEngine:
+    settings = load_settings(env={}, cache_dir=root / "cache", config_dir=root / "config",
+                             data_dir=root / "data", **overrides)
+    return LocalEngine(settings)
+
+
+async def generate(engine, model: str, prompt: str = "1, 2, 3,", keep_alive=None) -> str:
+    request = CompletionRequest(model, prompt, SamplingOptions(max_tokens=3, temperature=0),
+                                keep_alive=keep_alive)
+    return "".join([getattr(e, "text", "") async for e in engine.complete(request)])
+
+
+def cosine(a, b) -> float:
+    return sum(x * y for x, y in zip(a, b))
+
+
+@pytest.mark.slow
+async def test_embeddings_are_unit_vectors_and_capture_meaning(tmp_path, test_model_path):
+    engine = make_engine(tmp_path)
+    try:
+        await engine.create_model("gemma", gemma_modelfile(test_model_path))
+        result = await engine.embed(EmbedRequest("gemma", [
+            "The cat sat on the mat.", "A cat was sitting on the rug.",
+            "Quarterly revenue grew by eight percent."]))
+        cat, paraphrase, finance = result.embeddings
+        assert len(cat) == 640  # Gemma 3 270M's embedding length
+        for vector in result.embeddings:
+            assert math.isclose(math.sqrt(sum(v * v for v in vector)), 1.0, rel_tol=1e-5)
+        assert cosine(cat, paraphrase) > cosine(cat, finance)
+        assert result.prompt_tokens > 15
+        short = await engine.embed(EmbedRequest("gemma", ["hello"], dimensions=64))
+        assert len(short.embeddings[0]) == 64
+        with pytest.raises(InvalidRequest):
+            await engine.embed(EmbedRequest("gemma", []))
+    finally:
+        await engine.close()
+
+
+@pytest.mark.slow
+async def test_two_models_loaded_at_once_and_explicit_unload(tmp_path, test_model_path):
+    engine = make_engine(tmp_path)
+    try:
+        await engine.create_model("first", gemma_modelfile(test_model_path))
+        await engine.create_model("second", gemma_modelfile(test_model_path, 'SYSTEM "Be brief."\n'))
+        a, b = await asyncio.gather(generate(engine, "first"), generate(engine, "second"))
+        assert a == b and a.startswith(" 4,")
+        names = sorted(m.name for m in await engine.running_models())
+        assert names == ["first:latest", "second:latest"]
+        await engine.unload_model("first")
+        assert [m.name for m in await engine.running_models()] == ["second:latest"]
+    finally:
+        await engine.close()
+
+
+@pytest.mark.slow
+async def test_keep_alive_expiry_unloads(tmp_path, test_model_path):
+    engine = make_engine(tmp_path)
+    try:
+        await engine.create_model("gemma", gemma_modelfile(test_model_path))
+        await generate(engine, "gemma", keep_alive="1s")
+        running = await engine.running_models()
+        assert running and running[0].expires_at
+        for _ in range(60):
+            if not await engine.running_models():
+                break
+            await asyncio.sleep(0.1)
+        assert await engine.running_models() == []
+        await generate(engine, "gemma", keep_alive=0)  # 0 = unload right after the request
+        await asyncio.sleep(0.5)
+        assert await engine.running_models() == []
+        await generate(engine, "gemma", keep_alive=-1)  # negative = forever
+        running = await engine.running_models()
+        assert running and running[0].expires_at == ""
+    finally:
+        await engine.close()
+
+
+@pytest.mark.slow
+async def test_loaded_model_cap_evicts_the_least_recently_used(tmp_path, test_model_path):
+    engine = make_engine(tmp_path, max_loaded_models=1)
+    try:
+        await engine.create_model("first", gemma_modelfile(test_model_path))
+        await engine.create_model("second", gemma_modelfile(test_model_path))
+        await generate(engine, "first")
+        await generate(engine, "second")
+        assert [m.name for m in await engine.running_models()] == ["second:latest"]
+    finally:
+        await engine.close()
+
+
+async def test_memory_refusal_gives_the_numbers(tmp_path, test_model_path):
+    engine = make_engine(tmp_path, memory_headroom_mb=10**8)  # keep 100 TB free: nothing fits
+    try:
+        await engine.create_model("gemma", gemma_modelfile(test_model_path))
+        with pytest.raises(InsufficientMemory) as err:
+            await engine.load_model("gemma")
+        message = err.value.message
+        assert "GiB" in message and "gemma" in message and "needs about" in message
+        assert await engine.running_models() == []
+    finally:
+        await engine.close()
+
+
+async def test_a_file_that_is_not_a_gguf_is_a_clear_error(tmp_path):
+    bogus = tmp_path / "bogus.gguf"
+    bogus.write_bytes(b"this is not a model" * 100)
+    engine = make_engine(tmp_path)
+    try:
+        with pytest.raises((ModelLoadError, InvalidRequest)) as err:
+            await engine.load_model(str(bogus))
+        assert "GGUF" in err.value.message or "gguf" in err.value.message
+    finally:
+        await engine.close()
+
+
+@pytest.mark.parametrize("value,seconds", [
+    (None, 300.0), ("5m", 300.0), ("1h30m", 5400.0), ("300ms", 0.3), (42, 42.0), ("42", 42.0),
+    (0, 0.0), ("0", 0.0), (-1, None), ("-1m", None), ("2.5s", 2.5)])
+def test_keep_alive_values(value, seconds):
+    assert parse_keep_alive(value, 300.0) == seconds
+
+
+@pytest.mark.parametrize("value", ["soon", "5 minutes", True, [1]])
+def test_bad_keep_alive_values_are_rejected(value):
+    with pytest.raises(InvalidRequest):
+        parse_keep_alive(value, 300.0)
+
+
+def test_engine_imports_no_ui_or_transport_library():
+    code = ("import sys, mullama.engine, mullama.engine.local, mullama.engine.store; "
+            "bad = [m for m in ('sanic', 'textual', 'pynng', 'rich') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
