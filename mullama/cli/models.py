@@ -138,9 +138,8 @@ async def cmd_create(args, settings: Settings) -> int:
     try:
         info = await engine.create_model(args.name, text, os.path.abspath(path.parent))
     except EngineError as exc:
-        line = exc.details.get("line")
-        if line is not None and str(path) not in exc.message:
-            exc.message = f"{path}:{line}: {exc.message}"
+        if exc.details.get("line") is not None and exc.message.startswith("Modelfile line"):
+            exc.message = f"{path}{exc.message[len('Modelfile'):]}"  # name the file the user gave
         raise
     finally:
         await engine.close()
