@@ -63,3 +63,7 @@ def daemon(tmp_path_factory, test_model_path):
     ModelStore(load_settings(env=env)).create("gemma", gemma_modelfile(test_model_path), None)
     with run_daemon(root, env=env) as d:
         yield d
+
+
+# Fake Hugging Face hub and model-store fixtures (see tests/fakehub.py).
+from tests.fakehub import fake_hub, model_store, store_settings  # noqa: E402,F401

@@ -139,7 +139,7 @@ class Registry:
             self.user_path = Path(settings.registry_file)
         else:
             self.user_path = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._stamp: tuple = ()
         self._entries: dict[str, RegistryEntry] = {}
         self._index: dict[str, str] = {}
