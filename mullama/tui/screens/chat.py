@@ -26,7 +26,7 @@ class ChatScreen(Screen):
         Binding("escape", "stop", "Stop reply"),
         Binding("ctrl+n", "new", "New chat"),
         Binding("ctrl+o", "options", "Options"),
-        Binding("ctrl+d", "delete", "Delete chat"),
+        Binding("ctrl+d", "delete", "Delete chat", priority=True),
         Binding("ctrl+l", "focus_list", "Conversations"),
         Binding("ctrl+t", "pick_model", "Model"),
     ]

@@ -1,0 +1,99 @@
+"""Chat against the real engine (embedded): streaming, Esc stops, conversations on disk."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from textual.widgets import Input, ListView, Markdown, Select
+
+from mullama.tui.app import MullamaApp
+from mullama.tui.widgets.chat_message import ChatMessage
+
+from .conftest import SIZE, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+async def send(pilot, text: str) -> None:
+    prompt = pilot.app.screen.query_one("#prompt", Input)
+    prompt.value = text
+    prompt.focus()
+    await pilot.press("enter")
+
+
+def last_reply(app) -> ChatMessage:
+    return app.screen.query(ChatMessage).last()
+
+
+async def test_chat_streams_a_reply_and_saves_the_conversation(engine, settings):
+    app = MullamaApp(settings, engine=engine, mode="chat", model="gemma")
+    app.prefs.max_tokens = 24
+    async with app.run_test(size=SIZE) as pilot:
+        picker = app.screen.query_one("#model-picker", Select)
+        await wait_for(pilot, lambda: picker.value == "gemma", what="model picked")
+        await send(pilot, "Say hello.")
+        reply = last_reply(app)
+        assert reply.turn.role == "assistant"
+        await wait_for(pilot, lambda: reply.turn.stats, what="reply finished")
+        assert reply.turn.content.strip()
+        assert "tokens" in reply.turn.stats and "tok/s" in reply.turn.stats
+        body = reply.query_one(".body", Markdown)
+        assert body.source.strip() == reply.turn.content.strip()
+        assert app.screen.query_one("#prompt", Input).value == ""
+        await pilot.pause(0.2)
+    files = list(settings.conversations_dir.glob("*.json"))
+    assert len(files) == 1
+    saved = json.loads(files[0].read_text())
+    assert saved["model"] == "gemma" and saved["title"] == "Say hello."
+    assert [t["role"] for t in saved["turns"]] == ["user", "assistant"]
+    assert saved["turns"][1]["content"] == reply.turn.content
+
+
+async def test_escape_stops_the_reply(engine, settings):
+    app = MullamaApp(settings, engine=engine, mode="chat", model="gemma")
+    app.prefs.max_tokens = 1500
+    async with app.run_test(size=SIZE) as pilot:
+        picker = app.screen.query_one("#model-picker", Select)
+        await wait_for(pilot, lambda: picker.value == "gemma", what="model picked")
+        await send(pilot, "Count from one to five hundred, one number per line.")
+        reply = last_reply(app)
+        await wait_for(pilot, lambda: len(reply.turn.content) > 5, what="first tokens")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: reply.turn.stats, what="reply stopped")
+        assert reply.turn.stats == "stopped"
+        assert not app.screen.replying()
+        stopped_at = reply.turn.content
+        await pilot.pause(0.5)
+        assert reply.turn.content == stopped_at  # nothing arrives after the stop
+        status = await engine.status()
+        assert status.requests_active == 0
+        # the conversation can go on after a stop
+        await send(pilot, "Thanks.")
+        await wait_for(pilot, lambda: last_reply(app) is not reply, what="second reply")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: last_reply(app).turn.stats, what="second reply stopped")
+
+
+async def test_conversations_are_listed_reopened_and_deleted(engine, settings):
+    app = MullamaApp(settings, engine=engine, mode="chat", model="gemma")
+    app.prefs.max_tokens = 8
+    async with app.run_test(size=SIZE) as pilot:
+        picker = app.screen.query_one("#model-picker", Select)
+        await wait_for(pilot, lambda: picker.value == "gemma", what="model picked")
+        await send(pilot, "First chat")
+        await wait_for(pilot, lambda: last_reply(app).turn.stats, what="first reply")
+        await pilot.press("ctrl+n")
+        await send(pilot, "Second chat")
+        await wait_for(pilot, lambda: last_reply(app).turn.stats, what="second reply")
+        listing = app.screen.query_one("#conversations", ListView)
+        titles = [str(item.query_one("Label").content) for item in listing.children]
+        assert titles == ["Second chat", "First chat"]
+        await pilot.press("ctrl+l", "down", "enter")
+        await wait_for(pilot, lambda: app.screen.current.title == "First chat", what="reopened")
+        assert [m.turn.content for m in app.screen.query(ChatMessage)][0] == "First chat"
+        await pilot.press("ctrl+d")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: len(app.screen.conversations) == 1, what="deleted")
+    assert [json.loads(f.read_text())["title"] for f in settings.conversations_dir.glob("*.json")] \
+        == ["Second chat"]
