@@ -68,11 +68,22 @@ class Daemon:
             return ""
 
 
+def serve_command() -> list[str]:
+    """``python -m mullama serve`` once the CLI has it, else ``python -m mullama.daemon``."""
+    import importlib.util
+
+    if importlib.util.find_spec("mullama.cli.serve") is not None:
+        return [sys.executable, "-m", "mullama", "serve"]
+    return [sys.executable, "-m", "mullama.daemon"]
+
+
 @contextlib.contextmanager
-def run_daemon(root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60):
+def run_daemon(root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60,
+               command: list[str] | None = None):
     """A real ``mullama serve --headless`` on a free loopback port, stopped afterwards.
 
     ``env`` (default: :func:`settings_env` of ``root``) is laid over this process's environment.
+    ``command`` replaces ``[python, -m, mullama, serve]`` (see :func:`serve_command`).
     """
     root.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **(env or settings_env(root))}
@@ -80,7 +91,8 @@ def run_daemon(root: Path, *args: str, env: dict[str, str] | None = None, timeou
     log_path = root / "daemon-stdout.log"
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mullama", "serve", "--headless", "--http-port", str(port), *args],
+            [*(command or [sys.executable, "-m", "mullama", "serve"]), "--headless",
+             "--http-port", str(port), *args],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     daemon = Daemon(proc, port, env["MULLAMA_SOCKET"], env, log_path)
     try:
