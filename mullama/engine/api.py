@@ -68,6 +68,7 @@ class ChatRequest:
     tool_choice: Any = None  # "none" | "auto" | "required" | {"name": ...}
     format: Any = None  # "json" or a JSON schema dict
     think: Any = None  # None = model default, False/True, or "low"/"medium"/"high"
+    think_budget: int | None = None  # most thinking tokens before the answer is forced
     keep_alive: Any = None  # duration string, seconds, 0, negative; None = default
     template: str | None = None  # a Go template overriding the model's
 

@@ -15,7 +15,9 @@ from .api import ChatRequest, CompletionRequest, Done, EmbedRequest, EmbedResult
     EngineError, EngineStatus, Event, InvalidRequest, LoadedModel, Message, ModelDetails, \
     ModelInfo, PullProgress, SamplingOptions, Timings, Usage
 from .manager import Loaded, ModelManager
+from .chat_plan import ChatPlan, plan_chat
 from .metrics import EngineMetrics
+from .pipeline import OutputPipeline
 from .prompt import RenderedPrompt, render_chat
 from .runner import Job
 
@@ -108,10 +110,18 @@ class LocalEngine(Engine):
         opts = self._check_options(request.options)
         entry, load_ns = await self._acquire(request.model, request.keep_alive)
         try:
-            rendered = self._render_chat(entry, request)
+            plan = self._plan(entry, request)
+            rendered = self._render_chat(entry, request, think=plan.think, tools=plan.tools)
             tokens = entry.model.tokenize(rendered.text, add_special=self._wants_bos(entry, rendered.text))
             opts = self._merge(entry, opts, rendered.stops)
-            async for event in self._generate(entry, tokens, opts, load_ns, "chat"):
+            if plan.grammar:
+                opts.grammar = plan.grammar
+            pipeline = plan.pipeline(rendered.text)
+            budget = None
+            if plan.think_budget is not None and pipeline.thinking is not None:
+                budget = (plan.think_budget, entry.model.tokenize(
+                    plan.thinking.end + "\n\n", add_special=False, parse_special=True))
+            async for event in self._generate(entry, tokens, opts, load_ns, "chat", pipeline, budget):
                 yield event
         finally:
             self.manager.release(entry)
@@ -231,7 +241,14 @@ class LocalEngine(Engine):
         sampling.validate(opts)
         return opts
 
-    def _render_chat(self, entry: Loaded, request: ChatRequest, history: bool = True) -> RenderedPrompt:
+    def _plan(self, entry: Loaded, request: ChatRequest) -> ChatPlan:
+        spec = getattr(entry.resolved, "spec", None)
+        template = (request.template or (spec.template if spec is not None else None)
+                    or entry.model.chat_template or "")
+        return plan_chat(request, spec, getattr(entry.resolved, "info", None), template)
+
+    def _render_chat(self, entry: Loaded, request: ChatRequest, history: bool = True,
+                     think: bool | None = None, tools: list[dict] | None = None) -> RenderedPrompt:
         spec = getattr(entry.resolved, "spec", None)
         messages = list(request.messages)
         if spec is not None and history:
@@ -242,7 +259,7 @@ class LocalEngine(Engine):
         go_template = request.template or (spec.template if spec is not None else None)
         model = entry.model
         return render_chat(go_template=go_template, jinja_template=model.chat_template,
-                           messages=messages, tools=request.tools,
+                           messages=messages, tools=tools, think=think,
                            bos_token=model.token_text(model.bos) if model.bos >= 0 else "",
                            eos_token=model.token_text(model.eos) if model.eos >= 0 else "")
 
@@ -253,7 +270,10 @@ class LocalEngine(Engine):
         return not text.startswith(model.token_text(model.bos))
 
     async def _generate(self, entry: Loaded, tokens: list[int], opts: SamplingOptions,
-                        load_ns: int, kind: str) -> AsyncIterator[Event]:
+                        load_ns: int, kind: str, pipeline: OutputPipeline | None = None,
+                        think_budget: tuple[int, list[int]] | None = None) -> AsyncIterator[Event]:
+        """Runs one job, translating its text through ``pipeline`` (thinking, tool calls)."""
+        pipeline = pipeline or OutputPipeline()
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         job = Job(tokens, opts, lambda ev: loop.call_soon_threadsafe(queue.put_nowait, ev))
@@ -274,13 +294,20 @@ class LocalEngine(Engine):
                     raise event
                 if isinstance(event, Done):
                     finished = True
+                    for tail in pipeline.flush():
+                        yield tail
+                    if pipeline.tool_calls and event.finish_reason == "stop":
+                        event.finish_reason = "tool_calls"
                     event.model = entry.name
                     event.timings.load_ns = load_ns
                     event.timings.total_ns += load_ns
                     self.metrics.observe_done(entry.name, kind, event)
                     yield event
                     return
-                yield event
+                for out in pipeline.feed(event):
+                    yield out
+                if think_budget and pipeline.in_thinking and pipeline.thinking_pieces >= think_budget[0]:
+                    job.inject, think_budget = list(think_budget[1]), None
         finally:
             if not finished:
                 job.cancel()

@@ -53,14 +53,17 @@ def _arguments(text: str):
 
 def render_chat(*, go_template: str | None, jinja_template: str | None, messages: list[Message],
                 tools: list[dict] | None, bos_token: str, eos_token: str,
-                extra: dict | None = None) -> RenderedPrompt:
+                think: bool | None = None, extra: dict | None = None) -> RenderedPrompt:
     dicts = message_dicts(messages)
+    extra = dict(extra or {})
+    if think is not None:
+        extra.setdefault("enable_thinking", think)  # Qwen 3 style templates
     if go_template:
         from ..modelfile import TemplateError, render_prompt
 
         system = "\n\n".join(d["content"] for d in dicts if d["role"] == "system") or None
         try:
-            text = render_prompt(go_template, system=system, messages=dicts, tools=tools)
+            text = render_prompt(go_template, system=system, messages=dicts, tools=tools, think=think)
         except TemplateError as exc:
             raise InvalidRequest(f"the model's TEMPLATE failed to render: {exc}") from None
         return RenderedPrompt(text, [], "go")

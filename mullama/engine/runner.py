@@ -58,6 +58,8 @@ class Job:
     t_started: float = 0.0
     t_prompt_done: float = 0.0
     out_tokens: list[int] = field(default_factory=list)
+    prefilling: bool = True  # feeding prompt (or forced) tokens rather than sampled ones
+    inject: list[int] | None = None  # tokens to force next (set from another thread)
 
     def cancel(self) -> None:
         self.cancelled.set()
@@ -219,11 +221,11 @@ class Runner:
         jobs = sorted((s.job for s in self.slots if s.job is not None), key=lambda j: j.t_queued)
         # generating sequences first, so a long prefill never stalls running streams
         for job in jobs:
-            if job.t_prompt_done:
+            if not job.prefilling:
                 sample_at.append((job, batch.add(job.pending[0], len(job.slot.tokens), job.slot.id, True)))
                 fed.append((job, 1))
         for job in jobs:  # then prompt chunks, first come first served
-            if job.t_prompt_done or not batch.free:
+            if not job.prefilling or not batch.free:
                 continue
             chunk = job.pending[:batch.free]
             pos = len(job.slot.tokens)
@@ -246,13 +248,21 @@ class Runner:
         for job, n in fed:  # those tokens are now in the slot's KV cache
             job.slot.tokens.extend(job.pending[:n])
             del job.pending[:n]
-            if not job.t_prompt_done and not job.pending:
-                job.t_prompt_done = now
+            if job.prefilling and not job.pending:
+                job.prefilling = False
+                job.t_prompt_done = job.t_prompt_done or now
         for job, idx in sample_at:
             self._sample(job, idx)
 
     def _sample(self, job: Job, idx: int) -> None:
         token = llama_cpp.llama_sampler_sample(job.chain, self.ctx.ptr, idx)
+        if job.inject:  # the caller forces a continuation (e.g. closing a thinking budget)
+            forced, job.inject = job.inject, None
+            job.emit(TextDelta(self.model.detokenize(forced, special=True)))
+            job.generated += len(forced)
+            job.pending = forced
+            job.prefilling = True
+            return
         logprobs = self._logprobs(job, idx, token) if job.opts.logprobs else None
         if self.model.is_eog(token) and not job.opts.ignore_eos:
             self._finish(job, "stop")

@@ -1,0 +1,97 @@
+"""What a chat request needs beyond sampling: thinking, tools, grammar, capability checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .api import ChatRequest, InvalidRequest
+from .pipeline import OutputPipeline
+from .reasoning import ThinkingConfig, ThinkingSplitter, thinking_config
+from .structured import format_grammar
+from .tools import ToolCallParser, ToolFormat, call_grammar, tool_format
+
+
+@dataclass
+class ChatPlan:
+    thinking: ThinkingConfig
+    think: bool | None  # what the template is told (None: leave the template's default)
+    emit_thinking: bool
+    tools: list[dict] | None
+    tool_format: ToolFormat | None
+    grammar: str | None
+    think_budget: int | None
+
+    def pipeline(self, prompt_text: str) -> OutputPipeline:
+        splitter = None
+        if self.thinking.enabled or self.think:
+            opened = prompt_text.rstrip().endswith(self.thinking.start)
+            splitter = ThinkingSplitter(self.thinking, opened_in_prompt=opened,
+                                        emit_thinking=self.emit_thinking)
+        elif self.think is False and self.thinking.start:
+            # the model may think anyway: keep it out of the answer
+            splitter = ThinkingSplitter(self.thinking, emit_thinking=False)
+        parser = ToolCallParser(self.tool_format) if self.tools and self.tool_format else None
+        return OutputPipeline(splitter, parser)
+
+
+def _think_switch(value) -> bool | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("none", "false", "off"):
+        return False
+    if isinstance(value, str) and value.lower() in ("low", "medium", "high", "minimal", "true", "on"):
+        return True
+    raise InvalidRequest(f'think must be true, false, "low", "medium" or "high", got {value!r}',
+                         param="think")
+
+
+def plan_chat(request: ChatRequest, spec, info, template: str) -> ChatPlan:
+    caps = dict(getattr(info, "capabilities", None) or {})
+    family = getattr(info, "family", "") or ""
+    name = getattr(info, "name", request.model)
+    config = thinking_config(spec, family, template)
+    think = _think_switch(request.think)
+    if think and not (config.enabled or caps.get("thinking")):
+        raise InvalidRequest(f"{name} does not support thinking", param="think")
+    if any(m.images for m in request.messages):
+        raise InvalidRequest(f"{name} does not support images (vision is not available yet)",
+                             param="images")
+    tools = request.tools or None
+    choice = request.tool_choice
+    if choice == "none":
+        tools = None
+    if tools and not caps.get("tools"):
+        raise InvalidRequest(f"{name} does not support tools (its template has no tools section; "
+                             "add TOOLFORMAT and a TEMPLATE using .Tools, or CAPABILITY tools true)",
+                             param="tools")
+    fmt = tool_format(spec, family) if tools else None
+    grammar = format_grammar(request.format, "response_format")
+    forced = _forced_tool(choice, tools)
+    if forced is not None:
+        if grammar:
+            raise InvalidRequest("a JSON response format and a required tool call cannot be combined",
+                                 param="tool_choice")
+        grammar = call_grammar(tools, fmt, only=forced or None)
+    budget = request.think_budget
+    if budget is not None and (not isinstance(budget, int) or budget < 1):
+        raise InvalidRequest("the thinking budget must be a positive number of tokens", param="budget_tokens")
+    return ChatPlan(config, think, think is not False, tools, fmt, grammar, budget)
+
+
+def _forced_tool(choice, tools) -> str | None:
+    """"" to force any tool, a name to force that one, None when the model may choose."""
+    if choice in (None, "auto", "none"):
+        return None
+    if not tools:
+        raise InvalidRequest("tool_choice needs tools", param="tool_choice")
+    if choice in ("required", "any"):
+        return ""
+    name = choice.get("name") or (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
+    if not name:
+        raise InvalidRequest(f"tool_choice {choice!r} is not none, auto, required or a named tool",
+                             param="tool_choice")
+    if name not in [(t.get("function") or t).get("name") for t in tools]:
+        raise InvalidRequest(f'tool_choice names "{name}", which is not among the tools', param="tool_choice")
+    return name
