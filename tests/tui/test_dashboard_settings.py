@@ -1,0 +1,70 @@
+"""Dashboard and Settings against the real engine (embedded)."""
+
+from __future__ import annotations
+
+import pytest
+import tomlkit
+from textual.widgets import DataTable, Input, Select, Static
+
+from mullama.tui.app import MullamaApp
+from mullama.tui.widgets.dialogs import PickDialog
+
+from .conftest import SIZE, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def text(widget) -> str:
+    return str(widget.render())
+
+
+async def test_dashboard_says_embedded_and_loads_a_model(engine, settings):
+    app = MullamaApp(settings, engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        info = app.screen.query_one("#engine-info", Static)
+        await wait_for(pilot, lambda: "embedded" in text(info), what="engine info")
+        assert app.connection == "local"
+        assert "embedded engine" in text(app.screen.query_one("#connection"))
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, PickDialog), what="model picker")
+        await pilot.press("enter")
+        table = app.screen.query_one("#loaded", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1, what="loaded model row")
+        assert str(table.get_row_at(0)[0]) == "gemma:latest"
+        await pilot.press("u")
+        await wait_for(pilot, lambda: table.row_count == 0, what="unloaded")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: app.current_mode == "chat", what="chat opened")
+
+
+async def test_settings_are_saved_and_reloaded(engine, settings):
+    app = MullamaApp(settings, engine=engine, mode="settings")
+    async with app.run_test(size=SIZE) as pilot:
+        picker = app.screen.query_one("#set-default_model", Select)
+        await wait_for(pilot, lambda: len(picker._options) > 1, what="models in the picker")
+        picker.value = "gemma:latest"
+        app.screen.query_one("#set-theme", Select).value = "nord"
+        app.screen.query_one("#set-temperature", Input).value = "0.3"
+        app.screen.query_one("#set-max_tokens", Input).value = "200"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: settings.settings_file.exists(), what="settings file")
+        await wait_for(pilot, lambda: engine.default_model == "gemma:latest", what="engine default")
+        assert app.theme == "nord"
+    saved = tomlkit.parse(settings.settings_file.read_text())["tui"]
+    assert (saved["theme"], saved["temperature"], saved["max_tokens"], saved["default_model"]) == \
+        ("nord", 0.3, 200, "gemma:latest")
+    again = MullamaApp(settings, engine=engine, mode="settings")
+    async with again.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        assert again.theme == "nord"
+        assert again.screen.query_one("#set-temperature", Input).value == "0.3"
+
+
+async def test_settings_refuse_a_bad_number(engine, settings):
+    app = MullamaApp(settings, engine=engine, mode="settings")
+    async with app.run_test(size=SIZE) as pilot:
+        app.screen.query_one("#set-top_k", Input).value = "1.5"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: any(n.severity == "error" for n in app._notifications),
+                       what="error")
+    assert not settings.settings_file.exists()

@@ -1,0 +1,100 @@
+"""Models against the real engine: pull with progress from the fake hub, details, delete."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import DataTable, Input, ProgressBar, TextArea
+
+from mullama.tui.app import MullamaApp
+from mullama.tui.widgets.dialogs import ConfirmDialog
+from mullama.tui.widgets.model_dialogs import ModelDetailsScreen
+from tests.fakehub import make_gguf_bytes
+
+from .conftest import SIZE, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def names(app) -> list[str]:
+    table = app.screen.query_one("#models", DataTable)
+    return [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+
+
+async def open_models(app, pilot) -> None:
+    await wait_for(pilot, lambda: app.screen.query_one("#models", DataTable).row_count > 0,
+                   what="models listed")
+
+
+async def test_pull_shows_progress_and_lists_the_model(engine, settings, fake_hub):
+    fake_hub.add_repo("acme/Tiny-GGUF", {"tiny.Q4_K_M.gguf": make_gguf_bytes(padding=4_000_000)})
+    fake_hub.delay_per_chunk = 0.02
+    app = MullamaApp(settings, engine=engine, mode="models")
+    async with app.run_test(size=SIZE) as pilot:
+        await open_models(app, pilot)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.screen.query("#answer"), what="pull dialog")
+        app.screen.query_one("#answer", Input).value = "hf:acme/Tiny-GGUF"
+        await pilot.press("enter")
+        bar = app.screen.query_one("#pull-bar", ProgressBar)
+        panel = app.screen.query_one("#pull-panel")
+        seen: list[float] = []
+
+        def progressing() -> bool:
+            if bar.total and 0 < bar.progress < bar.total:
+                seen.append(bar.progress)
+            return "hf:acme/Tiny-GGUF" in names(app)
+
+        await wait_for(pilot, progressing, what="pulled model listed")
+        assert seen, "the progress bar never showed a partial download"
+        assert not panel.has_class("-active")
+    assert "hf:acme/Tiny-GGUF" in [m.name for m in await engine.list_models()]
+
+
+async def test_failed_pull_says_why(engine, settings, fake_hub):
+    app = MullamaApp(settings, engine=engine, mode="models")
+    async with app.run_test(size=SIZE) as pilot:
+        await open_models(app, pilot)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.screen.query("#answer"), what="pull dialog")
+        app.screen.query_one("#answer", Input).value = "hf:nobody/Missing-GGUF"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any(n.severity == "error" for n in app._notifications),
+                       what="error notification")
+        assert names(app) == ["gemma:latest"]
+
+
+async def test_delete_asks_first(engine, settings):
+    await engine.copy_model("gemma", "spare")
+    app = MullamaApp(settings, engine=engine, mode="models")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "spare:latest" in names(app), what="both models listed")
+        table = app.screen.query_one("#models", DataTable)
+        table.move_cursor(row=names(app).index("spare:latest"))
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="confirmation")
+        await pilot.press("n")  # no: nothing is deleted
+        await pilot.pause(0.2)
+        assert "spare:latest" in [m.name for m in await engine.list_models()]
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="confirmation")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "spare:latest" not in names(app), what="row removed")
+    assert [m.name for m in await engine.list_models()] == ["gemma:latest"]
+
+
+async def test_details_show_the_modelfile_and_load_unload(engine, settings):
+    app = MullamaApp(settings, engine=engine, mode="models")
+    async with app.run_test(size=SIZE) as pilot:
+        await open_models(app, pilot)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelDetailsScreen), what="details")
+        assert "TEMPLATE" in app.screen.query_one(TextArea).text
+        await pilot.press("escape")
+        await pilot.press("l")
+        await wait_for(pilot, lambda: "● loaded" in str(app.screen.query_one("#models", DataTable)
+                                                        .get_row_at(0)[7]), what="loaded mark")
+        assert [m.name for m in await engine.running_models()] == ["gemma:latest"]
+        await pilot.press("u")
+        await wait_for(pilot, lambda: "loaded" not in str(app.screen.query_one("#models", DataTable)
+                                                          .get_row_at(0)[7]), what="unloaded")
+        assert await engine.running_models() == []
