@@ -63,7 +63,8 @@ class Reply(ABC):
             self.calls.add(event)
             return []
         if isinstance(event, Done):
-            lines = [self.chunk(calls=tool_calls(self.calls.tool_calls))] if self.calls.tool_calls else []
+            calls = tool_calls(self.calls.tool_calls)
+            lines = [self.chunk(calls=calls)] if calls else []
             return lines + [{**self.chunk(), "done": True, **stats(event), **self.final(event)}]
         return []
 

@@ -162,7 +162,7 @@ def generate_request(body: dict) -> CompletionRequest:
     model = model_name(body)
     _no_images(body)
     context = get(body, "context", list)
-    if context is not None and not all(isinstance(t, int) and not isinstance(t, bool) for t in context):
+    if context is not None and not all(type(t) is int for t in context):
         raise InvalidRequest("context must be an array of integers", param="context")
     return CompletionRequest(
         model=model, prompt=get(body, "prompt", str, default=""),

@@ -15,8 +15,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 HELLO = [{"role": "user", "content": "Say hello."}]
 
 
-def running(client: ollama.Client) -> list[str]:
-    return [m.model for m in client.ps().models]
+def loaded_gemma(client: ollama.Client):
+    """The ``/api/ps`` entry of the test model, or None when it is not loaded."""
+    return next((m for m in client.ps().models if m.model == "gemma:latest"), None)
 
 
 def test_list_describes_the_model(client):
@@ -88,37 +89,37 @@ def test_generate_continues_from_context(client):
 
 def test_per_request_num_ctx_never_reloads(client):
     client.generate(model="gemma")  # loaded with the Modelfile's num_ctx 2048
-    before = client.ps().models[0].expires_at
+    before = loaded_gemma(client).expires_at
     reply = client.chat(model="gemma", messages=HELLO, options={"num_ctx": 8192, "num_predict": 2})
     assert reply.load_duration == 0
-    [model] = client.ps().models
+    model = loaded_gemma(client)
     assert model.context_length == 2048 and model.expires_at >= before
 
 
 def test_load_and_unload_with_keep_alive(client):
     unloaded = client.generate(model="gemma", keep_alive=0)
     assert unloaded.done and unloaded.done_reason == "unload" and unloaded.response == ""
-    assert running(client) == []
+    assert loaded_gemma(client) is None
     loaded = client.generate(model="gemma", keep_alive="10m")
     assert loaded.done_reason == "load"
-    [model] = client.ps().models
-    assert model.model == "gemma:latest" and model.context_length == 2048 and model.size > 0
+    model = loaded_gemma(client)
+    assert model.name == "gemma:latest" and model.context_length == 2048 and model.size > 0
     remaining = model.expires_at - dt.datetime.now(dt.timezone.utc)
     assert dt.timedelta(minutes=9) < remaining <= dt.timedelta(minutes=10)
     assert client.chat(model="gemma", messages=[], keep_alive=0).done_reason == "unload"
-    assert running(client) == []
+    assert loaded_gemma(client) is None
     assert client.chat(model="gemma", messages=[], keep_alive=-1).done_reason == "load"
-    assert client.ps().models[0].expires_at.year > 2200  # kept loaded forever
+    assert loaded_gemma(client).expires_at.year > 2200  # kept loaded forever
 
 
 def test_generate_with_keep_alive_0_unloads_after_answering(client):
     reply = client.generate(model="gemma", prompt="Hi", keep_alive=0, options={"num_predict": 2})
     assert reply.response
     for _ in range(50):
-        if not running(client):
+        if loaded_gemma(client) is None:
             break
         time.sleep(0.1)
-    assert running(client) == []
+    assert loaded_gemma(client) is None
 
 
 def test_embed(client):

@@ -133,7 +133,7 @@ async def test_engine_error_mid_stream_is_the_last_ndjson_line(scripted):
         client = ollama.AsyncClient(host="http://mullama", transport=transport)
         received = []
         with pytest.raises(ollama.ResponseError, match="the model was unloaded"):
-            async for part in await client.generate(model="scripted", prompt="a story", stream=True):
+            async for part in await client.generate(model="scripted", prompt="story", stream=True):
                 received.append(part.response)
         assert received == ["Once upon"]
         async with httpx.AsyncClient(transport=transport, base_url="http://mullama") as http:
