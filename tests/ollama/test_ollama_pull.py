@@ -1,5 +1,6 @@
 """``/api/pull`` through the official client, from a local fake Hugging Face hub reached by a
-daemon started with ``HF_ENDPOINT`` pointing at it (the real ``huggingface_hub`` code runs)."""
+daemon started with ``HF_ENDPOINT`` pointing at it (the real ``huggingface_hub`` code runs).
+That daemon also requires an API key, which Ollama clients send as a bearer token."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tests.helpers import run_daemon, settings_env
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 REPO = "testorg/Tiny-GGUF"
+KEY = "sk-test-ollama"
 Q4 = make_gguf_bytes(name="tiny", file_type=15, padding=3 * 2**20, seed="q4")
 Q8 = make_gguf_bytes(name="tiny", file_type=7, padding=2**20, seed="q8")
 
@@ -26,12 +28,24 @@ def hub():
 
 
 @pytest.fixture(scope="module")
-def pull_client(tmp_path_factory, hub):
+def pull_daemon(tmp_path_factory, hub):
     root = tmp_path_factory.mktemp("pull-daemon")
-    env = {**settings_env(root), "HF_ENDPOINT": hub.url, "HF_TOKEN": ""}
+    env = {**settings_env(root), "HF_ENDPOINT": hub.url, "HF_TOKEN": "", "MULLAMA_API_KEY": KEY}
     with run_daemon(root, env=env) as daemon:
-        with ollama.Client(host=daemon.url, timeout=120) as client:
-            yield client
+        yield daemon
+
+
+@pytest.fixture(scope="module")
+def pull_client(pull_daemon):
+    headers = {"Authorization": f"Bearer {KEY}"}
+    with ollama.Client(host=pull_daemon.url, timeout=120, headers=headers) as client:
+        yield client
+
+
+def test_the_api_key_is_required_and_refused_ollama_style(pull_daemon):
+    with ollama.Client(host=pull_daemon.url) as client, pytest.raises(ollama.ResponseError) as err:
+        client.list()
+    assert err.value.status_code == 401 and "API key" in err.value.error
 
 
 def test_pull_streams_ollama_progress(pull_client):
