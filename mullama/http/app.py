@@ -24,7 +24,7 @@ from . import anthropic, manage, openai
 from .errors import dialect_for, error_response, handle_exception
 
 OPTIONAL_BLUEPRINTS = ("mullama.http.ollama", "mullama.http.ui")
-AUTH_EXEMPT = ("/health",)
+AUTH_EXEMPT = ("/health", "/ui")  # /ui checks the key itself (login form, cookie)
 # Generation can legitimately take a long time: Sanic's 60 s default would cut streams.
 RESPONSE_TIMEOUT = 24 * 3600
 _names = itertools.count()
@@ -74,7 +74,8 @@ async def _check_request(request: Request):
     if request.method == "OPTIONS" and app.ctx.cors:
         return empty(status=204)
     key = app.ctx.settings.api_key
-    if key and request.path not in AUTH_EXEMPT and not hmac.compare_digest(_api_key(request), key):
+    exempt = request.path in AUTH_EXEMPT or request.path.startswith("/ui/")
+    if key and not exempt and not hmac.compare_digest(_api_key(request).encode(), key.encode()):
         return error_response(dialect_for(request.path), 401,
                               "invalid or missing API key (send Authorization: Bearer <key> or x-api-key)",
                               code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
