@@ -169,17 +169,21 @@ async def start_daemon(settings: Settings, *, announce: bool = True) -> tuple[di
 
 async def connect(settings: Settings, *, spawn_daemon: bool = True) -> RemoteEngine:
     """A RemoteEngine on a daemon that answers, started first if need be."""
-    if spawn_daemon:
-        await start_daemon(settings)
     engine = RemoteEngine(settings.socket)
+    try:
+        await engine.ping()
+        return engine
+    except Unavailable:
+        if not spawn_daemon:
+            await engine.close()
+            raise CliError(f"the Mullama daemon is not running (no answer at {settings.socket})",
+                           "Start it with `mullama daemon start` (or `mullama serve`).") from None
+    await start_daemon(settings)
     try:
         await engine.ping()
     except Unavailable:
         await engine.close()
-        if spawn_daemon:
-            raise
-        raise CliError(f"the Mullama daemon is not running (no answer at {settings.socket})",
-                       "Start it with `mullama daemon start` (or `mullama serve`).") from None
+        raise
     return engine
 
 

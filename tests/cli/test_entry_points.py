@@ -1,0 +1,49 @@
+"""Argument handling that needs no daemon: chat/dashboard hand-off, serve option checks."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from mullama.cli.main import main
+
+
+def test_chat_and_dashboard_open_the_tui(monkeypatch):
+    import mullama.tui.app as app
+
+    calls = []
+    monkeypatch.setattr(app, "run_app", lambda **kw: calls.append(kw))
+    assert main(["chat", "--model", "gemma"]) == 0
+    assert main([]) == 0
+    assert calls == [{"mode": "chat", "model": "gemma"}, {"mode": "dashboard"}]
+
+
+def test_a_missing_tui_is_reported(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "mullama.tui.app", None)
+    assert main(["chat"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("Error: the terminal UI is not available in this installation")
+    assert "mullama run MODEL" in err[1]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["serve", "--socket", "/tmp/x.sock"], "--socket must be an ipc:// or tcp:// address"),
+    (["serve", "--http-port", "70000"], "--http-port must be between 0 and 65535"),
+    (["serve", "--threads", "-2"], "--threads must not be negative"),
+])
+def test_serve_rejects_bad_options(argv, words, capsys):
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith(f"Error: {words}")
+
+
+def test_bad_settings_environment(monkeypatch, capsys):
+    monkeypatch.setenv("MULLAMA_SPAWN_TIMEOUT", "soon")
+    assert main(["list"]) == 2
+    assert "MULLAMA_SPAWN_TIMEOUT must be a number" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["daemon"])
+    assert info.value.code == 2
