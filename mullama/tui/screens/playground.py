@@ -48,7 +48,7 @@ class PlaygroundScreen(Screen):
         yield Footer()
 
     def endpoint_options(self, api: str) -> list[tuple[str, str]]:
-        return [(f"{e.method} {e.path} · {e.name}", e.path) for e in reqs.endpoints(api)]
+        return [(f"{e.method} {e.path}", e.path) for e in reqs.endpoints(api)]
 
     def on_mount(self) -> None:
         self.action_reset_body()

@@ -36,7 +36,7 @@ class NavBar(Horizontal):
         self.current = current
 
     def compose(self) -> ComposeResult:
-        yield Label("🦙 [b]Mullama[/]", id="brand")
+        yield Label("[b]Mullama[/]", id="brand")
         for mode, title, key in PAGES:
             yield NavTab(mode, title, key, mode == self.current)
         yield Label("", id="connection")

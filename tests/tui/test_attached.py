@@ -1,0 +1,79 @@
+"""The TUI attached to a real daemon over nng: chat streaming, Esc, losing and regaining it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import pytest
+from textual.widgets import Input, Select, Static
+
+from mullama.config import load_settings
+from mullama.tui.app import MullamaApp
+from mullama.tui.widgets.chat_message import ChatMessage
+from tests.helpers import run_daemon, settings_env
+
+from .conftest import SIZE, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+
+def attached_app(env: dict, **kwargs) -> MullamaApp:
+    return MullamaApp(load_settings(env=env), **kwargs)
+
+
+async def test_attached_chat_streams_and_stops(daemon):
+    app = attached_app(daemon.env, mode="chat", model="gemma")
+    app.prefs.max_tokens = 1000
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.connection == "remote", what="attached")
+        picker = app.screen.query_one("#model-picker", Select)
+        await wait_for(pilot, lambda: picker.value == "gemma", what="model picked")
+        prompt = app.screen.query_one("#prompt", Input)
+        prompt.value = "Count from one to a hundred."
+        prompt.focus()
+        await pilot.press("enter")
+        reply = app.screen.query(ChatMessage).last()
+        await wait_for(pilot, lambda: len(reply.turn.content) > 5, what="streamed tokens")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: reply.turn.stats == "stopped", what="stopped")
+        engine = await app.wait_engine()
+        status = await engine.status()
+        for _ in range(50):
+            if status.requests_active == 0:
+                break
+            await pilot.pause(0.1)
+            status = await engine.status()
+        assert status.requests_active == 0
+
+
+async def test_dashboard_shows_the_daemon(daemon):
+    app = attached_app(daemon.env)
+    async with app.run_test(size=SIZE) as pilot:
+        info = app.screen.query_one("#engine-info", Static)
+        await wait_for(pilot, lambda: "attached to the daemon" in str(info.render()), what="info")
+        assert daemon.url in str(info.render())
+        assert "attached to daemon" in str(app.screen.query_one("#connection").render())
+
+
+async def test_losing_the_daemon_is_shown_and_recovered(tmp_path, test_model_path):
+    env = settings_env(tmp_path)
+    app = attached_app(env)
+    with run_daemon(tmp_path, env=env) as first:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.connection == "remote", what="attached")
+            os.killpg(first.proc.pid, signal.SIGKILL)  # the daemon dies: no goodbye
+            await asyncio.to_thread(first.proc.wait, 30)
+            await wait_for(pilot, lambda: app.connection == "lost", what="lost shown")
+            assert "reconnecting" in str(app.screen.query_one("#connection").render())
+            with run_daemon(tmp_path, env=env):
+                await wait_for(pilot, lambda: app.connection == "remote", timeout=90,
+                               what="reconnected")
+
+
+async def test_attach_only_without_a_daemon_fails_cleanly(tmp_path):
+    app = attached_app(settings_env(tmp_path), attach_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.connection == "failed", what="failure shown")
+        assert "no engine" in str(app.screen.query_one("#connection").render())

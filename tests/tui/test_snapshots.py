@@ -1,0 +1,142 @@
+"""SVG snapshots of every screen and its main states (stored under snapshots/).
+
+The app runs ``frozen`` (no clocks, uptimes or live CPU/RAM numbers) over a FakeEngine so the
+pictures are deterministic; the same behaviours run against the real engine in the other tests.
+Update them with ``pytest tests/tui/test_snapshots.py --snapshot-update``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input, TextArea
+
+from mullama.config import load_settings
+from mullama.tui.app import MullamaApp
+from mullama.tui.conversations import Conversation, ConversationStore, Turn
+
+from .conftest import SIZE
+from .fake_engine import FakeEngine
+
+CONFIG_DIR = Path("/home/user/.config/mullama")  # shown on the Settings screen; never written
+
+
+def make_app(tmp_path, mode: str, engine: FakeEngine | None = None) -> MullamaApp:
+    settings = load_settings(env={}, config_dir=CONFIG_DIR, data_dir=tmp_path / "data",
+                             cache_dir=tmp_path / "cache")
+    return MullamaApp(settings, engine=engine or FakeEngine(), mode=mode, frozen=True)
+
+
+def saved_conversation(tmp_path) -> None:
+    conversation = Conversation(title="Why is the sky blue?", model="gemma3:270m")
+    conversation.turns = [
+        Turn("user", "Why is the sky blue?"),
+        Turn("assistant", "Because of **Rayleigh scattering**: shorter wavelengths scatter more.",
+             thinking="The user asks a physics question. Keep it short.",
+             stats="14 tokens · 42.0 tok/s"),
+    ]
+    ConversationStore(tmp_path / "data" / "conversations").save(conversation)
+    ConversationStore(tmp_path / "data" / "conversations").save(
+        Conversation(title="Haiku about llamas", model="llama3.2:1b",
+                     turns=[Turn("user", "A haiku about llamas")]))
+
+
+def settle(*keys: str):
+    async def run_before(pilot) -> None:
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+        for key in keys:
+            await pilot.press(key)
+            await pilot.pause()
+        await pilot.app.workers.wait_for_complete() if not keys else None
+        await pilot.pause(0.3)
+        for widget in pilot.app.screen.query("Input, TextArea"):
+            if isinstance(widget, (Input, TextArea)):
+                widget.cursor_blink = False
+        await pilot.pause()
+    return run_before
+
+
+def test_dashboard(snap_compare, tmp_path):
+    assert snap_compare(make_app(tmp_path, "dashboard"), terminal_size=SIZE, run_before=settle())
+
+
+def test_dashboard_load_dialog(snap_compare, tmp_path):
+    assert snap_compare(make_app(tmp_path, "dashboard"), terminal_size=SIZE, run_before=settle("l"))
+
+
+def test_dashboard_daemon_lost(snap_compare, tmp_path):
+    app = make_app(tmp_path, "dashboard")
+
+    async def run_before(pilot) -> None:
+        await settle()(pilot)
+        app.connection = "lost"
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_models(snap_compare, tmp_path):
+    assert snap_compare(make_app(tmp_path, "models"), terminal_size=SIZE, run_before=settle())
+
+
+def test_models_details(snap_compare, tmp_path):
+    assert snap_compare(make_app(tmp_path, "models"), terminal_size=SIZE, run_before=settle("enter"))
+
+
+def test_models_delete_confirmation(snap_compare, tmp_path):
+    assert snap_compare(make_app(tmp_path, "models"), terminal_size=SIZE, run_before=settle("d"))
+
+
+def test_models_create_dialog(snap_compare, tmp_path):
+    assert snap_compare(make_app(tmp_path, "models"), terminal_size=SIZE, run_before=settle("n"))
+
+
+def test_models_pull_in_progress(snap_compare, tmp_path):
+    app = make_app(tmp_path, "models")
+
+    async def run_before(pilot) -> None:
+        await settle()(pilot)
+        await pilot.press("p")
+        await pilot.press(*"llama3.2:1b", "enter")
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_chat_conversation(snap_compare, tmp_path):
+    saved_conversation(tmp_path)
+    assert snap_compare(make_app(tmp_path, "chat"), terminal_size=SIZE, run_before=settle())
+
+
+def test_chat_reply_with_thinking(snap_compare, tmp_path):
+    app = make_app(tmp_path, "chat", FakeEngine(thinking="Light, air, wavelengths: explain briefly."))
+
+    async def run_before(pilot) -> None:
+        await settle()(pilot)
+        await pilot.press(*"Why is the sky blue?", "enter")
+        await pilot.app.workers.wait_for_complete()
+        await settle()(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_chat_options(snap_compare, tmp_path):
+    saved_conversation(tmp_path)
+    assert snap_compare(make_app(tmp_path, "chat"), terminal_size=SIZE, run_before=settle("ctrl+o"))
+
+
+def test_playground(snap_compare, tmp_path):
+    assert snap_compare(make_app(tmp_path, "playground"), terminal_size=SIZE, run_before=settle())
+
+
+def test_settings(snap_compare, tmp_path):
+    assert snap_compare(make_app(tmp_path, "settings"), terminal_size=SIZE, run_before=settle())
+
+
+@pytest.mark.parametrize("theme", ["textual-light", "nord"])
+def test_themes(snap_compare, tmp_path, theme):
+    app = make_app(tmp_path, "dashboard")
+    app.prefs.theme = theme
+    assert snap_compare(app, terminal_size=SIZE, run_before=settle())
