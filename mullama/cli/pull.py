@@ -34,7 +34,10 @@ async def _pull_bars(engine: Engine, ref: str) -> None:
                 if name not in tasks:
                     tasks[name] = progress.add_task(f"pulling {_short(name)}", total=p.total)
                 progress.update(tasks[name], completed=p.completed, total=p.total)
-            elif p.status != status_line and p.status != "success":
+                continue
+            for task_id in tasks.values():  # downloads are over: show their bars full
+                progress.update(task_id, completed=progress.tasks[task_id].total)
+            if p.status != status_line and p.status != "success":
                 status_line = p.status
                 progress.console.print(_describe(p))
 
