@@ -27,67 +27,24 @@ import hashlib
 import importlib
 import json
 import os
-import re
 import tempfile
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 from mullama.engine.api import (Cancelled, EngineError, InvalidRequest, ModelDetails, ModelInfo,
                                 ModelLoadError, ModelNotFound, PullProgress)
-from mullama.engine.gguf_info import GGUFError, GGUFHeader, is_gguf, read_header
-from mullama.engine.hub import Hub, ProgressFn, RemoteFile, Selection, hf_endpoint
-from mullama.engine.refs import (ModelRef, name_to_filename, parse_ref, validate_name)
+from mullama.engine.gguf_info import GGUFError, is_gguf, read_header
+from mullama.engine.hub import Hub, ProgressFn, Selection, hf_endpoint
+from mullama.engine.refs import ModelRef, name_to_filename, parse_ref, validate_name
+from mullama.engine.store_files import (HEX64, abs_path, atomic_write, capabilities_of, drain,
+                                        gguf_summary, iter_chunks, merge_specs, normalize_digest,
+                                        now_iso, sha256_file)
 from mullama.engine.registry import Registry, RegistryEntry
 
 SCHEMA = 1
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def normalize_digest(digest: str) -> str:
-    """``sha256:<hex>`` / ``sha256-<hex>`` / ``<hex>`` -> ``<hex>`` (lower case); else InvalidRequest."""
-    d = (digest or "").strip().lower()
-    for prefix in ("sha256:", "sha256-"):
-        if d.startswith(prefix):
-            d = d[len(prefix):]
-    if not _HEX64.match(d):
-        raise InvalidRequest(f"invalid digest {digest!r}: expected sha256:<64 hex digits>",
-                             param="digest")
-    return d
-
-
-def sha256_file(path: Path, cancel: threading.Event | None = None) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(4 << 20), b""):
-            if cancel is not None and cancel.is_set():
-                raise Cancelled("cancelled while hashing")
-            h.update(block)
-    return h.hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 @dataclass
@@ -154,13 +111,13 @@ class ModelStore:
         """
         expected = normalize_digest(expected_digest) if expected_digest else ""
         if expected and self.has_blob(expected):
-            _drain(source)
+            drain(source)
             return f"sha256:{expected}"
         fd, tmp = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=self.partial_dir)
         h = hashlib.sha256()
         try:
             with os.fdopen(fd, "wb") as out:
-                for chunk in _chunks(source):
+                for chunk in iter_chunks(source):
                     h.update(chunk)
                     out.write(chunk)
                 out.flush()
@@ -201,7 +158,7 @@ class ModelStore:
         return data if isinstance(data, dict) else None
 
     def _write_manifest(self, key: str, data: dict) -> None:
-        _atomic_write(self._manifest_path(key),
+        atomic_write(self._manifest_path(key),
                       json.dumps(data, indent=2, sort_keys=True).encode("utf-8"))
 
     def _manifests(self) -> list[dict]:
@@ -358,7 +315,7 @@ class ModelStore:
             "gguf": summary,
             "digest": weights[0]["digest"],
             "size": sum(w["size"] for w in weights) + (projector["size"] if projector else 0),
-            "modified_at": _now(),
+            "modified_at": now_iso(),
         }
 
     def _link_shards(self, weights: list[dict]) -> Path:
@@ -416,7 +373,7 @@ class ModelStore:
             tmp = self.partial_dir / f"package-{uuid.uuid4().hex}.gguf"
             expected = str(getattr(module, "EXPECTED_SHA256", "") or "").lower()
             try:
-                if expected and _HEX64.match(expected) and self.has_blob(expected):
+                if expected and HEX64.match(expected) and self.has_blob(expected):
                     digest = expected  # already materialised (e.g. by another name)
                 else:
                     try:
@@ -458,7 +415,7 @@ class ModelStore:
                         "registry": {"family": entry.family, "description": entry.description,
                                      "tags": entry.tags, "capabilities": entry.derived_capabilities()},
                         "gguf": self._summary_of(self.blob_path(digest)),
-                        "digest": f"sha256:{digest}", "size": size, "modified_at": _now(),
+                        "digest": f"sha256:{digest}", "size": size, "modified_at": now_iso(),
                     }
                     self._write_manifest(key, manifest)
             finally:
@@ -514,13 +471,13 @@ class ModelStore:
         merged = merge_specs(parent_spec, spec)
         merged.from_ref = spec.from_ref
         # paths in the Modelfile are relative to the Modelfile's folder
-        merged.adapters = [str(_abs(a, base)) for a in spec.adapters] or (parent_spec.adapters
+        merged.adapters = [str(abs_path(a, base)) for a in spec.adapters] or (parent_spec.adapters
                                                                           if parent_spec else [])
         for adapter in merged.adapters:
             if not Path(adapter).exists():
                 raise InvalidRequest(f"ADAPTER {adapter}: no such file", param="modelfile")
         if spec.vision_projector:
-            proj = _abs(spec.vision_projector, base)
+            proj = abs_path(spec.vision_projector, base)
             if not proj.is_file():
                 raise InvalidRequest(f"VISION_PROJECTOR {spec.vision_projector}: no such file",
                                      param="modelfile")
@@ -554,7 +511,7 @@ class ModelStore:
                     "digest": weights[0]["digest"],
                     "size": sum(int(w.get("size", 0)) for w in weights)
                     + (int(projector.get("size", 0)) if projector else 0),
-                    "modified_at": _now(),
+                    "modified_at": now_iso(),
                 }
                 self._write_manifest(key, manifest)
         return self._info(manifest)
@@ -566,7 +523,7 @@ class ModelStore:
         if dkey.lower() == skey.lower():
             raise InvalidRequest(f"source and destination are the same model ({skey})", param="destination")
         new = copy.deepcopy(manifest)
-        new.update(name=dkey, modified_at=_now(), copied_from=skey)
+        new.update(name=dkey, modified_at=now_iso(), copied_from=skey)
         with self._name_lock(dkey):
             with self._gc_lock():
                 for item in new.get("weights", []) + ([new["projector"]] if new.get("projector") else []):
@@ -683,7 +640,7 @@ class ModelStore:
             header = read_header(path)
         except GGUFError as exc:
             raise ModelLoadError(f"{path} is not a usable GGUF model: {exc}", param="model") from None
-        summary = _summary(header)
+        summary = gguf_summary(header)
         st = path.stat()
         info = ModelInfo(name=str(path), size=st.st_size, digest="",
                          modified_at=_dt.datetime.fromtimestamp(st.st_mtime, _dt.timezone.utc)
@@ -692,7 +649,7 @@ class ModelStore:
                          families=[summary["architecture"]] if summary.get("architecture") else [],
                          parameter_size=summary.get("parameter_size", ""),
                          quantization=summary.get("quantization", ""), source=str(path),
-                         capabilities=_capabilities(summary, None, {}, False))
+                         capabilities=capabilities_of(summary, None, {}, False))
         return ResolvedModel(name=str(path), weights=path, projector=None, spec=None, digest="",
                              info=info, kind="path")
 
@@ -716,7 +673,7 @@ class ModelStore:
 
     def _summary_of(self, path: Path) -> dict:
         try:
-            return _summary(read_header(path))
+            return gguf_summary(read_header(path))
         except (GGUFError, OSError):
             return {}
 
@@ -748,7 +705,7 @@ class ModelStore:
             families=families, parameter_size=summary.get("parameter_size", ""),
             quantization=summary.get("quantization") or (m.get("hub") or {}).get("quant", ""),
             source=m.get("source", ""),
-            capabilities=_capabilities(summary, spec_caps, reg.get("capabilities") or {},
+            capabilities=capabilities_of(summary, spec_caps, reg.get("capabilities") or {},
                                        bool(m.get("projector"))))
 
     # ---------------------------------------------------------------- digest cache
@@ -779,84 +736,7 @@ class ModelStore:
                 del cache[k]
             cache[cache_key] = digest
             try:
-                _atomic_write(self._digest_cache_path, json.dumps(cache, indent=0).encode())
+                atomic_write(self._digest_cache_path, json.dumps(cache, indent=0).encode())
             except OSError:
                 pass
         return digest
-
-
-# ==================================================================== module helpers
-
-
-def _abs(path: str, base: Path) -> Path:
-    p = Path(path).expanduser()
-    return (p if p.is_absolute() else base / p).resolve()
-
-
-def _summary(header: GGUFHeader) -> dict:
-    s = header.summary()
-    tmpl = header.chat_template
-    s["template_tools"] = "tools" in tmpl
-    s["template_thinking"] = "<think>" in tmpl or "enable_thinking" in tmpl or "reasoning" in tmpl
-    return s
-
-
-def _capabilities(summary: dict, spec_caps: dict | None, registry_caps: dict,
-                  has_projector: bool) -> dict[str, bool]:
-    embedding = bool(summary.get("is_embedding"))
-    caps = {
-        "completion": not embedding,
-        "embedding": embedding,
-        "vision": has_projector,
-        "tools": bool(summary.get("template_tools")),
-        "thinking": bool(summary.get("template_thinking")),
-        "json": not embedding,
-    }
-    caps.update({k: bool(v) for k, v in registry_caps.items()})
-    caps.update({k: bool(v) for k, v in (spec_caps or {}).items()})
-    return caps
-
-
-def merge_specs(parent, child):
-    """``child`` over ``parent``: set fields win, parameters and flag tables merge."""
-    if parent is None:
-        return copy.deepcopy(child)
-    out = copy.deepcopy(parent)
-    c = child
-    params = dict(out.parameters)
-    params.update(copy.deepcopy(c.parameters))
-    out.parameters = params
-    for attr in ("system", "template", "gpu_layers", "flash_attention", "vision_projector",
-                 "license", "author", "digest"):
-        value = getattr(c, attr)
-        if value is not None:
-            setattr(out, attr, copy.deepcopy(value))
-    if c.messages:
-        out.messages = list(c.messages)
-    if c.adapters:
-        out.adapters = list(c.adapters)
-    for attr in ("thinking", "toolformat", "capabilities"):
-        merged = dict(getattr(out, attr))
-        merged.update(getattr(c, attr))
-        setattr(out, attr, merged)
-    out.from_ref = c.from_ref
-    return out
-
-
-def _chunks(source) -> Iterator[bytes]:
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        yield bytes(source)
-    elif isinstance(source, (str, Path)):
-        with open(source, "rb") as f:
-            yield from iter(lambda: f.read(1 << 20), b"")
-    elif hasattr(source, "read"):
-        yield from iter(lambda: source.read(1 << 20), b"")
-    else:
-        for chunk in source:
-            yield bytes(chunk)
-
-
-def _drain(source) -> None:
-    if not isinstance(source, (bytes, bytearray, memoryview, str, Path)):
-        for _ in _chunks(source):
-            pass
