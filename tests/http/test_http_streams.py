@@ -1,0 +1,140 @@
+"""Streams under pressure: disconnects, concurrency, a full queue, and a graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+
+import httpx
+import openai
+import pytest
+
+from tests.http.conftest import http_daemon_at
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+LONG = {"model": "gemma", "max_tokens": 1500, "stream": True,
+        "messages": [{"role": "user", "content": "Write a very long story"}]}
+
+
+def wait_idle(url: str, timeout: float = 30) -> dict:
+    """The status once no request is active and no slot is busy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = httpx.get(f"{url}/api/system/status").json()
+        if status["requests_active"] == 0 and all(m["busy_slots"] == 0 and m["queued"] == 0
+                                                  for m in status["models"]):
+            return status
+        assert time.monotonic() < deadline, f"still busy: {status}"
+        time.sleep(0.1)
+
+
+def test_disconnect_mid_stream_frees_the_runner(api):
+    wait_idle(api.url)
+    with httpx.Client(timeout=120) as client:
+        with client.stream("POST", f"{api.url}/v1/chat/completions", json=LONG) as r:
+            lines = r.iter_lines()
+            received = [next(lines) for _ in range(6)]
+            assert any('"content"' in line for line in received)
+            busy = httpx.get(f"{api.url}/api/system/status").json()
+            assert busy["requests_active"] == 1
+    status = wait_idle(api.url, timeout=10)
+    generated = status["tokens_generated"]
+    time.sleep(0.5)
+    assert httpx.get(f"{api.url}/api/system/status").json()["tokens_generated"] == generated
+
+
+def test_disconnect_anthropic_stream_too(api):
+    body = {**LONG, "messages": LONG["messages"]}
+    with httpx.stream("POST", f"{api.url}/v1/messages", json=body, timeout=120) as r:
+        for line in r.iter_lines():
+            if "text_delta" in line:
+                break
+    wait_idle(api.url, timeout=10)
+
+
+async def test_eight_concurrent_streams_all_finish(api, aoai):
+    prompts = [f"Tell me fact number {i}" for i in range(8)]
+
+    async def one(prompt: str) -> tuple[str, str | None, int]:
+        stream = await aoai.chat.completions.create(
+            model="gemma", messages=[{"role": "user", "content": prompt}], max_tokens=20, stream=True,
+            stream_options={"include_usage": True})
+        text, finish, usage = "", None, 0
+        async for chunk in stream:
+            if chunk.choices:
+                text += chunk.choices[0].delta.content or ""
+                finish = chunk.choices[0].finish_reason or finish
+            if chunk.usage:
+                usage = chunk.usage.completion_tokens
+        return text, finish, usage
+
+    results = await asyncio.gather(*(one(p) for p in prompts))
+    for text, finish, usage in results:
+        assert text and finish == "length" and usage == 20
+    wait_idle(api.url)
+
+
+async def test_full_queue_is_503_with_retry_after(tmp_path, test_model_path):
+    with http_daemon_at(tmp_path, test_model_path, MULLAMA_NUM_PARALLEL="1", MULLAMA_MAX_QUEUE="1") as d:
+        async with httpx.AsyncClient(base_url=d.url, timeout=120) as client:
+
+            async def stream_one():
+                async with client.stream("POST", "/v1/chat/completions", json=LONG) as r:
+                    async for _ in r.aiter_lines():
+                        pass
+
+            # one request generating, one waiting in the queue (its headers come once admitted)
+            running = [asyncio.create_task(stream_one()) for _ in range(2)]
+            try:
+                deadline = time.monotonic() + 60
+                while True:
+                    models = (await client.get("/api/system/status")).json()["models"]
+                    if models and models[0]["queued"] == 1:
+                        break
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.05)
+                sdk = openai.AsyncOpenAI(base_url=f"{d.url}/v1", api_key="x", max_retries=0)
+                with pytest.raises(openai.APIStatusError) as err:
+                    await sdk.chat.completions.create(model="gemma", max_tokens=2,
+                                                      messages=[{"role": "user", "content": "hi"}])
+                assert err.value.status_code == 503
+                assert err.value.response.headers["retry-after"] == "1"
+                assert err.value.body["code"] == "queue_full"
+                r = await client.post("/v1/messages", json={
+                    "model": "gemma", "max_tokens": 2, "messages": [{"role": "user", "content": "hi"}]})
+                assert r.status_code == 503 and r.json()["error"]["type"] == "overloaded_error"
+            finally:
+                for task in running:
+                    task.cancel()
+                await asyncio.gather(*running, return_exceptions=True)
+        wait_idle(d.url)
+
+
+def test_sigterm_ends_streams_with_a_final_event(tmp_path, test_model_path):
+    with http_daemon_at(tmp_path, test_model_path) as d:
+        pid_file = tmp_path / "mullamad.pid"
+        info = json.loads(pid_file.read_text())
+        assert info["pid"] == d.proc.pid and info["http"] == d.url and info["socket"] == d.socket
+        assert info["version"] and info["started"]
+        anthropic_body = {"model": "gemma", "max_tokens": 1500, "stream": True,
+                          "messages": [{"role": "user", "content": "Write a very long story"}]}
+        with httpx.Client(timeout=60) as client:
+            oai = client.send(client.build_request("POST", f"{d.url}/v1/chat/completions", json=LONG),
+                              stream=True)
+            ant = client.send(client.build_request("POST", f"{d.url}/v1/messages", json=anthropic_body),
+                              stream=True)
+            oai_lines, ant_lines = oai.iter_lines(), ant.iter_lines()
+            for lines in (oai_lines, ant_lines):
+                while '"content"' not in (line := next(lines)) and "text_delta" not in line:
+                    pass
+            d.proc.send_signal(signal.SIGTERM)
+            oai_rest, ant_rest = [line for line in oai_lines if line], [line for line in ant_lines if line]
+        assert oai_rest[-1] == "data: [DONE]"
+        assert json.loads(oai_rest[-2][6:])["choices"][0]["finish_reason"] == "stop"
+        assert ant_rest[-2:] == ["event: message_stop", 'data: {"type":"message_stop"}']
+        assert d.proc.wait(20) == 0
+        assert not pid_file.exists()
+        assert "shutting down" in d.log()
