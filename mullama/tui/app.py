@@ -49,18 +49,24 @@ class MullamaApp(App[None]):
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
-    # "connecting" | "local" | "remote" | "lost" | "failed"
+    # "connecting" | "local" | "remote" | "serving" | "lost" | "failed"
     connection: reactive[str] = reactive("connecting")
 
     def __init__(self, settings: Settings | None = None, *, engine: Engine | None = None,
                  mode: str = "dashboard", model: str | None = None, attach_only: bool = False,
-                 frozen: bool = False):
-        """``frozen`` is for snapshots: no clocks, uptimes or live system numbers on screen."""
+                 frozen: bool = False, daemon=None):
+        """``frozen`` is for snapshots: no clocks, uptimes or live system numbers on screen.
+
+        ``daemon`` (a :class:`mullama.daemon.Daemon`, not started) makes this app the daemon's
+        face: it starts it, shows its engine and stops it on quit.
+        """
         super().__init__()
         self.settings = settings or load_settings()
         self.prefs: Preferences = load_preferences(self.settings.settings_file)
         self.engine: Engine | None = engine
-        self.owns_engine = engine is None
+        self.owns_engine = engine is None and daemon is None
+        self.daemon = daemon
+        self.serving = False  # the daemon started and must be stopped on exit
         self.start_mode = mode if mode in self.MODES else "dashboard"
         self.chat_model = model or ""
         self.attach_only = attach_only
@@ -74,7 +80,9 @@ class MullamaApp(App[None]):
         if self.prefs.theme in self.available_themes:
             self.theme = self.prefs.theme
         self.switch_mode(self.start_mode)
-        if self.engine is None:
+        if self.daemon is not None:
+            self.serve()
+        elif self.engine is None:
             self.connect_engine()
         else:
             self.post_message(EngineConnected(self.engine, _mode_of(self.engine)))
@@ -88,6 +96,22 @@ class MullamaApp(App[None]):
             self.post_message(EngineFailed(exc.message))
             return
         self.post_message(EngineConnected(engine, _mode_of(engine)))
+
+    @work(exclusive=True, group="connect")
+    async def serve(self) -> None:
+        """Start the daemon, show its engine, and quit when it is asked to stop."""
+        import signal
+
+        try:
+            await self.daemon.start()
+        except (EngineError, OSError) as exc:
+            self.exit(1, message=f"mullama serve: {getattr(exc, 'message', exc)}")
+            return
+        self.serving = True
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.daemon.request_stop)
+        self.post_message(EngineConnected(self.daemon.engine, "serving"))
+        await self.daemon.stopped.wait()
+        self.exit()
 
     @on(EngineConnected)
     def _engine_connected(self, event: EngineConnected) -> None:
@@ -154,7 +178,9 @@ class MullamaApp(App[None]):
         self.exit()
 
     async def on_unmount(self) -> None:
-        if self.owns_engine and self.engine is not None:
+        if self.serving:
+            await self.daemon.stop()
+        elif self.owns_engine and self.engine is not None:
             await self.engine.close()
 
 

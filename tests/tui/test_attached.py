@@ -77,3 +77,24 @@ async def test_attach_only_without_a_daemon_fails_cleanly(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.connection == "failed", what="failure shown")
         assert "no engine" in str(app.screen.query_one("#connection").render())
+
+
+async def test_serve_with_the_dashboard_runs_and_stops_the_daemon(tmp_path):
+    """``mullama serve`` in a terminal: the daemon runs inside the app; quitting stops it."""
+    import httpx
+
+    from mullama.daemon import Daemon
+
+    settings = load_settings(env=settings_env(tmp_path))
+    daemon = Daemon(settings)
+    app = MullamaApp(settings, daemon=daemon)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.connection == "serving", what="serving")
+        async with httpx.AsyncClient() as client:
+            health = await client.get(f"{settings.http_endpoint}/health")
+        assert health.status_code == 200
+        info = app.screen.query_one("#engine-info", Static)
+        await wait_for(pilot, lambda: settings.http_endpoint in str(info.render()), what="endpoint")
+        assert settings.pid_file.exists()
+        await pilot.press("ctrl+q")
+    assert not settings.pid_file.exists()

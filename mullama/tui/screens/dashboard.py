@@ -101,8 +101,12 @@ class DashboardScreen(Screen):
     def show_status(self, status: EngineStatus) -> None:
         frozen = self.app.frozen
         attached = self.app.connection in ("remote", "lost")
-        where = (f"attached to the daemon at [b]{self.app.prefs.socket(self.app.settings)}[/]"
-                 if attached else "engine running [b]embedded[/] in this app (no daemon)")
+        if self.app.connection == "serving":
+            where = "[b]serving[/]: this terminal is the daemon (quitting stops it)"
+        elif attached:
+            where = f"attached to the daemon at [b]{self.app.prefs.socket(self.app.settings)}[/]"
+        else:
+            where = "engine running [b]embedded[/] in this app (no daemon)"
         lines = [f"[b]Mode[/]       {where}",
                  f"[b]Version[/]    {status.version}",
                  f"[b]Uptime[/]     {'—' if frozen else human_duration(status.uptime_secs)}",

@@ -13,6 +13,7 @@ STATES = {
     "connecting": ("◌ connecting…", "-connecting"),
     "local": ("● embedded engine", "-local"),
     "remote": ("● attached to daemon", "-remote"),
+    "serving": ("● serving (this is the daemon)", "-remote"),
     "lost": ("✖ daemon lost — reconnecting", "-lost"),
     "failed": ("✖ no engine", "-lost"),
 }
