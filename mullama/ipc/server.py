@@ -17,11 +17,12 @@ from typing import Any, Callable
 
 import pynng
 
+from mullama import __version__
 from mullama.engine.api import Engine, EngineError, InvalidRequest, error_to_wire
 
 from .handlers import Handlers
 from .protocol import ERROR, PROTOCOL_VERSION, REQUEST_KINDS, RESULT, VERSIONLESS_KINDS, \
-    VersionMismatch, decode, mismatch_message
+    VersionMismatch, decode, encode, mismatch_message
 from .streams import Streams
 
 log = logging.getLogger("mullama.ipc")
@@ -33,13 +34,6 @@ MAX_CONTEXTS = 512
 def ipc_path(address: str) -> str | None:
     """The socket file of an ``ipc://`` address (None for other transports)."""
     return address[len("ipc://"):] if address.startswith("ipc://") else None
-
-
-def _json_reply(kind: str, data: Any, msg_id: Any) -> bytes:
-    import json
-
-    envelope = {"type": kind, "data": data, "id": msg_id, "v": PROTOCOL_VERSION}
-    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _sigterm_self() -> None:
@@ -161,19 +155,17 @@ class IpcServer:
                                   + ", ".join(sorted(REQUEST_KINDS)), param="type")
             version = envelope.get("v")
             if version != PROTOCOL_VERSION and kind not in VERSIONLESS_KINDS:
-                from mullama import __version__
-
                 raise VersionMismatch(mismatch_message(version, PROTOCOL_VERSION, __version__),
                                       daemon_protocol=PROTOCOL_VERSION, daemon_version=__version__)
             data = await self.handlers.table[kind](envelope["data"], pipe)
-            return _json_reply(RESULT, data, msg_id), kind
+            return encode(RESULT, data, msg_id), kind
         except EngineError as exc:
-            return _json_reply(ERROR, error_to_wire(exc), msg_id), kind
+            return encode(ERROR, error_to_wire(exc), msg_id), kind
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("IPC %s failed", kind or "request")
-            return _json_reply(ERROR, {"code": "internal", "message": f"internal error: {exc}",
+            return encode(ERROR, {"code": "internal", "message": f"internal error: {exc}",
                                        "param": None, "details": {}}, msg_id), kind
 
 
