@@ -276,3 +276,29 @@ def test_test_model_alias_resolves_offline_from_the_package(model_store, monkeyp
     details = model_store.show("gemma3:270m")
     assert details.metadata["general.architecture"] == "gemma3"
     assert details.info.parameter_size.endswith("M")
+
+
+def test_test_model_alias_falls_back_to_the_hub_without_its_package(model_store, store_settings,
+                                                                     fake_hub):
+    gguf = make_gguf_bytes(arch="gemma3", name="gemma-3-270m-it", padding=10_000)
+    fake_hub.add_repo("unsloth/gemma-3-270m-it-GGUF", {"gemma-3-270m-it-Q4_K_M.gguf": gguf,
+                                                       "gemma-3-270m-it-Q8_0.gguf": make_gguf_bytes()})
+    # the same bundled entry, but its package is not installed
+    write_user_registry(store_settings, '[models."gemma3:270m"]\npackage = "no_such_package_xyz"\n')
+    info = model_store.pull("gemma3:270m")
+    assert info.digest == f"sha256:{sha256_hex(gguf)}" and info.name == "gemma3:270m"
+    spec = model_store.resolve("gemma3:270m").spec
+    assert spec.parameters["stop"] == ["<end_of_turn>"] and "<start_of_turn>" in spec.template
+
+
+def test_manifests_are_small_json_and_partial_files_are_never_models(model_store, fake_hub):
+    fake_hub.add_repo("acme/P-GGUF", {"p-Q4_K_M.gguf": make_gguf_bytes(padding=5000)})
+    # a stray partial download and a temp manifest never show up as models
+    (model_store.partial_dir / "abc.part").write_bytes(b"GGUF partial")
+    (model_store.manifests_dir / ".x%3Alatest.json.123.tmp").write_text("{")
+    assert model_store.list() == []
+    model_store.pull("hf:acme/P-GGUF")
+    (manifest,) = [p for p in model_store.manifests_dir.glob("*.json") if not p.name.startswith(".")]
+    data = json.loads(manifest.read_text())
+    assert data["schema"] == 1 and data["kind"] == "pulled" and data["hub"]["repo"] == "acme/P-GGUF"
+    assert [m.name for m in model_store.list()] == ["hf:acme/P-GGUF"]
