@@ -265,14 +265,16 @@ def test_test_model_alias_resolves_offline_from_the_package(model_store, monkeyp
     assert resolved.digest == f"sha256:{pkg.EXPECTED_SHA256}"
     assert resolved.weights == model_store.blob_path(pkg.EXPECTED_SHA256)
     assert resolved.info.family == "gemma3" and resolved.info.quantization == "Q4_K_M"
-    assert resolved.spec.parameters["stop"] == ["<end_of_turn>"]
-    assert "<start_of_turn>" in resolved.spec.template
+    entry = model_store.registry.get("gemma3:270m")
+    assert resolved.spec.parameters["stop"] == entry.stop
+    assert resolved.spec.template == entry.template
     assert [m.name for m in model_store.list()] == ["gemma3:270m"]
     # pulling it again is instant and offline; a created model can build on it
     assert model_store.pull("gemma3:270m").digest == resolved.digest
     model_store.create("gemma-terse", "FROM gemma3:270m\nSYSTEM Be terse.\nPARAMETER temperature 0\n")
     spec = model_store.resolve("gemma-terse").spec
-    assert spec.system == "Be terse." and spec.parameters["stop"] == ["<end_of_turn>"]
+    assert spec.system == "Be terse." and spec.parameters["stop"] == entry.stop
+    assert spec.parameters["temperature"] == 0
     details = model_store.show("gemma3:270m")
     assert details.metadata["general.architecture"] == "gemma3"
     assert details.info.parameter_size.endswith("M")
@@ -288,7 +290,8 @@ def test_test_model_alias_falls_back_to_the_hub_without_its_package(model_store,
     info = model_store.pull("gemma3:270m")
     assert info.digest == f"sha256:{sha256_hex(gguf)}" and info.name == "gemma3:270m"
     spec = model_store.resolve("gemma3:270m").spec
-    assert spec.parameters["stop"] == ["<end_of_turn>"] and "<start_of_turn>" in spec.template
+    entry = model_store.registry.get("gemma3:270m")
+    assert spec.parameters["stop"] == entry.stop and spec.template == entry.template
 
 
 def test_manifests_are_small_json_and_partial_files_are_never_models(model_store, fake_hub):
@@ -302,3 +305,11 @@ def test_manifests_are_small_json_and_partial_files_are_never_models(model_store
     data = json.loads(manifest.read_text())
     assert data["schema"] == 1 and data["kind"] == "pulled" and data["hub"]["repo"] == "acme/P-GGUF"
     assert [m.name for m in model_store.list()] == ["hf:acme/P-GGUF"]
+
+
+def test_pull_of_a_created_model_or_a_path_is_refused(model_store, model_file):
+    model_store.create("made", f"FROM {model_file}\n")
+    with pytest.raises(InvalidRequest, match="created model"):
+        model_store.pull("made")
+    with pytest.raises(InvalidRequest, match="file path"):
+        model_store.pull(str(model_file))
