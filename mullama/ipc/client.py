@@ -4,7 +4,8 @@ Every call opens its own Req0 context, so one RemoteEngine can run many calls at
 once (a TUI streaming a chat while it refreshes `ps`). A call waits as long as
 the daemon works on it, but pings the daemon on another context whenever the
 reply is slow: if the daemon died or was replaced, the call raises
-:class:`Unavailable` instead of hanging.
+:class:`Unavailable` instead of hanging. A call after the connection dropped dials
+afresh, so a client fails fast while no daemon runs and recovers once one is back.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class RemoteEngine(Engine):
         self.address = address
         self.ping_timeout = ping_timeout
         self._sock: pynng.Req0 | None = None
+        self._lost = asyncio.Event()  # set when the connection of self._sock dropped
         self._instance: str | None = None  # which daemon process answered first
         self._next_id = 0
 
@@ -38,13 +40,21 @@ class RemoteEngine(Engine):
         if self._sock is None:
             sock = pynng.Req0(resend_time=-1, recv_max_size=0, reconnect_time_min=50,
                               reconnect_time_max=1000)
+            lost = asyncio.Event()
+            loop = asyncio.get_running_loop()
+
+            def pipe_removed(_pipe: pynng.Pipe) -> None:  # on an nng thread
+                with contextlib.suppress(RuntimeError):  # the loop may be closed already
+                    loop.call_soon_threadsafe(lost.set)
+
+            sock.add_post_pipe_remove_cb(pipe_removed)
             try:
                 sock.dial(self.address, block=True)
             except pynng.NNGException as exc:
                 sock.close()
                 raise Unavailable(f"no Mullama daemon answers at {self.address} ({exc})",
                                   address=self.address) from None
-            self._sock = sock
+            self._sock, self._lost = sock, lost
         return self._sock
 
     def _drop_socket(self) -> None:
@@ -56,6 +66,8 @@ class RemoteEngine(Engine):
     async def _exchange(self, kind: str, data: dict | None, *, liveness: bool = True,
                         timeout: float | None = None) -> dict:
         """Send one request and return the reply envelope."""
+        if self._sock is not None and self._lost.is_set():
+            self._drop_socket()  # the daemon went away since the last call: dial afresh
         sock = self._socket()
         self._next_id += 1
         msg_id = self._next_id

@@ -191,3 +191,40 @@ async def test_tcp_address(tmp_path):
             assert await engine.list_models() == []
         finally:
             await engine.close()
+
+
+async def test_a_daemon_killed_mid_stream_is_noticed_and_a_new_one_reached(tmp_path, test_model_path):
+    import signal
+
+    from mullama.config import load_settings
+    from mullama.engine.store import ModelStore
+    from tests.conftest import gemma_modelfile
+    from tests.helpers import run_daemon, settings_env
+
+    env = settings_env(tmp_path)
+    ModelStore(load_settings(env=env)).create("gemma", gemma_modelfile(test_model_path), None)
+    engine = RemoteEngine(env["MULLAMA_SOCKET"])
+    try:
+        with run_daemon(tmp_path, env=env) as first:
+            stream = engine.chat(chat(400))
+            assert isinstance(await anext(stream), TextDelta)
+            first.proc.send_signal(signal.SIGKILL)
+            started = time.perf_counter()
+            with pytest.raises(Unavailable, match="lost the"):
+                async for _ in stream:
+                    pass
+            assert time.perf_counter() - started < 5
+        with pytest.raises(Unavailable):
+            await engine.list_models()
+        with run_daemon(tmp_path, env=env) as second:
+            assert (await engine.ping())["pid"] == second.proc.pid
+            assert [m.name for m in await engine.list_models()] == ["gemma:latest"]
+            second.proc.send_signal(signal.SIGKILL)  # this time between two calls
+            second.proc.wait(10)
+            await asyncio.sleep(0.2)
+            started = time.perf_counter()
+            with pytest.raises(Unavailable, match="no Mullama daemon answers"):
+                await engine.list_models()
+            assert time.perf_counter() - started < 2
+    finally:
+        await engine.close()
