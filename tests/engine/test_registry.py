@@ -247,3 +247,25 @@ def test_broken_user_file_is_a_clear_error(store_settings):
     write_user_registry(store_settings, "[models.x\nrepo=")
     with pytest.raises(InvalidRequest, match="models.toml"):
         Registry(store_settings).get("llama3.2:1b")
+
+
+# ------------------------------------------------------------------ property: names stay inside
+
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(list("ab.:/\\-_ \x00~%$\u00e9") + ["..", "../", "latest"]),
+                max_size=12).map("".join))
+def test_any_accepted_name_maps_to_one_safe_file_name(text):
+    import os.path
+
+    try:
+        key = validate_name(text)
+    except InvalidRequest:
+        return
+    encoded = name_to_filename(key)
+    assert encoded and "/" not in encoded and "\\" not in encoded and "\x00" not in encoded
+    assert not encoded.startswith(".") and os.path.basename(encoded) == encoded
+    assert ".." not in key.split(":")[0].split("/")
+    assert validate_name(key) == key  # canonical form is stable
