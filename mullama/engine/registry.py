@@ -136,7 +136,10 @@ class Registry:
         if user is not None:
             self.user_path: Path | None = Path(user)
         elif settings is not None:
-            self.user_path = Path(settings.registry_file)
+            try:
+                self.user_path = Path(settings.registry_file)
+            except TypeError:  # config_dir given as a str
+                self.user_path = Path(settings.config_dir) / "models.toml"
         else:
             self.user_path = None
         self._lock = threading.RLock()

@@ -518,17 +518,22 @@ class ModelStore:
 
     def copy(self, source: str, destination: str) -> ModelInfo:
         """Copy a model's manifest under a new name (the weights are shared, never copied)."""
-        skey, manifest = self._find(source)
+        skey, _ = self._find(source)
         dkey = validate_name(destination)
         if dkey.lower() == skey.lower():
             raise InvalidRequest(f"source and destination are the same model ({skey})", param="destination")
-        new = copy.deepcopy(manifest)
-        new.update(name=dkey, modified_at=now_iso(), copied_from=skey)
         with self._name_lock(dkey):
             with self._gc_lock():
+                # read the source again under the lock: it may have been deleted meanwhile
+                manifest = self._read_manifest(skey)
+                if manifest is None:
+                    raise self._not_found(source)
+                new = copy.deepcopy(manifest)
+                new.update(name=dkey, modified_at=now_iso(), copied_from=skey)
                 for item in new.get("weights", []) + ([new["projector"]] if new.get("projector") else []):
                     if "path" not in item and not self.blob_path(item["digest"]).exists():
-                        raise ModelLoadError(f"weights of {skey} are missing from the store")
+                        raise ModelLoadError(f"weights of {skey} are missing from the store; "
+                                             "pull it again")
                 self._write_manifest(dkey, new)
         return self._info(new)
 
@@ -543,12 +548,11 @@ class ModelStore:
         key = manifest.get("name", key)
         with self._name_lock(key):
             with self._gc_lock():
-                path = self._manifest_path(key)
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    raise self._not_found(name) from None
-                self._collect(manifest)
+                current = self._read_manifest(key)  # what is there now, under the lock
+                if current is None:
+                    raise self._not_found(name)
+                os.unlink(self._manifest_path(key))
+                self._collect(current)
 
     def _collect(self, removed: dict) -> None:
         """Delete blobs of ``removed`` that no remaining manifest references (gc lock held)."""
