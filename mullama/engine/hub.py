@@ -279,8 +279,10 @@ class Hub:
             raise EngineError(f"hub error for {repo}: {exc}".splitlines()[0]) from None
         except hf_errors.OfflineModeIsEnabled as exc:
             raise Unavailable(f"cannot pull {repo}: {exc}") from None
-        except OSError as exc:
+        except (ConnectionError, TimeoutError) as exc:
             raise Unavailable(f"cannot reach {hf_endpoint()} for {repo}: {exc}") from None
+        except OSError as exc:  # local disk trouble (full, permissions) says so
+            raise EngineError(f"pull of {repo} failed writing to disk: {exc}") from None
         except Exception as exc:  # httpx errors are not OSError subclasses
             if type(exc).__module__.startswith(("httpx", "httpcore", "httpx2")):
                 raise Unavailable(f"cannot reach {hf_endpoint()} for {repo}: {exc}") from None
