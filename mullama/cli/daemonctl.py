@@ -52,6 +52,19 @@ def process_alive(pid: int) -> bool:
         return False
 
 
+def daemon_alive(pid: int) -> bool:
+    """True when ``pid`` is a live Mullama daemon (not another program that reused the PID)."""
+    import psutil
+
+    if not process_alive(pid):
+        return False
+    try:
+        cmdline = psutil.Process(pid).cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+    return "serve" in cmdline or any("mullama" in part for part in cmdline)
+
+
 def _socket_path(settings: Settings) -> Path | None:
     return Path(settings.socket[len("ipc://"):]) if settings.socket.startswith("ipc://") else None
 
@@ -60,7 +73,7 @@ def clean_stale(settings: Settings) -> list[str]:
     """Remove the PID and socket files of a daemon that is no longer running."""
     removed = []
     record = read_pid_file(settings)
-    if record is not None and process_alive(record["pid"]):
+    if record is not None and daemon_alive(record["pid"]):
         return removed
     if settings.pid_file.exists():
         settings.pid_file.unlink(missing_ok=True)
@@ -154,7 +167,7 @@ async def start_daemon(settings: Settings, *, announce: bool = True) -> tuple[di
         if answer is not None:
             return answer, False
         record = read_pid_file(settings)
-        if record is not None and process_alive(record["pid"]) and record.get("socket") == settings.socket:
+        if record is not None and daemon_alive(record["pid"]) and record.get("socket") == settings.socket:
             # a daemon is starting (or hung): give it the start-up time before judging
             return await wait_ready(settings, None, settings.spawn_timeout), False
         clean_stale(settings)
@@ -200,7 +213,7 @@ async def stop_daemon(settings: Settings, timeout: float = 30.0) -> int | None:
             os.kill(pid, signal.SIGTERM)
         finally:
             await engine.close()
-    elif record is not None and process_alive(record["pid"]):
+    elif record is not None and daemon_alive(record["pid"]):
         pid = record["pid"]  # running but not answering: signal it
         os.kill(pid, signal.SIGTERM)
     else:

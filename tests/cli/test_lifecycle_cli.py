@@ -155,3 +155,34 @@ def test_pull_and_run_auto_pull_from_a_cold_start(cold_env, fake_hub):
     missing = mullama(env, "pull", "hf:test/absent-GGUF")
     assert missing.returncode == 1
     assert missing.stderr.splitlines()[-1].startswith("Error: cannot access test/absent-GGUF")
+
+
+def write_pid_file(env: dict[str, str], pid: int) -> None:
+    record = {"pid": pid, "socket": env["MULLAMA_SOCKET"], "http": "http://127.0.0.1:1"}
+    Path(env["MULLAMA_PID_FILE"]).write_text(json.dumps(record))
+    socket_path(env).write_text("")  # a leftover socket file
+
+
+def test_a_reused_pid_is_not_mistaken_for_the_daemon(cold_env):
+    other = subprocess.Popen(["sleep", "120"])
+    try:
+        write_pid_file(cold_env, other.pid)
+        stopped = mullama(cold_env, "daemon", "stop")
+        assert stopped.returncode == 0 and "not running" in stopped.stderr
+        assert other.poll() is None  # left alone
+        assert not Path(cold_env["MULLAMA_PID_FILE"]).exists() and not socket_path(cold_env).exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_stop_signals_a_daemon_that_does_not_answer(cold_env):
+    hung = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "serve"])
+    try:
+        write_pid_file(cold_env, hung.pid)
+        stopped = mullama(cold_env, "daemon", "stop")
+        assert stopped.returncode == 0 and stopped.stdout == f"Daemon stopped (pid {hung.pid}).\n"
+        assert hung.wait(10) == -signal.SIGTERM
+    finally:
+        if hung.poll() is None:
+            hung.kill()
