@@ -7,6 +7,8 @@ A model that is known but not pulled yet is pulled first.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import os
 import sys
 import time
@@ -91,25 +93,42 @@ class Renderer:
             self._write("\n")
 
 
+class Spinner:
+    """A spinner on stderr until the first token arrives (loading a model takes a while)."""
+
+    FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+    def __init__(self) -> None:
+        self.task = asyncio.ensure_future(self._spin()) if is_tty(sys.stderr) else None
+
+    async def _spin(self) -> None:
+        for i in itertools.count():
+            sys.stderr.write(f"\r{self.FRAMES[i % len(self.FRAMES)]} ")
+            sys.stderr.flush()
+            await asyncio.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+            sys.stderr.write("\r  \r")
+            sys.stderr.flush()
+
+
 async def stream_reply(engine: Engine, request: ChatRequest, renderer: Renderer | None) -> dict:
     """Stream one reply through ``renderer`` (None: silently); the collected result."""
     text, thinking, calls, done = [], [], {}, None
-    async for event in engine.chat(request):
-        if isinstance(event, TextDelta):
-            text.append(event.text)
-            if renderer:
-                renderer.text(event.text)
-        elif isinstance(event, ThinkingDelta):
-            thinking.append(event.text)
-            if renderer:
-                renderer.thinking(event.text)
-        elif isinstance(event, ToolCallDelta):
-            call = calls.setdefault(event.index, {"id": "", "name": "", "arguments": ""})
-            call["id"] = event.id or call["id"]
-            call["name"] = event.name or call["name"]
-            call["arguments"] += event.arguments
-        elif isinstance(event, Done):
-            done = event
+    spinner = Spinner() if renderer else None
+    try:
+        async for event in engine.chat(request):
+            if spinner:
+                spinner.stop()
+            _collect(event, renderer, text, thinking, calls)
+            if isinstance(event, Done):
+                done = event
+    finally:
+        if spinner:
+            spinner.stop()
     tool_calls = [calls[i] for i in sorted(calls)]
     if renderer:
         renderer.finish(tool_calls)
@@ -119,6 +138,22 @@ async def stream_reply(engine: Engine, request: ChatRequest, renderer: Renderer 
             "usage": {"prompt_tokens": done.usage.prompt_tokens if done else 0,
                       "completion_tokens": done.usage.completion_tokens if done else 0},
             "timings": vars(done.timings).copy() if done else {}}
+
+
+def _collect(event, renderer: Renderer | None, text: list, thinking: list, calls: dict) -> None:
+    if isinstance(event, TextDelta):
+        text.append(event.text)
+        if renderer:
+            renderer.text(event.text)
+    elif isinstance(event, ThinkingDelta):
+        thinking.append(event.text)
+        if renderer:
+            renderer.thinking(event.text)
+    elif isinstance(event, ToolCallDelta):
+        call = calls.setdefault(event.index, {"id": "", "name": "", "arguments": ""})
+        call["id"] = event.id or call["id"]
+        call["name"] = event.name or call["name"]
+        call["arguments"] += event.arguments
 
 
 def print_stats(result: dict, wall: float) -> None:

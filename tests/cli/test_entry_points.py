@@ -9,7 +9,12 @@ import pytest
 from mullama.cli.main import main
 
 
-def test_chat_and_dashboard_open_the_tui(monkeypatch):
+@pytest.fixture
+def terminal(monkeypatch):
+    monkeypatch.setattr("mullama.cli.tui.interactive", lambda: True)
+
+
+def test_chat_and_dashboard_open_the_tui(monkeypatch, terminal):
     import mullama.tui.app as app
 
     calls = []
@@ -19,7 +24,12 @@ def test_chat_and_dashboard_open_the_tui(monkeypatch):
     assert calls == [{"mode": "chat", "model": "gemma"}, {"mode": "dashboard"}]
 
 
-def test_a_missing_tui_is_reported(monkeypatch, capsys):
+def test_the_tui_needs_a_terminal(capsys):
+    assert main([]) == 2
+    assert capsys.readouterr().err.startswith("Error: the terminal UI needs an interactive terminal")
+
+
+def test_a_missing_tui_is_reported(monkeypatch, capsys, terminal):
     monkeypatch.setitem(sys.modules, "mullama.tui.app", None)
     assert main(["chat"]) == 1
     err = capsys.readouterr().err.splitlines()
