@@ -284,9 +284,15 @@ class Unavailable(EngineError):
     code, status = "unavailable", 503
 
 
+class Unauthorized(EngineError):
+    """A remote resource (a gated or private Hugging Face repo) refused access."""
+
+    code, status = "unauthorized", 401
+
+
 ERRORS = {cls.code: cls for cls in (EngineError, InvalidRequest, ModelNotFound, ContextOverflow,
                                      ModelLoadError, InsufficientMemory, QueueFull, Cancelled,
-                                     Unavailable)}
+                                     Unavailable, Unauthorized)}
 
 
 def error_to_wire(exc: EngineError) -> dict:

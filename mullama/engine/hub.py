@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from mullama.engine.api import (Cancelled, EngineError, InvalidRequest, ModelNotFound, PullProgress,
+from mullama.engine.api import (Cancelled, EngineError, Unauthorized, InvalidRequest, ModelNotFound, PullProgress,
                                 Unavailable)
 from mullama.engine.refs import ModelRef
 
@@ -45,10 +45,8 @@ KNOWN_QUANTS = (
 ProgressFn = Callable[[PullProgress], None]
 
 
-class HubAccessError(EngineError):
+class HubAccessError(Unauthorized):
     """The repository is gated or private and the request had no (valid) token."""
-
-    code, status = "unauthorized", 401
 
 
 def hf_endpoint() -> str:

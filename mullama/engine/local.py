@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import threading
 import time
 from typing import Any, AsyncIterator
@@ -111,6 +112,7 @@ class LocalEngine(Engine):
         entry, load_ns = await self._acquire(request.model, request.keep_alive)
         try:
             plan = self._plan(entry, request)
+            request = self._wrap_tool_results(entry, request, plan)
             rendered = self._render_chat(entry, request, think=plan.think, tools=plan.tools)
             tokens = entry.model.tokenize(rendered.text, add_special=self._wants_bos(entry, rendered.text))
             opts = self._merge(entry, opts, rendered.stops)
@@ -242,10 +244,24 @@ class LocalEngine(Engine):
         return opts
 
     def _plan(self, entry: Loaded, request: ChatRequest) -> ChatPlan:
+        return plan_chat(request, getattr(entry.resolved, "spec", None),
+                         getattr(entry.resolved, "info", None), self._plan_template(entry, request))
+
+    def _wrap_tool_results(self, entry: Loaded, request: ChatRequest, plan: ChatPlan) -> ChatRequest:
+        """Tool results in TOOLFORMAT's result markers, unless the template places them itself."""
+        fmt = plan.tool_format
+        template = self._plan_template(entry, request)
+        if fmt is None or not fmt.result_start or fmt.result_start in template \
+                or not any(m.role == "tool" for m in request.messages):
+            return request
+        messages = [dataclasses.replace(m, content=f"{fmt.result_start}{m.content}{fmt.result_end}")
+                    if m.role == "tool" else m for m in request.messages]
+        return dataclasses.replace(request, messages=messages)
+
+    def _plan_template(self, entry: Loaded, request: ChatRequest) -> str:
         spec = getattr(entry.resolved, "spec", None)
-        template = (request.template or (spec.template if spec is not None else None)
-                    or entry.model.chat_template or "")
-        return plan_chat(request, spec, getattr(entry.resolved, "info", None), template)
+        return (request.template or (spec.template if spec is not None else None)
+                or entry.model.chat_template or "")
 
     def _render_chat(self, entry: Loaded, request: ChatRequest, history: bool = True,
                      think: bool | None = None, tools: list[dict] | None = None) -> RenderedPrompt:

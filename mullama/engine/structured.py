@@ -9,11 +9,12 @@ from .api import InvalidRequest
 SUPPORTED_KEYWORDS = {
     "type", "properties", "required", "additionalProperties", "items", "prefixItems", "minItems",
     "maxItems", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "$defs", "definitions",
-    "pattern", "format", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum",
-    "exclusiveMaximum", "title", "description", "default", "examples", "$schema", "$id",
+    "pattern", "format", "minLength", "maxLength", "title", "description", "default", "examples", "$schema", "$id",
     "$comment", "nullable", "strict", "readOnly", "writeOnly", "deprecated",
 }
 SUPPORTED_FORMATS = {"date", "time", "date-time", "uuid"}
+# not here, because llama.cpp's converter would ignore them: minimum, maximum, exclusive*,
+# multipleOf, not, if/then/else, patternProperties, uniqueItems, contains, ...
 _SCHEMA_MAPS = ("properties", "$defs", "definitions")
 _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 

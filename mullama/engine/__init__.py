@@ -1,0 +1,1 @@
+"""Mullama's engine: no UI, transport or server imports here (a test checks it)."""
