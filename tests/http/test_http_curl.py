@@ -54,17 +54,27 @@ def test_examples_are_found():
     assert len(commands(EXAMPLES.read_text())) >= 18
 
 
+def localise(command: str, url: str) -> str:
+    """The command against the test daemon: the test model stands in for the README's models,
+    and pulls fetch ``gemma3:270m`` (it resolves offline from its installed package)."""
+    command = command.replace(BASE, url)
+    if "/pull" in command:
+        return command.replace("llama3.2:1b", "gemma3:270m")
+    return command.replace("llama3.2:1b", "gemma").replace("gemma3:270m", "gemma")
+
+
 @pytest.mark.parametrize("command", EXAMPLE_COMMANDS, ids=lambda c: " ".join(c.split()[:3])[:60])
 def test_curl_example(api, test_model_path, command):
-    """The test model stands in for ``llama3.2:1b``; ``my-model`` is created to be deleted."""
+    """``my-model`` is created first so that its deletion succeeds."""
     from mullama.config import load_settings
     from mullama.engine.store import ModelStore
     from tests.conftest import gemma_modelfile
 
     if "my-model" in command:
         ModelStore(load_settings(env=api.env)).create("my-model", gemma_modelfile(test_model_path), None)
-    script = command.replace(BASE, api.url).replace("llama3.2:1b", "gemma").rstrip()
-    script += " -sS -o /dev/null -w '%{http_code}' --max-time 300"
+    # our options go first: an example may end with a # comment
+    script = localise(command, api.url).replace("curl ", "curl -sS -o /dev/null -w '%{http_code}' "
+                                                "--max-time 300 ", 1)
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
                           env={**api.env, "PATH": "/usr/bin:/bin", "MULLAMA_API_KEY": ""})
     assert done.returncode == 0, done.stderr
