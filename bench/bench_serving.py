@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -100,6 +101,17 @@ def eog_tokens(model: str) -> list[int]:
         llama_cpp.llama_model_free(ptr)
 
 
+def set_autogroup_nice(nice: int) -> None:
+    """With the kernel's autogroup scheduling, plain ``nice`` only ranks threads within a
+    session; sessions share the CPU equally. On a machine busy with other work this gives the
+    benchmark's session (the load generator and the servers it starts) a larger share."""
+    try:
+        Path("/proc/self/autogroup").write_text(str(nice))
+        print(f"autogroup nice {nice}: {Path('/proc/self/autogroup').read_text().strip()}", flush=True)
+    except OSError as exc:
+        print(f"warning: cannot set the autogroup nice value: {exc}", file=sys.stderr)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -139,7 +151,7 @@ class Server:
     def start(self, timeout: float) -> None:
         self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.workdir, stdin=subprocess.DEVNULL,
                                      stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     process_group=0)  # no terminal Ctrl-C; same autogroup as us
         deadline = time.monotonic() + timeout
         with httpx.Client(trust_env=False, timeout=5) as client:
             while time.monotonic() < deadline:
@@ -220,7 +232,9 @@ def make_server(name: str, model: str, args, work: Path) -> Server:
         # one context of ctx tokens: the stock server runs one request at a time anyway
         argv = [stock_python(), "-m", "llama_cpp.server", "--model", model, "--n_ctx", str(args.ctx),
                 "--n_threads", str(args.threads), "--n_threads_batch", str(args.threads),
-                "--chat_format", "chatml", "--host", "127.0.0.1", "--port", str(port)] + args.stock_args
+                "--chat_format", "chatml", "--host", "127.0.0.1", "--port", str(port),
+                # by default a new request aborts the one streaming; queue them instead
+                "--interrupt_requests", "False"] + args.stock_args
         # it has no ignore_eos: a logit bias that bans the end-of-generation tokens does the same
         bias = {str(t): -100 for t in eog_tokens(model)}
         return Server(name, argv, env, port, log, work, model, extra_body={"logit_bias": bias})
@@ -378,6 +392,40 @@ async def prompt_cache_check(server: Server, args) -> dict:
     return out
 
 
+def py_spy() -> str | None:
+    found = shutil.which("py-spy") or str(CACHE / "stock-venv" / "bin" / "py-spy")
+    return found if os.access(found, os.X_OK) else None
+
+
+def start_profiler(server: Server, endpoint: str, concurrency: int, args) -> subprocess.Popen | None:
+    """py-spy on a Python server during one level (``--profile DIR``), collapsed stacks per thread."""
+    if not args.profile or server.name == "llama-server" or concurrency != args.profile_level \
+            or endpoint != args.endpoints[0]:
+        return None
+    spy = py_spy()
+    if spy is None:
+        print("  (py-spy not found: pip install py-spy into the bench venv to profile)", flush=True)
+        return None
+    out = Path(args.profile) / f"{server.name}-{endpoint}-c{concurrency}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    argv = [spy, "record", "-p", str(server.proc.pid), "-r", "200", "--threads", "--idle",
+            "--nonblocking", "-f", "raw", "-o", str(out)]
+    if args.profile_native:
+        argv.append("--native")
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profiler(spy: subprocess.Popen | None) -> None:
+    if spy is None:
+        return
+    time.sleep(0.2)
+    spy.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
+    try:
+        spy.wait(60)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+
+
 async def warm_up(server: Server, args) -> None:
     """First-request costs (page faults on the weights, graph allocation) don't count."""
     async with httpx.AsyncClient(trust_env=False, timeout=300) as client:
@@ -393,7 +441,13 @@ async def bench_all(servers: list[Server], args) -> tuple[list[dict], list[dict]
     for concurrency in args.concurrency:
         for endpoint in args.endpoints:
             for server in servers:
-                row = await run_level(server, endpoint, concurrency, args)
+                spy = start_profiler(server, endpoint, concurrency, args)
+                try:
+                    row = await run_level(server, endpoint, concurrency, args)
+                finally:
+                    stop_profiler(spy)
+                if spy:
+                    row["profile"] = spy.args[spy.args.index("-o") + 1]
                 rows.append(row)
                 print(f"  {server.name:17} {endpoint:11} c={concurrency:<3} {row['tok_s']:8.1f} tok/s  "
                       f"ttft p50 {row['ttft_p50_ms']} ms p95 {row['ttft_p95_ms']} ms  "
@@ -464,6 +518,11 @@ def main() -> int:
     parser.add_argument("--llama-server-args", default="", help="extra arguments, space separated")
     parser.add_argument("--mullama-args", default="", help="extra arguments for mullama serve")
     parser.add_argument("--stock-args", default="", help="extra arguments for llama_cpp.server")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the Python servers during one level")
+    parser.add_argument("--profile-level", type=int, default=8, help="the concurrency to profile")
+    parser.add_argument("--profile-native", action="store_true", help="py-spy --native (slower)")
+    parser.add_argument("--autogroup-nice", type=int, metavar="N",
+                        help="CPU priority of this session and its servers (-20..19; root for < 0)")
     parser.add_argument("--start-timeout", type=float, default=180.0)
     parser.add_argument("--out", help="JSON result file (default: the cache dir's results/)")
     args = parser.parse_args()
@@ -479,6 +538,8 @@ def main() -> int:
             parser.error(f"unknown target {t!r} (one of {', '.join(TARGETS)})")
     model = args.model or test_model()
     work = Path(tempfile.mkdtemp(prefix="mullama-bench-"))
+    if args.autogroup_nice is not None:
+        set_autogroup_nice(args.autogroup_nice)
     load = os.getloadavg()
     if load[0] > 1.5:
         print(f"warning: load average {load[0]:.1f} on {os.cpu_count()} cores: other processes share the "
@@ -527,7 +588,7 @@ def main() -> int:
         "parallel": args.parallel, "threads": args.threads, "max_tokens": args.max_tokens,
         "concurrency": args.concurrency, "endpoints": args.endpoints,
         "repeat_penalty": args.repeat_penalty, "cpu_count": os.cpu_count(),
-        "loadavg_start": load, "loadavg_end": os.getloadavg(), "servers": info,
+        "autogroup_nice": args.autogroup_nice, "loadavg_start": load, "loadavg_end": os.getloadavg(), "servers": info,
         "rows": rows, "prompt_cache": caches, "goals": verdicts}, indent=2))
     print(f"\nresults: {out}\nserver logs: {work}")
     return 0
