@@ -239,6 +239,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--gpu-layers", "-g", type=int, help="layers to offload to the GPU")
     parser.add_argument("--context-size", type=int, help="context size per sequence")
     parser.add_argument("--threads", type=int, help="CPU threads for inference")
+    parser.add_argument("--num-parallel", "--parallel", type=int, metavar="N",
+                        help="sequences each model decodes together (default: automatic, 4 when memory allows)")
     parser.add_argument("--api-key", help="require this key (Authorization: Bearer or x-api-key)")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging and access log")
     parser.add_argument("--headless", action="store_true", help="no TUI; log to stdout")
@@ -248,7 +250,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(socket=args.socket, http_port=args.http_port, http_addr=args.http_addr,
                          gpu_layers=args.gpu_layers, context_size=args.context_size,
-                         threads=args.threads, api_key=args.api_key)
+                         threads=args.threads, api_key=args.api_key,
+                         num_parallel=getattr(args, "num_parallel", None))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -228,6 +228,11 @@ class Runner:
             if not job.prefilling or not batch.free:
                 continue
             chunk = job.pending[:batch.free]
+            if len(chunk) == len(job.pending) > 1:
+                # the last prompt token goes in a step of its own: its logits then come out the
+                # same whether the prefix was just computed or reused from the cache, so greedy
+                # output does not depend on what the slot held before
+                chunk = chunk[:-1]
             pos = len(job.slot.tokens)
             completes = len(chunk) == len(job.pending)
             for k, token in enumerate(chunk):

@@ -110,14 +110,18 @@ def _tool_choice(body: dict):
     return mapping[kind]
 
 
-def _think(body: dict):
+def _think(body: dict) -> tuple[bool | None, int | None]:
+    """Whether to think, and the most thinking tokens (``budget_tokens``) when enabled."""
     thinking = get(body, "thinking", dict)
     if thinking is None:
-        return None
+        return None, None
     kind = get(thinking, "type", str, required=True, where="thinking.")
     if kind not in ("enabled", "disabled", "adaptive"):
         raise InvalidRequest("thinking.type must be enabled or disabled", param="thinking.type")
-    return kind != "disabled"
+    budget = get(thinking, "budget_tokens", int, required=kind == "enabled", where="thinking.")
+    if budget is not None and budget < 1:
+        raise InvalidRequest("thinking.budget_tokens must be at least 1", param="thinking.budget_tokens")
+    return kind != "disabled", budget
 
 
 def chat_request(body: dict, count_only: bool = False) -> ChatRequest:
@@ -135,5 +139,6 @@ def chat_request(body: dict, count_only: bool = False) -> ChatRequest:
                                  param="max_tokens")
         if options.temperature is not None and not 0 <= options.temperature <= 1:
             raise InvalidRequest("temperature must be between 0 and 1", param="temperature")
+    think, budget = _think(body)
     return ChatRequest(model=model, messages=messages(body), options=options, tools=_tools(body),
-                       tool_choice=_tool_choice(body), think=_think(body))
+                       tool_choice=_tool_choice(body), think=think, think_budget=budget)

@@ -47,7 +47,10 @@ def _sampling(body: dict) -> SamplingOptions:
         frequency_penalty=get(body, "frequency_penalty", float),
         seed=get(body, "seed", int),
         max_tokens=max_tokens,
-        stop=string_list(body, "stop"))
+        stop=string_list(body, "stop"),
+        # llama-server's extensions, accepted the same way
+        ignore_eos=get(body, "ignore_eos", bool, default=False),
+        grammar=get(body, "grammar", str))
 
 
 def _response_format(body: dict):

@@ -43,10 +43,19 @@ def loaded(engine):
 
 async def test_greedy_output_is_deterministic_and_sensible(eng):
     first, done = await run(eng, "1, 2, 3, 4,", max_tokens=12, temperature=0)
-    second, _ = await run(eng, "1, 2, 3, 4,", max_tokens=12, temperature=0)
+    second, again = await run(eng, "1, 2, 3, 4,", max_tokens=12, temperature=0)
     assert "".join(first) == "".join(second)
     assert "".join(first).startswith(" 5, 6, 7")
     assert done.finish_reason == "length"
+    assert again.usage.cached_tokens > 0  # the repeat reused the cached prompt...
+
+
+async def test_greedy_output_does_not_depend_on_the_prompt_cache(eng):
+    prompt = "The history of the llama begins in the Andes, where"
+    first, done = await run(eng, prompt, max_tokens=40, temperature=0, ignore_eos=True)
+    second, again = await run(eng, prompt, max_tokens=40, temperature=0, ignore_eos=True)
+    assert done.usage.cached_tokens <= 1 and again.usage.cached_tokens == done.usage.prompt_tokens - 1
+    assert "".join(first) == "".join(second)  # ...and still gave the same greedy text
 
 
 async def test_streamed_deltas_concatenate_to_the_generated_tokens(eng):
