@@ -8,6 +8,7 @@ by length only, so reading a multi-gigabyte model's header is quick.
 from __future__ import annotations
 
 import io
+import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,14 +190,31 @@ class _Reader:
         return None
 
 
+_HEADER_CACHE: dict[tuple, GGUFHeader] = {}
+_HEADER_CACHE_SIZE = 32
+
+
 def read_header(path: str | Path, *, with_tensors: bool = True) -> GGUFHeader:
-    """Read a GGUF file's header; raises GGUFError when it is not GGUF."""
+    """Read a GGUF file's header; raises GGUFError when it is not GGUF.
+
+    Headers are cached by (path, size, mtime): a large vocabulary takes a noticeable
+    fraction of a second to parse, and every request resolves its model.
+    """
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns, with_tensors)
+    cached = _HEADER_CACHE.get(key)
+    if cached is not None:
+        return cached
     try:
         with open(path, "rb") as raw:
             f = io.BufferedReader(raw, buffer_size=1 << 20)
-            return _read(f, with_tensors)
+            header = _read(f, with_tensors)
     except struct.error as exc:
         raise GGUFError(f"damaged GGUF header: {exc}") from None
+    if len(_HEADER_CACHE) >= _HEADER_CACHE_SIZE:
+        _HEADER_CACHE.pop(next(iter(_HEADER_CACHE)))
+    _HEADER_CACHE[key] = header
+    return header
 
 
 def is_gguf(path: str | Path) -> bool:

@@ -175,7 +175,9 @@ class Context:
                                   False: FLASH_ATTN_DISABLED}[p.flash_attention]
         params.embeddings = p.embeddings
         params.pooling_type = p.pooling
-        params.kv_unified = True
+        # one KV stream per sequence: a token then attends only over its own sequence's cells
+        # (prefix reuse never crosses slots, so a shared buffer would only add masked work)
+        params.kv_unified = False
         params.swa_full = p.swa_full
         params.no_perf = True
         self.model = model
