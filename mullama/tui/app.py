@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from importlib import import_module
 from typing import Iterable
 
 from textual import on, work
@@ -17,11 +18,6 @@ from .connection import connect
 from .messages import ChatRequested, DaemonLost, DaemonReconnected, DefaultModelChanged, \
     EngineConnected, EngineFailed
 from .preferences import Preferences, load_preferences, save_preferences
-from .screens.chat import ChatScreen
-from .screens.dashboard import DashboardScreen
-from .screens.models import ModelsScreen
-from .screens.playground import PlaygroundScreen
-from .screens.settings import SettingsScreen
 
 PAGES = [  # mode, title, key
     ("dashboard", "Dashboard", "f1"),
@@ -32,18 +28,22 @@ PAGES = [  # mode, title, key
 ]
 
 
+def _lazy_screen(mode: str):
+    """A factory importing the screen's module on first use: the first frame needs only one."""
+
+    def make() -> Screen:
+        module = import_module(f"mullama.tui.screens.{mode}")
+        return getattr(module, f"{mode.capitalize()}Screen")()
+
+    return make
+
+
 class MullamaApp(App[None]):
     """Dashboard, Models, Chat, Playground and Settings over one Engine."""
 
     CSS_PATH = "mullama.tcss"
     TITLE = "Mullama"
-    MODES = {
-        "dashboard": DashboardScreen,
-        "models": ModelsScreen,
-        "chat": ChatScreen,
-        "playground": PlaygroundScreen,
-        "settings": SettingsScreen,
-    }
+    MODES = {mode: _lazy_screen(mode) for mode, _, _ in PAGES}
     BINDINGS = [
         *(Binding(key, f"switch_mode('{mode}')", title, priority=True, show=False) for mode, title, key in PAGES),
         Binding("ctrl+q", "quit", "Quit", priority=True),
@@ -81,9 +81,9 @@ class MullamaApp(App[None]):
             self.theme = self.prefs.theme
         self.switch_mode(self.start_mode)
         if self.daemon is not None:
-            self.serve()
+            self.call_after_refresh(self.serve)
         elif self.engine is None:
-            self.connect_engine()
+            self.call_after_refresh(self.connect_engine)  # paint first, then import the engine
         else:
             self.post_message(EngineConnected(self.engine, _mode_of(self.engine)))
 

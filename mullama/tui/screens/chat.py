@@ -225,9 +225,9 @@ class ChatScreen(Screen):
             async with contextlib.aclosing(engine.chat(request)) as events:
                 async for event in events:
                     if isinstance(event, TextDelta):
-                        await view.add_text(event.text)
+                        view.add_text(event.text)
                     elif isinstance(event, ThinkingDelta):
-                        await view.add_thinking(event.text)
+                        view.add_thinking(event.text)
                     elif isinstance(event, Done):
                         stats = reply_stats(event.usage.completion_tokens, event.timings.eval_ns,
                                             event.finish_reason)

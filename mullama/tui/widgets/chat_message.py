@@ -1,13 +1,21 @@
-"""One chat turn on screen; assistant replies stream into Markdown (batched, like oterm)."""
+"""One chat turn on screen; assistant replies stream into Markdown (batched, like oterm).
+
+Deltas are collected as they arrive and handed to the Markdown stream at most
+``FLUSHES_PER_SECOND`` times a second, so a fast engine never makes the screen re-render per
+token, and the event loop stays free to read the next tokens.
+"""
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.timer import Timer
 from textual.widgets import Collapsible, Label, Markdown
 from textual.widgets.markdown import MarkdownStream
 
 from ..conversations import Turn
+
+FLUSHES_PER_SECOND = 20
 
 
 class ChatMessage(Vertical):
@@ -17,8 +25,9 @@ class ChatMessage(Vertical):
         super().__init__(classes=f"message -{turn.role}")
         self.turn = turn
         self.author = author
-        self._text: MarkdownStream | None = None
-        self._thinking: MarkdownStream | None = None
+        self._streams: dict[str, MarkdownStream] = {}
+        self._pending: dict[str, list[str]] = {"body": [], "thinking-text": []}
+        self._flusher: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Label(self.author, classes="author")
@@ -29,27 +38,41 @@ class ChatMessage(Vertical):
         yield Markdown(self.turn.content, classes="body")
         yield Label(self.turn.stats, classes="stats")
 
-    async def add_text(self, text: str) -> None:
+    def add_text(self, text: str) -> None:
         self.turn.content += text
-        if self._text is None:
-            self._text = Markdown.get_stream(self.query_one(".body", Markdown))
-        await self._text.write(text)
+        self._queue("body", text)
 
-    async def add_thinking(self, text: str) -> None:
-        self.turn.thinking += text
-        if self._thinking is None:
+    def add_thinking(self, text: str) -> None:
+        if not self.turn.thinking:
             block = self.query_one(".thinking", Collapsible)
             block.display = True
             block.collapsed = False
-            self._thinking = Markdown.get_stream(self.query_one(".thinking-text", Markdown))
-        await self._thinking.write(text)
+        self.turn.thinking += text
+        self._queue("thinking-text", text)
+
+    def _queue(self, target: str, text: str) -> None:
+        self._pending[target].append(text)
+        if self._flusher is None:
+            self._flusher = self.set_interval(1 / FLUSHES_PER_SECOND, self._flush)
+
+    async def _flush(self) -> None:
+        for target, pieces in self._pending.items():
+            if pieces:
+                text = "".join(pieces)
+                pieces.clear()
+                if target not in self._streams:
+                    self._streams[target] = Markdown.get_stream(self.query_one(f".{target}", Markdown))
+                await self._streams[target].write(text)
 
     async def finish(self, stats: str) -> None:
-        """Flush the streams, fold the thinking away and show the reply's numbers."""
-        for stream in (self._text, self._thinking):
-            if stream is not None:
-                await stream.stop()
-        self._text = self._thinking = None
+        """Flush what is left, fold the thinking away and show the reply's numbers."""
+        if self._flusher is not None:
+            self._flusher.stop()
+            self._flusher = None
+        await self._flush()
+        for stream in self._streams.values():
+            await stream.stop()
+        self._streams.clear()
         if self.turn.thinking:
             self.query_one(".thinking", Collapsible).collapsed = True
         self.turn.stats = stats
