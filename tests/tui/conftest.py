@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from pytest_textual_snapshot import SVGImageExtension
 
 SNAPSHOTS = Path(__file__).resolve().parents[2] / "snapshots"
@@ -30,9 +29,3 @@ async def wait_for(pilot, predicate, timeout: float = 60.0, what: str = "conditi
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause(0.05)
-
-
-@pytest.fixture
-def tui_settings(settings):
-    """Settings in a temp dir (the ``settings`` fixture), for apps under test."""
-    return settings

@@ -54,7 +54,7 @@ def settle(*keys: str):
         for widget in pilot.app.screen.query("Input, TextArea"):
             if isinstance(widget, (Input, TextArea)):
                 widget.cursor_blink = False
-        await pilot.pause()
+        await pilot.pause(0.2)
     return run_before
 
 

@@ -43,6 +43,9 @@ class ConversationOptions(ModalScreen[dict | None]):
                 yield Button("Save [dim](ctrl+s)[/]", variant="primary", id="save")
                 yield Button("Cancel", id="cancel")
 
+    def on_mount(self) -> None:
+        self.query_one("#opt-system", TextArea).focus()
+
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
         think = self.query_one("#opt-think", Select).value
