@@ -51,7 +51,10 @@ def endpoints(api: str) -> list[Endpoint]:
 
 
 def find(api: str, path: str) -> Endpoint:
-    return next(e for e in ENDPOINTS if e.api == api and e.path == path)
+    """The endpoint of ``api`` at ``path``; its first one while the endpoint picker still
+    shows another API's path (the two pickers change one after the other)."""
+    choices = endpoints(api)
+    return next((e for e in choices if e.path == path), choices[0])
 
 
 def body_text(endpoint: Endpoint, model: str, stream: bool) -> str:

@@ -15,7 +15,7 @@ from tests.http.conftest import http_daemon_at
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-LONG = {"model": "gemma", "max_tokens": 1500, "stream": True,
+LONG = {"model": "gemma", "max_tokens": 1500, "stream": True, "ignore_eos": True,
         "messages": [{"role": "user", "content": "Write a very long story"}]}
 
 
