@@ -433,6 +433,23 @@ async def warm_up(server: Server, args) -> None:
             await stream_one(client, server.base, endpoint, body_for(server, endpoint, "Warm up.", 8, args))
 
 
+async def wait_quiet(servers: list[Server], limit: float = 180.0) -> None:
+    """Wait until no server burns CPU any more: a server that keeps generating for requests
+    whose clients left (the stock server does, with --interrupt_requests False) would
+    otherwise steal the cores from the next target's level."""
+    import psutil
+
+    procs = [psutil.Process(s.proc.pid) for s in servers if s.proc and s.proc.poll() is None]
+    deadline = time.monotonic() + limit
+    for p in procs:
+        p.cpu_percent(None)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(1.0)
+        busy = sum(p.cpu_percent(None) for p in procs if p.is_running())
+        if busy < 15.0:
+            return
+
+
 async def bench_all(servers: list[Server], args) -> tuple[list[dict], list[dict]]:
     """Levels interleaved across targets, so drift in background load hits them alike."""
     rows, caches = [], []
@@ -441,6 +458,7 @@ async def bench_all(servers: list[Server], args) -> tuple[list[dict], list[dict]
     for concurrency in args.concurrency:
         for endpoint in args.endpoints:
             for server in servers:
+                await wait_quiet(servers)
                 spy = start_profiler(server, endpoint, concurrency, args)
                 try:
                     row = await run_level(server, endpoint, concurrency, args)
@@ -455,6 +473,7 @@ async def bench_all(servers: list[Server], args) -> tuple[list[dict], list[dict]
                       f"short {row['short_outputs']}", flush=True)
     if args.cache_rounds:
         for server in servers:
+            await wait_quiet(servers)
             cache = await prompt_cache_check(server, args)
             caches.append(cache)
             print(f"  {server.name:17} prompt cache: turn 1 {cache.get('ttft1_ms')} ms, turn 2 "
