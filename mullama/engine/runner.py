@@ -130,8 +130,11 @@ class Runner:
                 f"(and needs room to answer); shorten the prompt or raise num_ctx",
                 prompt_tokens=len(job.prompt), context_length=self.n_ctx)
         with self._wake:
-            if len(self._queue) >= self.config.max_queue:
-                raise QueueFull(f"{self.name} already has {len(self._queue)} requests waiting; "
+            # requests that a free slot will take at the next step are not waiting
+            free = sum(1 for s in self.slots if s.job is None)
+            waiting = len(self._queue) - free
+            if waiting >= self.config.max_queue:
+                raise QueueFull(f"{self.name} already has {waiting} requests waiting; "
                                 "retry shortly", retry_after=1)
             self._queue.append(job)
             self._wake.notify()
