@@ -12,6 +12,8 @@ import sys
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
+from mullama.humanize import human_duration, human_size  # noqa: F401  (re-exported)
+
 
 class CliError(Exception):
     """A failure the CLI reports as ``Error: message`` plus an optional next step."""
@@ -54,29 +56,6 @@ def print_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
     sys.stdout.flush()
-
-
-def human_size(n: int | float) -> str:
-    n = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
-def human_duration(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"
 
 
 def _parse_time(iso: str) -> datetime | None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import os
-import tempfile
 import threading
 import tomllib
 from dataclasses import dataclass, field
@@ -339,17 +337,6 @@ def _read_doc(path: Path):
 def _write_doc(path: Path, doc) -> None:
     import tomlkit
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".models.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(tomlkit.dumps(doc))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from mullama.engine.store_files import atomic_write
+
+    atomic_write(path, tomlkit.dumps(doc).encode("utf-8"))
