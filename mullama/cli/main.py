@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from mullama import __version__
+from mullama.startup import defer_gc, resume_gc
 
 # command -> "module:function" under mullama.cli; the function takes (args, settings)
 COMMANDS = {
@@ -20,6 +21,8 @@ COMMANDS = {
     "ps": "ps:cmd_ps", "run": "run:cmd_run", "chat": "tui:cmd_chat", "serve": "serve:cmd_serve",
     "daemon": "lifecycle:cmd_daemon", "": "tui:cmd_dashboard",
 }
+# the terminal UI resumes garbage collection itself, once its first frame is painted
+RESUMES_GC = {"chat", ""}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    defer_gc()
+    try:
+        return _main(argv)
+    finally:
+        resume_gc()
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     command = {"ls": "list"}.get(args.command, args.command) or ""
@@ -110,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         handler = getattr(importlib.import_module(f"mullama.cli.{module}"), function)
+        if command not in RESUMES_GC:
+            resume_gc()
         result = handler(args, settings)
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from .app import run_app
+from ..startup import defer_gc
 
 
 def main(argv: list[str] | None = None) -> None:
+    defer_gc()  # the app resumes collection after its first frame
     parser = argparse.ArgumentParser(prog="python -m mullama.tui", description=__doc__)
     parser.add_argument("--mode", default="dashboard",
                         choices=["dashboard", "models", "chat", "playground", "settings"])
@@ -17,6 +18,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="only attach to a daemon; never run the engine in this process")
     args = parser.parse_args(argv)
     from ..config import load_settings
+    from .app import run_app
 
     settings = load_settings(socket=args.socket)
     run_app(args.mode, args.model, settings=settings, attach_only=args.attach)

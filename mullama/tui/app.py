@@ -14,6 +14,7 @@ from textual.screen import Screen
 
 from ..config import Settings, load_settings
 from ..engine.api import Engine, EngineError
+from ..startup import resume_gc
 from .connection import connect
 from .messages import ChatRequested, DaemonLost, DaemonReconnected, DefaultModelChanged, \
     EngineConnected, EngineFailed
@@ -80,6 +81,7 @@ class MullamaApp(App[None]):
         if self.prefs.theme in self.available_themes:
             self.theme = self.prefs.theme
         self.switch_mode(self.start_mode)
+        self.screen.call_after_refresh(resume_gc)  # after the first frame
         if self.daemon is not None:
             self.call_after_refresh(self.serve)
         elif self.engine is None:

@@ -1,16 +1,16 @@
-"""TUI preferences, stored in the ``[tui]`` table of ``settings.settings_file`` (tomlkit).
+"""TUI preferences, stored in the ``[tui]`` table of ``settings.settings_file``.
 
-Other tables in that file are kept as they are, comments included.
+Read with the standard library's ``tomllib`` (the app's first frame waits for it); written
+with tomlkit, so other tables in that file are kept as they are, comments included.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-
-import tomlkit
 
 from ..config import Settings
 from ..engine.api import SamplingOptions
@@ -46,8 +46,10 @@ class Preferences:
 def load_preferences(path: Path) -> Preferences:
     """The saved preferences; defaults for anything missing or of the wrong type."""
     try:
-        table = tomlkit.parse(Path(path).read_text(encoding="utf-8")).get("tui", {})
-    except (OSError, tomlkit.exceptions.ParseError):
+        table = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("tui", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return Preferences()
+    if not isinstance(table, dict):
         return Preferences()
     values = {}
     for f in dataclasses.fields(Preferences):
@@ -67,6 +69,8 @@ _KINDS.update({f.name: str for f in dataclasses.fields(Preferences) if f.name no
 
 
 def save_preferences(path: Path, prefs: Preferences) -> None:
+    import tomlkit
+
     path = Path(path)
     try:
         doc = tomlkit.parse(path.read_text(encoding="utf-8"))

@@ -47,6 +47,9 @@ def test_preferences_ignore_wrong_types(tmp_path):
     prefs = load_preferences(path)
     assert (prefs.temperature, prefs.top_k, prefs.max_tokens) == (None, None, 12)
     assert load_preferences(tmp_path / "missing.toml") == Preferences()
+    for broken in ("[tui\ntheme = 1", 'tui = "not a table"', "\udcff"):
+        path.write_text(broken, errors="surrogateescape")
+        assert load_preferences(path) == Preferences(), broken
 
 
 def test_curl_commands_are_runnable_shell():
