@@ -73,6 +73,7 @@ class Settings:
     memory_headroom_mb: int = 512
     max_queue: int = 64  # queued requests per model before 503
     max_body_mb: int = 32
+    noprune: bool = False  # keep blobs no model references (the daemon removes them at start)
     max_tokens_cap: int = 0  # 0 = no cap beyond the context
     quant_preference: str = "Q4_K_M,Q4_K_S,Q5_K_M,Q4_0,Q5_K_S,Q6_K,Q8_0,Q3_K_M,Q2_K,F16,BF16,F32"
     spawn_timeout: float = 60.0

@@ -52,6 +52,12 @@ class Daemon:
         self.stopped = asyncio.Event()
         self._stopping = False
 
+    def _prune(self) -> None:
+        removed, freed = self.engine.store.prune()
+        if removed:
+            log.info("removed %d unreferenced blob(s), %d bytes (MULLAMA_NOPRUNE=1 keeps them)",
+                     removed, freed)
+
     async def start(self) -> None:
         from .engine.local import LocalEngine
         from .http.app import create_app
@@ -60,6 +66,8 @@ class Daemon:
         _claim_pid_file(settings)
         self.engine = LocalEngine(settings)
         try:
+            if not settings.noprune:
+                await asyncio.to_thread(self._prune)
             for name in self.models:
                 log.info("loading %s", name)
                 await self.engine.load_model(name)

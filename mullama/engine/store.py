@@ -39,6 +39,7 @@ from mullama.engine.api import (Cancelled, EngineError, InvalidRequest, ModelDet
 from mullama.engine.gguf_info import GGUFError, is_gguf, read_header
 from mullama.engine.hub import Hub, ProgressFn, Selection, hf_endpoint
 from mullama.engine.refs import ModelRef, name_to_filename, parse_ref, validate_name
+from mullama.engine import store_gc
 from mullama.engine.store_files import (HEX64, abs_path, atomic_write, capabilities_of, drain,
                                         gguf_summary, iter_chunks, merge_specs, normalize_digest,
                                         now_iso, sha256_file)
@@ -555,29 +556,11 @@ class ModelStore:
                 self._collect(current)
 
     def _collect(self, removed: dict) -> None:
-        """Delete blobs of ``removed`` that no remaining manifest references (gc lock held)."""
-        referenced: set[str] = set()
-        for m in self._manifests():
-            for item in m.get("weights", []) + ([m["projector"]] if m.get("projector") else []):
-                if "path" not in item and item.get("digest"):
-                    referenced.add(normalize_digest(item["digest"]))
-        items = removed.get("weights", []) + ([removed["projector"]] if removed.get("projector") else [])
-        for item in items:
-            if "path" in item or not item.get("digest"):
-                continue
-            d = normalize_digest(item["digest"])
-            if d not in referenced:
-                try:
-                    os.unlink(self.blob_path(d))
-                except FileNotFoundError:
-                    pass
-        weights = removed.get("weights", [])
-        if len(weights) > 1 and "path" not in weights[0]:
-            first = normalize_digest(weights[0]["digest"])
-            if first not in referenced:
-                import shutil
+        store_gc.collect(self, removed)
 
-                shutil.rmtree(self.shards_dir / f"sha256-{first}", ignore_errors=True)
+    def prune(self, grace_seconds: float = 3600.0) -> tuple[int, int]:
+        """Remove blobs no model references; (files removed, bytes freed). See store_gc."""
+        return store_gc.prune(self, grace_seconds)
 
     # ================================================================ list / show / resolve
 

@@ -313,3 +313,36 @@ def test_pull_of_a_created_model_or_a_path_is_refused(model_store, model_file):
         model_store.pull("made")
     with pytest.raises(InvalidRequest, match="file path"):
         model_store.pull(str(model_file))
+
+
+def _age(path: Path, seconds: float) -> None:
+    old = path.stat().st_mtime - seconds
+    os.utime(path, (old, old))
+
+
+def test_prune_removes_only_old_blobs_no_model_uses(model_store, model_file):
+    used = model_store.add_blob(make_gguf_bytes(name="used"))
+    model_store.create("from-blob", f"FROM {model_store.blob_path(used)}\n")  # as /api/create does
+    model_store.create("own-file", f"FROM {model_file}\n")
+    stale = model_store.add_blob(b"uploaded, never used" * 100)
+    fresh = model_store.add_blob(b"uploaded a moment ago")
+    for digest in (used, stale, fresh):
+        _age(model_store.blob_path(digest), 2 * 3600 if digest != fresh else 0)
+    assert model_store.prune(grace_seconds=3600) == (1, len(b"uploaded, never used" * 100))
+    assert not model_store.has_blob(stale)
+    assert model_store.has_blob(used) and model_store.has_blob(fresh)
+    assert model_store.resolve("from-blob").weights == model_store.blob_path(used)
+    assert model_store.prune(grace_seconds=3600) == (0, 0)
+    # deleting the model frees its blob at once; the user's own file is never touched
+    model_store.delete("from-blob")
+    assert not model_store.has_blob(used)
+    model_store.delete("own-file")
+    assert model_file.is_file()
+
+
+def test_delete_keeps_a_blob_another_model_uses_by_path(model_store):
+    digest = model_store.add_blob(make_gguf_bytes(name="shared"))
+    model_store.create("one", f"FROM {model_store.blob_path(digest)}\n")
+    model_store.create("two", f"FROM {model_store.blob_path(digest)}\nSYSTEM two\n")
+    model_store.delete("one")
+    assert model_store.has_blob(digest) and model_store.resolve("two").digest == digest

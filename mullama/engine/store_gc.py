@@ -1,0 +1,96 @@
+"""Blob collection for the model store: after a delete, and (at daemon start) a prune.
+
+A blob is referenced when some manifest lists it as weights or projector. ``collect`` removes
+the blobs of one deleted manifest that nothing else references; ``prune`` removes every
+unreferenced blob, such as GGUF files uploaded to ``/api/blobs`` that no ``/api/create`` used,
+and leftovers of a crash. Both run under the store's gc lock, which pull, create and copy also
+hold while they check their blobs and write a manifest, so a blob in use is never removed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+from .store_files import normalize_digest
+
+BLOB_NAME = re.compile(r"sha256-([0-9a-f]{64})")
+DIGEST_MENTION = re.compile(r"sha256[-:]([0-9a-fA-F]{64})")
+
+
+def _items(manifest: dict) -> list[dict]:
+    return manifest.get("weights", []) + ([manifest["projector"]] if manifest.get("projector") else [])
+
+
+def referenced_digests(store) -> set[str]:
+    """Every digest any manifest mentions, however: weights and projectors (stored or by path,
+    e.g. a model created from an uploaded blob's file), adapter paths, sources. Erring towards
+    'referenced' only ever keeps a file."""
+    found: set[str] = set()
+    for path in store.manifests_dir.glob("*.json"):
+        try:
+            found.update(d.lower() for d in DIGEST_MENTION.findall(path.read_text(encoding="utf-8")))
+        except OSError:
+            continue
+    return found
+
+
+def collect(store, removed: dict) -> None:
+    """Delete the blobs of ``removed`` that no remaining manifest references (gc lock held):
+    stored weights and projector, and files it used straight from the blob folder (a model
+    created from an uploaded blob). The user's own files it was created from are never touched."""
+    referenced = referenced_digests(store)
+    for item in _items(removed):
+        if "path" in item:
+            path = Path(item["path"])
+            match = BLOB_NAME.fullmatch(path.name)
+            digest = match.group(1) if match and path.parent.resolve() == store.blobs_dir.resolve() else ""
+        else:
+            digest = normalize_digest(item["digest"]) if item.get("digest") else ""
+        if digest and digest not in referenced:
+            _unlink(store.blob_path(digest))
+    weights = removed.get("weights", [])
+    if len(weights) > 1 and "path" not in weights[0]:
+        first = normalize_digest(weights[0]["digest"])
+        if first not in referenced:
+            shutil.rmtree(store.shards_dir / f"sha256-{first}", ignore_errors=True)
+
+
+def prune(store, grace_seconds: float = 3600.0) -> tuple[int, int]:
+    """Remove unreferenced blobs (and shard link folders) older than ``grace_seconds``.
+
+    The grace period spares a blob uploaded moments ago for a create that is about to use it.
+    Returns (files removed, bytes freed). Partial downloads are kept: a pull resumes from them.
+    """
+    removed = freed = 0
+    cutoff = time.time() - grace_seconds
+    with store._gc_lock():
+        referenced = referenced_digests(store)
+        for directory in (store.blobs_dir, store.shards_dir):
+            for path in directory.iterdir():
+                match = BLOB_NAME.fullmatch(path.name)
+                if not match or match.group(1) in referenced:
+                    continue
+                try:
+                    stat = path.lstat()
+                except FileNotFoundError:
+                    continue
+                if stat.st_mtime > cutoff:
+                    continue
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    freed += stat.st_size
+                    _unlink(path)
+                removed += 1
+    return removed, freed
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
