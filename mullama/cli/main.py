@@ -104,9 +104,20 @@ def main(argv: list[str] | None = None) -> int:
         resume_gc()
 
 
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line; `run MODEL -n 64 "a prompt"` takes the words after its options
+    as the prompt too (argparse alone stops the prompt at the first option)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "run" and not any(word.startswith("-") for word in extra):
+        args.prompt = [*args.prompt, *extra]
+    elif extra:
+        parser.error("unrecognized arguments: " + " ".join(extra))
+    return args
+
+
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     command = {"ls": "list"}.get(args.command, args.command) or ""
     module, function = COMMANDS[command].split(":")
     from mullama.config import load_settings

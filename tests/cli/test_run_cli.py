@@ -34,6 +34,15 @@ def test_run_streams_the_whole_answer(daemon_env, daemon):
     assert result.stderr == ""
 
 
+def test_run_takes_the_prompt_after_its_options(daemon_env, daemon):
+    words = PROMPT.split()
+    result = mullama(daemon_env, "run", "gemma", "-n", "12", "-t", "0", *words)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.rstrip("\n") == http_answer(daemon, PROMPT, 12).rstrip("\n")
+    wrong = mullama(daemon_env, "run", "gemma", "-n", "12", "--no-such-flag", "hi")
+    assert wrong.returncode == 2 and "unrecognized arguments: --no-such-flag hi" in wrong.stderr
+
+
 def test_run_reads_a_piped_prompt(daemon_env, daemon):
     piped = mullama(daemon_env, "run", "gemma", "-n", "12", input=PROMPT + "\n")
     assert piped.returncode == 0, piped.stderr
