@@ -85,7 +85,8 @@ async def chat_completions(request: Request):
             result = await collect(events)
             message = {"role": "assistant", "content": result.text}
             if result.thinking:
-                message["reasoning_content"] = result.thinking
+                # reasoning_content as DeepSeek and vLLM name it; thinking as Mullama's guide does
+                message["reasoning_content"] = message["thinking"] = result.thinking
             if result.tool_calls:
                 message["tool_calls"] = _tool_calls(result)
             choice = {"index": 0, "message": message,
@@ -108,7 +109,7 @@ async def chat_completions(request: Request):
                     logprobs = _chat_logprobs(event.logprobs) if event.logprobs else None
                     await send({"content": event.text}, logprobs=logprobs)
                 elif isinstance(event, ThinkingDelta):
-                    await send({"reasoning_content": event.text})
+                    await send({"reasoning_content": event.text, "thinking": event.text})
                 elif isinstance(event, ToolCallDelta):
                     await send({"tool_calls": [_tool_call_delta(event)]})
                 elif isinstance(event, Done):

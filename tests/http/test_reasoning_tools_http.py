@@ -43,15 +43,17 @@ def test_openai_reasoning_content_is_separate_streamed_and_not(models):
     reply = client.chat.completions.create(**kwargs)
     message = reply.choices[0].message
     reasoning = message.model_extra["reasoning_content"]
+    assert message.model_extra["thinking"] == reasoning
     assert 8 <= len(reasoning) <= 30 and "<think>" not in message.content
     assert message.content.endswith(".")
-    thinking, content = "", ""
+    thinking, also, content = "", "", ""
     for chunk in client.chat.completions.create(stream=True, **kwargs):
         if chunk.choices:
             delta = chunk.choices[0].delta
             thinking += (delta.model_extra or {}).get("reasoning_content") or ""
+            also += (delta.model_extra or {}).get("thinking") or ""
             content += delta.content or ""
-    assert (thinking, content) == (reasoning, message.content)
+    assert (thinking, content) == (reasoning, message.content) and also == thinking
     none = client.chat.completions.create(reasoning_effort="none", **kwargs)
     assert not (none.choices[0].message.model_extra or {}).get("reasoning_content")
     assert none.choices[0].message.content == message.content  # never leaks into the answer
