@@ -70,7 +70,7 @@ class Daemon:
                 await asyncio.to_thread(self._prune)
             for name in self.models:
                 log.info("loading %s", name)
-                await self.engine.load_model(name)
+                await self.engine.load_model(name, keep_alive=-1)  # resident until unloaded
                 if not self.engine.default_model:
                     await self.engine.set_default_model(name)
             self.app = create_app(self.engine, settings)
