@@ -55,6 +55,19 @@ class LlamaError(RuntimeError):
 class Model:
     """A loaded GGUF model: weights, vocabulary and metadata."""
 
+    def _offloaded(self, requested: int) -> int:
+        """The layers actually on a GPU: none when this llama.cpp build has no GPU backend
+        (the request is then only logged), else the request capped at the model's layers."""
+        if requested == 0:
+            return 0
+        if not llama_cpp.llama_supports_gpu_offload():
+            log.warning("%d GPU layers requested, but this llama.cpp build has no GPU backend: "
+                        "running on the CPU (reinstall llama-cpp-python with CMAKE_ARGS, see the "
+                        "README)", requested)
+            return 0
+        total = llama_cpp.llama_model_n_layer(self.ptr) + 1  # + the output layer
+        return total if requested < 0 else min(requested, total)
+
     def __init__(self, path: str, *, gpu_layers: int = 0, use_mmap: bool = True):
         init_backend()
         params = llama_cpp.llama_model_default_params()
@@ -64,6 +77,7 @@ class Model:
         self.ptr = llama_cpp.llama_model_load_from_file(path.encode(), params)
         if not self.ptr:
             raise LlamaError(f"llama.cpp could not load {path} (not a GGUF, corrupt, or unsupported)")
+        self.gpu_layers = self._offloaded(gpu_layers)
         self.vocab = llama_cpp.llama_model_get_vocab(self.ptr)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
         self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(self.ptr)

@@ -174,7 +174,7 @@ class ModelManager:
         load_ns = int((time.perf_counter() - started) * 1e9)
         log.info("loaded %s (%d ctx x %d slots, ~%d MiB) in %.2fs", resolved.name, n_ctx, n_parallel,
                  estimate // 2**20, load_ns / 1e9)
-        return Loaded(resolved.name, resolved, model, runner, estimate, gpu_layers, keep, load_ns,
+        return Loaded(resolved.name, resolved, model, runner, estimate, model.gpu_layers, keep, load_ns,
                       lora=lora)
 
     def _budget_after_eviction(self) -> int:

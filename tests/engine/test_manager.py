@@ -120,6 +120,24 @@ async def test_memory_refusal_gives_the_numbers(tmp_path, test_model_path):
         await engine.close()
 
 
+@pytest.mark.slow
+async def test_gpu_layers_report_what_the_build_offloads(tmp_path, test_model_path, caplog):
+    import llama_cpp
+
+    engine = make_engine(tmp_path, gpu_layers=32)
+    try:
+        await engine.create_model("gemma", gemma_modelfile(test_model_path))
+        loaded = await engine.load_model("gemma")
+        if llama_cpp.llama_supports_gpu_offload():
+            assert 0 < loaded.gpu_layers <= 32
+        else:  # this CPU build: nothing is offloaded, and the log says why
+            assert loaded.gpu_layers == 0
+            assert "no GPU backend" in caplog.text
+        assert [m.gpu_layers for m in await engine.running_models()] == [loaded.gpu_layers]
+    finally:
+        await engine.close()
+
+
 async def test_a_file_that_is_not_a_gguf_is_a_clear_error(tmp_path):
     bogus = tmp_path / "bogus.gguf"
     bogus.write_bytes(b"this is not a model" * 100)
