@@ -577,6 +577,9 @@ class ModelStore:
             from mullama.modelfile import ModelfileSpec
 
             spec = ModelfileSpec(from_ref=resolved.info.source or resolved.name)
+        if spec.from_ref.startswith("package:"):  # create cannot read that: name the model itself
+            spec = copy.copy(spec)
+            spec.from_ref = resolved.name
         try:
             header = read_header(resolved.weights, with_tensors=True)
             metadata = header.display_metadata()

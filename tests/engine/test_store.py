@@ -277,6 +277,11 @@ def test_test_model_alias_resolves_offline_from_the_package(model_store, monkeyp
     assert spec.parameters["temperature"] == 0
     details = model_store.show("gemma3:270m")
     assert details.metadata["general.architecture"] == "gemma3"
+    # its Modelfile recreates it
+    assert details.modelfile.startswith("FROM gemma3:270m\n")
+    model_store.create("gemma-again", details.modelfile)
+    again = model_store.resolve("gemma-again")
+    assert again.digest == resolved.digest and again.spec.template == entry.template
     assert details.info.parameter_size.endswith("M")
 
 
