@@ -42,7 +42,7 @@ from mullama.engine.refs import ModelRef, name_to_filename, parse_ref, validate_
 from mullama.engine import store_gc
 from mullama.engine.store_files import (HEX64, abs_path, atomic_write, capabilities_of, drain,
                                         gguf_summary, iter_chunks, merge_specs, normalize_digest,
-                                        now_iso, sha256_file)
+                                        now_iso, sha256_file, VISION_SUPPORTED)
 from mullama.engine.registry import Registry, RegistryEntry
 
 SCHEMA = 1
@@ -475,8 +475,15 @@ class ModelStore:
         merged.adapters = [str(abs_path(a, base)) for a in spec.adapters] or (parent_spec.adapters
                                                                           if parent_spec else [])
         for adapter in merged.adapters:
-            if not Path(adapter).exists():
+            if not Path(adapter).is_file():
                 raise InvalidRequest(f"ADAPTER {adapter}: no such file", param="modelfile")
+            if not is_gguf(Path(adapter)):
+                raise InvalidRequest(f"ADAPTER {adapter}: not a GGUF file; llama.cpp loads LoRA "
+                                     "adapters as GGUF (convert it with llama.cpp's "
+                                     "convert_lora_to_gguf.py)", param="modelfile")
+        if spec.capabilities.get("vision") and not VISION_SUPPORTED:
+            raise InvalidRequest("CAPABILITY vision: Mullama cannot take image input yet, so it "
+                                 "does not advertise vision", param="modelfile")
         if spec.vision_projector:
             proj = abs_path(spec.vision_projector, base)
             if not proj.is_file():

@@ -74,8 +74,12 @@ def gguf_summary(header: GGUFHeader) -> dict:
     return s
 
 
+# Image input is refused (chat_plan); until it is not, no model advertises vision.
+VISION_SUPPORTED = False
+
+
 def capabilities_of(summary: dict, spec_caps: dict | None, registry_caps: dict,
-                  has_projector: bool) -> dict[str, bool]:
+                    has_projector: bool) -> dict[str, bool]:
     embedding = bool(summary.get("is_embedding"))
     caps = {
         "completion": not embedding,
@@ -87,6 +91,7 @@ def capabilities_of(summary: dict, spec_caps: dict | None, registry_caps: dict,
     }
     caps.update({k: bool(v) for k, v in registry_caps.items()})
     caps.update({k: bool(v) for k, v in (spec_caps or {}).items()})
+    caps["vision"] = caps["vision"] and VISION_SUPPORTED
     return caps
 
 

@@ -236,7 +236,7 @@ def test_alias_with_projector_downloads_it(model_store, store_settings, fake_hub
                                         'projector = "mmproj-vis-f16.gguf"\ntags = ["vision"]\n'
                                         '[models."vis:auto"]\nrepo = "acme/Vis-GGUF"\nprojector = "auto"\n')
     info = model_store.pull("vis:1b")
-    assert info.capabilities["vision"] is True
+    assert info.capabilities["vision"] is False  # downloaded, but image input is not served yet
     assert info.size == len(weights) + len(proj)
     resolved = model_store.resolve("vis:1b")
     assert resolved.projector.read_bytes() == proj

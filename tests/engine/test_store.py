@@ -351,3 +351,15 @@ def test_delete_keeps_a_blob_another_model_uses_by_path(model_store):
     model_store.create("two", f"FROM {model_store.blob_path(digest)}\nSYSTEM two\n")
     model_store.delete("one")
     assert model_store.has_blob(digest) and model_store.resolve("two").digest == digest
+
+
+def test_create_refuses_adapters_that_are_not_gguf_and_vision(model_store, model_file, tmp_path):
+    lora = tmp_path / "my-lora-adapter.safetensors"
+    lora.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    with pytest.raises(InvalidRequest, match="ADAPTER .*not a GGUF file"):
+        model_store.create("lora", f"FROM {model_file}\nADAPTER {lora}\n")
+    with pytest.raises(InvalidRequest, match="CAPABILITY vision"):
+        model_store.create("seer", f"FROM {model_file}\nCAPABILITY vision true\n")
+    assert model_store.list() == []
+    gguf_lora = make_gguf(tmp_path / "lora.gguf", name="lora")
+    assert model_store.create("lora", f"FROM {model_file}\nADAPTER {gguf_lora}\n").name == "lora:latest"
