@@ -278,6 +278,13 @@ class Cancelled(EngineError):
     code, status = "cancelled", 499
 
 
+class Interrupted(EngineError):
+    """The server stopped a request before it completed: its model was unloaded or deleted, or
+    the daemon is shutting down. (``Cancelled`` is for requests the client abandoned.)"""
+
+    code, status = "interrupted", 503
+
+
 class Unavailable(EngineError):
     """The engine (e.g. the daemon behind a RemoteEngine) cannot be reached."""
 
@@ -292,7 +299,7 @@ class Unauthorized(EngineError):
 
 ERRORS = {cls.code: cls for cls in (EngineError, InvalidRequest, ModelNotFound, ContextOverflow,
                                      ModelLoadError, InsufficientMemory, QueueFull, Cancelled,
-                                     Unavailable, Unauthorized)}
+                                     Interrupted, Unavailable, Unauthorized)}
 
 
 def error_to_wire(exc: EngineError) -> dict:

@@ -22,8 +22,8 @@ from typing import Callable
 import llama_cpp
 
 from . import sampling
-from .api import Cancelled, ContextOverflow, Done, EngineError, QueueFull, SamplingOptions, \
-    TextDelta, Timings, Usage
+from .api import Cancelled, ContextOverflow, Done, EngineError, Interrupted, QueueFull, \
+    SamplingOptions, TextDelta, Timings, Usage
 from .llm import Batch, Context, ContextParams, LlamaError, Model
 from .output import StopMatcher, Utf8Stream
 
@@ -308,12 +308,15 @@ class Runner:
                                      for t in best]
         return [entry]
 
+    def _flush_text(self, job: Job) -> None:
+        """Send what the stop matcher and UTF-8 decoder still hold back."""
+        text = job.stops.feed(job.utf8.flush()) + job.stops.flush()
+        if text:
+            job.emit(TextDelta(text))
+
     def _finish(self, job: Job, reason: str) -> None:
         if reason != "cancelled":
-            tail = job.utf8.flush()
-            text = job.stops.feed(tail) + job.stops.flush()
-            if text:
-                job.emit(TextDelta(text))
+            self._flush_text(job)
         now = time.perf_counter()
         prompt_done = job.t_prompt_done or now
         self._release(job)  # before the final event, so a caller that sees Done sees a free slot
@@ -341,11 +344,17 @@ class Runner:
             job.slot.last_used = time.perf_counter()
 
     def _shutdown(self) -> None:
+        why = "(the daemon is stopping, or the model was unloaded or deleted)"
         for slot in self.slots:
-            if slot.job is not None:
-                self._finish(slot.job, "cancelled")
+            if slot.job is not None:  # the text so far, then an error: the reply is incomplete
+                job = slot.job
+                self._flush_text(job)
+                self._release(job)
+                job.emit(Interrupted(f"the reply was cut off: {self.name} was "
+                                     f"unloaded {why}"))
         while self._queue:
-            self._queue.popleft().emit(Cancelled("the model was unloaded"))
+            self._queue.popleft().emit(Interrupted(f"{self.name} was unloaded "
+                                                   f"before this request started {why}"))
         while self._calls:
             _, future = self._calls.popleft()
             future.cancel()

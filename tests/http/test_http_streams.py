@@ -113,7 +113,7 @@ async def test_full_queue_is_503_with_retry_after(tmp_path, test_model_path):
         wait_idle(d.url)
 
 
-def test_sigterm_ends_streams_with_a_final_event(tmp_path, test_model_path):
+def test_sigterm_ends_streams_with_an_error_event(tmp_path, test_model_path):
     with http_daemon_at(tmp_path, test_model_path) as d:
         pid_file = tmp_path / "mullamad.pid"
         info = json.loads(pid_file.read_text())
@@ -132,9 +132,30 @@ def test_sigterm_ends_streams_with_a_final_event(tmp_path, test_model_path):
                     pass
             d.proc.send_signal(signal.SIGTERM)
             oai_rest, ant_rest = [line for line in oai_lines if line], [line for line in ant_lines if line]
-        assert oai_rest[-1] == "data: [DONE]"
-        assert json.loads(oai_rest[-2][6:])["choices"][0]["finish_reason"] == "stop"
-        assert ant_rest[-2:] == ["event: message_stop", 'data: {"type":"message_stop"}']
+        # the text so far, then an error in each dialect: the client knows the reply is cut off
+        error = json.loads(oai_rest[-1][6:])["error"]
+        assert error["code"] == "interrupted" and "cut off" in error["message"]
+        assert "data: [DONE]" not in oai_rest
+        assert ant_rest[-2] == "event: error"
+        assert json.loads(ant_rest[-1][6:])["type"] == "error"
+        assert not any("message_stop" in line for line in ant_rest)
         assert d.proc.wait(20) == 0
         assert not pid_file.exists()
         assert "shutting down" in d.log()
+
+
+def test_unloading_the_model_mid_stream_is_an_error_the_sdk_raises(api):
+    wait_idle(api.url)
+    client = openai.OpenAI(base_url=f"{api.url}/v1", api_key="unused", max_retries=0)
+    stream = client.chat.completions.create(model="gemma", max_tokens=1500, stream=True,
+                                            extra_body={"ignore_eos": True},
+                                            messages=[{"role": "user", "content": "A long story"}])
+    text = ""
+    with pytest.raises(openai.APIError, match="cut off"):
+        for chunk in stream:
+            text += chunk.choices[0].delta.content or "" if chunk.choices else ""
+            if len(text) > 20:
+                r = httpx.post(f"{api.url}/api/models/unload", json={"name": "gemma"}, timeout=60)
+                assert r.json()["status"] == "unloaded"
+    assert len(text) > 20
+    wait_idle(api.url)
