@@ -21,6 +21,7 @@ from .metrics import EngineMetrics
 from .pipeline import OutputPipeline
 from .prompt import RenderedPrompt, render_chat
 from .runner import Job
+from .tools import ToolFormat, template_shows_tools, tool_instructions
 
 
 def _read_metadata(path: str) -> dict:
@@ -113,7 +114,8 @@ class LocalEngine(Engine):
         try:
             plan = self._plan(entry, request)
             request = self._wrap_tool_results(entry, request, plan)
-            rendered = self._render_chat(entry, request, think=plan.think, tools=plan.tools)
+            rendered = self._render_chat(entry, request, think=plan.think, tools=plan.tools,
+                                         tool_fmt=plan.tool_format)
             tokens = entry.model.tokenize(rendered.text, add_special=self._wants_bos(entry, rendered.text))
             opts = self._merge(entry, opts, rendered.stops)
             if plan.grammar:
@@ -264,7 +266,8 @@ class LocalEngine(Engine):
                 or entry.model.chat_template or "")
 
     def _render_chat(self, entry: Loaded, request: ChatRequest, history: bool = True,
-                     think: bool | None = None, tools: list[dict] | None = None) -> RenderedPrompt:
+                     think: bool | None = None, tools: list[dict] | None = None,
+                     tool_fmt: ToolFormat | None = None) -> RenderedPrompt:
         spec = getattr(entry.resolved, "spec", None)
         messages = list(request.messages)
         if spec is not None and history:
@@ -274,6 +277,8 @@ class LocalEngine(Engine):
             messages.insert(0, Message("system", spec.system))
         go_template = request.template or (spec.template if spec is not None else None)
         model = entry.model
+        if tools and tool_fmt and not template_shows_tools(go_template, model.chat_template):
+            messages = _with_system_text(messages, tool_instructions(tools, tool_fmt))
         return render_chat(go_template=go_template, jinja_template=model.chat_template,
                            messages=messages, tools=tools, think=think,
                            bos_token=model.token_text(model.bos) if model.bos >= 0 else "",
@@ -344,3 +349,12 @@ def _shorten(vectors: list[list[float]], dimensions: int) -> list[list[float]]:
 
 def _counter_total(counter) -> float:
     return sum(s.value for metric in counter.collect() for s in metric.samples if s.name.endswith("_total"))
+
+
+def _with_system_text(messages: list[Message], text: str) -> list[Message]:
+    """``text`` appended to the first system message, or as one at the start."""
+    for i, m in enumerate(messages):
+        if m.role == "system":
+            merged = dataclasses.replace(m, content=f"{m.content}\n\n{text}" if m.content else text)
+            return [*messages[:i], merged, *messages[i + 1:]]
+    return [Message("system", text), *messages]

@@ -213,3 +213,24 @@ def _tool_name(tool: dict) -> str:
 def _tool_parameters(tool: dict) -> dict:
     params = (tool.get("function") or tool).get("parameters") or {"type": "object"}
     return params if params.get("type") == "object" or "properties" in params else {"type": "object"}
+
+
+def template_shows_tools(go_template: str | None, jinja_template: str | None) -> bool:
+    """Whether the template that renders the prompt puts the tool definitions in it."""
+    if go_template:
+        return ".Tools" in go_template
+    return bool(jinja_template) and "tools" in jinja_template
+
+
+def tool_instructions(tools: list[dict], fmt: ToolFormat) -> str:
+    """The tool definitions and how to call them, for a system message: used when the model's
+    template has no place for tools, so the model still learns they exist."""
+    definitions = "\n".join(json.dumps(t if "function" in t else {"type": "function", "function": t},
+                                       ensure_ascii=False) for t in tools)
+    return ("# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+            f"You are provided with function signatures within <tools></tools> XML tags:\n"
+            f"<tools>\n{definitions}\n</tools>\n\n"
+            "For each function call, return a json object with function name and arguments "
+            f"within {fmt.call_start}{fmt.call_end}:\n"
+            f'{fmt.call_start}\n{{"name": <function-name>, "arguments": <args-json-object>}}\n'
+            f"{fmt.call_end}")

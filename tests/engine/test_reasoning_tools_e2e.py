@@ -39,6 +39,8 @@ async def eng(tmp_path_factory, test_model_path):
     await engine.create_model("caller", modelfile(
         test_model_path, "TOOLFORMAT style qwen\nCAPABILITY tools true\n", TOOLS_TEMPLATE))
     await engine.create_model("plain", modelfile(test_model_path, ""))
+    await engine.create_model("untemplated-caller", modelfile(  # a template with no .Tools
+        test_model_path, "TOOLFORMAT style qwen\nCAPABILITY tools true\n"))
     yield engine
     await engine.close()
 
@@ -113,6 +115,24 @@ async def test_tool_results_reach_the_prompt(eng):
                                                    tools=[WEATHER]))
     prompt = eng.manager.loaded["caller:latest"].model.detokenize(done.context[:done.usage.prompt_tokens])
     assert "<tool_response>18 degrees and sunny</tool_response>" in prompt  # TOOLFORMAT result markers
+
+
+def prompt_of(eng, name: str, done: Done) -> str:
+    return eng.manager.loaded[name].model.detokenize(done.context[:done.usage.prompt_tokens])
+
+
+async def test_tools_reach_a_prompt_whose_template_has_no_place_for_them(eng):
+    request = ChatRequest("untemplated-caller", [Message("system", "Be brief."), Message("user", "Paris?")],
+                          SamplingOptions(max_tokens=2), tools=[WEATHER])
+    *_, done = await collect(eng, request)
+    prompt = prompt_of(eng, "untemplated-caller:latest", done)
+    assert prompt.index("Be brief.") < prompt.index('"name": "get_weather"') < prompt.index("Paris?")
+    assert "<tool_call>" in prompt  # how to call, in the TOOLFORMAT's markers
+    # a template that shows .Tools itself gets no second copy
+    *_, done = await collect(eng, ChatRequest("caller", [Message("user", "Paris?")],
+                                              SamplingOptions(max_tokens=2), tools=[WEATHER]))
+    prompt = prompt_of(eng, "caller:latest", done)
+    assert "Tools: get_weather" in prompt and "# Tools" not in prompt
 
 
 PERSON = {"type": "object", "properties": {
