@@ -237,8 +237,10 @@ def serve(settings: Settings, models: list[str], headless: bool, verbose: bool) 
     return 0
 
 
-def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The options of ``mullama serve`` (shared with the CLI)."""
+def add_serve_arguments(parser: argparse.ArgumentParser,
+                        background: bool = False) -> argparse.ArgumentParser:
+    """The options of ``mullama serve`` (shared with the CLI; ``background``: for ``daemon
+    start``, which always runs headless)."""
     parser.add_argument("--model", "-m", action="append", default=[], metavar="NAME",
                         help="load this model at start (repeatable; the first becomes the default)")
     parser.add_argument("--socket", help="IPC socket address (default ipc:///tmp/mullama.sock)")
@@ -251,8 +253,24 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help="sequences each model decodes together (default: automatic, 4 when memory allows)")
     parser.add_argument("--api-key", help="require this key (Authorization: Bearer or x-api-key)")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging and access log")
-    parser.add_argument("--headless", action="store_true", help="no TUI; log to stdout")
+    if not background:
+        parser.add_argument("--headless", action="store_true", help="no TUI; log to stdout")
     return parser
+
+
+SERVE_OPTIONS = {"socket": "--socket", "http_port": "--http-port", "http_addr": "--http-addr",
+                 "gpu_layers": "--gpu-layers", "context_size": "--context-size",
+                 "threads": "--threads", "num_parallel": "--num-parallel", "api_key": "--api-key"}
+
+
+def serve_argv(args: argparse.Namespace) -> list[str]:
+    """The ``mullama serve`` options given in ``args``, as a command line again."""
+    argv = [part for name in args.model for part in ("--model", name)]
+    for attr, flag in SERVE_OPTIONS.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            argv += [flag, str(value)]
+    return argv + (["--verbose"] if getattr(args, "verbose", False) else [])
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

@@ -96,7 +96,7 @@ async def ping(settings: Settings, timeout: float = 2.0, check_version: bool = T
         await engine.close()
 
 
-def spawn_command(settings: Settings) -> list[str]:
+def spawn_command(settings: Settings, options: list[str] = ()) -> list[str]:
     if settings.bin:
         if not os.access(settings.bin, os.X_OK):
             raise CliError(f"MULLAMA_BIN={settings.bin} is not an executable file",
@@ -104,14 +104,14 @@ def spawn_command(settings: Settings) -> list[str]:
         program = [settings.bin]
     else:
         program = [sys.executable, "-m", "mullama"]
-    return program + ["serve", "--headless", "--socket", settings.socket]
+    return program + ["serve", "--headless", "--socket", settings.socket, *options]
 
 
-def spawn(settings: Settings) -> subprocess.Popen:
+def spawn(settings: Settings, options: list[str] = ()) -> subprocess.Popen:
     """Start a daemon in the background, its output appended to the log file."""
     settings.log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(settings.log_file, "ab") as log:
-        return subprocess.Popen(spawn_command(settings), stdin=subprocess.DEVNULL, stdout=log,
+        return subprocess.Popen(spawn_command(settings, options), stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -157,8 +157,10 @@ def spawn_lock(settings: Settings):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-async def start_daemon(settings: Settings, *, announce: bool = True) -> tuple[dict, bool]:
-    """Ping, and start a daemon when none answers. Returns (ping answer, whether we started it)."""
+async def start_daemon(settings: Settings, *, announce: bool = True,
+                       options: list[str] = ()) -> tuple[dict, bool]:
+    """Ping, and start a daemon when none answers (with ``options`` of ``serve``).
+    Returns (ping answer, whether we started it)."""
     answer = await ping(settings)
     if answer is not None:
         return answer, False
@@ -173,7 +175,7 @@ async def start_daemon(settings: Settings, *, announce: bool = True) -> tuple[di
         clean_stale(settings)
         if announce:
             info("Daemon not running, starting it automatically...")
-        proc = spawn(settings)
+        proc = spawn(settings, options)
         answer = await wait_ready(settings, proc, settings.spawn_timeout)
         if announce:
             info("Daemon started successfully, connecting...")

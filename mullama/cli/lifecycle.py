@@ -19,13 +19,22 @@ async def cmd_daemon(args, settings: Settings) -> int:
     return await action(args, settings)
 
 
+def _with_serve_options(args, settings: Settings) -> tuple[Settings, list[str]]:
+    """The settings as the daemon will see them (so it is pinged where it listens), and the
+    options to start it with."""
+    from mullama.daemon import serve_argv, settings_from_args
+
+    return settings_from_args(args), serve_argv(args)
+
+
 async def _start(args, settings: Settings) -> int:
+    settings, options = _with_serve_options(args, settings)
     answer = await ping(settings)
     if answer is not None:
         print(f"Daemon already running (pid {answer['pid']}, v{answer['version']}) at {settings.socket}")
         return 0
     info("Starting daemon...")
-    answer, _ = await start_daemon(settings, announce=False)
+    answer, _ = await start_daemon(settings, announce=False, options=options)
     record = read_pid_file(settings) or {}
     http = record.get("http") or settings.http_endpoint
     print(f"Daemon started (pid {answer['pid']}): IPC {settings.socket}, HTTP {http}; "
@@ -43,7 +52,7 @@ async def _stop(args, settings: Settings) -> int:
 
 
 async def _restart(args, settings: Settings) -> int:
-    await _stop(args, settings)
+    await _stop(args, _with_serve_options(args, settings)[0])
     return await _start(args, settings)
 
 

@@ -85,9 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("daemon", help="start, stop, inspect the background daemon")
     dsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    dsub.add_parser("start", help="start the daemon in the background")
+    add_serve_arguments(dsub.add_parser("start", help="start the daemon in the background "
+                                        "(takes the options of serve)"), background=True)
     dsub.add_parser("stop", help="stop the daemon")
-    dsub.add_parser("restart", help="stop, then start the daemon")
+    add_serve_arguments(dsub.add_parser("restart", help="stop, then start the daemon "
+                                        "(takes the options of serve)"), background=True)
     d = dsub.add_parser("status", help="version, uptime, endpoints, loaded models")
     d.add_argument("--json", action="store_true", help="output JSON")
     d = dsub.add_parser("logs", help="print the daemon's log")

@@ -112,6 +112,21 @@ def test_daemon_start_restart_and_logs(cold_env):
         follow.wait(10)
 
 
+def test_daemon_start_takes_the_options_of_serve(cold_env, test_model_path, tmp_path):
+    from tests.helpers import free_port
+
+    port, socket = free_port(), f"ipc://{tmp_path / 'other.sock'}"
+    started = mullama(cold_env, "daemon", "start", "--model", str(test_model_path), "-p", str(port),
+                      "--socket", socket, "--context-size", "1024")
+    assert started.returncode == 0, started.stderr
+    assert f"IPC {socket}, HTTP http://127.0.0.1:{port}" in started.stdout
+    env = {**cold_env, "MULLAMA_SOCKET": socket}  # where status and stop look for it
+    status = json.loads(mullama(env, "daemon", "status", "--json").stdout)
+    assert status["endpoints"]["http"] == f"http://127.0.0.1:{port}"
+    assert [(m["name"], m["context_length"]) for m in status["loaded"]] == [(str(test_model_path), 1024)]
+    assert mullama(env, "daemon", "stop").returncode == 0
+
+
 def test_logs_without_a_log_file(cold_env):
     result = mullama(cold_env, "daemon", "logs")
     assert result.returncode == 1
