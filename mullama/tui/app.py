@@ -20,6 +20,8 @@ from .messages import ChatRequested, DaemonLost, DaemonReconnected, DefaultModel
     EngineConnected, EngineFailed
 from .preferences import Preferences, load_preferences, save_preferences
 
+DAEMON_CHECK_SECONDS = 2.0
+
 PAGES = [  # mode, title, key
     ("dashboard", "Dashboard", "f1"),
     ("models", "Models", "f2"),
@@ -82,6 +84,8 @@ class MullamaApp(App[None]):
             self.theme = self.prefs.theme
         self.switch_mode(self.start_mode)
         self.screen.call_after_refresh(resume_gc)  # after the first frame
+        if not self.frozen:
+            self.set_interval(DAEMON_CHECK_SECONDS, self.check_daemon)
         if self.daemon is not None:
             self.call_after_refresh(self.serve)
         elif self.engine is None:
@@ -114,6 +118,23 @@ class MullamaApp(App[None]):
         self.post_message(EngineConnected(self.daemon.engine, "serving"))
         await self.daemon.stopped.wait()
         self.exit()
+
+    @work(exclusive=True, group="check-daemon")
+    async def check_daemon(self) -> None:
+        """While attached, notice a lost daemon (and its return) whatever screen is showing."""
+        if self.connection not in ("remote", "lost") or self.engine is None:
+            return
+        try:
+            await self.engine.ping(timeout=DAEMON_CHECK_SECONDS)
+        except EngineError:
+            self.post_message(DaemonLost())
+        else:
+            self.post_message(DaemonReconnected())
+
+    def notify(self, message: str, *, title: str = "", severity="information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        # notifications carry engine errors and names users typed: never read them as markup
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     @on(EngineConnected)
     def _engine_connected(self, event: EngineConnected) -> None:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Settings
-from ..engine.api import SamplingOptions
+from ..engine.api import InvalidRequest, SamplingOptions
+from ..engine.options import validate
 
 
 @dataclass
@@ -41,6 +42,16 @@ class Preferences:
 
     def http(self, settings: Settings) -> str:
         return (self.daemon_http or settings.http_endpoint).rstrip("/")
+
+
+def check_options(options: SamplingOptions) -> None:
+    """ValueError, in words for a form, when the engine would refuse these defaults."""
+    try:
+        validate(options)
+    except InvalidRequest as exc:
+        raise ValueError(exc.message.replace("_", " ")) from None
+    if options.max_tokens is not None and options.max_tokens == 0:
+        raise ValueError("max tokens must be at least 1 (or empty for the model's default)")
 
 
 def load_preferences(path: Path) -> Preferences:

@@ -98,3 +98,29 @@ async def test_serve_with_the_dashboard_runs_and_stops_the_daemon(tmp_path):
         assert settings.pid_file.exists()
         await pilot.press("ctrl+q")
     assert not settings.pid_file.exists()
+
+
+async def test_a_lost_daemon_is_noticed_anywhere_and_screens_recover(tmp_path, test_model_path):
+    from tests.helpers import GEMMA_MODELFILE, GEMMA_TEMPLATE
+
+    env = settings_env(tmp_path)
+    app = attached_app(env, mode="models")
+    with run_daemon(tmp_path, env=env) as first:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.connection == "remote", what="attached")
+            await app.engine.create_model("gemma", GEMMA_MODELFILE.format(
+                path=test_model_path, template=GEMMA_TEMPLATE))
+            os.killpg(first.proc.pid, signal.SIGKILL)
+            await asyncio.to_thread(first.proc.wait, 30)
+            # noticed on Models, without a visit to the Dashboard
+            await wait_for(pilot, lambda: app.connection == "lost", what="lost shown")
+            await pilot.press("f1", "l")
+            await wait_for(pilot, lambda: any(n.title == "Cannot list models" for n in app._notifications),
+                           what="load refused with a reason")
+            assert app.is_running
+            await pilot.press("f3")  # Chat opens while the daemon is away: no models yet
+            with run_daemon(tmp_path, env=env):
+                await wait_for(pilot, lambda: app.connection == "remote", timeout=90, what="back")
+                picker = app.screen.query_one("#model-picker", Select)
+                await wait_for(pilot, lambda: ("gemma:latest", "gemma:latest") in picker._options,
+                               what="models listed again")

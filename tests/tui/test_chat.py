@@ -97,3 +97,59 @@ async def test_conversations_are_listed_reopened_and_deleted(engine, settings):
         await wait_for(pilot, lambda: len(app.screen.conversations) == 1, what="deleted")
     assert [json.loads(f.read_text())["title"] for f in settings.conversations_dir.glob("*.json")] \
         == ["Second chat"]
+
+
+async def test_text_that_looks_like_markup_is_shown_as_typed(engine, settings):
+    app = MullamaApp(settings, engine=engine, mode="chat", model="gemma")
+    app.prefs.max_tokens = 4
+    async with app.run_test(size=SIZE) as pilot:
+        picker = app.screen.query_one("#model-picker", Select)
+        await wait_for(pilot, lambda: picker.value == "gemma", what="model picked")
+        await send(pilot, "What does [/INST] mean? [b]x[/b]")
+        await wait_for(pilot, lambda: last_reply(app).turn.stats, what="reply")
+        title = str(app.screen.query_one("#chat-title").render())
+        assert title == "What does [/INST] mean? [b]x[/b]"
+        listing = app.screen.query_one("#conversations", ListView)
+        assert str(listing.children[0].query_one("Label").render()) == title
+        await pilot.press("ctrl+d")  # the confirmation quotes it too
+        await wait_for(pilot, lambda: "[/INST]" in str(app.screen.query_one(".dialog-question").render()),
+                       what="confirmation")
+        await pilot.press("escape")
+
+
+async def test_a_conversation_deleted_while_it_replies_stays_deleted(engine, settings):
+    app = MullamaApp(settings, engine=engine, mode="chat", model="gemma")
+    app.prefs.max_tokens = 1500
+    async with app.run_test(size=SIZE) as pilot:
+        picker = app.screen.query_one("#model-picker", Select)
+        await wait_for(pilot, lambda: picker.value == "gemma", what="model picked")
+        await send(pilot, "Count from one to five hundred.")
+        reply = last_reply(app)
+        await wait_for(pilot, lambda: len(reply.turn.content) > 5, what="first tokens")
+        await pilot.press("ctrl+d")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not app.screen.replying(), what="reply stopped")
+        await pilot.pause(0.3)
+    assert list(settings.conversations_dir.glob("*.json")) == []
+
+
+async def test_conversation_options_refuse_impossible_values(engine, settings):
+    from mullama.tui.widgets.conversation_options import ConversationOptions
+
+    app = MullamaApp(settings, engine=engine, mode="chat", model="gemma")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConversationOptions), what="options")
+        for field, value, words in (("top_p", "7", "top p must be between 0 and 1"),
+                                    ("max_tokens", "0", "max tokens must be at least 1"),
+                                    ("temperature", "-", "temperature must be a number")):
+            app.screen.query_one(f"#opt-{field}", Input).value = value
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: any(words in n.message for n in app._notifications),
+                           what=words)
+            assert isinstance(app.screen, ConversationOptions)  # still open, nothing saved
+            app.screen.query_one(f"#opt-{field}", Input).value = ""
+        app.screen.query_one("#opt-top_p", Input).value = "0.5"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ConversationOptions), what="saved")
+        assert app.screen.current.top_p == 0.5

@@ -98,3 +98,47 @@ async def test_details_show_the_modelfile_and_load_unload(engine, settings):
         await wait_for(pilot, lambda: "loaded" not in str(app.screen.query_one("#models", DataTable)
                                                           .get_row_at(0)[7]), what="unloaded")
         assert await engine.running_models() == []
+
+
+async def test_a_pull_of_a_name_like_markup_fails_cleanly(engine, settings, fake_hub):
+    app = MullamaApp(settings, engine=engine, mode="models")
+    async with app.run_test(size=SIZE) as pilot:
+        await open_models(app, pilot)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.screen.query("#answer"), what="pull dialog")
+        app.screen.query_one("#answer", Input).value = "foo[/]"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any(n.severity == "error" for n in app._notifications),
+                       what="error notification")
+        assert app.is_running and names(app) == ["gemma:latest"]
+
+
+async def test_a_failed_create_keeps_the_modelfile_and_says_why(engine, settings, test_model_path):
+    from mullama.tui.widgets.model_dialogs import CreateModelDialog
+
+    app = MullamaApp(settings, engine=engine, mode="models")
+    async with app.run_test(size=SIZE) as pilot:
+        await open_models(app, pilot)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, CreateModelDialog), what="create dialog")
+        app.screen.query_one("#create-name", Input).value = "brief"
+        editor = app.screen.query_one("#create-modelfile", TextArea)
+        editor.text = f"FROM {test_model_path}\nPARAMETER bogus 1\n"
+        await pilot.press("ctrl+s")
+        error = app.screen.query_one("#create-error")
+        await wait_for(pilot, lambda: "bogus" in str(error.render()), what="error in the dialog")
+        assert "line 2" in str(error.render())
+        assert isinstance(app.screen, CreateModelDialog) and "bogus" in editor.text  # kept
+        editor.text = f"FROM {test_model_path}\nSYSTEM Be brief.\n"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "brief:latest" in names(app), what="created and listed")
+
+
+async def test_set_default_marks_the_model_at_once(engine, settings):
+    app = MullamaApp(settings, engine=engine, mode="models")
+    async with app.run_test(size=SIZE) as pilot:
+        await open_models(app, pilot)
+        await pilot.press("s")
+        table = app.screen.query_one("#models", DataTable)
+        await wait_for(pilot, lambda: "★ default" in str(table.get_row_at(0)[-1]), what="star")
+        await wait_for(pilot, lambda: engine.default_model == "gemma:latest", what="engine default")

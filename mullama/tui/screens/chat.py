@@ -9,6 +9,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, ListItem, ListView, Select
 
@@ -48,7 +49,7 @@ class ChatScreen(Screen):
             with Vertical(id="chat-main"):
                 with Horizontal(id="chat-bar"):
                     yield Select([], prompt="Choose a model", id="model-picker")
-                    yield Label("", id="chat-title")
+                    yield Label("", id="chat-title", markup=False)
                 yield VerticalScroll(id="messages")
                 yield Input(placeholder="Message… (Enter sends, Esc stops the reply)", id="prompt")
         yield Footer()
@@ -61,8 +62,12 @@ class ChatScreen(Screen):
             await self.open(self.conversations[0])
         else:
             await self.action_new()
-        self.load_models()
-        self.query_one("#prompt").focus()
+        self.query_one("#prompt").focus()  # the models load when the screen shows (resume)
+        self.watch(self.app, "connection", self._connection_changed, init=False)
+
+    def _connection_changed(self, old: str, new: str) -> None:
+        if new in ("local", "remote", "serving") and old != new:  # connected, or back
+            self.load_models()
 
     async def on_screen_resume(self) -> None:
         self.load_models()
@@ -116,7 +121,7 @@ class ChatScreen(Screen):
     async def show_list(self) -> None:
         view = self.query_one("#conversations", ListView)
         await view.clear()
-        await view.extend(ListItem(Label(c.title), id=f"conv-{c.id}") for c in self.conversations)
+        await view.extend(ListItem(Label(c.title, markup=False), id=f"conv-{c.id}") for c in self.conversations)
         if self.current in self.conversations:
             view.index = self.conversations.index(self.current)
 
@@ -155,12 +160,14 @@ class ChatScreen(Screen):
     async def action_delete(self) -> None:
         c = self.current
         if c is None or not await self.app.push_screen_wait(
-                ConfirmDialog(f"Delete the conversation “{c.title}”?", "Delete")):
+                ConfirmDialog(f"Delete the conversation “{escape(c.title)}”?", "Delete")):
             return
-        self.action_stop()
-        await asyncio.to_thread(self.store.delete, c.id)
-        self.conversations.remove(c)
+        self.conversations.remove(c)  # first: a reply that ends now no longer saves it
         self.current = None
+        for worker in self.action_stop():
+            with contextlib.suppress(Exception):
+                await worker.wait()  # its last save (if it was already saving) is done
+        await asyncio.to_thread(self.store.delete, c.id)
         if self.conversations:
             await self.open(self.conversations[0])
         else:
@@ -242,12 +249,15 @@ class ChatScreen(Screen):
 
     async def finish_reply(self, conversation: Conversation, view: ChatMessage, stats: str) -> None:
         await view.finish(stats)
-        await asyncio.to_thread(self.store.save, conversation)
+        if conversation in self.conversations:  # not deleted while it was replying
+            await asyncio.to_thread(self.store.save, conversation)
 
-    def action_stop(self) -> None:
-        for worker in self.workers:
-            if worker.group == "reply" and not worker.is_finished:
-                worker.cancel()
+    def action_stop(self) -> list:
+        """Stop the reply being streamed; returns the workers stopped."""
+        stopped = [w for w in self.workers if w.group == "reply" and not w.is_finished]
+        for worker in stopped:
+            worker.cancel()
+        return stopped
 
     def commands(self):
         from textual.app import SystemCommand

@@ -8,6 +8,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
+from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Label, Sparkline, Static
 
@@ -92,7 +93,7 @@ class DashboardScreen(Screen):
             self.app.post_message(DaemonLost())
             return
         except EngineError as exc:
-            self.query_one("#engine-info", Static).update(f"[red]{exc.message}[/]")
+            self.query_one("#engine-info", Static).update(f"[red]{escape(exc.message)}[/]")
             return
         if self.app.connection == "lost":
             self.app.post_message(DaemonReconnected())
@@ -178,7 +179,11 @@ class DashboardScreen(Screen):
     @work(exclusive=True, group="action")
     async def action_load(self) -> None:
         engine = await self.app.wait_engine()
-        names = [m.name for m in await engine.list_models()]
+        try:
+            names = [m.name for m in await engine.list_models()]
+        except EngineError as exc:
+            self.notify(exc.message, title="Cannot list models", severity="error")
+            return
         name = await self.app.push_screen_wait(PickDialog("Load which model?", names,
                                                           "No models yet: pull one first (p)."))
         if not name:

@@ -8,6 +8,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, ProgressBar
 
@@ -103,7 +104,7 @@ class ModelsScreen(Screen):
     async def pull(self, ref: str) -> None:
         engine = await self.app.wait_engine()
         panel = self.query_one("#pull-panel")
-        panel.border_title = f"Pulling {ref} — Esc cancels"
+        panel.border_title = f"Pulling {escape(ref)} — Esc cancels"
         panel.add_class("-active")
         self.query_one("#pull-bar", ProgressBar).update(total=None, progress=0)
         try:
@@ -147,10 +148,12 @@ class ModelsScreen(Screen):
 
     @work(exclusive=True, group="action")
     async def action_create(self) -> None:
-        answer = await self.app.push_screen_wait(CreateModelDialog(self.selected() or ""))
-        if answer and await self.call_engine("create", "create_model", *answer):
-            self.notify(f"Created {answer[0]}")
-            self.post_message(ModelsChanged("created", answer[0]))
+        engine = await self.app.wait_engine()
+        name = await self.app.push_screen_wait(CreateModelDialog(engine.create_model,
+                                                                 self.selected() or ""))
+        if name:
+            self.notify(f"Created {name}")
+            self.post_message(ModelsChanged("created", name))
 
     @work(exclusive=True, group="action")
     async def action_copy(self) -> None:
@@ -184,10 +187,11 @@ class ModelsScreen(Screen):
             self.notify(f"{name} unloaded")
             self.reload()
 
-    @work(exclusive=True, group="action")
-    async def action_set_default(self) -> None:
-        if (name := self.selected()) and await self.call_engine("set default", "set_default_model", name) is not None:
-            self.post_message(DefaultModelChanged(name))
+    def action_set_default(self) -> None:
+        if name := self.selected():
+            self.post_message(DefaultModelChanged(name))  # the app sets, saves and confirms it
+            self.app.prefs.default_model = name
+            self.reload()  # the star moves now
 
     def action_chat(self) -> None:
         self.post_message(ChatRequested(self.selected() or ""))

@@ -9,6 +9,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Log, Select, Static, Switch, TextArea
 
@@ -120,7 +121,7 @@ class PlaygroundScreen(Screen):
             try:
                 json.loads(body)
             except ValueError as exc:
-                status.update(f"[red]The body is not valid JSON: {exc}[/]")
+                status.update(f"[red]The body is not valid JSON: {escape(str(exc))}[/]")
                 return
         base = self.app.prefs.http(self.app.settings)
         status.update(f"{endpoint.method} {base}{endpoint.path} …")
@@ -142,7 +143,7 @@ class PlaygroundScreen(Screen):
                     else:
                         log.write(_pretty(await resp.aread()))
         except httpx.HTTPError as exc:
-            status.update(f"[red]No answer from {base}: {exc or type(exc).__name__}[/]")
+            status.update(f"[red]No answer from {escape(base)}: {escape(str(exc) or type(exc).__name__)}[/]")
             log.write_line(f"Is the daemon running? Start it with `mullama serve` (HTTP on {base}).")
             return
         status.update(f"{head} · {time.perf_counter() - started:.2f} s")

@@ -11,7 +11,7 @@ from textual.widgets import Button, Footer, Input, Label, Select, TextArea
 
 from ...engine.api import EngineError
 from ..messages import DefaultModelChanged
-from ..preferences import Preferences
+from ..preferences import Preferences, check_options
 from ..widgets.navbar import NavBar
 
 NUMBERS = {"temperature": float, "top_p": float, "top_k": int, "max_tokens": int}
@@ -90,7 +90,9 @@ class SettingsScreen(Screen):
         values["system_prompt"] = self.query_one("#set-system_prompt", TextArea).text
         for name in ("daemon_socket", "daemon_http"):
             values[name] = self.query_one(f"#set-{name}", Input).value.strip()
-        return Preferences(**values)
+        prefs = Preferences(**values)
+        check_options(prefs.options())
+        return prefs
 
     @on(Button.Pressed, "#save")
     def _save_pressed(self) -> None:

@@ -6,10 +6,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
+from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, TextArea
 
 from ..conversations import Conversation
+from ...engine.api import SamplingOptions
+from ..preferences import check_options
 
 THINK = [("model default", "default"), ("on", "on"), ("off", "off")]
 
@@ -27,7 +30,7 @@ class ConversationOptions(ModalScreen[dict | None]):
         c = self.conversation
         think = "default" if c.think is None else ("on" if c.think else "off")
         with Vertical(classes="dialog wide"):
-            yield Label(f"Options for “{c.title}”", classes="dialog-question")
+            yield Label(f"Options for “{escape(c.title)}”", classes="dialog-question")
             yield Label("System prompt")
             yield TextArea(c.system, id="opt-system")
             with Grid(id="opt-grid"):
@@ -49,13 +52,15 @@ class ConversationOptions(ModalScreen[dict | None]):
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
         think = self.query_one("#opt-think", Select).value
-        self.dismiss({
-            "system": self.query_one("#opt-system", TextArea).text,
-            "temperature": _number(self.query_one("#opt-temperature", Input).value, float),
-            "top_p": _number(self.query_one("#opt-top_p", Input).value, float),
-            "max_tokens": _number(self.query_one("#opt-max_tokens", Input).value, int),
-            "think": None if think == "default" else think == "on",
-        })
+        try:
+            numbers = {name: _number(name, self.query_one(f"#opt-{name}", Input).value, kind)
+                       for name, kind in (("temperature", float), ("top_p", float), ("max_tokens", int))}
+            check_options(SamplingOptions(**numbers))
+        except ValueError as exc:
+            self.notify(str(exc), title="Not saved", severity="error")
+            return
+        self.dismiss({"system": self.query_one("#opt-system", TextArea).text, **numbers,
+                      "think": None if think == "default" else think == "on"})
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
@@ -66,8 +71,8 @@ def _text(value) -> str:
     return "" if value is None else str(value)
 
 
-def _number(text: str, kind: type):
+def _number(name: str, text: str, kind: type):
     try:
         return kind(text) if text.strip() else None
     except ValueError:
-        return None
+        raise ValueError(f"{name.replace('_', ' ')} must be a number, not {text!r}") from None

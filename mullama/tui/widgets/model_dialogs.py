@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import Awaitable, Callable
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Static, TabbedContent, TabPane, TextArea
 
-from ...engine.api import ModelDetails
+from ...engine.api import EngineError, ModelDetails
 from ..format import human_size, short_date
 
 
@@ -39,7 +41,7 @@ class ModelDetailsScreen(ModalScreen[None]):
             f"[b]License[/]       {(d.license.splitlines() or ['—'])[0][:60]}",
         ])
         with Vertical(classes="dialog wide", id="details"):
-            yield Label(f"[b]{info.name}[/]", classes="dialog-question")
+            yield Label(f"[b]{escape(info.name)}[/]", classes="dialog-question")
             with TabbedContent():
                 with TabPane("Overview"):
                     yield Static(overview)
@@ -61,14 +63,16 @@ def _table(key_title: str, values: dict) -> DataTable:
     return table
 
 
-class CreateModelDialog(ModalScreen[tuple[str, str] | None]):
-    """A name and a Modelfile; Ctrl+S creates, Esc cancels."""
+class CreateModelDialog(ModalScreen[str | None]):
+    """A name and a Modelfile; Ctrl+S creates (through ``create``), Esc cancels. An error keeps
+    the dialog open with the text as typed; returns the created name."""
 
     BINDINGS = [Binding("ctrl+s", "create", "Create", priority=True),
                 Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, base: str = ""):
+    def __init__(self, create: Callable[[str, str], Awaitable[object]], base: str = ""):
         super().__init__(classes="dialog-screen")
+        self.create = create
         self.base = base
 
     def compose(self) -> ComposeResult:
@@ -79,20 +83,28 @@ class CreateModelDialog(ModalScreen[tuple[str, str] | None]):
             yield Label("Create a model from a Modelfile", classes="dialog-question")
             yield Input(placeholder="name, e.g. my-assistant", id="create-name")
             yield TextArea(template, id="create-modelfile", show_line_numbers=True)
-            yield Label("", id="create-error", classes="dialog-error")
+            yield Label("", id="create-error", classes="dialog-error", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Create [dim](ctrl+s)[/]", variant="primary", id="create")
                 yield Button("Cancel", id="cancel")
 
     @on(Button.Pressed, "#create")
-    def action_create(self) -> None:
+    @work(exclusive=True)
+    async def action_create(self) -> None:
         name = self.query_one("#create-name", Input).value.strip()
         modelfile = self.query_one("#create-modelfile", TextArea).text
+        error = self.query_one("#create-error", Label)
         if not name:
-            self.query_one("#create-error", Label).update("Give the model a name.")
+            error.update("Give the model a name.")
             self.query_one("#create-name", Input).focus()
             return
-        self.dismiss((name, modelfile))
+        error.update("Creating…")
+        try:
+            await self.create(name, modelfile)
+        except EngineError as exc:
+            error.update(exc.message)
+            return
+        self.dismiss(name)
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
