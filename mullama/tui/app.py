@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from importlib import import_module
 from typing import Iterable
 
@@ -51,6 +52,8 @@ class MullamaApp(App[None]):
         *(Binding(key, f"switch_mode('{mode}')", title, priority=True, show=False) for mode, title, key in PAGES),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
+
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 
     # "connecting" | "local" | "remote" | "serving" | "lost" | "failed"
     connection: reactive[str] = reactive("connecting")
@@ -195,7 +198,12 @@ class MullamaApp(App[None]):
         for mode, title, key in PAGES:
             yield SystemCommand(f"Go to {title}", f"Switch to the {title} screen ({key.upper()})",
                                 lambda mode=mode: self.switch_mode(mode))
-        yield from getattr(screen, "commands", lambda: ())()
+        # every action of the screen's footer, so the palette finds it by name
+        for binding in screen.BINDINGS:
+            if isinstance(binding, Binding) and binding.show and binding.description:
+                key = binding.key.split(",")[0]
+                yield SystemCommand(binding.description, f"{screen.__class__.__name__[:-6]} "
+                                    f"({key})", partial(screen.run_action, binding.action))
 
     async def action_quit(self) -> None:
         self.exit()

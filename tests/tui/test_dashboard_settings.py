@@ -73,3 +73,21 @@ async def test_settings_refuse_a_bad_number(engine, settings):
                            what=words)
             app.screen.query_one(f"#set-{field}", Input).value = ""
     assert not settings.settings_file.exists()
+
+
+async def test_the_command_palette_runs_every_screen_action_by_name(engine, settings):
+    app = MullamaApp(settings, engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Load model", "Unload", "Pull", "Chat", "Go to Models"} <= titles
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"Load model")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, PickDialog), what="load picker")
+        await pilot.press("escape")
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: app.current_mode == "chat", what="chat")
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"New chat", "Options", "Delete chat", "Model"} <= titles

@@ -259,9 +259,3 @@ class ChatScreen(Screen):
             worker.cancel()
         return stopped
 
-    def commands(self):
-        from textual.app import SystemCommand
-
-        yield SystemCommand("New chat", "Start a new conversation (ctrl+n)", self.action_new)
-        yield SystemCommand("Conversation options", "System prompt and parameters (ctrl+o)",
-                            self.action_options)

@@ -19,7 +19,7 @@ from ..widgets.dialogs import AskDialog, ConfirmDialog
 from ..widgets.model_dialogs import CreateModelDialog, ModelDetailsScreen
 from ..widgets.navbar import NavBar
 
-PULL_HINT = "an alias (llama3.2:1b), hf:owner/repo[:QUANT|:file.gguf][@rev], or a path to a .gguf"
+PULL_HINT = "an alias (llama3.2:1b) or hf:owner/repo[:QUANT|:file.gguf][@rev]"
 
 
 class ModelsScreen(Screen):

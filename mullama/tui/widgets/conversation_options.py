@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, Vertical
+from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, TextArea
@@ -29,7 +29,7 @@ class ConversationOptions(ModalScreen[dict | None]):
     def compose(self) -> ComposeResult:
         c = self.conversation
         think = "default" if c.think is None else ("on" if c.think else "off")
-        with Vertical(classes="dialog wide"):
+        with VerticalScroll(classes="dialog wide"):  # scrolls in a small terminal
             yield Label(f"Options for “{escape(c.title)}”", classes="dialog-question")
             yield Label("System prompt")
             yield TextArea(c.system, id="opt-system")
