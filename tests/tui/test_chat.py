@@ -153,3 +153,18 @@ async def test_conversation_options_refuse_impossible_values(engine, settings):
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: not isinstance(app.screen, ConversationOptions), what="saved")
         assert app.screen.current.top_p == 0.5
+
+
+async def test_new_chat_reuses_an_empty_one_and_picking_a_model_returns_to_the_prompt(engine, settings):
+    app = MullamaApp(settings, engine=engine, mode="chat")
+    async with app.run_test(size=SIZE) as pilot:
+        picker = app.screen.query_one("#model-picker", Select)
+        await wait_for(pilot, lambda: len(picker._options) > 1, what="models listed")
+        await pilot.press("ctrl+n", "ctrl+n", "ctrl+n")
+        assert len(app.screen.conversations) == 1  # still the one empty conversation
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: picker.expanded, what="model list open")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.focused is app.screen.query_one("#prompt", Input),
+                       what="focus back on the prompt")
+        assert app.screen.current.model == picker.value

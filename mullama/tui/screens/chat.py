@@ -64,6 +64,8 @@ class ChatScreen(Screen):
             await self.action_new()
         self.query_one("#prompt").focus()  # the models load when the screen shows (resume)
         self.watch(self.app, "connection", self._connection_changed, init=False)
+        self.watch(self.query_one("#model-picker", Select), "expanded", self._picker_toggled,
+                   init=False)
 
     def _connection_changed(self, old: str, new: str) -> None:
         if new in ("local", "remote", "serving") and old != new:  # connected, or back
@@ -113,6 +115,10 @@ class ChatScreen(Screen):
         if self.current is not None and isinstance(event.value, str):
             self.current.model = event.value
 
+    def _picker_toggled(self, expanded: bool) -> None:
+        if not expanded:  # a model was picked (or the list closed): back to typing
+            self.query_one("#prompt").focus()
+
     def action_pick_model(self) -> None:
         self.query_one("#model-picker", Select).action_show_overlay()
 
@@ -149,6 +155,9 @@ class ChatScreen(Screen):
         self.query_one("#prompt").focus()
 
     async def action_new(self) -> None:
+        if self.current is not None and not self.current.turns:  # already a fresh one
+            self.query_one("#prompt").focus()
+            return
         model = self.current.model if self.current else self.app.prefs.default_model
         conversation = Conversation(model=model, system=self.app.prefs.system_prompt)
         self.conversations.insert(0, conversation)

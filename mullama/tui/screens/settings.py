@@ -117,6 +117,7 @@ class SettingsScreen(Screen):
         self.app.theme = self.app.prefs.theme
         await self.recompose()
         self.load_models()
+        self.focus_next()  # recompose dropped the focused field
 
 
 def _text(value) -> str:
