@@ -1,6 +1,7 @@
 """Blob collection for the model store: after a delete, and (at daemon start) a prune.
 
-A blob is referenced when some manifest lists it as weights or projector. ``collect`` removes
+A blob counts as referenced when any manifest mentions its digest (weights, projector, adapter
+paths, sources: erring that way only ever keeps a file). ``collect`` removes
 the blobs of one deleted manifest that nothing else references; ``prune`` removes every
 unreferenced blob, such as GGUF files uploaded to ``/api/blobs`` that no ``/api/create`` used,
 and leftovers of a crash. Both run under the store's gc lock, which pull, create and copy also

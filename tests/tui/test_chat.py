@@ -22,6 +22,11 @@ async def send(pilot, text: str) -> None:
     await pilot.press("enter")
 
 
+async def model_picked(pilot, model: str = "gemma") -> None:
+    picker = pilot.app.screen.query_one("#model-picker", Select)
+    await wait_for(pilot, lambda: picker.value == model, what="model picked")
+
+
 def last_reply(app) -> ChatMessage:
     return app.screen.query(ChatMessage).last()
 
@@ -30,8 +35,7 @@ async def test_chat_streams_a_reply_and_saves_the_conversation(engine, settings)
     app = MullamaApp(settings, engine=engine, mode="chat", model="gemma")
     app.prefs.max_tokens = 24
     async with app.run_test(size=SIZE) as pilot:
-        picker = app.screen.query_one("#model-picker", Select)
-        await wait_for(pilot, lambda: picker.value == "gemma", what="model picked")
+        await model_picked(pilot)
         await send(pilot, "Say hello.")
         reply = last_reply(app)
         assert reply.turn.role == "assistant"
@@ -54,8 +58,7 @@ async def test_escape_stops_the_reply(engine, settings):
     app = MullamaApp(settings, engine=engine, mode="chat", model="gemma")
     app.prefs.max_tokens = 1500
     async with app.run_test(size=SIZE) as pilot:
-        picker = app.screen.query_one("#model-picker", Select)
-        await wait_for(pilot, lambda: picker.value == "gemma", what="model picked")
+        await model_picked(pilot)
         await send(pilot, "Count from one to five hundred, one number per line.")
         reply = last_reply(app)
         await wait_for(pilot, lambda: len(reply.turn.content) > 5, what="first tokens")
@@ -79,8 +82,7 @@ async def test_conversations_are_listed_reopened_and_deleted(engine, settings):
     app = MullamaApp(settings, engine=engine, mode="chat", model="gemma")
     app.prefs.max_tokens = 8
     async with app.run_test(size=SIZE) as pilot:
-        picker = app.screen.query_one("#model-picker", Select)
-        await wait_for(pilot, lambda: picker.value == "gemma", what="model picked")
+        await model_picked(pilot)
         await send(pilot, "First chat")
         await wait_for(pilot, lambda: last_reply(app).turn.stats, what="first reply")
         await pilot.press("ctrl+n")
@@ -103,8 +105,7 @@ async def test_text_that_looks_like_markup_is_shown_as_typed(engine, settings):
     app = MullamaApp(settings, engine=engine, mode="chat", model="gemma")
     app.prefs.max_tokens = 4
     async with app.run_test(size=SIZE) as pilot:
-        picker = app.screen.query_one("#model-picker", Select)
-        await wait_for(pilot, lambda: picker.value == "gemma", what="model picked")
+        await model_picked(pilot)
         await send(pilot, "What does [/INST] mean? [b]x[/b]")
         await wait_for(pilot, lambda: last_reply(app).turn.stats, what="reply")
         title = str(app.screen.query_one("#chat-title").render())
@@ -121,8 +122,7 @@ async def test_a_conversation_deleted_while_it_replies_stays_deleted(engine, set
     app = MullamaApp(settings, engine=engine, mode="chat", model="gemma")
     app.prefs.max_tokens = 1500
     async with app.run_test(size=SIZE) as pilot:
-        picker = app.screen.query_one("#model-picker", Select)
-        await wait_for(pilot, lambda: picker.value == "gemma", what="model picked")
+        await model_picked(pilot)
         await send(pilot, "Count from one to five hundred.")
         reply = last_reply(app)
         await wait_for(pilot, lambda: len(reply.turn.content) > 5, what="first tokens")
