@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass
 
 import llama_cpp
+import numpy as np
 
 log = logging.getLogger("mullama.llama")
 
@@ -89,6 +90,7 @@ class Model:
         self.eos = llama_cpp.llama_vocab_eos(self.vocab)
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
         self._piece_cache: dict[int, bytes] = {}
+        self._eog_cache: dict[int, bool] = {}
         self.metadata = self._read_metadata()
 
     def close(self) -> None:
@@ -155,7 +157,10 @@ class Model:
         return b"".join(self.piece(t, special) for t in tokens).decode("utf-8", "replace")
 
     def is_eog(self, token: int) -> bool:
-        return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
+        eog = self._eog_cache.get(token)
+        if eog is None:
+            eog = self._eog_cache[token] = bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
+        return eog
 
     def token_text(self, token: int) -> str:
         return self.piece(token, special=True).decode("utf-8", "replace")
@@ -171,6 +176,8 @@ class ContextParams:
     embeddings: bool = False
     pooling: int = POOLING_UNSPECIFIED
     swa_full: bool = True  # keeps full history for sliding-window models so prefixes can be reused
+    thread_pool: bool = False  # keep ggml's worker threads between decodes (see threadpool.py)
+    poll: int = 0  # with a pool: how long idle workers spin before sleeping (0-100)
 
 
 class Context:
@@ -201,9 +208,17 @@ class Context:
             raise LlamaError(f"llama.cpp could not create a context of {p.n_ctx} tokens")
         self.n_ctx = llama_cpp.llama_n_ctx(self.ptr)
         self.memory = llama_cpp.llama_get_memory(self.ptr)
+        self._row = ctypes.c_float * model.n_vocab
+        self._pool = None
+        if p.thread_pool:
+            from .threadpool import attach
+
+            self._pool = attach(self.ptr, llama_cpp.llama_n_threads(self.ptr), p.poll)
 
     def close(self) -> None:
         if self.ptr:
+            if self._pool is not None:
+                self._pool.close()
             llama_cpp.llama_free(self.ptr)
             self.ptr = None
 
@@ -224,6 +239,13 @@ class Context:
 
     def logits(self, index: int):
         return llama_cpp.llama_get_logits_ith(self.ptr, index)
+
+    def logits_row(self, index: int) -> np.ndarray:
+        """The logits of batch entry ``index`` as a float32 view, valid until the next decode."""
+        ptr = llama_cpp.llama_get_logits_ith(self.ptr, index)
+        if not ptr:
+            raise LlamaError(f"no logits for batch entry {index}")
+        return np.frombuffer(self._row.from_address(ctypes.addressof(ptr.contents)), dtype=np.float32)
 
     def seq_embedding(self, seq: int, n: int) -> list[float]:
         ptr = llama_cpp.llama_get_embeddings_seq(self.ptr, seq)

@@ -297,7 +297,7 @@ class LocalEngine(Engine):
         pipeline = pipeline or OutputPipeline()
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
-        job = Job(tokens, opts, lambda ev: loop.call_soon_threadsafe(queue.put_nowait, ev))
+        job = Job(tokens, opts, loop, queue)
         if opts.max_tokens == 0:
             yield Done("length", Usage(len(tokens), 0), Timings(load_ns=load_ns, total_ns=load_ns),
                        model=entry.name)

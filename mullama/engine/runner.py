@@ -10,6 +10,7 @@ turn of a conversation, a shared system prompt) evaluates only what is new.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import math
@@ -22,6 +23,7 @@ from typing import Callable
 import llama_cpp
 
 from . import sampling
+from .fast_sampler import FastSampler, handles
 from .api import Cancelled, ContextOverflow, Done, EngineError, Interrupted, QueueFull, \
     SamplingOptions, TextDelta, Timings, Usage
 from .llm import Batch, Context, ContextParams, LlamaError, Model
@@ -38,20 +40,26 @@ class RunnerConfig:
     threads: int = 0
     flash_attention: bool | None = None
     max_queue: int = 64
+    thread_pool: bool = True
+    poll: int = 0
 
 
 @dataclass
 class Job:
     prompt: list[int]
     opts: SamplingOptions  # fully merged and validated
-    emit: Callable[[object], None]  # thread-safe; receives TextDelta, Done or EngineError
+    # TextDelta, Done or EngineError events go to this queue on its loop: the runner hands over
+    # all events of a decode step in one callback per loop (see Runner._flush)
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue
     cancelled: threading.Event = field(default_factory=threading.Event)
     # runner state
     slot: "Slot | None" = None
     pending: list[int] = field(default_factory=list)
     generated: int = 0
     cached: int = 0
-    chain: object = None
+    chain: object = None  # a native sampler chain, or None when ``fast`` samples
+    fast: FastSampler | None = None
     utf8: Utf8Stream = field(default_factory=Utf8Stream)
     stops: StopMatcher | None = None
     t_queued: float = field(default_factory=time.perf_counter)
@@ -73,6 +81,11 @@ class Slot:
     last_used: float = 0.0
 
 
+def _deliver(items: list[tuple[asyncio.Queue, object]]) -> None:
+    for queue, event in items:
+        queue.put_nowait(event)
+
+
 def common_prefix(a: list[int], b: list[int]) -> int:
     n = min(len(a), len(b))
     i = 0
@@ -89,7 +102,7 @@ class Runner:
         self.ctx = Context(model, ContextParams(
             n_ctx=config.n_ctx * config.n_parallel, n_batch=config.n_batch,
             n_seq_max=config.n_parallel, threads=config.threads,
-            flash_attention=config.flash_attention))
+            flash_attention=config.flash_attention, thread_pool=config.thread_pool, poll=config.poll))
         if lora:
             self.ctx.set_lora(lora)
         self.n_ctx = config.n_ctx
@@ -100,6 +113,7 @@ class Runner:
         self._wake = threading.Condition()
         self._stopping = False
         self._embed_ctx: Context | None = None
+        self._outbox: dict[asyncio.AbstractEventLoop, list] = {}
         # counters for status and metrics
         self.requests_total = 0
         self.tokens_generated = 0
@@ -168,8 +182,24 @@ class Runner:
                 self._admit()
                 if self.busy_slots:
                     self._step()
+                self._flush()
         finally:
             self._shutdown()
+            self._flush()
+
+    def _emit(self, job: Job, event: object) -> None:
+        self._outbox.setdefault(job.loop, []).append((job.queue, event))
+
+    def _flush(self) -> None:
+        """Hand this step's events over: one wake-up of each event loop, not one per token."""
+        if not self._outbox:
+            return
+        outbox, self._outbox = self._outbox, {}
+        for loop, items in outbox.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, items)
+            except RuntimeError:  # that loop is closed: nobody is listening any more
+                pass
 
     def _run_calls(self) -> None:
         while self._calls:
@@ -188,12 +218,12 @@ class Runner:
             with self._wake:
                 job = self._queue.popleft()
             if job.cancelled.is_set():
-                job.emit(Cancelled("cancelled before it started"))
+                self._emit(job, Cancelled("cancelled before it started"))
                 continue
             try:
                 self._start(job, free)
             except EngineError as exc:
-                job.emit(exc)
+                self._emit(job, exc)
 
     def _start(self, job: Job, free: list[Slot]) -> None:
         slot = max(free, key=lambda s: (common_prefix(s.tokens, job.prompt), -s.last_used))
@@ -202,7 +232,11 @@ class Runner:
             self.ctx.seq_rm(slot.id, 0, -1)  # this cache cannot cut mid-sequence: start over
             keep = 0
         slot.tokens = slot.tokens[:keep]
-        job.chain = sampling.build_chain(job.opts, self.model)
+        seed = sampling.seed_for(job.opts)
+        if handles(job.opts):
+            job.fast = FastSampler(job.opts, seed)
+        else:
+            job.chain = sampling.build_chain(job.opts, self.model, seed)
         job.stops = StopMatcher(job.opts.stop or [])
         job.cached = keep
         job.pending = job.prompt[keep:]
@@ -263,10 +297,13 @@ class Runner:
             self._sample(job, idx)
 
     def _sample(self, job: Job, idx: int) -> None:
-        token = llama_cpp.llama_sampler_sample(job.chain, self.ctx.ptr, idx)
+        if job.fast is not None:
+            token = job.fast.sample(self.ctx.logits_row(idx))
+        else:
+            token = llama_cpp.llama_sampler_sample(job.chain, self.ctx.ptr, idx)
         if job.inject:  # the caller forces a continuation (e.g. closing a thinking budget)
             forced, job.inject = job.inject, None
-            job.emit(TextDelta(self.model.detokenize(forced, special=True)))
+            self._emit(job, TextDelta(self.model.detokenize(forced, special=True)))
             job.generated += len(forced)
             job.pending = forced
             job.prefilling = True
@@ -280,7 +317,7 @@ class Runner:
         self.tokens_generated += 1
         text = job.stops.feed(job.utf8.feed(self.model.piece(token)))
         if text or logprobs:
-            job.emit(TextDelta(text, logprobs))
+            self._emit(job, TextDelta(text, logprobs))
         if job.stops.matched is not None:
             self._finish(job, "stop")
         elif job.opts.max_tokens is not None and 0 <= job.opts.max_tokens <= job.generated:
@@ -312,7 +349,7 @@ class Runner:
         """Send what the stop matcher and UTF-8 decoder still hold back."""
         text = job.stops.feed(job.utf8.flush()) + job.stops.flush()
         if text:
-            job.emit(TextDelta(text))
+            self._emit(job, TextDelta(text))
 
     def _finish(self, job: Job, reason: str) -> None:
         if reason != "cancelled":
@@ -320,7 +357,7 @@ class Runner:
         now = time.perf_counter()
         prompt_done = job.t_prompt_done or now
         self._release(job)  # before the final event, so a caller that sees Done sees a free slot
-        job.emit(Done(
+        self._emit(job, Done(
             finish_reason=reason,
             usage=Usage(len(job.prompt), job.generated, job.cached),
             timings=Timings(prompt_eval_ns=int((prompt_done - job.t_started) * 1e9),
@@ -334,11 +371,11 @@ class Runner:
             self.ctx.seq_rm(job.slot.id, 0, -1)
             job.slot.tokens = []
         self._release(job)
-        job.emit(exc)
+        self._emit(job, exc)
 
     def _release(self, job: Job) -> None:
         sampling.free_chain(job.chain)
-        job.chain = None
+        job.chain = job.fast = None
         if job.slot is not None:
             job.slot.job = None
             job.slot.last_used = time.perf_counter()
@@ -350,11 +387,11 @@ class Runner:
                 job = slot.job
                 self._flush_text(job)
                 self._release(job)
-                job.emit(Interrupted(f"the reply was cut off: {self.name} was "
+                self._emit(job, Interrupted(f"the reply was cut off: {self.name} was "
                                      f"unloaded {why}"))
         while self._queue:
-            self._queue.popleft().emit(Interrupted(f"{self.name} was unloaded "
-                                                   f"before this request started {why}"))
+            self._emit(self._queue.popleft(), Interrupted(f"{self.name} was unloaded "
+                                                          f"before this request started {why}"))
         while self._calls:
             _, future = self._calls.popleft()
             future.cancel()

@@ -45,12 +45,17 @@ def merge(*layers: SamplingOptions) -> SamplingOptions:
     return SamplingOptions(**merged)
 
 
-def build_chain(opts: SamplingOptions, model) -> int:
+def seed_for(opts: SamplingOptions) -> int:
+    """The request's seed, or a random one."""
+    seed = opts.seed if opts.seed is not None and opts.seed >= 0 else random.getrandbits(31)
+    return seed & 0xFFFFFFFF
+
+
+def build_chain(opts: SamplingOptions, model, seed: int | None = None) -> int:
     """A native sampler chain for fully merged options; the caller frees it."""
     chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
     add = lambda s: llama_cpp.llama_sampler_chain_add(chain, s)  # noqa: E731
-    seed = opts.seed if opts.seed is not None and opts.seed >= 0 else random.getrandbits(31)
-    seed &= 0xFFFFFFFF
+    seed = seed_for(opts) if seed is None else seed
     if opts.grammar:
         grammar = llama_cpp.llama_sampler_init_grammar(model.vocab, opts.grammar.encode(), b"root")
         if not grammar:
