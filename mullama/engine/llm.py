@@ -176,8 +176,6 @@ class ContextParams:
     embeddings: bool = False
     pooling: int = POOLING_UNSPECIFIED
     swa_full: bool = True  # keeps full history for sliding-window models so prefixes can be reused
-    thread_pool: bool = False  # keep ggml's worker threads between decodes (see threadpool.py)
-    poll: int = 0  # with a pool: how long idle workers spin before sleeping (0-100)
 
 
 class Context:
@@ -209,16 +207,9 @@ class Context:
         self.n_ctx = llama_cpp.llama_n_ctx(self.ptr)
         self.memory = llama_cpp.llama_get_memory(self.ptr)
         self._row = ctypes.c_float * model.n_vocab
-        self._pool = None
-        if p.thread_pool:
-            from .threadpool import attach
-
-            self._pool = attach(self.ptr, llama_cpp.llama_n_threads(self.ptr), p.poll)
 
     def close(self) -> None:
         if self.ptr:
-            if self._pool is not None:
-                self._pool.close()
             llama_cpp.llama_free(self.ptr)
             self.ptr = None
 

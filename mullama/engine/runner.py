@@ -31,6 +31,10 @@ from .output import StopMatcher, Utf8Stream
 
 log = logging.getLogger("mullama.runner")
 
+# a cached prefix this long (or the whole prompt) decides the slot; shorter ones (a template's
+# first tokens) are not worth splitting the batch for
+REUSE_MIN_TOKENS = 32
+
 
 @dataclass
 class RunnerConfig:
@@ -40,8 +44,6 @@ class RunnerConfig:
     threads: int = 0
     flash_attention: bool | None = None
     max_queue: int = 64
-    thread_pool: bool = True
-    poll: int = 0
 
 
 @dataclass
@@ -102,7 +104,7 @@ class Runner:
         self.ctx = Context(model, ContextParams(
             n_ctx=config.n_ctx * config.n_parallel, n_batch=config.n_batch,
             n_seq_max=config.n_parallel, threads=config.threads,
-            flash_attention=config.flash_attention, thread_pool=config.thread_pool, poll=config.poll))
+            flash_attention=config.flash_attention))
         if lora:
             self.ctx.set_lora(lora)
         self.n_ctx = config.n_ctx
@@ -226,8 +228,7 @@ class Runner:
                 self._emit(job, exc)
 
     def _start(self, job: Job, free: list[Slot]) -> None:
-        slot = max(free, key=lambda s: (common_prefix(s.tokens, job.prompt), -s.last_used))
-        keep = min(common_prefix(slot.tokens, job.prompt), len(job.prompt) - 1)
+        slot, keep = self._pick_slot(job.prompt, free)
         if keep < len(slot.tokens) and not self.ctx.seq_rm(slot.id, keep, -1):
             self.ctx.seq_rm(slot.id, 0, -1)  # this cache cannot cut mid-sequence: start over
             keep = 0
@@ -247,38 +248,73 @@ class Runner:
         self.prompt_tokens += len(job.prompt)
         self.cache_hit_tokens += keep
 
+    def _pick_slot(self, prompt: list[int], free: list[Slot]) -> tuple[Slot, int]:
+        """The free slot for a new request, and how much of its cache the request keeps.
+
+        A slot whose cache holds a useful part of the prompt (``REUSE_MIN_TOKENS``, or all of
+        it) wins, the longest first. Otherwise the choice keeps
+        the busy sequences in few runs of consecutive ids: llama.cpp splits a step's batch into
+        one compute pass per run of consecutive sequence ids (with a KV stream per sequence), so
+        busy slots 0, 2, 4 and 6 cost four passes where 0-3 cost one. Among equals, the longer
+        cached prefix, then the least recently used slot, so caches of recent conversations last
+        longest.
+        """
+        busy = {s.id for s in self.slots if s.job is not None}
+
+        def runs_with(slot: Slot) -> int:
+            ids = busy | {slot.id}
+            return sum(1 for i in ids if i - 1 not in ids)
+
+        def kept(slot: Slot) -> int:
+            return min(common_prefix(slot.tokens, prompt), len(prompt) - 1)
+
+        useful = max(min(REUSE_MIN_TOKENS, len(prompt) - 1), 1)
+        slot = max(free, key=lambda s: (kept(s) if kept(s) >= useful else 0, -runs_with(s), kept(s),
+                                        -s.last_used))
+        return slot, kept(slot)
+
+    def _plan(self) -> list[tuple[Job, int, bool]]:
+        """What goes into this step: (job, token count, sample after it) per sequence.
+
+        Generating sequences first, one token each, so a long prefill never stalls running
+        streams; then prompt chunks, first come first served, as far as the batch holds them.
+        """
+        jobs = sorted((s.job for s in self.slots if s.job is not None), key=lambda j: j.t_queued)
+        plan = [(job, 1, True) for job in jobs if not job.prefilling]
+        room = self.batch.capacity - len(plan)
+        for job in jobs:
+            if not job.prefilling or room <= 0:
+                continue
+            n = min(len(job.pending), room)
+            if n == len(job.pending) > 1:
+                # the last prompt token goes in a step of its own: its logits then come out the
+                # same whether the prefix was just computed or reused from the cache, so greedy
+                # output does not depend on what the slot held before
+                n -= 1
+            plan.append((job, n, n == len(job.pending)))
+            room -= n
+        return plan
+
     def _step(self) -> None:
         for slot in self.slots:
             if slot.job is not None and slot.job.cancelled.is_set():
                 self._finish(slot.job, "cancelled")
+        plan = self._plan()
+        if not plan:
+            return
+        # in sequence id order: llama.cpp makes one compute pass per run of consecutive ids in
+        # the order the batch lists them, so an unordered batch costs several passes
+        plan.sort(key=lambda entry: entry[0].slot.id)
         batch = self.batch
         batch.clear()
-        fed: list[tuple[Job, int]] = []
         sample_at: list[tuple[Job, int]] = []
-        jobs = sorted((s.job for s in self.slots if s.job is not None), key=lambda j: j.t_queued)
-        # generating sequences first, so a long prefill never stalls running streams
-        for job in jobs:
-            if not job.prefilling:
-                sample_at.append((job, batch.add(job.pending[0], len(job.slot.tokens), job.slot.id, True)))
-                fed.append((job, 1))
-        for job in jobs:  # then prompt chunks, first come first served
-            if not job.prefilling or not batch.free:
-                continue
-            chunk = job.pending[:batch.free]
-            if len(chunk) == len(job.pending) > 1:
-                # the last prompt token goes in a step of its own: its logits then come out the
-                # same whether the prefix was just computed or reused from the cache, so greedy
-                # output does not depend on what the slot held before
-                chunk = chunk[:-1]
+        for job, n, sample in plan:
             pos = len(job.slot.tokens)
-            completes = len(chunk) == len(job.pending)
-            for k, token in enumerate(chunk):
-                idx = batch.add(token, pos + k, job.slot.id, completes and k == len(chunk) - 1)
-            if completes:
+            for k in range(n):
+                idx = batch.add(job.pending[k], pos + k, job.slot.id, sample and k == n - 1)
+            if sample:
                 sample_at.append((job, idx))
-            fed.append((job, len(chunk)))
-        if not batch.n:
-            return
+        jobs = [job for job, _, _ in plan]
         self.last_batch_size = batch.n
         try:
             self.ctx.decode(batch)
@@ -287,7 +323,7 @@ class Runner:
                 self._fail(job, EngineError(f"decoding failed: {exc}"))
             return
         now = time.perf_counter()
-        for job, n in fed:  # those tokens are now in the slot's KV cache
+        for job, n, _ in plan:  # those tokens are now in the slot's KV cache
             job.slot.tokens.extend(job.pending[:n])
             del job.pending[:n]
             if job.prefilling and not job.pending:

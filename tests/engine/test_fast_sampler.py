@@ -28,7 +28,7 @@ def model(test_model_path):
 
 @pytest.fixture
 def ctx(model):
-    c = Context(model, ContextParams(n_ctx=512, n_batch=512, threads=2, thread_pool=True))
+    c = Context(model, ContextParams(n_ctx=512, n_batch=512, threads=2))
     batch = Batch(512)
     yield c, batch
     batch.close()
