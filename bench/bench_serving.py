@@ -1,21 +1,30 @@
-"""Serving throughput (issue 9): Mullama against llama.cpp's llama-server and llama-cpp-python's
-stock server, same model, same context per sequence, same thread count, in one run.
+"""Serving throughput (issues 9 and 22): Mullama against llama.cpp's llama-server (and, on request,
+llama-cpp-python's stock server), same model, same context per sequence, slots and threads, in one run.
 
-For each target the script starts the server itself on a free loopback port, sends concurrent
-streaming requests to ``/v1/completions`` and ``/v1/chat/completions`` (fixed prompts, fixed
-output length: ``max_tokens`` with ``"ignore_eos": true``, temperature 0), and reports per
-concurrency level: aggregate generated tokens/s, time to first token p50/p95, per-stream decode
-speed and errors. Then a prompt-cache check: a two-turn chat with a long system prompt, the
-second turn's time to first token against the first's. Then it stops the server.
+For each target the script starts the server itself on a free loopback port. Then, for each of
+``--reps`` repetitions, it runs every level on every server, interleaved (level by level, target by
+target), so drift in background load hits all of them alike:
+
+- **decode levels**: concurrent streaming requests to ``/v1/completions`` and ``/v1/chat/completions``
+  at each concurrency and temperature, ``max_tokens`` with ``"ignore_eos": true``; aggregate
+  generated tokens/s, time to first token p50/p95, per-stream decode speed, errors;
+- **the physical limit** of each concurrency (``bench/decode_floor.py``): a bare ``llama_decode``
+  loop with the same batch shape, in this process, while the servers sit idle;
+- **prefill levels**: long prompts (about 1,400 tokens), ``max_tokens`` 1, at concurrency 1 and 4:
+  prompt tokens/s;
+- the prompt-cache check: a two-turn chat with a long system prompt, turn 2's TTFT against turn 1's.
+
+Every request's prompt carries a tag unique to its repetition, level and index, so no request
+finds another's prefix in any server's cache (llama-server also keeps slot states in host memory).
+The report gives, for each level, the median over the repetitions and the spread (min-max), the
+ratio Mullama / llama-server and each server's fraction of the bare-decode limit.
 
     scripts/build_llama_server.sh                 # once: llama-server into ~/.cache/mullama-bench
-    .venv/bin/python bench/bench_serving.py       # all targets, concurrency 1 4 8 16
+    .venv/bin/python bench/bench_serving.py       # the defaults are the issue-22 run
 
-Options: ``--targets mullama,llama-server,llama-cpp-python``, ``--concurrency 1,4,8,16``,
-``--max-tokens 128``, ``--ctx 2048`` (per sequence), ``--parallel 16`` (slots),
-``--threads N``, ``--endpoints completions,chat``, ``--out FILE.json``.
-The stock server runs from a venv of its own under the cache dir (created on first use with
-``llama-cpp-python[server]`` at the installed version), so the project's venv stays clean.
+Options: ``--targets mullama,llama-server[,llama-cpp-python]``, ``--concurrency 1,4,8,16,32``,
+``--temperatures 0,0.7``, ``--reps 3``, ``--max-tokens 64``, ``--ctx 2048`` (per sequence),
+``--parallel 16`` (slots), ``--threads N``, ``--endpoints completions,chat``, ``--out FILE.json``.
 Everything is bounded: a request count per level, a time limit per level, loopback only.
 """
 
@@ -42,6 +51,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("MULLAMA_BENCH_CACHE", Path.home() / ".cache" / "mullama-bench"))
 TARGETS = ("mullama", "llama-server", "llama-cpp-python")
+DEFAULT_TARGETS = "mullama,llama-server"
 
 # fixed prompts; request i gets a "[i]" prefix so no two requests share a cached prefix
 # (the prompt cache is measured separately, by the two-turn check)
@@ -255,10 +265,11 @@ class Result:
     error: str = ""
     cached_tokens: int | None = None
     text: str = ""
+    prompt_tokens: int = 0
 
 
-def body_for(server: Server, endpoint: str, content, max_tokens: int, args) -> dict:
-    body = {"model": server.model_id, "max_tokens": max_tokens, "temperature": 0, "ignore_eos": True,
+def body_for(server: Server, endpoint: str, content, max_tokens: int, args, temperature: float = 0.0) -> dict:
+    body = {"model": server.model_id, "max_tokens": max_tokens, "temperature": temperature, "ignore_eos": True,
             "stream": True, "stream_options": {"include_usage": True}, **server.extra_body}
     if args.repeat_penalty is not None:
         body["repeat_penalty"] = args.repeat_penalty
@@ -303,6 +314,7 @@ async def stream_one(client: httpx.AsyncClient, base: str, endpoint: str, body: 
         res.t_end = time.perf_counter()
         res.text = "".join(parts)
         res.tokens = int(usage["completion_tokens"]) if usage and usage.get("completion_tokens") else res.chunks
+        res.prompt_tokens = int(usage.get("prompt_tokens") or 0) if usage else 0
         if usage:
             details = usage.get("prompt_tokens_details") or {}
             res.cached_tokens = details.get("cached_tokens")
@@ -314,21 +326,21 @@ async def stream_one(client: httpx.AsyncClient, base: str, endpoint: str, body: 
     return res
 
 
-async def run_level(server: Server, endpoint: str, concurrency: int, args) -> dict:
-    n_requests = args.requests or max(2 * concurrency, 4)
-    counter = iter(range(n_requests))
+async def run_requests(server: Server, endpoint: str, concurrency: int, prompts: list[str],
+                       max_tokens: int, temperature: float, args) -> tuple[list[Result], int, float]:
+    """``prompts`` sent by ``concurrency`` workers; the results, how many were meant, wall time."""
+    queue = iter(prompts)
     results: list[Result] = []
     deadline = time.perf_counter() + args.level_timeout
     limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
     timeout = httpx.Timeout(connect=10, read=args.level_timeout, write=10, pool=args.level_timeout)
 
     async def worker(client):
-        for i in counter:
+        for prompt in queue:
             if time.perf_counter() > deadline:
                 return
-            prompt = f"[{i}] " + PROMPTS[i % len(PROMPTS)]
             results.append(await stream_one(client, server.base, endpoint,
-                                            body_for(server, endpoint, prompt, args.max_tokens, args)))
+                                            body_for(server, endpoint, prompt, max_tokens, args, temperature)))
 
     t0 = time.perf_counter()
     async with httpx.AsyncClient(trust_env=False, limits=limits, timeout=timeout) as client:
@@ -339,14 +351,25 @@ async def run_level(server: Server, endpoint: str, concurrency: int, args) -> di
             pass
     ok = [r for r in results if r.ok]
     t_last = max((r.t_end for r in ok), default=time.perf_counter())
-    wall = t_last - t0
+    return results, len(prompts), t_last - t0
+
+
+async def run_level(server: Server, endpoint: str, concurrency: int, temperature: float, rep: int,
+                    args) -> dict:
+    n_requests = args.requests or max(2 * concurrency, 4)
+    tag = f"r{rep} c{concurrency} t{temperature:g} {endpoint}"
+    prompts = [f"[{tag} #{i}] " + PROMPTS[i % len(PROMPTS)] for i in range(n_requests)]
+    results, wanted, wall = await run_requests(server, endpoint, concurrency, prompts, args.max_tokens,
+                                               temperature, args)
+    ok = [r for r in results if r.ok]
     tokens = sum(r.tokens for r in ok)
     ttft = [r.t_first - r.t_send for r in ok]
     decode = [(r.chunks - 1) / (r.t_end - r.t_first) for r in ok if r.chunks > 1 and r.t_end > r.t_first]
     errors = [r.error for r in results if not r.ok]
     return {
-        "target": server.name, "endpoint": endpoint, "concurrency": concurrency,
-        "requests": len(results), "completed": len(ok), "errors": len(errors) + (n_requests - len(results)),
+        "kind": "decode", "target": server.name, "endpoint": endpoint, "concurrency": concurrency,
+        "temperature": temperature, "rep": rep,
+        "requests": len(results), "completed": len(ok), "errors": len(errors) + (wanted - len(results)),
         "error_samples": sorted(set(errors))[:3], "tokens": tokens, "wall_s": round(wall, 3),
         "tok_s": round(tokens / wall, 2) if wall > 0 else 0.0,
         "ttft_p50_ms": round(1000 * pct(ttft, 0.5), 1) if ttft else None,
@@ -354,6 +377,23 @@ async def run_level(server: Server, endpoint: str, concurrency: int, args) -> di
         "stream_tok_s_p50": round(pct(decode, 0.5), 2) if decode else None,
         "short_outputs": sum(1 for r in ok if r.tokens < args.max_tokens),
     }
+
+
+def long_prompt(tag: str, args) -> str:
+    facts = [f.format(n=1950 + j, m=40 + j, s=300 + j, b=2000 + j) for j, f in enumerate(SYSTEM_FACTS)]
+    return f"[{tag}] " + " ".join(facts * args.prefill_repeat) + " Summarise the facts above."
+
+
+async def run_prefill(server: Server, concurrency: int, rep: int, args) -> dict:
+    """Prompt processing: long unique prompts, one generated token; prompt tokens per second."""
+    n_requests = max(2 * concurrency, 2)
+    prompts = [long_prompt(f"prefill r{rep} c{concurrency} #{i}", args) for i in range(n_requests)]
+    results, wanted, wall = await run_requests(server, "completions", concurrency, prompts, 1, 0.0, args)
+    ok = [r for r in results if r.t_end is not None and r.prompt_tokens > 0]
+    prompt_tokens = sum(r.prompt_tokens for r in ok)
+    return {"kind": "prefill", "target": server.name, "concurrency": concurrency, "rep": rep,
+            "completed": len(ok), "errors": wanted - len(ok), "prompt_tokens": prompt_tokens,
+            "wall_s": round(wall, 3), "tok_s": round(prompt_tokens / wall, 2) if wall > 0 else 0.0}
 
 
 async def prompt_cache_check(server: Server, args) -> dict:
@@ -450,27 +490,46 @@ async def wait_quiet(servers: list[Server], limit: float = 180.0) -> None:
             return
 
 
-async def bench_all(servers: list[Server], args) -> tuple[list[dict], list[dict]]:
-    """Levels interleaved across targets, so drift in background load hits them alike."""
+async def bench_all(servers: list[Server], model: str, args) -> tuple[list[dict], list[dict]]:
+    """Repetitions of every level, interleaved across targets."""
+    from decode_floor import decode_floor
+
     rows, caches = [], []
     for server in servers:
         await warm_up(server, args)
-    for concurrency in args.concurrency:
-        for endpoint in args.endpoints:
+    for rep in range(args.reps):
+        print(f"repetition {rep + 1} of {args.reps}", flush=True)
+        for concurrency in args.concurrency:
+            await wait_quiet(servers)
+            # a server runs at most --parallel sequences at once: beyond that, requests wait
+            floor = decode_floor(model, min(concurrency, args.parallel), args.max_tokens, args.ctx,
+                                 args.parallel, args.threads)
+            rows.append({"kind": "floor", "target": "bare llama_decode", "concurrency": concurrency,
+                         "rep": rep, "tok_s": round(floor, 2)})
+            print(f"  {'bare llama_decode':17} {'':11} c={concurrency:<3} {floor:8.1f} tok/s", flush=True)
+            for temperature in args.temperatures:
+                for endpoint in args.endpoints:
+                    for server in servers:
+                        await wait_quiet(servers)
+                        spy = start_profiler(server, endpoint, concurrency, args) if rep == 0 else None
+                        try:
+                            row = await run_level(server, endpoint, concurrency, temperature, rep, args)
+                        finally:
+                            stop_profiler(spy)
+                        if spy:
+                            row["profile"] = spy.args[spy.args.index("-o") + 1]
+                        rows.append(row)
+                        print(f"  {server.name:17} {endpoint:11} c={concurrency:<3} t={temperature:<4g}"
+                              f"{row['tok_s']:8.1f} tok/s  ttft p50 {row['ttft_p50_ms']} ms p95 "
+                              f"{row['ttft_p95_ms']} ms  stream {row['stream_tok_s_p50']} tok/s  "
+                              f"errors {row['errors']}  short {row['short_outputs']}", flush=True)
+        for concurrency in args.prefill_concurrency:
             for server in servers:
                 await wait_quiet(servers)
-                spy = start_profiler(server, endpoint, concurrency, args)
-                try:
-                    row = await run_level(server, endpoint, concurrency, args)
-                finally:
-                    stop_profiler(spy)
-                if spy:
-                    row["profile"] = spy.args[spy.args.index("-o") + 1]
+                row = await run_prefill(server, concurrency, rep, args)
                 rows.append(row)
-                print(f"  {server.name:17} {endpoint:11} c={concurrency:<3} {row['tok_s']:8.1f} tok/s  "
-                      f"ttft p50 {row['ttft_p50_ms']} ms p95 {row['ttft_p95_ms']} ms  "
-                      f"stream {row['stream_tok_s_p50']} tok/s  errors {row['errors']}  "
-                      f"short {row['short_outputs']}", flush=True)
+                print(f"  {server.name:17} {'prefill':11} c={concurrency:<3} {row['tok_s']:8.1f} prompt tok/s"
+                      f"  ({row['prompt_tokens']} tokens, errors {row['errors']})", flush=True)
     if args.cache_rounds:
         for server in servers:
             await wait_quiet(servers)
@@ -484,61 +543,119 @@ async def bench_all(servers: list[Server], args) -> tuple[list[dict], list[dict]
 # ---------------------------------------------------------------- report
 
 
-def table(rows: list[dict]) -> str:
-    head = ("| target | endpoint | conc | tok/s | TTFT p50 ms | TTFT p95 ms | stream tok/s p50 | "
-            "requests | errors |")
-    lines = [head, "|" + "---|" * 9]
-    for r in rows:
-        lines.append(f"| {r['target']} | {r['endpoint']} | {r['concurrency']} | {r['tok_s']:.1f} | "
-                     f"{r['ttft_p50_ms']} | {r['ttft_p95_ms']} | {r['stream_tok_s_p50']} | "
-                     f"{r['completed']}/{r['requests']} | {r['errors']} |")
+def spread(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    return f"{statistics.median(values):.1f} [{min(values):.1f}-{max(values):.1f}]"
+
+
+def median_of(rows: list[dict], key: str, **match) -> float | None:
+    values = [r[key] for r in rows if r.get(key) is not None and all(r.get(k) == v for k, v in match.items())]
+    return statistics.median(values) if values else None
+
+
+def summary(rows: list[dict], targets: list[str]) -> list[dict]:
+    """One entry per level: medians over the repetitions, spreads, ratios, fractions of the limit."""
+    out = []
+    decode = [r for r in rows if r["kind"] == "decode"]
+    levels = sorted({(r["endpoint"], r["temperature"], r["concurrency"]) for r in decode})
+    for endpoint, temperature, concurrency in levels:
+        match = {"kind": "decode", "endpoint": endpoint, "temperature": temperature, "concurrency": concurrency}
+        floor = median_of(rows, "tok_s", kind="floor", concurrency=concurrency)
+        entry = {"kind": "decode", "endpoint": endpoint, "temperature": temperature,
+                 "concurrency": concurrency, "floor_tok_s": floor, "targets": {}}
+        for t in targets:
+            mine = [r for r in decode if r["target"] == t and all(r[k] == v for k, v in match.items())]
+            tok = median_of(mine, "tok_s")
+            entry["targets"][t] = {
+                "tok_s": tok, "runs": [r["tok_s"] for r in mine], "ttft_p50_ms": median_of(mine, "ttft_p50_ms"),
+                "errors": sum(r["errors"] for r in mine), "of_floor": round(tok / floor, 3) if tok and floor else None}
+        out.append(entry)
+    prefill = [r for r in rows if r["kind"] == "prefill"]
+    for concurrency in sorted({r["concurrency"] for r in prefill}):
+        entry = {"kind": "prefill", "concurrency": concurrency, "targets": {}}
+        for t in targets:
+            runs = [r["tok_s"] for r in prefill if r["target"] == t and r["concurrency"] == concurrency]
+            entry["targets"][t] = {"tok_s": statistics.median(runs) if runs else None, "runs": runs}
+        out.append(entry)
+    return out
+
+
+def report(levels: list[dict], targets: list[str]) -> str:
+    others = [t for t in targets if t != "mullama"]
+    lines = []
+    for e in levels:
+        m = e["targets"].get("mullama", {})
+        if e["kind"] == "decode":
+            head = f"{e['endpoint']:11} t={e['temperature']:<4g} c={e['concurrency']:<3}"
+            parts = [f"limit {e['floor_tok_s']:.1f}" if e["floor_tok_s"] else "limit n/a"]
+            for t in targets:
+                d = e["targets"][t]
+                parts.append(f"{t} {spread(d['runs'])} tok/s ({d['of_floor']} of limit, ttft p50 "
+                             f"{d['ttft_p50_ms']} ms, errors {d['errors']})")
+        else:
+            head = f"{'prefill':11} {'':6} c={e['concurrency']:<3}"
+            parts = [f"{t} {spread(e['targets'][t]['runs'])} prompt tok/s" for t in targets]
+        for o in others:
+            a, b = m.get("tok_s"), e["targets"][o].get("tok_s")
+            parts.append(f"mullama/{o} {a / b:.2f}" if a and b else f"mullama/{o} n/a")
+        lines.append(head + "  " + " | ".join(parts))
     return "\n".join(lines)
 
 
-def goals(rows: list[dict], caches: list[dict]) -> list[dict]:
-    def tok(target, conc):
-        vals = [r["tok_s"] for r in rows if r["target"] == target and r["concurrency"] == conc]
-        return statistics.mean(vals) if vals else None
-
+def goals(levels: list[dict], caches: list[dict]) -> list[dict]:
+    """Issue 22: at every level, Mullama's median tok/s >= llama-server's and its TTFT p50 no worse;
+    prefill >= 1.0x at c=1 and c=4."""
     out = []
-
-    def goal(name, value, need):
-        out.append({"goal": name, "value": None if value is None else round(value, 2), "need": need,
-                    "met": None if value is None else value >= need})
-
-    m8, l8, s8 = tok("mullama", 8), tok("llama-server", 8), tok("llama-cpp-python", 8)
-    m1, l1 = tok("mullama", 1), tok("llama-server", 1)
-    goal("c=8 aggregate vs llama-server", m8 / l8 if m8 and l8 else None, 0.9)
-    goal("c=8 aggregate vs llama-cpp-python stock server", m8 / s8 if m8 and s8 else None, 2.0)
-    goal("single stream vs llama-server", m1 / l1 if m1 and l1 else None, 0.95)
+    for e in levels:
+        m, l = e["targets"].get("mullama"), e["targets"].get("llama-server")
+        if not m or not l or not m["tok_s"] or not l["tok_s"]:
+            continue
+        if e["kind"] == "decode":
+            name = f"{e['endpoint']} t={e['temperature']:g} c={e['concurrency']}"
+            out.append({"goal": f"{name} tok/s vs llama-server", "value": round(m["tok_s"] / l["tok_s"], 3),
+                        "need": 1.0, "met": m["tok_s"] >= l["tok_s"]})
+            if m["ttft_p50_ms"] is not None and l["ttft_p50_ms"] is not None:
+                out.append({"goal": f"{name} TTFT p50 ms (mullama vs llama-server)",
+                            "value": [m["ttft_p50_ms"], l["ttft_p50_ms"]], "need": "<=",
+                            "met": m["ttft_p50_ms"] <= l["ttft_p50_ms"]})
+        else:
+            out.append({"goal": f"prefill c={e['concurrency']} vs llama-server",
+                        "value": round(m["tok_s"] / l["tok_s"], 3), "need": 1.0, "met": m["tok_s"] >= l["tok_s"]})
     mc = next((c for c in caches if c and c["target"] == "mullama"), None)
-    goal("second-turn TTFT speedup (prompt cache)", mc.get("speedup") if mc else None, 3.0)
+    if mc and mc.get("speedup"):
+        out.append({"goal": "second-turn TTFT speedup (prompt cache)", "value": mc["speedup"], "need": 3.0,
+                    "met": mc["speedup"] >= 3.0})
     return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="a GGUF file (default: the bundled Gemma 3 270M test model)")
-    parser.add_argument("--targets", default=",".join(TARGETS))
-    parser.add_argument("--concurrency", default="1,4,8,16")
+    parser.add_argument("--targets", default=DEFAULT_TARGETS, help=f"some of {', '.join(TARGETS)}")
+    parser.add_argument("--concurrency", default="1,4,8,16,32")
+    parser.add_argument("--temperatures", default="0,0.7")
     parser.add_argument("--endpoints", default="completions,chat")
-    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--reps", type=int, default=3, help="repetitions of every level (medians are reported)")
+    parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--requests", type=int, default=0, help="per level and endpoint (default 2 x concurrency, at least 4)")
+    parser.add_argument("--prefill-concurrency", default="1,4", help="prefill levels ('' = none)")
+    parser.add_argument("--prefill-repeat", type=int, default=10, help="long prompt = the facts x N (~140 tokens each)")
     parser.add_argument("--level-timeout", type=float, default=240.0, help="seconds per level")
     parser.add_argument("--ctx", type=int, default=2048, help="context per sequence")
-    parser.add_argument("--parallel", type=int, default=0, help="slots (default: the highest concurrency)")
+    parser.add_argument("--parallel", type=int, default=16, help="slots")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeat-penalty", type=float, default=1.0,
                         help="sent with every request so all servers sample alike (servers' defaults "
                              "differ: 1.0 in llama-server, 1.1 in Mullama and llama-cpp-python)")
-    parser.add_argument("--cache-rounds", type=int, default=3, help="two-turn prompt-cache rounds (0 = skip)")
+    parser.add_argument("--cache-rounds", type=int, default=2, help="two-turn prompt-cache rounds (0 = skip)")
     parser.add_argument("--system-repeat", type=int, default=8, help="system prompt = the facts x N")
     parser.add_argument("--llama-server", help="path of llama-server (default: the cache dir's)")
     parser.add_argument("--llama-server-args", default="", help="extra arguments, space separated")
     parser.add_argument("--mullama-args", default="", help="extra arguments for mullama serve")
     parser.add_argument("--stock-args", default="", help="extra arguments for llama_cpp.server")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the Python servers during one level")
-    parser.add_argument("--profile-level", type=int, default=8, help="the concurrency to profile")
+    parser.add_argument("--profile-level", type=int, default=16, help="the concurrency to profile")
     parser.add_argument("--profile-native", action="store_true", help="py-spy --native (slower)")
     parser.add_argument("--autogroup-nice", type=int, metavar="N",
                         help="CPU priority of this session and its servers (-20..19; root for < 0)")
@@ -547,8 +664,9 @@ def main() -> int:
     args = parser.parse_args()
     args.targets = [t for t in args.targets.split(",") if t]
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c]
+    args.temperatures = [float(t) for t in args.temperatures.split(",") if t]
+    args.prefill_concurrency = [int(c) for c in args.prefill_concurrency.split(",") if c]
     args.endpoints = [e for e in args.endpoints.split(",") if e]
-    args.parallel = args.parallel or max(args.concurrency)
     args.llama_server_args = args.llama_server_args.split()
     args.mullama_args = args.mullama_args.split()
     args.stock_args = args.stock_args.split()
@@ -565,7 +683,7 @@ def main() -> int:
               "CPU and llama.cpp's threads slow down sharply when they are oversubscribed", flush=True)
     print(f"model {os.path.basename(model)}, ctx {args.ctx}/sequence, {args.parallel} slots, "
           f"{args.threads} threads, {args.max_tokens} tokens/request, concurrency {args.concurrency}, "
-          f"logs in {work}", flush=True)
+          f"temperatures {args.temperatures}, {args.reps} repetitions, logs in {work}", flush=True)
     started: list[Server] = []
     info: dict = {}
     rows, caches = [], []
@@ -584,34 +702,39 @@ def main() -> int:
                 continue
             started.append(server)
             print(f"  ready in {time.perf_counter() - t:.1f}s, model id {server.model_id!r}", flush=True)
-        rows, caches = asyncio.run(bench_all(started, args))
+        rows, caches = asyncio.run(bench_all(started, model, args))
     finally:
         for server in started:
             server.stop()
-    print()
-    print(table(rows))
+    targets = [s.name for s in started]
+    levels = summary(rows, targets)
+    print("\nmedians over the repetitions [min-max]; 'limit' is the bare llama_decode loop of that batch shape")
+    print(report(levels, targets))
     print()
     for c in caches:
         if c:
             print(f"prompt cache {c['target']}: turn 1 TTFT {c.get('ttft1_ms')} ms, turn 2 "
                   f"{c.get('ttft2_ms')} ms, speedup {c.get('speedup')}x  rounds {c['rounds']}")
-    verdicts = goals(rows, caches)
+    verdicts = goals(levels, caches)
     print()
     for g in verdicts:
-        state = "n/a" if g["met"] is None else ("MET" if g["met"] else "NOT MET")
-        print(f"goal {g['goal']}: {g['value']} (need >= {g['need']}) {state}")
+        print(f"goal {g['goal']}: {g['value']} (need {g['need']}) {'MET' if g['met'] else 'NOT MET'}")
+    met = sum(1 for g in verdicts if g["met"])
+    print(f"{met} of {len(verdicts)} goals met")
     out = Path(args.out) if args.out else CACHE / "results" / f"serving-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": model, "ctx_per_sequence": args.ctx,
-        "parallel": args.parallel, "threads": args.threads, "max_tokens": args.max_tokens,
-        "concurrency": args.concurrency, "endpoints": args.endpoints,
-        "repeat_penalty": args.repeat_penalty, "cpu_count": os.cpu_count(),
-        "autogroup_nice": args.autogroup_nice, "loadavg_start": load, "loadavg_end": os.getloadavg(), "servers": info,
-        "rows": rows, "prompt_cache": caches, "goals": verdicts}, indent=2))
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": model, "argv": sys.argv,
+        "ctx_per_sequence": args.ctx, "parallel": args.parallel, "threads": args.threads,
+        "max_tokens": args.max_tokens, "concurrency": args.concurrency, "temperatures": args.temperatures,
+        "reps": args.reps, "endpoints": args.endpoints, "repeat_penalty": args.repeat_penalty,
+        "cpu_count": os.cpu_count(), "autogroup_nice": args.autogroup_nice, "loadavg_start": load,
+        "loadavg_end": os.getloadavg(), "servers": info, "rows": rows, "levels": levels,
+        "prompt_cache": caches, "goals": verdicts}, indent=2))
     print(f"\nresults: {out}\nserver logs: {work}")
     return 0
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     sys.exit(main())

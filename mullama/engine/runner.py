@@ -31,8 +31,8 @@ from .output import StopMatcher, Utf8Stream
 
 log = logging.getLogger("mullama.runner")
 
-# a cached prefix this long (or the whole prompt) decides the slot; shorter ones (a template's
-# first tokens) are not worth splitting the batch for
+# a cached prefix this long (or half of a shorter prompt) decides the slot; shorter ones (a
+# template's first tokens) are not worth splitting the batch or evicting another cache for
 REUSE_MIN_TOKENS = 32
 
 
@@ -40,7 +40,7 @@ REUSE_MIN_TOKENS = 32
 class RunnerConfig:
     n_ctx: int  # per sequence
     n_parallel: int = 1
-    n_batch: int = 512
+    n_batch: int = 2048
     threads: int = 0
     flash_attention: bool | None = None
     max_queue: int = 64
@@ -251,13 +251,13 @@ class Runner:
     def _pick_slot(self, prompt: list[int], free: list[Slot]) -> tuple[Slot, int]:
         """The free slot for a new request, and how much of its cache the request keeps.
 
-        A slot whose cache holds a useful part of the prompt (``REUSE_MIN_TOKENS``, or all of
-        it) wins, the longest first. Otherwise the choice keeps
+        A slot whose cache holds a useful part of the prompt (``REUSE_MIN_TOKENS``, or half of
+        a shorter prompt) wins, the longest first. Otherwise the choice keeps
         the busy sequences in few runs of consecutive ids: llama.cpp splits a step's batch into
         one compute pass per run of consecutive sequence ids (with a KV stream per sequence), so
-        busy slots 0, 2, 4 and 6 cost four passes where 0-3 cost one. Among equals, the longer
-        cached prefix, then the least recently used slot, so caches of recent conversations last
-        longest.
+        busy slots 0, 2, 4 and 6 cost four passes where 0-3 cost one. Among equals, the least
+        recently used slot goes, so the caches of recent conversations last longest (a new chat
+        that shares only its template's first tokens with one does not overwrite it).
         """
         busy = {s.id for s in self.slots if s.job is not None}
 
@@ -268,9 +268,8 @@ class Runner:
         def kept(slot: Slot) -> int:
             return min(common_prefix(slot.tokens, prompt), len(prompt) - 1)
 
-        useful = max(min(REUSE_MIN_TOKENS, len(prompt) - 1), 1)
-        slot = max(free, key=lambda s: (kept(s) if kept(s) >= useful else 0, -runs_with(s), kept(s),
-                                        -s.last_used))
+        useful = max(min(REUSE_MIN_TOKENS, len(prompt) // 2), 1)
+        slot = max(free, key=lambda s: (kept(s) if kept(s) >= useful else 0, -runs_with(s), -s.last_used))
         return slot, kept(slot)
 
     def _plan(self) -> list[tuple[Job, int, bool]]:
