@@ -69,6 +69,10 @@ async def primed(stream: AsyncIterator[Event]):
 
 async def merge(streams: list[AsyncIterator[Event]]) -> AsyncIterator[tuple[int, Event]]:
     """Events of several streams as ``(index, event)`` in arrival order (they run concurrently)."""
+    if len(streams) == 1:  # the usual case: no pump task and queue hop per token
+        async for event in streams[0]:
+            yield 0, event
+        return
     queue: asyncio.Queue = asyncio.Queue()
     finished = object()
 
