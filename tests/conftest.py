@@ -20,6 +20,16 @@ def test_model_path(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def model(test_model_path):
+    """The test model loaded straight into llama.cpp (for runner- and sampler-level tests)."""
+    from mullama.engine.llm import Model
+
+    m = Model(str(test_model_path))
+    yield m
+    m.close()
+
+
 @pytest.fixture
 def isolated_env(tmp_path, monkeypatch) -> dict[str, str]:
     """Every Mullama path (cache, config, data, socket, log) inside this test's temp dir."""

@@ -11,19 +11,12 @@ import pytest
 from mullama.engine import sampling
 from mullama.engine.api import SamplingOptions
 from mullama.engine.fast_sampler import FastSampler, handles
-from mullama.engine.llm import Batch, Context, ContextParams, Model
+from mullama.engine.llm import Batch, Context, ContextParams
 
 pytestmark = pytest.mark.slow
 
 PROMPT = "The the the cat sat on the mat. The the cat sat on the mat. The"
 OPEN_PROMPT = "Here is a list of my favourite words:"  # many plausible next tokens
-
-
-@pytest.fixture(scope="module")
-def model(test_model_path):
-    m = Model(str(test_model_path))
-    yield m
-    m.close()
 
 
 @pytest.fixture

@@ -9,17 +9,9 @@ import pytest
 
 from mullama.engine import sampling
 from mullama.engine.api import Done, SamplingOptions, TextDelta
-from mullama.engine.llm import Model
 from mullama.engine.runner import Job, Runner, RunnerConfig
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def model(test_model_path):
-    m = Model(str(test_model_path))
-    yield m
-    m.close()
 
 
 @pytest.fixture
