@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import llama_cpp
+import numpy as np
 
 from . import sampling
 from .fast_sampler import FastSampler, handles
@@ -69,6 +70,7 @@ class Job:
     t_prompt_done: float = 0.0
     out_tokens: list[int] = field(default_factory=list)
     prefilling: bool = True  # feeding prompt (or forced) tokens rather than sampled ones
+    replay: np.ndarray | None = None  # the whole prompt is cached: sample from these logits
     inject: list[int] | None = None  # tokens to force next (set from another thread)
 
     def cancel(self) -> None:
@@ -81,6 +83,13 @@ class Slot:
     tokens: list[int] = field(default_factory=list)  # what the KV cache holds for this sequence
     job: Job | None = None
     last_used: float = 0.0
+    # the logits after the last prompt this slot evaluated (its first ``logits_at`` tokens), so
+    # that the same prompt again starts from them: no decode, and the very same first token
+    logits: np.ndarray | None = None
+    logits_at: int = 0
+
+    def forget_logits(self) -> None:
+        self.logits, self.logits_at = None, 0
 
 
 def _deliver(items: list[tuple[asyncio.Queue, object]]) -> None:
@@ -233,6 +242,10 @@ class Runner:
             self.ctx.seq_rm(slot.id, 0, -1)  # this cache cannot cut mid-sequence: start over
             keep = 0
         slot.tokens = slot.tokens[:keep]
+        if keep < slot.logits_at:
+            slot.forget_logits()
+        elif keep == len(job.prompt):
+            job.replay = slot.logits
         seed = sampling.seed_for(job.opts)
         if handles(job.opts):
             job.fast = FastSampler(job.opts, seed)
@@ -266,7 +279,10 @@ class Runner:
             return sum(1 for i in ids if i - 1 not in ids)
 
         def kept(slot: Slot) -> int:
-            return min(common_prefix(slot.tokens, prompt), len(prompt) - 1)
+            n = common_prefix(slot.tokens, prompt)
+            if n == len(prompt) == slot.logits_at and slot.logits is not None:
+                return n  # all of it: the first token comes from the kept logits
+            return min(n, len(prompt) - 1)
 
         useful = max(min(REUSE_MIN_TOKENS, len(prompt) // 2), 1)
         slot = max(free, key=lambda s: (kept(s) if kept(s) >= useful else 0, -runs_with(s), -s.last_used))
@@ -282,14 +298,9 @@ class Runner:
         plan = [(job, 1, True) for job in jobs if not job.prefilling]
         room = self.batch.capacity - len(plan)
         for job in jobs:
-            if not job.prefilling or room <= 0:
+            if not job.prefilling or job.replay is not None or room <= 0:
                 continue
             n = min(len(job.pending), room)
-            if n == len(job.pending) > 1:
-                # the last prompt token goes in a step of its own: its logits then come out the
-                # same whether the prefix was just computed or reused from the cache, so greedy
-                # output does not depend on what the slot held before
-                n -= 1
             plan.append((job, n, n == len(job.pending)))
             room -= n
         return plan
@@ -298,9 +309,18 @@ class Runner:
         for slot in self.slots:
             if slot.job is not None and slot.job.cancelled.is_set():
                 self._finish(slot.job, "cancelled")
+        replays = [s.job for s in self.slots if s.job is not None and s.job.replay is not None]
         plan = self._plan()
-        if not plan:
-            return
+        if plan:
+            self._decode(plan)
+        now = time.perf_counter()
+        for job in replays:
+            row, job.replay = job.replay, None
+            job.prefilling = False
+            job.t_prompt_done = now
+            self._sample(job, row=row.copy())
+
+    def _decode(self, plan: list[tuple[Job, int, bool]]) -> None:
         # in sequence id order: llama.cpp makes one compute pass per run of consecutive ids in
         # the order the batch lists them, so an unordered batch costs several passes
         plan.sort(key=lambda entry: entry[0].slot.id)
@@ -329,11 +349,21 @@ class Runner:
                 job.prefilling = False
                 job.t_prompt_done = job.t_prompt_done or now
         for job, idx in sample_at:
+            if job.generated == 0 and len(job.slot.tokens) == len(job.prompt):
+                # the prompt is in: keep its logits, so that the same prompt again gives the
+                # same first token (decoding its last token alone would round differently)
+                job.slot.logits = self.ctx.logits_row(idx).copy()
+                job.slot.logits_at = len(job.prompt)
             self._sample(job, idx)
 
-    def _sample(self, job: Job, idx: int) -> None:
+    def _sample(self, job: Job, idx: int = -1, row: np.ndarray | None = None) -> None:
+        """The next token from batch entry ``idx``'s logits, or from ``row`` (kept logits)."""
+        if row is None and (job.fast is not None or job.opts.logprobs):
+            row = self.ctx.logits_row(idx)
         if job.fast is not None:
-            token = job.fast.sample(self.ctx.logits_row(idx))
+            token = job.fast.sample(row)
+        elif idx < 0:
+            token = sampling.sample_row(job.chain, row)
         else:
             token = llama_cpp.llama_sampler_sample(job.chain, self.ctx.ptr, idx)
         if job.inject:  # the caller forces a continuation (e.g. closing a thinking budget)
@@ -343,7 +373,7 @@ class Runner:
             job.pending = forced
             job.prefilling = True
             return
-        logprobs = self._logprobs(job, idx, token) if job.opts.logprobs else None
+        logprobs = self._logprobs(job, row, token) if job.opts.logprobs else None
         if self.model.is_eog(token) and not job.opts.ignore_eos:
             self._finish(job, "stop")
             return
@@ -362,10 +392,7 @@ class Runner:
         else:
             job.pending = [token]
 
-    def _logprobs(self, job: Job, idx: int, token: int) -> list[dict]:
-        import numpy as np
-
-        logits = np.ctypeslib.as_array(self.ctx.logits(idx), shape=(self.model.n_vocab,))
+    def _logprobs(self, job: Job, logits: np.ndarray, token: int) -> list[dict]:
         top = max(job.opts.top_logprobs, 0)
         shifted = logits - logits.max()
         logz = math.log(float(np.exp(shifted).sum()))
@@ -405,6 +432,7 @@ class Runner:
         if job.slot is not None:
             self.ctx.seq_rm(job.slot.id, 0, -1)
             job.slot.tokens = []
+            job.slot.forget_logits()
         self._release(job)
         self._emit(job, exc)
 

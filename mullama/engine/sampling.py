@@ -90,6 +90,25 @@ def build_chain(opts: SamplingOptions, model, seed: int | None = None) -> int:
     return chain
 
 
+def sample_row(chain, row) -> int:
+    """``llama_sampler_sample`` on a logits row kept in memory instead of the context's."""
+    import ctypes
+
+    import numpy as np
+
+    n = len(row)
+    data = np.zeros(n, dtype=[("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
+    data["id"], data["logit"] = np.arange(n, dtype=np.int32), row
+    candidates = llama_cpp.llama_token_data_array(
+        data.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data)), n, -1, False)
+    llama_cpp.llama_sampler_apply(chain, ctypes.byref(candidates))
+    if not 0 <= candidates.selected < candidates.size:
+        raise RuntimeError("the sampler chain selected no token")
+    token = int(data["id"][candidates.selected])
+    llama_cpp.llama_sampler_accept(chain, token)
+    return token
+
+
 def free_chain(chain) -> None:
     if chain:
         llama_cpp.llama_sampler_free(chain)
