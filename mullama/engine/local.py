@@ -237,10 +237,10 @@ class LocalEngine(Engine):
         spec = getattr(entry.resolved, "spec", None)
         model_opts = sampling.from_parameters(spec.parameters if spec is not None else {})
         opts = sampling.merge(sampling.DEFAULTS, model_opts, request)
-        stops = list(request.stop) if request.stop else list(model_opts.stop or [])
         if opts.ignore_eos:  # the model's and template's end-of-turn strings count as EOS too
-            stops = list(request.stop or [])
-            template_stops = []
+            stops, template_stops = list(request.stop or []), []
+        else:
+            stops = list(request.stop) if request.stop else list(model_opts.stop or [])
         opts.stop = stops + [s for s in template_stops if s not in stops]
         cap = self.settings.max_tokens_cap
         if cap > 0 and (opts.max_tokens is None or opts.max_tokens < 0 or opts.max_tokens > cap):

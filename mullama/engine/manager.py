@@ -21,9 +21,6 @@ log = logging.getLogger("mullama.manager")
 
 DEFAULT_CTX = 4096
 AUTO_PARALLEL = 4
-# prompt tokens one decode step takes (as llama-server): a long prompt goes in one llama_decode,
-# split by llama.cpp into compute passes of 512
-DEFAULT_BATCH = 2048
 
 
 @dataclass
@@ -164,7 +161,7 @@ class ModelManager:
             (True if self.settings.flash_attention else None)
         config = RunnerConfig(
             n_ctx=n_ctx, n_parallel=n_parallel,
-            n_batch=int(_param(spec, "num_batch", DEFAULT_BATCH)),
+            n_batch=int(_param(spec, "num_batch", RunnerConfig.n_batch)),
             threads=int(_param(spec, "num_thread", 0) or self.settings.threads or default_threads()),
             flash_attention=flash, max_queue=self.settings.max_queue)
         adapters = [str(a) for a in (getattr(resolved, "adapters", None) or [])]

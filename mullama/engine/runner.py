@@ -41,6 +41,8 @@ REUSE_MIN_TOKENS = 32
 class RunnerConfig:
     n_ctx: int  # per sequence
     n_parallel: int = 1
+    # prompt tokens one step takes (as llama-server): a long prompt goes in one llama_decode,
+    # which llama.cpp splits into compute passes of 512
     n_batch: int = 2048
     threads: int = 0
     flash_attention: bool | None = None
@@ -318,7 +320,7 @@ class Runner:
             row, job.replay = job.replay, None
             job.prefilling = False
             job.t_prompt_done = now
-            self._sample(job, row=row.copy())
+            self._sample(job, kept=row.copy())
 
     def _decode(self, plan: list[tuple[Job, int, bool]]) -> None:
         # in sequence id order: llama.cpp makes one compute pass per run of consecutive ids in
@@ -356,14 +358,15 @@ class Runner:
                 job.slot.logits_at = len(job.prompt)
             self._sample(job, idx)
 
-    def _sample(self, job: Job, idx: int = -1, row: np.ndarray | None = None) -> None:
-        """The next token from batch entry ``idx``'s logits, or from ``row`` (kept logits)."""
+    def _sample(self, job: Job, idx: int = -1, kept: np.ndarray | None = None) -> None:
+        """The next token from batch entry ``idx``'s logits, or from ``kept`` logits."""
+        row = kept
         if row is None and (job.fast is not None or job.opts.logprobs):
             row = self.ctx.logits_row(idx)
         if job.fast is not None:
             token = job.fast.sample(row)
-        elif idx < 0:
-            token = sampling.sample_row(job.chain, row)
+        elif kept is not None:
+            token = sampling.sample_row(job.chain, kept)
         else:
             token = llama_cpp.llama_sampler_sample(job.chain, self.ctx.ptr, idx)
         if job.inject:  # the caller forces a continuation (e.g. closing a thinking budget)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import random
 
 import llama_cpp
+import numpy as np
 
 from .api import InvalidRequest, SamplingOptions
 from .options import validate  # noqa: F401 (sampling.validate is the engine's check)
@@ -90,17 +92,19 @@ def build_chain(opts: SamplingOptions, model, seed: int | None = None) -> int:
     return chain
 
 
-def sample_row(chain, row) -> int:
-    """``llama_sampler_sample`` on a logits row kept in memory instead of the context's."""
-    import ctypes
-
-    import numpy as np
-
+def candidates_of(row: np.ndarray) -> tuple[np.ndarray, llama_cpp.llama_token_data_array]:
+    """Every token of a logits row as llama.cpp's candidate array (and the numpy array behind
+    it, which must outlive it), the input of ``llama_sampler_apply``."""
     n = len(row)
     data = np.zeros(n, dtype=[("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
     data["id"], data["logit"] = np.arange(n, dtype=np.int32), row
-    candidates = llama_cpp.llama_token_data_array(
+    return data, llama_cpp.llama_token_data_array(
         data.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data)), n, -1, False)
+
+
+def sample_row(chain, row: np.ndarray) -> int:
+    """``llama_sampler_sample`` on a logits row kept in memory instead of the context's."""
+    data, candidates = candidates_of(row)
     llama_cpp.llama_sampler_apply(chain, ctypes.byref(candidates))
     if not 0 <= candidates.selected < candidates.size:
         raise RuntimeError("the sampler chain selected no token")

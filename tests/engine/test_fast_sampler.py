@@ -41,11 +41,7 @@ def decode(ctx, batch, tokens: list[int], start: int) -> None:
 
 def native_candidates(chain, logits: np.ndarray) -> tuple[list[int], np.ndarray]:
     """What llama.cpp's chain keeps of ``logits`` (its final probabilities)."""
-    n = len(logits)
-    data = np.zeros(n, dtype=[("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
-    data["id"], data["logit"] = np.arange(n), logits
-    array = llama_cpp.llama_token_data_array(
-        data.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data)), n, -1, False)
+    data, array = sampling.candidates_of(logits)
     llama_cpp.llama_sampler_apply(chain, ctypes.byref(array))
     kept = np.sort(data[:array.size], order="logit")[::-1]
     values = kept["logit"].astype(np.float64)

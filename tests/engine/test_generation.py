@@ -212,3 +212,24 @@ async def test_closing_the_engine_twice_is_harmless(tmp_path, test_model_path):
     with contextlib.suppress(Exception):
         await engine.close()
     assert engine.manager.loaded == {}
+
+
+async def test_ignore_eos_ignores_the_models_stop_strings_but_not_the_requests(eng, test_model_path):
+    await eng.create_model("commas", gemma_modelfile(test_model_path, 'PARAMETER stop ","\n'))
+
+    async def text(**opts) -> tuple[str, Done]:
+        deltas, done = [], None
+        async for event in eng.complete(CompletionRequest("commas", "1, 2, 3,", SamplingOptions(
+                temperature=0, max_tokens=8, **opts))):
+            if isinstance(event, TextDelta):
+                deltas.append(event.text)
+            elif isinstance(event, Done):
+                done = event
+        return "".join(deltas), done
+
+    stopped, done = await text()
+    assert "," not in stopped and done.finish_reason == "stop"  # the Modelfile's stop
+    counted, done = await text(ignore_eos=True)
+    assert counted.count(",") >= 2 and done.usage.completion_tokens == 8
+    asked, done = await text(ignore_eos=True, stop=[" 6"])
+    assert asked.startswith(" 4, 5,") and " 6" not in asked and done.finish_reason == "stop"
