@@ -62,10 +62,17 @@ def main() -> int:
         # as installed by pip: bytecode cached (kept out of the source tree here)
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
-        subprocess.run(program + ["daemon", "start"], env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            program + ["daemon", "start"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
-            print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs, {args.runs} runs each")
+            print(
+                f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs, {args.runs} runs each"
+            )
             print(f"{'command':<28} {'min':>7} {'median':>7} {'p90':>7} {'cpu':>7}  (ms)")
             timed(program + ["list"], env)  # writes the bytecode cache
             baseline = [timed([sys.executable, "-c", "pass"], env) for _ in range(args.runs)]
@@ -76,8 +83,12 @@ def main() -> int:
                 results[" ".join(command)] = samples
                 print(f"{'mullama ' + ' '.join(command):<28} {summary(samples)}")
         finally:
-            subprocess.run(program + ["daemon", "stop"], env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+            subprocess.run(
+                program + ["daemon", "stop"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
     median = statistics.median(w for w, _ in results["list"])
     verdict = "PASS" if median < TARGET_MS else "FAIL"
     print(f"{verdict}: median `mullama list` {median:.0f} ms (target < {TARGET_MS} ms)")

@@ -35,7 +35,9 @@ def test_model() -> str:
 def bench_direct(path: str, n_tokens: int, n_ctx: int, threads: int) -> float:
     from llama_cpp import Llama
 
-    llm = Llama(model_path=path, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
+    llm = Llama(
+        model_path=path, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False
+    )
     tokens = llm.tokenize(PROMPT.encode())
     stamps = []
     for i, _ in enumerate(llm.generate(tokens, temp=0.0, top_k=1, repeat_penalty=1.0)):
@@ -52,13 +54,23 @@ async def bench_engine(path: str, n_tokens: int, n_ctx: int, threads: int) -> fl
     from mullama.engine.local import LocalEngine
 
     with tempfile.TemporaryDirectory() as root:
-        settings = load_settings(cache_dir=Path(root) / "cache", config_dir=Path(root) / "config",
-                                 data_dir=Path(root) / "data", context_size=n_ctx, threads=threads,
-                                 num_parallel=1)
+        settings = load_settings(
+            cache_dir=Path(root) / "cache",
+            config_dir=Path(root) / "config",
+            data_dir=Path(root) / "data",
+            context_size=n_ctx,
+            threads=threads,
+            num_parallel=1,
+        )
         engine = LocalEngine(settings)
         await engine.load_model(path)
-        request = CompletionRequest(path, PROMPT, SamplingOptions(
-            temperature=0, repeat_penalty=1.0, max_tokens=n_tokens, ignore_eos=True))
+        request = CompletionRequest(
+            path,
+            PROMPT,
+            SamplingOptions(
+                temperature=0, repeat_penalty=1.0, max_tokens=n_tokens, ignore_eos=True
+            ),
+        )
         stamps = []
         async for event in engine.complete(request):
             if isinstance(event, TextDelta):
@@ -68,8 +80,12 @@ async def bench_engine(path: str, n_tokens: int, n_ctx: int, threads: int) -> fl
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="a GGUF file (default: the bundled Gemma 3 270M test model)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", help="a GGUF file (default: the bundled Gemma 3 270M test model)"
+    )
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--ctx", type=int, default=2048)
@@ -81,10 +97,16 @@ def main() -> int:
         direct.append(bench_direct(path, args.tokens, args.ctx, args.threads))
         engine.append(asyncio.run(bench_engine(path, args.tokens, args.ctx, args.threads)))
     d, e = statistics.median(direct), statistics.median(engine)
-    print(f"model: {os.path.basename(path)}, {args.tokens} tokens, ctx {args.ctx}, "
-          f"{args.threads} threads, {args.runs} runs (median)")
-    print(f"llama-cpp-python direct : {d:8.1f} tokens/s   runs: {', '.join(f'{x:.1f}' for x in direct)}")
-    print(f"mullama Engine API      : {e:8.1f} tokens/s   runs: {', '.join(f'{x:.1f}' for x in engine)}")
+    print(
+        f"model: {os.path.basename(path)}, {args.tokens} tokens, ctx {args.ctx}, "
+        f"{args.threads} threads, {args.runs} runs (median)"
+    )
+    print(
+        f"llama-cpp-python direct : {d:8.1f} tokens/s   runs: {', '.join(f'{x:.1f}' for x in direct)}"
+    )
+    print(
+        f"mullama Engine API      : {e:8.1f} tokens/s   runs: {', '.join(f'{x:.1f}' for x in engine)}"
+    )
     print(f"ratio engine/direct     : {e / d:8.3f}")
     return 0
 

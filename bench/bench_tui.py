@@ -33,8 +33,13 @@ sys.path.insert(0, str(ROOT))
 def temp_env(root: Path) -> dict[str, str]:
     from tests.helpers import settings_env
 
-    return {**os.environ, **settings_env(root), "TERM": "xterm-256color",
-            "COLUMNS": "120", "LINES": "36"}
+    return {
+        **os.environ,
+        **settings_env(root),
+        "TERM": "xterm-256color",
+        "COLUMNS": "120",
+        "LINES": "36",
+    }
 
 
 def mullama_command() -> list[str]:
@@ -51,8 +56,15 @@ def first_paint_seconds(env: dict[str, str], timeout: float = 120.0) -> tuple[fl
     master, slave = pty.openpty()
     os.set_blocking(master, False)
     started = time.perf_counter()
-    proc = subprocess.Popen(mullama_command(), stdin=slave, stdout=slave,
-                            stderr=slave, env=env, close_fds=True, start_new_session=True)
+    proc = subprocess.Popen(
+        mullama_command(),
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+        start_new_session=True,
+    )
     os.close(slave)
     seen = b""
     try:
@@ -79,7 +91,9 @@ def bench_startup(runs: int) -> list[tuple[float, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         env = temp_env(Path(tmp))
         # as after ./scripts/setup.sh: compiled, and the files in the page cache
-        subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "mullama")], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", str(ROOT / "mullama")], check=True
+        )
         subprocess.run([sys.executable, "-c", "import mullama.tui.app"], env=env, check=True)
         for _ in range(runs):
             times.append(first_paint_seconds(env))
@@ -116,8 +130,13 @@ async def stream_into_chat(engine, model: str, settings, max_tokens: int | None)
             await pilot.pause(0.01)
         done = time.perf_counter()
         shown = reply.query_one(".body").source
-        return {"seconds": done - started, "events": last_event[1], "lag": done - last_event[0],
-                "stats": reply.turn.stats, "complete": shown == reply.turn.content}
+        return {
+            "seconds": done - started,
+            "events": last_event[1],
+            "lag": done - last_event[0],
+            "stats": reply.turn.stats,
+            "complete": shown == reply.turn.content,
+        }
 
 
 def burst_engine(n_tokens: int):
@@ -150,9 +169,11 @@ async def bench_streaming(n_tokens: int, real: bool) -> None:
         settings = load_settings(env=temp_env(Path(tmp)))
         result = await stream_into_chat(burst_engine(n_tokens), "gemma3:270m", settings, None)
         rate = n_tokens / result["seconds"]
-        print(f"synthetic burst: {n_tokens} tokens rendered in {result['seconds']:.2f} s "
-              f"= {rate:,.0f} tokens/s absorbed by the Chat screen, last token to final frame "
-              f"{result['lag'] * 1000:.0f} ms (Markdown complete: {result['complete']})")
+        print(
+            f"synthetic burst: {n_tokens} tokens rendered in {result['seconds']:.2f} s "
+            f"= {rate:,.0f} tokens/s absorbed by the Chat screen, last token to final frame "
+            f"{result['lag'] * 1000:.0f} ms (Markdown complete: {result['complete']})"
+        )
         if real:
             await bench_real(settings)
 
@@ -174,9 +195,11 @@ async def bench_real(settings) -> None:
         result = await stream_into_chat(engine, "gemma", settings, 256)
     finally:
         await engine.close()
-    print(f"real model: {result['stats']} (engine decode rate, as shown); reply done "
-          f"{result['seconds']:.2f} s after Enter; last token to final frame "
-          f"{result['lag'] * 1000:.0f} ms (Markdown complete: {result['complete']})")
+    print(
+        f"real model: {result['stats']} (engine decode rate, as shown); reply done "
+        f"{result['seconds']:.2f} s after Enter; last token to final frame "
+        f"{result['lag'] * 1000:.0f} ms (Markdown complete: {result['complete']})"
+    )
 
 
 def main() -> None:
@@ -187,9 +210,11 @@ def main() -> None:
     args = parser.parse_args()
     runs = bench_startup(args.runs)
     for label, values in (("wall", [w for w, _ in runs]), ("cpu ", [c for _, c in runs])):
-        print(f"launch to first painted Dashboard, {label}: min {min(values):.3f} s, "
-              f"median {statistics.median(values):.3f} s, max {max(values):.3f} s "
-              f"over {args.runs} runs (target < 1 s)")
+        print(
+            f"launch to first painted Dashboard, {label}: min {min(values):.3f} s, "
+            f"median {statistics.median(values):.3f} s, max {max(values):.3f} s "
+            f"over {args.runs} runs (target < 1 s)"
+        )
     load = os.getloadavg()[0]
     print(f"load average during the run: {load:.1f} on {os.cpu_count()} CPUs")
     asyncio.run(bench_streaming(args.tokens, args.real))

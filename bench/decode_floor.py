@@ -12,20 +12,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mullama.engine.llm import Batch, Context, ContextParams, Model  # noqa: E402
+from mullama.engine.llm import Batch, Context, ContextParams, Model
 
-PROMPT = ("Write a long story about a llama who learns to fly. Once upon a time, in a valley high "
-          "in the Andes, there lived a young llama named Pico who watched the condors every morning.")
+PROMPT = (
+    "Write a long story about a llama who learns to fly. Once upon a time, in a valley high "
+    "in the Andes, there lived a young llama named Pico who watched the condors every morning."
+)
 
 _models: dict[str, Model] = {}
 
 
-def decode_floor(model_path: str, concurrency: int, steps: int, ctx: int, parallel: int,
-                 threads: int) -> float:
+def decode_floor(
+    model_path: str, concurrency: int, steps: int, ctx: int, parallel: int, threads: int
+) -> float:
     """Generated tokens/s of ``steps`` decode steps of ``concurrency`` sequences."""
     model = _models.get(model_path) or _models.setdefault(model_path, Model(model_path))
-    context = Context(model, ContextParams(n_ctx=ctx * parallel, n_batch=512,
-                                           n_seq_max=parallel, threads=threads))
+    context = Context(
+        model, ContextParams(n_ctx=ctx * parallel, n_batch=512, n_seq_max=parallel, threads=threads)
+    )
     batch = Batch(max(512, concurrency))
     try:
         prompt = model.tokenize(PROMPT)
@@ -59,8 +63,14 @@ def main() -> int:
         from bench_serving import test_model
 
         args.model = test_model()
-    rate = decode_floor(args.model, args.concurrency, args.steps, args.ctx,
-                        args.parallel or args.concurrency, args.threads)
+    rate = decode_floor(
+        args.model,
+        args.concurrency,
+        args.steps,
+        args.ctx,
+        args.parallel or args.concurrency,
+        args.threads,
+    )
     print(f"bare llama_decode, {args.concurrency} sequences: {rate:.1f} tokens/s")
     return 0
 

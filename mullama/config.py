@@ -123,7 +123,11 @@ def _convert(kind: type, raw: str, name: str):
 
 
 _FIELD_TYPES = {
-    "Path": Path, "int": int, "float": float, "bool": bool, "str": str,
+    "Path": Path,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "str": str,
 }
 
 

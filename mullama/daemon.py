@@ -55,8 +55,11 @@ class Daemon:
     def _prune(self) -> None:
         removed, freed = self.engine.store.prune()
         if removed:
-            log.info("removed %d unreferenced blob(s), %d bytes (MULLAMA_NOPRUNE=1 keeps them)",
-                     removed, freed)
+            log.info(
+                "removed %d unreferenced blob(s), %d bytes (MULLAMA_NOPRUNE=1 keeps them)",
+                removed,
+                freed,
+            )
 
     async def start(self) -> None:
         from .engine.local import LocalEngine
@@ -76,8 +79,11 @@ class Daemon:
             self.app = create_app(self.engine, settings)
             self.app.config.ACCESS_LOG = self.verbose
             self.server = await self.app.create_server(
-                host=settings.http_addr, port=settings.http_port, return_asyncio_server=True,
-                asyncio_server_kwargs={"start_serving": False})
+                host=settings.http_addr,
+                port=settings.http_port,
+                return_asyncio_server=True,
+                asyncio_server_kwargs={"start_serving": False},
+            )
             settings.http_port = self.server.server.sockets[0].getsockname()[1]
             await self.server.startup()
             await self.server.before_start()
@@ -93,8 +99,12 @@ class Daemon:
         except BaseException:
             await self._close()
             raise
-        log.info("Mullama %s serving HTTP on %s%s", __version__, settings.http_endpoint,
-                 f" and IPC on {settings.socket}" if self.ipc else "")
+        log.info(
+            "Mullama %s serving HTTP on %s%s",
+            __version__,
+            settings.http_endpoint,
+            f" and IPC on {settings.socket}" if self.ipc else "",
+        )
 
     def request_stop(self) -> None:
         """Ask for a graceful stop (signal handlers, IPC Shutdown); :meth:`run` performs it."""
@@ -171,13 +181,20 @@ def _claim_pid_file(settings: Settings) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         return
     if pid != os.getpid() and _pid_alive(pid):
-        raise EngineError(f"a Mullama daemon is already running (pid {pid}, {info.get('http', '?')}); "
-                          f"stop it or remove {settings.pid_file}")
+        raise EngineError(
+            f"a Mullama daemon is already running (pid {pid}, {info.get('http', '?')}); "
+            f"stop it or remove {settings.pid_file}"
+        )
 
 
 def _write_pid_file(settings: Settings) -> None:
-    data = {"pid": os.getpid(), "http": settings.http_endpoint, "socket": settings.socket,
-            "started": dt.datetime.now(dt.timezone.utc).isoformat(), "version": __version__}
+    data = {
+        "pid": os.getpid(),
+        "http": settings.http_endpoint,
+        "socket": settings.socket,
+        "started": dt.datetime.now(dt.UTC).isoformat(),
+        "version": __version__,
+    }
     settings.pid_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = settings.pid_file.with_name(settings.pid_file.name + ".tmp")
     tmp.write_text(json.dumps(data))
@@ -194,8 +211,12 @@ def _remove_pid_file(settings: Settings) -> None:
 
 
 def _log_to_stdout(verbose: bool) -> None:
-    logging.basicConfig(stream=sys.stdout, level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    logging.basicConfig(
+        stream=sys.stdout,
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
     if not verbose:
         for noisy in ("sanic.root", "sanic.server", "httpx", "huggingface_hub"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -210,8 +231,10 @@ async def _serve_until_signalled(daemon: Daemon) -> None:
         if signals["count"] > 1:
             log.warning("second %s: exiting now", signal.Signals(signum).name)
             os._exit(128 + signum)
-        log.info("%s received: finishing in-flight requests (again to force)",
-                 signal.Signals(signum).name)
+        log.info(
+            "%s received: finishing in-flight requests (again to force)",
+            signal.Signals(signum).name,
+        )
         daemon.request_stop()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -237,20 +260,32 @@ def serve(settings: Settings, models: list[str], headless: bool, verbose: bool) 
     return 0
 
 
-def add_serve_arguments(parser: argparse.ArgumentParser,
-                        background: bool = False) -> argparse.ArgumentParser:
+def add_serve_arguments(
+    parser: argparse.ArgumentParser, background: bool = False
+) -> argparse.ArgumentParser:
     """The options of ``mullama serve`` (shared with the CLI; ``background``: for ``daemon
     start``, which always runs headless)."""
-    parser.add_argument("--model", "-m", action="append", default=[], metavar="NAME",
-                        help="load this model at start (repeatable; the first becomes the default)")
+    parser.add_argument(
+        "--model",
+        "-m",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="load this model at start (repeatable; the first becomes the default)",
+    )
     parser.add_argument("--socket", help="IPC socket address (default ipc:///tmp/mullama.sock)")
     parser.add_argument("--http-port", "-p", type=int, help="HTTP port (default 8080)")
     parser.add_argument("--http-addr", help="HTTP address (default 127.0.0.1; 0.0.0.0 for all)")
     parser.add_argument("--gpu-layers", "-g", type=int, help="layers to offload to the GPU")
     parser.add_argument("--context-size", type=int, help="context size per sequence")
     parser.add_argument("--threads", type=int, help="CPU threads for inference")
-    parser.add_argument("--num-parallel", "--parallel", type=int, metavar="N",
-                        help="sequences each model decodes together (default: automatic, 4 when memory allows)")
+    parser.add_argument(
+        "--num-parallel",
+        "--parallel",
+        type=int,
+        metavar="N",
+        help="sequences each model decodes together (default: automatic, 4 when memory allows)",
+    )
     parser.add_argument("--api-key", help="require this key (Authorization: Bearer or x-api-key)")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging and access log")
     if not background:
@@ -258,9 +293,16 @@ def add_serve_arguments(parser: argparse.ArgumentParser,
     return parser
 
 
-SERVE_OPTIONS = {"socket": "--socket", "http_port": "--http-port", "http_addr": "--http-addr",
-                 "gpu_layers": "--gpu-layers", "context_size": "--context-size",
-                 "threads": "--threads", "num_parallel": "--num-parallel", "api_key": "--api-key"}
+SERVE_OPTIONS = {
+    "socket": "--socket",
+    "http_port": "--http-port",
+    "http_addr": "--http-addr",
+    "gpu_layers": "--gpu-layers",
+    "context_size": "--context-size",
+    "threads": "--threads",
+    "num_parallel": "--num-parallel",
+    "api_key": "--api-key",
+}
 
 
 def serve_argv(args: argparse.Namespace) -> list[str]:
@@ -274,15 +316,24 @@ def serve_argv(args: argparse.Namespace) -> list[str]:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    return load_settings(socket=args.socket, http_port=args.http_port, http_addr=args.http_addr,
-                         gpu_layers=args.gpu_layers, context_size=args.context_size,
-                         threads=args.threads, api_key=args.api_key,
-                         num_parallel=getattr(args, "num_parallel", None))
+    return load_settings(
+        socket=args.socket,
+        http_port=args.http_port,
+        http_addr=args.http_addr,
+        gpu_layers=args.gpu_layers,
+        context_size=args.context_size,
+        threads=args.threads,
+        api_key=args.api_key,
+        num_parallel=getattr(args, "num_parallel", None),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = add_serve_arguments(argparse.ArgumentParser(
-        prog="python -m mullama.daemon", description="Run the Mullama daemon in the foreground."))
+    parser = add_serve_arguments(
+        argparse.ArgumentParser(
+            prog="python -m mullama.daemon", description="Run the Mullama daemon in the foreground."
+        )
+    )
     args = parser.parse_args(argv)
     return serve(settings_from_args(args), args.model, args.headless, args.verbose)
 

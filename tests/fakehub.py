@@ -40,11 +40,19 @@ from mullama.engine.gguf_info import write_gguf
 # ------------------------------------------------------------------ synthetic GGUF files
 
 
-def make_gguf_bytes(*, arch: str = "llama", name: str = "tiny", file_type: int = 15,
-                    context_length: int = 2048, embedding_length: int = 64,
-                    chat_template: str | None = None, extra: dict[str, Any] | None = None,
-                    tensors: list[tuple[str, tuple[int, ...]]] | None = None,
-                    padding: int = 0, seed: str = "") -> bytes:
+def make_gguf_bytes(
+    *,
+    arch: str = "llama",
+    name: str = "tiny",
+    file_type: int = 15,
+    context_length: int = 2048,
+    embedding_length: int = 64,
+    chat_template: str | None = None,
+    extra: dict[str, Any] | None = None,
+    tensors: list[tuple[str, tuple[int, ...]]] | None = None,
+    padding: int = 0,
+    seed: str = "",
+) -> bytes:
     """A small valid GGUF (v3) with real-looking metadata, as bytes.
 
     ``padding`` appends that many pseudo-random bytes (derived from ``seed``/``name``) so
@@ -66,8 +74,14 @@ def make_gguf_bytes(*, arch: str = "llama", name: str = "tiny", file_type: int =
     if chat_template is not None:
         meta["tokenizer.chat_template"] = chat_template
     meta.update(extra or {})
-    tensors = tensors if tensors is not None else [("token_embd.weight", (embedding_length, 32)),
-                                                   ("output_norm.weight", (embedding_length,))]
+    tensors = (
+        tensors
+        if tensors is not None
+        else [
+            ("token_embd.weight", (embedding_length, 32)),
+            ("output_norm.weight", (embedding_length,)),
+        ]
+    )
     pad = _pseudo_random(padding, f"{seed}|{name}") if padding else b""
     with tempfile.TemporaryDirectory() as tmp:
         path = write_gguf(Path(tmp) / "m.gguf", meta, tensors, padding=pad)
@@ -150,8 +164,15 @@ class FakeHub:
 
     # ---------------------------------------------------------------- setup
 
-    def add_repo(self, repo_id: str, files: dict[str, bytes], *, gated: bool = False,
-                 private: bool = False, tokens: set[str] | None = None) -> FakeRepo:
+    def add_repo(
+        self,
+        repo_id: str,
+        files: dict[str, bytes],
+        *,
+        gated: bool = False,
+        private: bool = False,
+        tokens: set[str] | None = None,
+    ) -> FakeRepo:
         repo = FakeRepo(repo_id, gated=gated, private=private, tokens=set(tokens or ()))
         repo.commit(files)
         self.repos[repo_id.lower()] = repo
@@ -171,8 +192,11 @@ class FakeHub:
 
     def gets(self, path_suffix: str = "") -> list[dict[str, Any]]:
         """Logged content GETs (resolve and CDN) whose URL path ends with ``path_suffix``."""
-        return [r for r in self.requests if r["method"] == "GET" and r["content"]
-                and r["file"].endswith(path_suffix)]
+        return [
+            r
+            for r in self.requests
+            if r["method"] == "GET" and r["content"] and r["file"].endswith(path_suffix)
+        ]
 
     @property
     def url(self) -> str:
@@ -188,7 +212,9 @@ class FakeHub:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, name="fakehub", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, name="fakehub", daemon=True
+        )
         self.thread.start()
         return self
 
@@ -230,11 +256,23 @@ class _Handler(BaseHTTPRequestHandler):
     # ---------------------------------------------------------------- plumbing
 
     def _log(self, content: bool = False, file: str = "") -> None:
-        self.fake.requests.append({"method": self.command, "path": self.path,
-                                   "headers": dict(self.headers), "content": content, "file": file})
+        self.fake.requests.append(
+            {
+                "method": self.command,
+                "path": self.path,
+                "headers": dict(self.headers),
+                "content": content,
+                "file": file,
+            }
+        )
 
-    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
-              content_type: str = "application/json") -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         for k, v in (headers or {}).items():
@@ -248,8 +286,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(data).encode(), headers)
 
     def _error(self, status: int, code: str, message: str) -> None:
-        self._send(status, json.dumps({"error": message}).encode(),
-                   {"X-Error-Code": code, "X-Error-Message": message})
+        self._send(
+            status,
+            json.dumps({"error": message}).encode(),
+            {"X-Error-Code": code, "X-Error-Message": message},
+        )
 
     def _authorized(self, repo: FakeRepo) -> bool:
         auth = self.headers.get("Authorization", "")
@@ -295,9 +336,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(401, "RepoNotFound", "Repository not found")
             return None
         if repo.gated and content and not self._authorized(repo):
-            self._error(403, "GatedRepo",
-                        f"Access to model {repo.repo_id} is restricted. You must have access to it "
-                        "and be authenticated to access it. Please log in.")
+            self._error(
+                403,
+                "GatedRepo",
+                f"Access to model {repo.repo_id} is restricted. You must have access to it "
+                "and be authenticated to access it. Please log in.",
+            )
             return None
         return repo
 
@@ -313,11 +357,22 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
         files = repo.commits[sha]
         siblings = [{"rfilename": p} for p in sorted(files)]
-        self._json({"_id": repo.repo_id, "id": repo.repo_id, "modelId": repo.repo_id,
-                    "author": repo.repo_id.split("/")[0], "sha": sha, "private": repo.private,
-                    "gated": "manual" if repo.gated else False, "disabled": False,
-                    "tags": ["gguf"], "library_name": "gguf", "siblings": siblings,
-                    "lastModified": "2025-01-01T00:00:00.000Z"})
+        self._json(
+            {
+                "_id": repo.repo_id,
+                "id": repo.repo_id,
+                "modelId": repo.repo_id,
+                "author": repo.repo_id.split("/")[0],
+                "sha": sha,
+                "private": repo.private,
+                "gated": "manual" if repo.gated else False,
+                "disabled": False,
+                "tags": ["gguf"],
+                "library_name": "gguf",
+                "siblings": siblings,
+                "lastModified": "2025-01-01T00:00:00.000Z",
+            }
+        )
 
     def _tree(self, repo_id: str, rev: str, sub: str, query: dict) -> None:
         self._log()
@@ -334,30 +389,49 @@ class _Handler(BaseHTTPRequestHandler):
         for path, data in sorted(repo.commits[sha].items()):
             if not path.startswith(prefix):
                 continue
-            rest = path[len(prefix):]
+            rest = path[len(prefix) :]
             if "/" in rest:
                 top = prefix + rest.split("/")[0]
                 if top not in dirs:
                     dirs.add(top)
-                    entries.append({"type": "directory", "oid": hashlib.sha1(top.encode()).hexdigest(),
-                                    "size": 0, "path": top})
+                    entries.append(
+                        {
+                            "type": "directory",
+                            "oid": hashlib.sha1(top.encode()).hexdigest(),
+                            "size": 0,
+                            "path": top,
+                        }
+                    )
                 if not recursive:
                     continue
-            entry: dict[str, Any] = {"type": "file", "oid": _git_blob_sha(data), "size": len(data),
-                                     "path": path}
+            entry: dict[str, Any] = {
+                "type": "file",
+                "oid": _git_blob_sha(data),
+                "size": len(data),
+                "path": path,
+            }
             if len(data) >= repo.lfs_threshold:
-                entry["lfs"] = {"oid": self.fake.advertised_sha(repo, path, data), "size": len(data),
-                                "pointerSize": 134}
+                entry["lfs"] = {
+                    "oid": self.fake.advertised_sha(repo, path, data),
+                    "size": len(data),
+                    "pointerSize": 134,
+                }
             entries.append(entry)
         if recursive:  # nested directories too
             for path in list(repo.commits[sha]):
-                parts = path[len(prefix):].split("/")[:-1] if path.startswith(prefix) else []
+                parts = path[len(prefix) :].split("/")[:-1] if path.startswith(prefix) else []
                 for i in range(1, len(parts)):
                     d = prefix + "/".join(parts[: i + 1])
                     if d not in dirs:
                         dirs.add(d)
-                        entries.append({"type": "directory", "oid": hashlib.sha1(d.encode()).hexdigest(),
-                                        "size": 0, "path": d})
+                        entries.append(
+                            {
+                                "type": "directory",
+                                "oid": hashlib.sha1(d.encode()).hexdigest(),
+                                "size": 0,
+                                "path": d,
+                            }
+                        )
         self._json(entries)
 
     def _file_headers(self, repo: FakeRepo, sha: str, path: str, data: bytes) -> dict[str, str]:
@@ -365,8 +439,9 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {"X-Repo-Commit": sha, "Accept-Ranges": "bytes"}
         if lfs:
             adv = self.fake.advertised_sha(repo, path, data)
-            headers.update({"ETag": f'"{adv}"', "X-Linked-Etag": f'"{adv}"',
-                            "X-Linked-Size": str(len(data))})
+            headers.update(
+                {"ETag": f'"{adv}"', "X-Linked-Etag": f'"{adv}"', "X-Linked-Size": str(len(data))}
+            )
         else:
             headers["ETag"] = f'"{_git_blob_sha(data)}"'
         return headers
@@ -416,7 +491,7 @@ class _Handler(BaseHTTPRequestHandler):
             end = min(int(m[2]), total - 1) if m[2] else total - 1
             status = 206
             headers = dict(headers, **{"Content-Range": f"bytes {start}-{end}/{total}"})
-        body = data[start:end + 1]
+        body = data[start : end + 1]
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         for k, v in headers.items():
@@ -432,7 +507,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         try:
             while sent < limit:
-                piece = body[sent:min(limit, sent + 65536)]
+                piece = body[sent : min(limit, sent + 65536)]
                 self.wfile.write(piece)
                 sent += len(piece)
                 if self.fake.delay_per_chunk:
@@ -471,8 +546,12 @@ def store_settings(tmp_path):
     """Settings whose cache, config and data directories are all under ``tmp_path``."""
     from mullama.config import load_settings
 
-    return load_settings(env={}, cache_dir=tmp_path / "cache", config_dir=tmp_path / "config",
-                         data_dir=tmp_path / "data")
+    return load_settings(
+        env={},
+        cache_dir=tmp_path / "cache",
+        config_dir=tmp_path / "config",
+        data_dir=tmp_path / "data",
+    )
 
 
 @pytest.fixture
@@ -490,6 +569,14 @@ def write_user_registry(settings, text: str) -> Path:
     return path
 
 
-__all__ = ["FakeHub", "FakeRepo", "make_gguf", "make_gguf_bytes", "sha256_hex", "fake_hub",
-           "store_settings", "model_store", "write_user_registry"]
-
+__all__ = [
+    "FakeHub",
+    "FakeRepo",
+    "fake_hub",
+    "make_gguf",
+    "make_gguf_bytes",
+    "model_store",
+    "sha256_hex",
+    "store_settings",
+    "write_user_registry",
+]

@@ -78,8 +78,13 @@ def serve_command() -> list[str]:
 
 
 @contextlib.contextmanager
-def run_daemon(root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60,
-               command: list[str] | None = None):
+def run_daemon(
+    root: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    command: list[str] | None = None,
+):
     """A real ``mullama serve --headless`` on a free loopback port, stopped afterwards.
 
     ``env`` (default: :func:`settings_env` of ``root``) is laid over this process's environment.
@@ -91,9 +96,18 @@ def run_daemon(root: Path, *args: str, env: dict[str, str] | None = None, timeou
     log_path = root / "daemon-stdout.log"
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(
-            [*(command or [sys.executable, "-m", "mullama", "serve"]), "--headless",
-             "--http-port", str(port), *args],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                *(command or [sys.executable, "-m", "mullama", "serve"]),
+                "--headless",
+                "--http-port",
+                str(port),
+                *args,
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     daemon = Daemon(proc, port, env["MULLAMA_SOCKET"], env, log_path)
     try:
         deadline = time.monotonic() + timeout

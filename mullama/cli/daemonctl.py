@@ -66,7 +66,7 @@ def daemon_alive(pid: int) -> bool:
 
 
 def _socket_path(settings: Settings) -> Path | None:
-    return Path(settings.socket[len("ipc://"):]) if settings.socket.startswith("ipc://") else None
+    return Path(settings.socket[len("ipc://") :]) if settings.socket.startswith("ipc://") else None
 
 
 def clean_stale(settings: Settings) -> list[str]:
@@ -99,8 +99,10 @@ async def ping(settings: Settings, timeout: float = 2.0, check_version: bool = T
 def spawn_command(settings: Settings, options: list[str] = ()) -> list[str]:
     if settings.bin:
         if not os.access(settings.bin, os.X_OK):
-            raise CliError(f"MULLAMA_BIN={settings.bin} is not an executable file",
-                           "Point MULLAMA_BIN at the mullama executable, or unset it.")
+            raise CliError(
+                f"MULLAMA_BIN={settings.bin} is not an executable file",
+                "Point MULLAMA_BIN at the mullama executable, or unset it.",
+            )
         program = [settings.bin]
     else:
         program = [sys.executable, "-m", "mullama"]
@@ -111,13 +113,20 @@ def spawn(settings: Settings, options: list[str] = ()) -> subprocess.Popen:
     """Start a daemon in the background, its output appended to the log file."""
     settings.log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(settings.log_file, "ab") as log:
-        return subprocess.Popen(spawn_command(settings, options), stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            spawn_command(settings, options),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _last_log_line(settings: Settings) -> str:
     try:
-        lines = [ln for ln in settings.log_file.read_text(errors="replace").splitlines() if ln.strip()]
+        lines = [
+            ln for ln in settings.log_file.read_text(errors="replace").splitlines() if ln.strip()
+        ]
     except OSError:
         return ""
     return lines[-1].strip()[:200] if lines else ""
@@ -132,10 +141,15 @@ async def wait_ready(settings: Settings, proc: subprocess.Popen | None, timeout:
             return answer
         if proc is not None and proc.poll() is not None:
             last = _last_log_line(settings)
-            raise CliError(f"the daemon exited during start-up (code {proc.returncode})"
-                           + (f": {last}" if last else ""), hint)
+            raise CliError(
+                f"the daemon exited during start-up (code {proc.returncode})"
+                + (f": {last}" if last else ""),
+                hint,
+            )
         if time.monotonic() > deadline:
-            raise CliError(f"the daemon did not answer at {settings.socket} within {timeout:.0f}s", hint)
+            raise CliError(
+                f"the daemon did not answer at {settings.socket} within {timeout:.0f}s", hint
+            )
         await asyncio.sleep(POLL)
 
 
@@ -157,8 +171,9 @@ def spawn_lock(settings: Settings):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-async def start_daemon(settings: Settings, *, announce: bool = True,
-                       options: list[str] = ()) -> tuple[dict, bool]:
+async def start_daemon(
+    settings: Settings, *, announce: bool = True, options: list[str] = ()
+) -> tuple[dict, bool]:
     """Ping, and start a daemon when none answers (with ``options`` of ``serve``).
     Returns (ping answer, whether we started it)."""
     answer = await ping(settings)
@@ -169,7 +184,11 @@ async def start_daemon(settings: Settings, *, announce: bool = True,
         if answer is not None:
             return answer, False
         record = read_pid_file(settings)
-        if record is not None and daemon_alive(record["pid"]) and record.get("socket") == settings.socket:
+        if (
+            record is not None
+            and daemon_alive(record["pid"])
+            and record.get("socket") == settings.socket
+        ):
             # a daemon is starting (or hung): give it the start-up time before judging
             return await wait_ready(settings, None, settings.spawn_timeout), False
         clean_stale(settings)
@@ -191,8 +210,10 @@ async def connect(settings: Settings, *, spawn_daemon: bool = True) -> RemoteEng
     except Unavailable:
         if not spawn_daemon:
             await engine.close()
-            raise CliError(f"the Mullama daemon is not running (no answer at {settings.socket})",
-                           "Start it with `mullama daemon start` (or `mullama serve`).") from None
+            raise CliError(
+                f"the Mullama daemon is not running (no answer at {settings.socket})",
+                "Start it with `mullama daemon start` (or `mullama serve`).",
+            ) from None
     await start_daemon(settings)
     try:
         await engine.ping()

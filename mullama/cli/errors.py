@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from mullama.config import Settings
-from mullama.engine.api import ContextOverflow, EngineError, InsufficientMemory, ModelLoadError, \
-    ModelNotFound, QueueFull, Unavailable
+from mullama.engine.api import (
+    ContextOverflow,
+    EngineError,
+    InsufficientMemory,
+    ModelLoadError,
+    ModelNotFound,
+    QueueFull,
+    Unavailable,
+)
 
 
 def hint_for(exc: EngineError, settings: Settings) -> str:
@@ -16,8 +23,10 @@ def hint_for(exc: EngineError, settings: Settings) -> str:
             return ""
         return "See `mullama list` for local models, or `mullama pull MODEL` to download one."
     if isinstance(exc, Unavailable):
-        return ("Check `mullama daemon status`; the daemon log is "
-                f"{settings.log_file} (`mullama daemon logs`).")
+        return (
+            "Check `mullama daemon status`; the daemon log is "
+            f"{settings.log_file} (`mullama daemon logs`)."
+        )
     if isinstance(exc, ContextOverflow):
         return "Shorten the prompt, or give the model a larger context (PARAMETER num_ctx)."
     if isinstance(exc, InsufficientMemory):

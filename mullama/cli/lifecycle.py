@@ -13,7 +13,9 @@ from .output import CliError, human_duration, human_size, info, plain, print_jso
 
 
 async def cmd_daemon(args, settings: Settings) -> int:
-    action = {"start": _start, "stop": _stop, "restart": _restart, "status": _status}.get(args.action)
+    action = {"start": _start, "stop": _stop, "restart": _restart, "status": _status}.get(
+        args.action
+    )
     if action is None:
         return _logs(args, settings)
     return await action(args, settings)
@@ -31,14 +33,18 @@ async def _start(args, settings: Settings) -> int:
     settings, options = _with_serve_options(args, settings)
     answer = await ping(settings)
     if answer is not None:
-        print(f"Daemon already running (pid {answer['pid']}, v{answer['version']}) at {settings.socket}")
+        print(
+            f"Daemon already running (pid {answer['pid']}, v{answer['version']}) at {settings.socket}"
+        )
         return 0
     info("Starting daemon...")
     answer, _ = await start_daemon(settings, announce=False, options=options)
     record = read_pid_file(settings) or {}
     http = record.get("http") or settings.http_endpoint
-    print(f"Daemon started (pid {answer['pid']}): IPC {settings.socket}, HTTP {http}; "
-          f"log {settings.log_file}")
+    print(
+        f"Daemon started (pid {answer['pid']}): IPC {settings.socket}, HTTP {http}; "
+        f"log {settings.log_file}"
+    )
     return 0
 
 
@@ -60,7 +66,9 @@ async def _status(args, settings: Settings) -> int:
     answer = await ping(settings)
     if answer is None:
         if args.json:
-            print_json({"running": False, "socket": settings.socket, "log_file": str(settings.log_file)})
+            print_json(
+                {"running": False, "socket": settings.socket, "log_file": str(settings.log_file)}
+            )
         else:
             print(f"Daemon is not running (nothing answers at {settings.socket}).")
         return 1
@@ -70,16 +78,26 @@ async def _status(args, settings: Settings) -> int:
     finally:
         await engine.close()
     record = read_pid_file(settings) or {}
-    endpoints = {"socket": settings.socket, **({"http": record["http"]} if record.get("http") else {}),
-                 **status.endpoints}
+    endpoints = {
+        "socket": settings.socket,
+        **({"http": record["http"]} if record.get("http") else {}),
+        **status.endpoints,
+    }
     if args.json:
         data = plain(status)
-        data.update(running=True, pid=answer["pid"], protocol=answer["protocol"], endpoints=endpoints,
-                    log_file=str(settings.log_file))
+        data.update(
+            running=True,
+            pid=answer["pid"],
+            protocol=answer["protocol"],
+            endpoints=endpoints,
+            log_file=str(settings.log_file),
+        )
         print_json(data)
         return 0
-    print(f"Mullama daemon v{status.version} running (pid {answer['pid']}, "
-          f"uptime {human_duration(status.uptime_secs)})")
+    print(
+        f"Mullama daemon v{status.version} running (pid {answer['pid']}, "
+        f"uptime {human_duration(status.uptime_secs)})"
+    )
     for name, address in endpoints.items():
         print(f"  {name.upper():<9}{address}")
     print(f"  {'DEFAULT':<9}{status.default_model or '-'}")
@@ -89,8 +107,10 @@ async def _status(args, settings: Settings) -> int:
             print(f"  {label:<9}{m.name} ({human_size(m.size)}, context {m.context_length})")
     else:
         print(f"  {'MODELS':<9}none loaded")
-    print(f"  {'REQUESTS':<9}{status.requests_total} total, {status.requests_active} active, "
-          f"{status.tokens_generated} tokens generated")
+    print(
+        f"  {'REQUESTS':<9}{status.requests_total} total, {status.requests_active} active, "
+        f"{status.tokens_generated} tokens generated"
+    )
     print(f"  {'LOG':<9}{settings.log_file}")
     return 0
 
@@ -98,11 +118,12 @@ async def _status(args, settings: Settings) -> int:
 def _logs(args, settings: Settings) -> int:
     path = settings.log_file
     try:
-        handle = open(path, "r", errors="replace")
+        handle = open(path, errors="replace")  # noqa: SIM115 (closed by the with below)
     except FileNotFoundError:
-        raise CliError(f"no daemon log at {path}",
-                       "The log is written by daemons started with `mullama daemon start` "
-                       "or auto-spawn.") from None
+        raise CliError(
+            f"no daemon log at {path}",
+            "The log is written by daemons started with `mullama daemon start` or auto-spawn.",
+        ) from None
     with handle:
         if args.lines is not None:
             sys.stdout.writelines(deque(handle, maxlen=max(0, args.lines)))

@@ -16,10 +16,18 @@ from mullama.startup import defer_gc, resume_gc
 
 # command -> "module:function" under mullama.cli; the function takes (args, settings)
 COMMANDS = {
-    "list": "models:cmd_list", "show": "models:cmd_show", "rm": "models:cmd_rm",
-    "cp": "models:cmd_cp", "create": "models:cmd_create", "pull": "pull:cmd_pull",
-    "ps": "ps:cmd_ps", "run": "run:cmd_run", "chat": "tui:cmd_chat", "serve": "serve:cmd_serve",
-    "daemon": "lifecycle:cmd_daemon", "": "tui:cmd_dashboard",
+    "list": "models:cmd_list",
+    "show": "models:cmd_show",
+    "rm": "models:cmd_rm",
+    "cp": "models:cmd_cp",
+    "create": "models:cmd_create",
+    "pull": "pull:cmd_pull",
+    "ps": "ps:cmd_ps",
+    "run": "run:cmd_run",
+    "chat": "tui:cmd_chat",
+    "serve": "serve:cmd_serve",
+    "daemon": "lifecycle:cmd_daemon",
+    "": "tui:cmd_dashboard",
 }
 # the terminal UI resumes garbage collection itself, once its first frame is painted
 RESUMES_GC = {"chat", ""}
@@ -27,8 +35,10 @@ RESUMES_GC = {"chat", ""}
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mullama", description="A local LLM server and terminal app on llama.cpp. "
-        "With no command, opens the terminal UI.")
+        prog="mullama",
+        description="A local LLM server and terminal app on llama.cpp. "
+        "With no command, opens the terminal UI.",
+    )
     parser.add_argument("--version", action="version", version=f"mullama {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -64,13 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a model: one prompt, or an interactive session")
     p.add_argument("model")
-    p.add_argument("prompt", nargs="*", help="the prompt (default: stdin when piped, else interactive)")
+    p.add_argument(
+        "prompt", nargs="*", help="the prompt (default: stdin when piped, else interactive)"
+    )
     p.add_argument("-n", "--num-predict", type=int, metavar="N", help="at most N tokens")
     p.add_argument("-t", "--temperature", type=float, metavar="TEMP", help="sampling temperature")
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--system", help="system prompt")
-    p.add_argument("--think", choices=["true", "false", "low", "medium", "high"],
-                   help="enable or disable thinking (model default otherwise)")
+    p.add_argument(
+        "--think",
+        choices=["true", "false", "low", "medium", "high"],
+        help="enable or disable thinking (model default otherwise)",
+    )
     p.add_argument("--hidethinking", action="store_true", help="do not print thinking text")
     p.add_argument("--json", action="store_true", help="print one JSON object with the result")
     p.add_argument("--verbose", action="store_true", help="print timings and token rates")
@@ -85,11 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("daemon", help="start, stop, inspect the background daemon")
     dsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    add_serve_arguments(dsub.add_parser("start", help="start the daemon in the background "
-                                        "(takes the options of serve)"), background=True)
+    add_serve_arguments(
+        dsub.add_parser(
+            "start", help="start the daemon in the background (takes the options of serve)"
+        ),
+        background=True,
+    )
     dsub.add_parser("stop", help="stop the daemon")
-    add_serve_arguments(dsub.add_parser("restart", help="stop, then start the daemon "
-                                        "(takes the options of serve)"), background=True)
+    add_serve_arguments(
+        dsub.add_parser("restart", help="stop, then start the daemon (takes the options of serve)"),
+        background=True,
+    )
     d = dsub.add_parser("status", help="version, uptime, endpoints, loaded models")
     d.add_argument("--json", action="store_true", help="output JSON")
     d = dsub.add_parser("logs", help="print the daemon's log")

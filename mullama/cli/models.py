@@ -31,8 +31,13 @@ async def cmd_list(args, settings: Settings) -> int:
     if args.verbose:
         headers += ["KIND", "FAMILY", "PARAMS", "QUANT", "SOURCE"]
         for row, m in zip(rows, models):
-            row += [m.kind, m.family or "-", m.parameter_size or "-", m.quantization or "-",
-                    m.source or "-"]
+            row += [
+                m.kind,
+                m.family or "-",
+                m.parameter_size or "-",
+                m.quantization or "-",
+                m.source or "-",
+            ]
     print_table(headers, rows)
     return 0
 
@@ -44,12 +49,18 @@ def _format_value(value) -> str:
 def _print_details(d: ModelDetails) -> None:
     info, meta = d.info, d.metadata
     print("  Model")
-    facts = [("name", info.name), ("kind", info.kind), ("architecture", info.family),
-             ("parameters", info.parameter_size), ("quantization", info.quantization),
-             ("context length", meta.get("context_length") or meta.get(f"{info.family}.context_length")),
-             ("embedding length", meta.get(f"{info.family}.embedding_length")),
-             ("size", human_size(info.size) if info.size else ""), ("digest", info.digest),
-             ("source", info.source)]
+    facts = [
+        ("name", info.name),
+        ("kind", info.kind),
+        ("architecture", info.family),
+        ("parameters", info.parameter_size),
+        ("quantization", info.quantization),
+        ("context length", meta.get("context_length") or meta.get(f"{info.family}.context_length")),
+        ("embedding length", meta.get(f"{info.family}.embedding_length")),
+        ("size", human_size(info.size) if info.size else ""),
+        ("digest", info.digest),
+        ("source", info.source),
+    ]
     for key, value in facts:
         if value not in (None, ""):
             print(f"    {key:<18}{value}")
@@ -130,8 +141,9 @@ async def cmd_create(args, settings: Settings) -> int:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise CliError(f"no such file: {path}",
-                       "Give the Modelfile with `-f FILE` (default: ./Modelfile).") from None
+        raise CliError(
+            f"no such file: {path}", "Give the Modelfile with `-f FILE` (default: ./Modelfile)."
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CliError(f"cannot read {path}: {exc}") from None
     engine = await connect(settings)
@@ -139,7 +151,7 @@ async def cmd_create(args, settings: Settings) -> int:
         info = await engine.create_model(args.name, text, os.path.abspath(path.parent))
     except EngineError as exc:
         if exc.details.get("line") is not None and exc.message.startswith("Modelfile line"):
-            exc.message = f"{path}{exc.message[len('Modelfile'):]}"  # name the file the user gave
+            exc.message = f"{path}{exc.message[len('Modelfile') :]}"  # name the file the user gave
         raise
     finally:
         await engine.close()

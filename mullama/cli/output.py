@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from mullama.humanize import human_duration, human_size  # noqa: F401  (re-exported)
@@ -36,8 +36,13 @@ def console(stderr: bool = False):
 
     stream = sys.stderr if stderr else sys.stdout
     styled = is_tty(stream) and not os.environ.get("NO_COLOR")
-    return Console(file=stream, force_terminal=styled if styled else None,
-                   no_color=not styled, highlight=False, soft_wrap=not is_tty(stream))
+    return Console(
+        file=stream,
+        force_terminal=styled if styled else None,
+        no_color=not styled,
+        highlight=False,
+        soft_wrap=not is_tty(stream),
+    )
 
 
 def info(message: str) -> None:
@@ -63,7 +68,7 @@ def _parse_time(iso: str) -> datetime | None:
         stamp = datetime.fromisoformat(iso.replace("Z", "+00:00"))
     except (ValueError, AttributeError):
         return None
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
 
 
 def ago(iso: str) -> str:
@@ -71,7 +76,7 @@ def ago(iso: str) -> str:
     stamp = _parse_time(iso)
     if stamp is None:
         return ""
-    return human_duration((datetime.now(timezone.utc) - stamp).total_seconds()) + " ago"
+    return human_duration((datetime.now(UTC) - stamp).total_seconds()) + " ago"
 
 
 def until(iso: str) -> str:
@@ -81,7 +86,7 @@ def until(iso: str) -> str:
     stamp = _parse_time(iso)
     if stamp is None:
         return iso
-    left = (stamp - datetime.now(timezone.utc)).total_seconds()
+    left = (stamp - datetime.now(UTC)).total_seconds()
     return f"in {human_duration(left)}" if left > 0 else "expiring"
 
 

@@ -21,8 +21,18 @@ async def cmd_ps(args, settings: Settings) -> int:
     if args.json:
         print_json({"models": [plain(m) for m in models]})
         return 0
-    rows = [[m.name, m.digest.split(":", 1)[-1][:12], human_size(m.size), _processor(m.gpu_layers),
-             str(m.context_length), f"{m.busy_slots}/{m.num_parallel}", str(m.queued),
-             until(m.expires_at)] for m in models]
+    rows = [
+        [
+            m.name,
+            m.digest.split(":", 1)[-1][:12],
+            human_size(m.size),
+            _processor(m.gpu_layers),
+            str(m.context_length),
+            f"{m.busy_slots}/{m.num_parallel}",
+            str(m.queued),
+            until(m.expires_at),
+        ]
+        for m in models
+    ]
     print_table(["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "BUSY", "QUEUED", "UNTIL"], rows)
     return 0

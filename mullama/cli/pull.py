@@ -20,11 +20,22 @@ async def pull_with_progress(engine: Engine, ref: str) -> None:
 
 
 async def _pull_bars(engine: Engine, ref: str) -> None:
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, \
-        TimeRemainingColumn, TransferSpeedColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
-    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-               TransferSpeedColumn(), TimeRemainingColumn()]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    ]
     status_line = None
     with Progress(*columns, console=console(stderr=True), transient=False) as progress:
         tasks: dict[str, int] = {}

@@ -9,8 +9,14 @@ import signal
 import time
 
 from mullama.config import Settings
-from mullama.engine.api import ChatRequest, Engine, EngineError, Message, ModelDetails, \
-    SamplingOptions
+from mullama.engine.api import (
+    ChatRequest,
+    Engine,
+    EngineError,
+    Message,
+    ModelDetails,
+    SamplingOptions,
+)
 
 from .output import error
 from .run import Renderer, parse_think, print_stats, stream_reply
@@ -31,19 +37,46 @@ HELP = """Available commands:
 Start a message with \"\"\" to write several lines; end it with \"\"\"."""
 
 # Ollama parameter names -> SamplingOptions fields
-PARAMETERS = {"num_predict": "max_tokens", "temperature": "temperature", "top_k": "top_k",
-              "top_p": "top_p", "min_p": "min_p", "typical_p": "typical_p",
-              "repeat_penalty": "repeat_penalty", "repeat_last_n": "repeat_last_n",
-              "presence_penalty": "presence_penalty", "frequency_penalty": "frequency_penalty",
-              "seed": "seed", "stop": "stop", "mirostat": "mirostat", "mirostat_tau": "mirostat_tau",
-              "mirostat_eta": "mirostat_eta"}
-_FLOATS = {"temperature", "top_p", "min_p", "typical_p", "repeat_penalty", "presence_penalty",
-           "frequency_penalty", "mirostat_tau", "mirostat_eta"}
+PARAMETERS = {
+    "num_predict": "max_tokens",
+    "temperature": "temperature",
+    "top_k": "top_k",
+    "top_p": "top_p",
+    "min_p": "min_p",
+    "typical_p": "typical_p",
+    "repeat_penalty": "repeat_penalty",
+    "repeat_last_n": "repeat_last_n",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
+    "seed": "seed",
+    "stop": "stop",
+    "mirostat": "mirostat",
+    "mirostat_tau": "mirostat_tau",
+    "mirostat_eta": "mirostat_eta",
+}
+_FLOATS = {
+    "temperature",
+    "top_p",
+    "min_p",
+    "typical_p",
+    "repeat_penalty",
+    "presence_penalty",
+    "frequency_penalty",
+    "mirostat_tau",
+    "mirostat_eta",
+}
 
 
 class Repl:
-    def __init__(self, engine: Engine, model: str, options: SamplingOptions, args,
-                 details: ModelDetails | None, settings: Settings):
+    def __init__(
+        self,
+        engine: Engine,
+        model: str,
+        options: SamplingOptions,
+        args,
+        details: ModelDetails | None,
+        settings: Settings,
+    ):
         self.engine = engine
         self.model = model
         self.options = options
@@ -91,10 +124,17 @@ class Repl:
     async def _turn(self, text: str) -> None:
         self.messages.append(Message("user", text))
         system = [Message("system", self.system)] if self.system else []
-        request = ChatRequest(self.model, system + self.messages, dataclasses.replace(self.options),
-                              think=self.think, keep_alive=self.keep_alive)
+        request = ChatRequest(
+            self.model,
+            system + self.messages,
+            dataclasses.replace(self.options),
+            think=self.think,
+            keep_alive=self.keep_alive,
+        )
         loop = asyncio.get_running_loop()
-        task = asyncio.ensure_future(stream_reply(self.engine, request, Renderer(self.hide_thinking)))
+        task = asyncio.ensure_future(
+            stream_reply(self.engine, request, Renderer(self.hide_thinking))
+        )
         loop.add_signal_handler(signal.SIGINT, task.cancel)
         started = time.perf_counter()
         try:
@@ -172,14 +212,18 @@ class Repl:
         if what == "modelfile":
             print(details.modelfile.rstrip() if details else f"FROM {self.model}")
         elif what == "parameters":
-            for key, value in (details.parameters.items() if details else []):
+            for key, value in details.parameters.items() if details else []:
                 print(f"{key:<18}{value}")
             for key, field in PARAMETERS.items():
                 value = getattr(self.options, field)
                 if value is not None:
                     print(f"{key:<18}{value}  (this session)")
         elif what == "system":
-            print(self.system or (details.system if details else "") or "No system message was specified.")
+            print(
+                self.system
+                or (details.system if details else "")
+                or "No system message was specified."
+            )
         else:
             print(f"Unknown /show option '{what}'. Type /? for help")
 

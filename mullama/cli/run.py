@@ -14,8 +14,18 @@ import sys
 import time
 
 from mullama.config import Settings
-from mullama.engine.api import ChatRequest, Done, Engine, Message, ModelDetails, ModelNotFound, \
-    SamplingOptions, TextDelta, ThinkingDelta, ToolCallDelta
+from mullama.engine.api import (
+    ChatRequest,
+    Done,
+    Engine,
+    Message,
+    ModelDetails,
+    ModelNotFound,
+    SamplingOptions,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+)
 
 from .daemonctl import connect
 from .output import CliError, info, is_tty, print_json
@@ -87,8 +97,10 @@ class Renderer:
     def finish(self, tool_calls: list[dict]) -> None:
         self._close_thinking()
         for call in tool_calls:
-            self._write(("" if self.at_line_start else "\n") + f"[tool call] {call['name']}"
-                        f"({call['arguments']})\n")
+            self._write(
+                ("" if self.at_line_start else "\n") + f"[tool call] {call['name']}"
+                f"({call['arguments']})\n"
+            )
         if not self.at_line_start:
             self._write("\n")
 
@@ -132,12 +144,18 @@ async def stream_reply(engine: Engine, request: ChatRequest, renderer: Renderer 
     tool_calls = [calls[i] for i in sorted(calls)]
     if renderer:
         renderer.finish(tool_calls)
-    return {"model": done.model if done else request.model, "response": "".join(text),
-            "thinking": "".join(thinking), "tool_calls": tool_calls,
-            "done_reason": done.finish_reason if done else "",
-            "usage": {"prompt_tokens": done.usage.prompt_tokens if done else 0,
-                      "completion_tokens": done.usage.completion_tokens if done else 0},
-            "timings": vars(done.timings).copy() if done else {}}
+    return {
+        "model": done.model if done else request.model,
+        "response": "".join(text),
+        "thinking": "".join(thinking),
+        "tool_calls": tool_calls,
+        "done_reason": done.finish_reason if done else "",
+        "usage": {
+            "prompt_tokens": done.usage.prompt_tokens if done else 0,
+            "completion_tokens": done.usage.completion_tokens if done else 0,
+        },
+        "timings": vars(done.timings).copy() if done else {},
+    }
 
 
 def _collect(event, renderer: Renderer | None, text: list, thinking: list, calls: dict) -> None:
@@ -162,14 +180,16 @@ def print_stats(result: dict, wall: float) -> None:
     def rate(n: int, ns: int) -> str:
         return f"{n / (ns / 1e9):.2f} tokens/s" if ns else "-"
 
-    lines = [f"total duration:       {t.get('total_ns', 0) / 1e9:.3f}s (wall {wall:.3f}s)",
-             f"load duration:        {t.get('load_ns', 0) / 1e9:.3f}s",
-             f"prompt eval count:    {u['prompt_tokens']} token(s)",
-             f"prompt eval duration: {t.get('prompt_eval_ns', 0) / 1e9:.3f}s",
-             f"prompt eval rate:     {rate(u['prompt_tokens'], t.get('prompt_eval_ns', 0))}",
-             f"eval count:           {u['completion_tokens']} token(s)",
-             f"eval duration:        {t.get('eval_ns', 0) / 1e9:.3f}s",
-             f"eval rate:            {rate(u['completion_tokens'], t.get('eval_ns', 0))}"]
+    lines = [
+        f"total duration:       {t.get('total_ns', 0) / 1e9:.3f}s (wall {wall:.3f}s)",
+        f"load duration:        {t.get('load_ns', 0) / 1e9:.3f}s",
+        f"prompt eval count:    {u['prompt_tokens']} token(s)",
+        f"prompt eval duration: {t.get('prompt_eval_ns', 0) / 1e9:.3f}s",
+        f"prompt eval rate:     {rate(u['prompt_tokens'], t.get('prompt_eval_ns', 0))}",
+        f"eval count:           {u['completion_tokens']} token(s)",
+        f"eval duration:        {t.get('eval_ns', 0) / 1e9:.3f}s",
+        f"eval rate:            {rate(u['completion_tokens'], t.get('eval_ns', 0))}",
+    ]
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
@@ -181,8 +201,11 @@ def _prompt_from(args) -> tuple[str, bool]:
         if piped.strip():
             prompt = f"{prompt}\n\n{piped}" if prompt else piped
         if not prompt.strip():
-            raise CliError("the prompt is empty (nothing on stdin and no PROMPT argument)",
-                           'Pass a prompt: mullama run MODEL "your prompt".', code=2)
+            raise CliError(
+                "the prompt is empty (nothing on stdin and no PROMPT argument)",
+                'Pass a prompt: mullama run MODEL "your prompt".',
+                code=2,
+            )
         return prompt, False
     return prompt, not prompt
 
@@ -192,7 +215,9 @@ async def cmd_run(args, settings: Settings) -> int:
     prompt, interactive = _prompt_from(args)
     if args.num_predict is not None and args.num_predict < -1:
         raise CliError("-n must be -1 (no limit) or more", code=2)
-    options = SamplingOptions(max_tokens=args.num_predict, temperature=args.temperature, seed=args.seed)
+    options = SamplingOptions(
+        max_tokens=args.num_predict, temperature=args.temperature, seed=args.seed
+    )
     engine = await connect(settings)
     try:
         details = await ensure_local(engine, model)
@@ -200,11 +225,16 @@ async def cmd_run(args, settings: Settings) -> int:
             from .repl import Repl
 
             return await Repl(engine, model, options, args, details, settings).run()
-        messages = ([Message("system", args.system)] if args.system else []) + [Message("user", prompt)]
-        request = ChatRequest(model, messages, options, think=parse_think(args.think),
-                              keep_alive=args.keepalive)
+        messages = ([Message("system", args.system)] if args.system else []) + [
+            Message("user", prompt)
+        ]
+        request = ChatRequest(
+            model, messages, options, think=parse_think(args.think), keep_alive=args.keepalive
+        )
         started = time.perf_counter()
-        result = await stream_reply(engine, request, None if args.json else Renderer(args.hidethinking))
+        result = await stream_reply(
+            engine, request, None if args.json else Renderer(args.hidethinking)
+        )
         if args.json:
             print_json(result)
         if args.verbose:

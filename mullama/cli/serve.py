@@ -15,8 +15,11 @@ def check_args(args) -> None:
         if value is not None and value < 0:
             raise CliError(f"--{name.replace('_', '-')} must not be negative, got {value}", code=2)
     if args.socket is not None and not args.socket.startswith(("ipc://", "tcp://")):
-        raise CliError(f"--socket must be an ipc:// or tcp:// address, got {args.socket!r}",
-                       "For example: --socket ipc:///tmp/mullama.sock", code=2)
+        raise CliError(
+            f"--socket must be an ipc:// or tcp:// address, got {args.socket!r}",
+            "For example: --socket ipc:///tmp/mullama.sock",
+            code=2,
+        )
 
 
 def cmd_serve(args, settings: Settings) -> int:

@@ -15,15 +15,20 @@ def interactive() -> bool:
 
 def _run_app(**kwargs) -> int:
     if not interactive():
-        raise CliError("the terminal UI needs an interactive terminal",
-                       "Run `mullama --help` for the commands scripts can use.", code=2)
+        raise CliError(
+            "the terminal UI needs an interactive terminal",
+            "Run `mullama --help` for the commands scripts can use.",
+            code=2,
+        )
     try:
         from mullama.tui.app import run_app
     except ModuleNotFoundError as exc:
         if exc.name not in ("mullama.tui.app", "mullama.tui"):
             raise
-        raise CliError(f"the terminal UI is not available in this installation ({exc})",
-                       "Use the command line meanwhile: `mullama run MODEL`, `mullama --help`.") from None
+        raise CliError(
+            f"the terminal UI is not available in this installation ({exc})",
+            "Use the command line meanwhile: `mullama run MODEL`, `mullama --help`.",
+        ) from None
     return run_app(**kwargs) or 0
 
 

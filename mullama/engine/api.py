@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Union
+from typing import Any
 
 # ---------------------------------------------------------------- requests
 
@@ -150,7 +151,7 @@ class Done:
     context: list[int] | None = None  # prompt + output tokens (Ollama generate)
 
 
-Event = Union[TextDelta, ThinkingDelta, ToolCallDelta, Done]
+Event = TextDelta | ThinkingDelta | ToolCallDelta | Done
 
 
 @dataclass
@@ -297,9 +298,22 @@ class Unauthorized(EngineError):
     code, status = "unauthorized", 401
 
 
-ERRORS = {cls.code: cls for cls in (EngineError, InvalidRequest, ModelNotFound, ContextOverflow,
-                                     ModelLoadError, InsufficientMemory, QueueFull, Cancelled,
-                                     Interrupted, Unavailable, Unauthorized)}
+ERRORS = {
+    cls.code: cls
+    for cls in (
+        EngineError,
+        InvalidRequest,
+        ModelNotFound,
+        ContextOverflow,
+        ModelLoadError,
+        InsufficientMemory,
+        QueueFull,
+        Cancelled,
+        Interrupted,
+        Unavailable,
+        Unauthorized,
+    )
+}
 
 
 def error_to_wire(exc: EngineError) -> dict:
@@ -308,16 +322,36 @@ def error_to_wire(exc: EngineError) -> dict:
 
 def error_from_wire(data: dict) -> EngineError:
     cls = ERRORS.get(data.get("code", ""), EngineError)
-    return cls(data.get("message", "unknown error"), param=data.get("param"),
-               **(data.get("details") or {}))
+    return cls(
+        data.get("message", "unknown error"), param=data.get("param"), **(data.get("details") or {})
+    )
 
 
 # ---------------------------------------------------------------- wire format
 
-_TYPES = {cls.__name__: cls for cls in (
-    ToolCall, Message, SamplingOptions, ChatRequest, CompletionRequest, EmbedRequest,
-    TextDelta, ThinkingDelta, ToolCallDelta, Usage, Timings, Done, EmbedResult, PullProgress,
-    ModelInfo, ModelDetails, LoadedModel, EngineStatus)}
+_TYPES = {
+    cls.__name__: cls
+    for cls in (
+        ToolCall,
+        Message,
+        SamplingOptions,
+        ChatRequest,
+        CompletionRequest,
+        EmbedRequest,
+        TextDelta,
+        ThinkingDelta,
+        ToolCallDelta,
+        Usage,
+        Timings,
+        Done,
+        EmbedResult,
+        PullProgress,
+        ModelInfo,
+        ModelDetails,
+        LoadedModel,
+        EngineStatus,
+    )
+}
 
 
 def to_wire(obj: Any) -> dict:
@@ -373,7 +407,9 @@ class Engine(ABC):
     def pull_model(self, ref: str) -> AsyncIterator[PullProgress]: ...
 
     @abstractmethod
-    async def create_model(self, name: str, modelfile: str, base_dir: str | None = None) -> ModelInfo: ...
+    async def create_model(
+        self, name: str, modelfile: str, base_dir: str | None = None
+    ) -> ModelInfo: ...
 
     @abstractmethod
     async def copy_model(self, source: str, destination: str) -> ModelInfo: ...

@@ -25,8 +25,9 @@ class ChatPlan:
         splitter = None
         if self.thinking.enabled or self.think:
             opened = prompt_text.rstrip().endswith(self.thinking.start)
-            splitter = ThinkingSplitter(self.thinking, opened_in_prompt=opened,
-                                        emit_thinking=self.emit_thinking)
+            splitter = ThinkingSplitter(
+                self.thinking, opened_in_prompt=opened, emit_thinking=self.emit_thinking
+            )
         elif self.think is False and self.thinking.start:
             # the model may think anyway: keep it out of the answer
             splitter = ThinkingSplitter(self.thinking, emit_thinking=False)
@@ -41,10 +42,18 @@ def _think_switch(value) -> bool | None:
         return value
     if isinstance(value, str) and value.lower() in ("none", "false", "off"):
         return False
-    if isinstance(value, str) and value.lower() in ("low", "medium", "high", "minimal", "true", "on"):
+    if isinstance(value, str) and value.lower() in (
+        "low",
+        "medium",
+        "high",
+        "minimal",
+        "true",
+        "on",
+    ):
         return True
-    raise InvalidRequest(f'think must be true, false, "low", "medium" or "high", got {value!r}',
-                         param="think")
+    raise InvalidRequest(
+        f'think must be true, false, "low", "medium" or "high", got {value!r}', param="think"
+    )
 
 
 def plan_chat(request: ChatRequest, spec, info, template: str) -> ChatPlan:
@@ -56,42 +65,57 @@ def plan_chat(request: ChatRequest, spec, info, template: str) -> ChatPlan:
     if think and not (config.enabled or caps.get("thinking")):
         raise InvalidRequest(f"{name} does not support thinking", param="think")
     if any(m.images for m in request.messages):
-        raise InvalidRequest(f"{name} does not support images (vision is not available yet)",
-                             param="images")
+        raise InvalidRequest(
+            f"{name} does not support images (vision is not available yet)", param="images"
+        )
     tools = request.tools or None
     choice = request.tool_choice
     if choice == "none":
         tools = None
     if tools and not caps.get("tools"):
-        raise InvalidRequest(f"{name} does not support tools (its template has no tools section; "
-                             "add TOOLFORMAT and a TEMPLATE using .Tools, or CAPABILITY tools true)",
-                             param="tools")
+        raise InvalidRequest(
+            f"{name} does not support tools (its template has no tools section; "
+            "add TOOLFORMAT and a TEMPLATE using .Tools, or CAPABILITY tools true)",
+            param="tools",
+        )
     fmt = tool_format(spec, family) if tools else None
     grammar = format_grammar(request.format, "response_format")
     forced = _forced_tool(choice, tools)
     if forced is not None:
         if grammar:
-            raise InvalidRequest("a JSON response format and a required tool call cannot be combined",
-                                 param="tool_choice")
+            raise InvalidRequest(
+                "a JSON response format and a required tool call cannot be combined",
+                param="tool_choice",
+            )
         grammar = call_grammar(tools, fmt, only=forced or None)
     budget = request.think_budget
     if budget is not None and (not isinstance(budget, int) or budget < 1):
-        raise InvalidRequest("the thinking budget must be a positive number of tokens", param="budget_tokens")
+        raise InvalidRequest(
+            "the thinking budget must be a positive number of tokens", param="budget_tokens"
+        )
     return ChatPlan(config, think, think is not False, tools, fmt, grammar, budget)
 
 
 def _forced_tool(choice, tools) -> str | None:
-    """"" to force any tool, a name to force that one, None when the model may choose."""
+    """ "" to force any tool, a name to force that one, None when the model may choose."""
     if choice in (None, "auto", "none"):
         return None
     if not tools:
         raise InvalidRequest("tool_choice needs tools", param="tool_choice")
     if choice in ("required", "any"):
         return ""
-    name = choice.get("name") or (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
+    name = (
+        choice.get("name") or (choice.get("function") or {}).get("name")
+        if isinstance(choice, dict)
+        else None
+    )
     if not name:
-        raise InvalidRequest(f"tool_choice {choice!r} is not none, auto, required or a named tool",
-                             param="tool_choice")
+        raise InvalidRequest(
+            f"tool_choice {choice!r} is not none, auto, required or a named tool",
+            param="tool_choice",
+        )
     if name not in [(t.get("function") or t).get("name") for t in tools]:
-        raise InvalidRequest(f'tool_choice names "{name}", which is not among the tools', param="tool_choice")
+        raise InvalidRequest(
+            f'tool_choice names "{name}", which is not among the tools', param="tool_choice"
+        )
     return name

@@ -42,6 +42,8 @@ def _parse_duration(text: str) -> float:
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
     if pos != len(body) or not body:
-        raise InvalidRequest(f'keep_alive "{text}" is not a duration such as "5m", "1h30m" or "300s"',
-                             param="keep_alive")
+        raise InvalidRequest(
+            f'keep_alive "{text}" is not a duration such as "5m", "1h30m" or "300s"',
+            param="keep_alive",
+        )
     return sign * total

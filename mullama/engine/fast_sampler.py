@@ -49,8 +49,11 @@ class FastSampler:
         self.top_p = np.float32(opts.top_p)
         self.min_p = opts.min_p
         last_n = max(opts.repeat_last_n, 0)
-        self.penalised = last_n > 0 and (opts.repeat_penalty != 1.0 or bool(opts.presence_penalty)
-                                         or bool(opts.frequency_penalty))
+        self.penalised = last_n > 0 and (
+            opts.repeat_penalty != 1.0
+            or bool(opts.presence_penalty)
+            or bool(opts.frequency_penalty)
+        )
         self.repeat = np.float32(opts.repeat_penalty)
         self.frequency = np.float32(opts.frequency_penalty)
         self.presence = np.float32(opts.presence_penalty)
@@ -96,7 +99,7 @@ class FastSampler:
             ids = np.arange(logits.shape[0])
         values = logits[ids]
         if len(ids) > k:
-            keep = np.argpartition(values, len(values) - k)[len(values) - k:]
+            keep = np.argpartition(values, len(values) - k)[len(values) - k :]
             ids, values = ids[keep], values[keep]
         order = np.argsort(-values, kind="stable")
         return ids[order], values[order]

@@ -17,13 +17,20 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
-from mullama.engine.api import (Cancelled, EngineError, Unauthorized, InvalidRequest, ModelNotFound, PullProgress,
-                                Unavailable)
+from mullama.engine.api import (
+    Cancelled,
+    EngineError,
+    InvalidRequest,
+    ModelNotFound,
+    PullProgress,
+    Unauthorized,
+    Unavailable,
+)
 from mullama.engine.refs import ModelRef
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -35,11 +42,54 @@ MAX_ATTEMPTS = 6
 _SHARD = re.compile(r"^(?P<prefix>.*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 KNOWN_QUANTS = (
-    "IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ3_XXS", "IQ3_XS", "IQ3_S", "IQ3_M",
-    "IQ4_NL", "IQ4_XS", "Q2_K_S", "Q2_K_L", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q3_K_XL", "Q3_K",
-    "Q4_0_4_4", "Q4_0_4_8", "Q4_0_8_8", "Q4_0", "Q4_1", "Q4_K_S", "Q4_K_M", "Q4_K_L", "Q4_K_XL",
-    "Q4_K", "Q5_0", "Q5_1", "Q5_K_S", "Q5_K_M", "Q5_K_L", "Q5_K", "Q6_K_L", "Q6_K", "Q8_0", "Q8_K_XL",
-    "TQ1_0", "TQ2_0", "MXFP4", "BF16", "F16", "FP16", "F32", "FP32",
+    "IQ1_S",
+    "IQ1_M",
+    "IQ2_XXS",
+    "IQ2_XS",
+    "IQ2_S",
+    "IQ2_M",
+    "IQ3_XXS",
+    "IQ3_XS",
+    "IQ3_S",
+    "IQ3_M",
+    "IQ4_NL",
+    "IQ4_XS",
+    "Q2_K_S",
+    "Q2_K_L",
+    "Q2_K",
+    "Q3_K_S",
+    "Q3_K_M",
+    "Q3_K_L",
+    "Q3_K_XL",
+    "Q3_K",
+    "Q4_0_4_4",
+    "Q4_0_4_8",
+    "Q4_0_8_8",
+    "Q4_0",
+    "Q4_1",
+    "Q4_K_S",
+    "Q4_K_M",
+    "Q4_K_L",
+    "Q4_K_XL",
+    "Q4_K",
+    "Q5_0",
+    "Q5_1",
+    "Q5_K_S",
+    "Q5_K_M",
+    "Q5_K_L",
+    "Q5_K",
+    "Q6_K_L",
+    "Q6_K",
+    "Q8_0",
+    "Q8_K_XL",
+    "TQ1_0",
+    "TQ2_0",
+    "MXFP4",
+    "BF16",
+    "F16",
+    "FP16",
+    "F32",
+    "FP32",
 )
 
 ProgressFn = Callable[[PullProgress], None]
@@ -127,8 +177,14 @@ def group_candidates(files: list[RemoteFile]) -> list[list[RemoteFile]]:
     return out
 
 
-def choose_files(files: list[RemoteFile], *, repo: str, quant: str = "", file: str = "",
-                 quant_order: list[str] | tuple[str, ...] = ()) -> tuple[list[RemoteFile], str]:
+def choose_files(
+    files: list[RemoteFile],
+    *,
+    repo: str,
+    quant: str = "",
+    file: str = "",
+    quant_order: list[str] | tuple[str, ...] = (),
+) -> tuple[list[RemoteFile], str]:
     """Pick the weights: the exact ``file`` (with its sibling shards), the ``quant``
     (case-insensitive), or the first quantization of ``quant_order`` the repo has."""
     candidates = group_candidates(files)
@@ -139,18 +195,27 @@ def choose_files(files: list[RemoteFile], *, repo: str, quant: str = "", file: s
         for exact in (True, False):
             for group in candidates:
                 for f in group:
-                    if (f.path == file) if exact else (f.path.lower() == file.lower()
-                                                         or f.name.lower() == file.lower()):
+                    if (
+                        (f.path == file)
+                        if exact
+                        else (f.path.lower() == file.lower() or f.name.lower() == file.lower())
+                    ):
                         return group, quant_of(f.path)
-        raise ModelNotFound(f"file {file!r} not found in {repo}; available: {available}",
-                            param="model", available=[g[0].path for g in candidates])
+        raise ModelNotFound(
+            f"file {file!r} not found in {repo}; available: {available}",
+            param="model",
+            available=[g[0].path for g in candidates],
+        )
     if quant:
         matches = [g for g in candidates if _quant_matches(quant, g[0].path)]
         if not matches:
             have = sorted({q for q in (quant_of(g[0].path) for g in candidates) if q})
             raise ModelNotFound(
                 f"quantization {quant} not found in {repo}; available: "
-                f"{', '.join(have) or available}", param="model", available=have)
+                f"{', '.join(have) or available}",
+                param="model",
+                available=have,
+            )
         return _best(matches), quant.upper()
     for q in quant_order:
         matches = [g for g in candidates if _quant_matches(q, g[0].path)]
@@ -158,9 +223,12 @@ def choose_files(files: list[RemoteFile], *, repo: str, quant: str = "", file: s
             return _best(matches), q.upper()
     if len(candidates) == 1:
         return candidates[0], quant_of(candidates[0][0].path)
-    raise ModelNotFound(f"cannot choose a GGUF in {repo}: none matches the quantization "
-                        f"preference; pick a file: {available}", param="model",
-                        available=[g[0].path for g in candidates])
+    raise ModelNotFound(
+        f"cannot choose a GGUF in {repo}: none matches the quantization "
+        f"preference; pick a file: {available}",
+        param="model",
+        available=[g[0].path for g in candidates],
+    )
 
 
 def _best(groups: list[list[RemoteFile]]) -> list[RemoteFile]:
@@ -171,11 +239,17 @@ def _best(groups: list[list[RemoteFile]]) -> list[RemoteFile]:
 def choose_projector(files: list[RemoteFile], wanted: str, repo: str) -> RemoteFile:
     if wanted and wanted.lower() != "auto":
         for f in files:
-            if f.path == wanted or f.path.lower() == wanted.lower() or f.name.lower() == wanted.lower():
+            if (
+                f.path == wanted
+                or f.path.lower() == wanted.lower()
+                or f.name.lower() == wanted.lower()
+            ):
                 return f
         raise ModelNotFound(f"projector {wanted!r} not found in {repo}", param="model")
-    projs = sorted((f for f in files if f.path.lower().endswith(".gguf") and is_projector_file(f.path)),
-                   key=lambda f: ("f16" not in f.path.lower(), f.path))
+    projs = sorted(
+        (f for f in files if f.path.lower().endswith(".gguf") and is_projector_file(f.path)),
+        key=lambda f: ("f16" not in f.path.lower(), f.path),
+    )
     if not projs:
         raise ModelNotFound(f"no vision projector (mmproj) in {repo}", param="model")
     return projs[0]
@@ -217,14 +291,25 @@ class _Meter:
         if self.progress is None:
             return
         now = time.monotonic()
-        if not force and self.completed - self.last_bytes < PROGRESS_BYTES \
-                and now - self.last_time < PROGRESS_SECONDS:
+        if (
+            not force
+            and self.completed - self.last_bytes < PROGRESS_BYTES
+            and now - self.last_time < PROGRESS_SECONDS
+        ):
             return
         elapsed = now - self.started
         rate = (self.completed - self.start_bytes) / elapsed if elapsed > 0 else 0.0
         self.last_time, self.last_bytes = now, self.completed
-        self.progress(PullProgress(status=status, file=self.file, digest=self.digest,
-                                   completed=self.completed, total=self.total, rate=rate))
+        self.progress(
+            PullProgress(
+                status=status,
+                file=self.file,
+                digest=self.digest,
+                completed=self.completed,
+                total=self.total,
+                rate=rate,
+            )
+        )
 
 
 class Hub:
@@ -256,13 +341,20 @@ class Hub:
             raise HubAccessError(
                 f"{repo} is a gated repository: accept its terms on the Hugging Face website, "
                 "then set HF_TOKEN (or hf_token in settings) to a token with access",
-                param="model", repo=repo) from None
+                param="model",
+                repo=repo,
+            ) from None
         except hf_errors.RevisionNotFoundError:
-            raise ModelNotFound(f"revision {revision!r} not found in {repo}", param="model",
-                                repo=repo, revision=revision) from None
+            raise ModelNotFound(
+                f"revision {revision!r} not found in {repo}",
+                param="model",
+                repo=repo,
+                revision=revision,
+            ) from None
         except hf_errors.RemoteEntryNotFoundError:
-            raise ModelNotFound(f"{file or 'file'} not found in {repo}", param="model",
-                                repo=repo) from None
+            raise ModelNotFound(
+                f"{file or 'file'} not found in {repo}", param="model", repo=repo
+            ) from None
         except hf_errors.HfHubHTTPError as exc:
             status = getattr(getattr(exc, "response", None), "status_code", 0)
             if status in (401, 403):
@@ -270,10 +362,13 @@ class Hub:
                 raise HubAccessError(
                     f"cannot access {repo} (HTTP {status}): it is gated or private, or does not exist; "
                     f"{hint}. Set HF_TOKEN (or hf_token in settings) to a token with access",
-                    param="model", repo=repo) from None
+                    param="model",
+                    repo=repo,
+                ) from None
             if isinstance(exc, hf_errors.RepositoryNotFoundError) or status == 404:
-                raise ModelNotFound(f"repository {repo} not found on {hf_endpoint()}",
-                                    param="model", repo=repo) from None
+                raise ModelNotFound(
+                    f"repository {repo} not found on {hf_endpoint()}", param="model", repo=repo
+                ) from None
             raise EngineError(f"hub error for {repo}: {exc}".splitlines()[0]) from None
         except hf_errors.OfflineModeIsEnabled as exc:
             raise Unavailable(f"cannot pull {repo}: {exc}") from None
@@ -301,20 +396,38 @@ class Hub:
             for item in api.list_repo_tree(repo, revision=commit, recursive=True):
                 if isinstance(item, RepoFile):
                     sha = (item.lfs.sha256 if item.lfs else "") or ""
-                    files.append(RemoteFile(path=item.path, size=item.size or 0,
-                                            sha256=sha.lower(), blob_id=item.blob_id or ""))
+                    files.append(
+                        RemoteFile(
+                            path=item.path,
+                            size=item.size or 0,
+                            sha256=sha.lower(),
+                            blob_id=item.blob_id or "",
+                        )
+                    )
         return commit, files
 
-    def select(self, ref: ModelRef, *, projector: str = "",
-               quant_order: list[str] | tuple[str, ...] = ()) -> Selection:
+    def select(
+        self, ref: ModelRef, *, projector: str = "", quant_order: list[str] | tuple[str, ...] = ()
+    ) -> Selection:
         if not ref.is_hf:
             raise InvalidRequest(f"{ref.raw!r} is not a Hugging Face reference")
         commit, files = self.repo_files(ref.repo, ref.revision)
-        weights, quant = choose_files(files, repo=ref.repo, quant=ref.quant, file=ref.file,
-                                      quant_order=quant_order or self.settings.quant_order())
+        weights, quant = choose_files(
+            files,
+            repo=ref.repo,
+            quant=ref.quant,
+            file=ref.file,
+            quant_order=quant_order or self.settings.quant_order(),
+        )
         proj = choose_projector(files, projector, ref.repo) if projector else None
-        return Selection(repo=ref.repo, revision=ref.revision or "main", commit=commit,
-                         weights=weights, projector=proj, quant=quant)
+        return Selection(
+            repo=ref.repo,
+            revision=ref.revision or "main",
+            commit=commit,
+            weights=weights,
+            projector=proj,
+            quant=quant,
+        )
 
     def file_url(self, repo: str, path: str, commit: str) -> str:
         from huggingface_hub import hf_hub_url
@@ -325,14 +438,26 @@ class Hub:
         from huggingface_hub import get_hf_file_metadata
 
         with self.errors(repo, commit, path):
-            return get_hf_file_metadata(self.file_url(repo, path, commit), token=self.token(),
-                                        endpoint=hf_endpoint(), retry_on_errors=True)
+            return get_hf_file_metadata(
+                self.file_url(repo, path, commit),
+                token=self.token(),
+                endpoint=hf_endpoint(),
+                retry_on_errors=True,
+            )
 
     # ------------------------------------------------------------ downloading
 
-    def download(self, repo: str, commit: str, remote: RemoteFile, partial: Path, *,
-                 progress: ProgressFn | None = None, cancel: threading.Event | None = None,
-                 total_override: int | None = None) -> str:
+    def download(
+        self,
+        repo: str,
+        commit: str,
+        remote: RemoteFile,
+        partial: Path,
+        *,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+        total_override: int | None = None,
+    ) -> str:
         """Download ``remote`` into ``partial`` (resuming it when possible) and return the
         SHA-256 hex of the complete file. The caller moves it into place.
 
@@ -350,8 +475,12 @@ class Hub:
         note_path = partial.with_name(partial.name + ".json")
         note = DownloadNote(url=url, size=size, etag=meta.etag or "", sha256=expected_sha)
         old = DownloadNote.load(note_path)
-        if old is None or (old.url, old.size, old.etag, old.sha256) != (note.url, note.size, note.etag,
-                                                                       note.sha256):
+        if old is None or (old.url, old.size, old.etag, old.sha256) != (
+            note.url,
+            note.size,
+            note.etag,
+            note.sha256,
+        ):
             _remove(partial)
             partial.parent.mkdir(parents=True, exist_ok=True)
             note_path.write_text(note.to_json())
@@ -367,8 +496,14 @@ class Hub:
                 with open(partial, "rb") as f:
                     for block in iter(lambda: f.read(1 << 20), b""):
                         hasher.update(block)
-        meter = _Meter(progress, remote.path, f"sha256:{expected_sha}" if expected_sha else "",
-                       total=size, completed=have, start_bytes=have)
+        meter = _Meter(
+            progress,
+            remote.path,
+            f"sha256:{expected_sha}" if expected_sha else "",
+            total=size,
+            completed=have,
+            start_bytes=have,
+        )
         meter.emit(force=True)
         session = get_session()
         attempts = 0
@@ -416,15 +551,20 @@ class Hub:
                 except Cancelled:
                     raise
                 except Exception as exc:
-                    transient = isinstance(exc, _ShortRead) or type(exc).__module__.startswith(
-                        ("httpx", "httpcore", "httpx2")) or isinstance(exc, (ConnectionError, TimeoutError))
+                    transient = (
+                        isinstance(exc, _ShortRead)
+                        or type(exc).__module__.startswith(("httpx", "httpcore", "httpx2"))
+                        or isinstance(exc, (ConnectionError, TimeoutError))
+                    )
                     if not transient:
                         raise
                     attempts += 1
                     if attempts >= MAX_ATTEMPTS:
-                        raise Unavailable(f"download of {remote.path} from {repo} kept failing "
-                                          f"({exc}); run the pull again to resume") from None
-                    time.sleep(min(0.2 * 2 ** attempts, 5.0))
+                        raise Unavailable(
+                            f"download of {remote.path} from {repo} kept failing "
+                            f"({exc}); run the pull again to resume"
+                        ) from None
+                    time.sleep(min(0.2 * 2**attempts, 5.0))
                     if partial.exists():
                         have = partial.stat().st_size
                         hasher = hashlib.sha256()
@@ -437,14 +577,18 @@ class Hub:
         digest = hasher.hexdigest()
         if have != size:
             _remove(partial, note_path)
-            raise EngineError(f"download of {remote.path} from {repo} has {have} bytes, "
-                              f"the hub says {size}; nothing was kept")
+            raise EngineError(
+                f"download of {remote.path} from {repo} has {have} bytes, "
+                f"the hub says {size}; nothing was kept"
+            )
         if expected_sha and digest != expected_sha:
             _remove(partial, note_path)
             raise EngineError(
                 f"checksum mismatch for {remote.path} from {repo}: expected sha256:{expected_sha}, "
-                f"got sha256:{digest}; the download was discarded", expected=f"sha256:{expected_sha}",
-                actual=f"sha256:{digest}")
+                f"got sha256:{digest}; the download was discarded",
+                expected=f"sha256:{expected_sha}",
+                actual=f"sha256:{digest}",
+            )
         _remove(note_path)
         return digest
 

@@ -30,8 +30,11 @@ _verbose = False
 def _log_callback(level: int, text: bytes, user_data) -> None:
     # llama.cpp is chatty: pass errors through, everything else only when verbose
     if _verbose or level == GGML_LOG_LEVEL_ERROR:
-        log.log(logging.ERROR if level == GGML_LOG_LEVEL_ERROR else logging.DEBUG,
-                "%s", text.decode("utf-8", "replace").rstrip())
+        log.log(
+            logging.ERROR if level == GGML_LOG_LEVEL_ERROR else logging.DEBUG,
+            "%s",
+            text.decode("utf-8", "replace").rstrip(),
+        )
 
 
 GGML_LOG_LEVEL_ERROR = 4  # ggml.h: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5
@@ -62,9 +65,12 @@ class Model:
         if requested == 0:
             return 0
         if not llama_cpp.llama_supports_gpu_offload():
-            log.warning("%d GPU layers requested, but this llama.cpp build has no GPU backend: "
-                        "running on the CPU (reinstall llama-cpp-python with CMAKE_ARGS, see the "
-                        "README)", requested)
+            log.warning(
+                "%d GPU layers requested, but this llama.cpp build has no GPU backend: "
+                "running on the CPU (reinstall llama-cpp-python with CMAKE_ARGS, see the "
+                "README)",
+                requested,
+            )
             return 0
         total = llama_cpp.llama_model_n_layer(self.ptr) + 1  # + the output layer
         return total if requested < 0 else min(requested, total)
@@ -77,7 +83,9 @@ class Model:
         self.path = path
         self.ptr = llama_cpp.llama_model_load_from_file(path.encode(), params)
         if not self.ptr:
-            raise LlamaError(f"llama.cpp could not load {path} (not a GGUF, corrupt, or unsupported)")
+            raise LlamaError(
+                f"llama.cpp could not load {path} (not a GGUF, corrupt, or unsupported)"
+            )
         self.gpu_layers = self._offloaded(gpu_layers)
         self.vocab = llama_cpp.llama_model_get_vocab(self.ptr)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
@@ -125,15 +133,21 @@ class Model:
     def architecture(self) -> str:
         return self.metadata.get("general.architecture", "")
 
-    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[int]:
+    def tokenize(
+        self, text: str, *, add_special: bool = True, parse_special: bool = True
+    ) -> list[int]:
         data = text.encode("utf-8")
         capacity = len(data) + 8
         tokens = (llama_cpp.llama_token * capacity)()
-        n = llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_special, parse_special)
+        n = llama_cpp.llama_tokenize(
+            self.vocab, data, len(data), tokens, capacity, add_special, parse_special
+        )
         if n < 0:
             capacity = -n
             tokens = (llama_cpp.llama_token * capacity)()
-            n = llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_special, parse_special)
+            n = llama_cpp.llama_tokenize(
+                self.vocab, data, len(data), tokens, capacity, add_special, parse_special
+            )
         if n < 0:
             raise LlamaError("tokenization failed")
         return list(tokens[:n])
@@ -190,8 +204,11 @@ class Context:
         if p.threads > 0:
             params.n_threads = p.threads
             params.n_threads_batch = p.threads
-        params.flash_attn_type = {None: FLASH_ATTN_AUTO, True: FLASH_ATTN_ENABLED,
-                                  False: FLASH_ATTN_DISABLED}[p.flash_attention]
+        params.flash_attn_type = {
+            None: FLASH_ATTN_AUTO,
+            True: FLASH_ATTN_ENABLED,
+            False: FLASH_ATTN_DISABLED,
+        }[p.flash_attention]
         params.embeddings = p.embeddings
         params.pooling_type = p.pooling
         # one KV stream per sequence: a token then attends only over its own sequence's cells
@@ -213,11 +230,13 @@ class Context:
             llama_cpp.llama_free(self.ptr)
             self.ptr = None
 
-    def decode(self, batch: "Batch") -> None:
+    def decode(self, batch: Batch) -> None:
         rc = llama_cpp.llama_decode(self.ptr, batch.raw)
         if rc != 0:
-            raise LlamaError(f"llama_decode failed ({rc}): " + (
-                "no room left in the KV cache" if rc == 1 else "see the log"))
+            raise LlamaError(
+                f"llama_decode failed ({rc}): "
+                + ("no room left in the KV cache" if rc == 1 else "see the log")
+            )
 
     def seq_rm(self, seq: int, start: int = 0, end: int = -1) -> bool:
         return bool(llama_cpp.llama_memory_seq_rm(self.memory, seq, start, end))
@@ -236,7 +255,9 @@ class Context:
         ptr = llama_cpp.llama_get_logits_ith(self.ptr, index)
         if not ptr:
             raise LlamaError(f"no logits for batch entry {index}")
-        return np.frombuffer(self._row.from_address(ctypes.addressof(ptr.contents)), dtype=np.float32)
+        return np.frombuffer(
+            self._row.from_address(ctypes.addressof(ptr.contents)), dtype=np.float32
+        )
 
     def seq_embedding(self, seq: int, n: int) -> list[float]:
         ptr = llama_cpp.llama_get_embeddings_seq(self.ptr, seq)

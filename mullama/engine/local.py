@@ -7,16 +7,34 @@ import contextlib
 import dataclasses
 import threading
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from .. import __version__
 from ..config import Settings, load_settings
 from . import sampling
-from .api import ChatRequest, CompletionRequest, Done, EmbedRequest, EmbedResult, Engine, \
-    EngineError, EngineStatus, Event, InvalidRequest, LoadedModel, Message, ModelDetails, \
-    ModelInfo, PullProgress, SamplingOptions, Timings, Usage
-from .manager import Loaded, ModelManager
+from .api import (
+    ChatRequest,
+    CompletionRequest,
+    Done,
+    EmbedRequest,
+    EmbedResult,
+    Engine,
+    EngineError,
+    EngineStatus,
+    Event,
+    InvalidRequest,
+    LoadedModel,
+    Message,
+    ModelDetails,
+    ModelInfo,
+    PullProgress,
+    SamplingOptions,
+    Timings,
+    Usage,
+)
 from .chat_plan import ChatPlan, plan_chat
+from .manager import Loaded, ModelManager
 from .metrics import EngineMetrics
 from .pipeline import OutputPipeline
 from .prompt import RenderedPrompt, render_chat
@@ -82,7 +100,9 @@ class LocalEngine(Engine):
             with contextlib.suppress(BaseException):
                 await asyncio.shield(task)
 
-    async def create_model(self, name: str, modelfile: str, base_dir: str | None = None) -> ModelInfo:
+    async def create_model(
+        self, name: str, modelfile: str, base_dir: str | None = None
+    ) -> ModelInfo:
         return await asyncio.to_thread(self.store.create, name, modelfile, base_dir)
 
     async def copy_model(self, source: str, destination: str) -> ModelInfo:
@@ -114,18 +134,27 @@ class LocalEngine(Engine):
         try:
             plan = self._plan(entry, request)
             request = self._wrap_tool_results(entry, request, plan)
-            rendered = self._render_chat(entry, request, think=plan.think, tools=plan.tools,
-                                         tool_fmt=plan.tool_format)
-            tokens = entry.model.tokenize(rendered.text, add_special=self._wants_bos(entry, rendered.text))
+            rendered = self._render_chat(
+                entry, request, think=plan.think, tools=plan.tools, tool_fmt=plan.tool_format
+            )
+            tokens = entry.model.tokenize(
+                rendered.text, add_special=self._wants_bos(entry, rendered.text)
+            )
             opts = self._merge(entry, opts, rendered.stops)
             if plan.grammar:
                 opts.grammar = plan.grammar
             pipeline = plan.pipeline(rendered.text)
             budget = None
             if plan.think_budget is not None and pipeline.thinking is not None:
-                budget = (plan.think_budget, entry.model.tokenize(
-                    plan.thinking.end + "\n\n", add_special=False, parse_special=True))
-            async for event in self._generate(entry, tokens, opts, load_ns, "chat", pipeline, budget):
+                budget = (
+                    plan.think_budget,
+                    entry.model.tokenize(
+                        plan.thinking.end + "\n\n", add_special=False, parse_special=True
+                    ),
+                )
+            async for event in self._generate(
+                entry, tokens, opts, load_ns, "chat", pipeline, budget
+            ):
                 yield event
         finally:
             self.manager.release(entry)
@@ -138,19 +167,27 @@ class LocalEngine(Engine):
                 tokens = list(request.context)
             else:
                 tokens = []
-            if request.raw or not request.prompt and not request.system:
+            if request.raw or (not request.prompt and not request.system):
                 text = request.prompt
                 stops: list[str] = []
             else:
-                messages = ([Message("system", request.system)] if request.system else []) + \
-                    [Message("user", request.prompt)]
-                rendered = self._render_chat(entry, ChatRequest(request.model, messages,
-                                                                template=request.template), history=False)
+                messages = ([Message("system", request.system)] if request.system else []) + [
+                    Message("user", request.prompt)
+                ]
+                rendered = self._render_chat(
+                    entry,
+                    ChatRequest(request.model, messages, template=request.template),
+                    history=False,
+                )
                 text, stops = rendered.text, rendered.stops
-            tokens += entry.model.tokenize(text, add_special=not tokens and self._wants_bos(entry, text))
+            tokens += entry.model.tokenize(
+                text, add_special=not tokens and self._wants_bos(entry, text)
+            )
             opts = self._merge(entry, opts, stops)
             if not tokens:
-                yield Done("load", model=entry.name, timings=Timings(load_ns=load_ns, total_ns=load_ns))
+                yield Done(
+                    "load", model=entry.name, timings=Timings(load_ns=load_ns, total_ns=load_ns)
+                )
                 return
             async for event in self._generate(entry, tokens, opts, load_ns, "completion"):
                 yield event
@@ -173,8 +210,12 @@ class LocalEngine(Engine):
             vectors = _shorten(vectors, request.dimensions)
         elapsed = int((time.perf_counter() - started) * 1e9)
         self.metrics.requests_total.labels(entry.name, "embed").inc()
-        return EmbedResult(entry.name, vectors, n_tokens,
-                           Timings(load_ns=load_ns, prompt_eval_ns=elapsed, total_ns=elapsed + load_ns))
+        return EmbedResult(
+            entry.name,
+            vectors,
+            n_tokens,
+            Timings(load_ns=load_ns, prompt_eval_ns=elapsed, total_ns=elapsed + load_ns),
+        )
 
     async def tokenize(self, model: str, text: str, special: bool = True) -> list[int]:
         entry, _ = await self._acquire(model, None)
@@ -187,7 +228,11 @@ class LocalEngine(Engine):
         entry, _ = await self._acquire(request.model, request.keep_alive)
         try:
             rendered = self._render_chat(entry, request)
-            return len(entry.model.tokenize(rendered.text, add_special=self._wants_bos(entry, rendered.text)))
+            return len(
+                entry.model.tokenize(
+                    rendered.text, add_special=self._wants_bos(entry, rendered.text)
+                )
+            )
         finally:
             self.manager.release(entry)
 
@@ -196,12 +241,17 @@ class LocalEngine(Engine):
     async def status(self) -> EngineStatus:
         running = self.manager.running()
         return EngineStatus(
-            version=__version__, uptime_secs=time.time() - self.started, mode="local",
-            loaded=running, requests_total=sum(m.requests_total for m in running),
+            version=__version__,
+            uptime_secs=time.time() - self.started,
+            mode="local",
+            loaded=running,
+            requests_total=sum(m.requests_total for m in running),
             requests_active=self.requests_active,
             tokens_generated=int(_counter_total(self.metrics.tokens_generated)),
             prompt_tokens=int(_counter_total(self.metrics.prompt_tokens)),
-            endpoints=dict(self.endpoints), default_model=self.default_model)
+            endpoints=dict(self.endpoints),
+            default_model=self.default_model,
+        )
 
     async def set_default_model(self, name: str) -> None:
         await asyncio.to_thread(self.store.resolve, name, verify=False)
@@ -233,7 +283,9 @@ class LocalEngine(Engine):
         sampling.validate(options)
         return options
 
-    def _merge(self, entry: Loaded, request: SamplingOptions, template_stops: list[str]) -> SamplingOptions:
+    def _merge(
+        self, entry: Loaded, request: SamplingOptions, template_stops: list[str]
+    ) -> SamplingOptions:
         spec = getattr(entry.resolved, "spec", None)
         model_opts = sampling.from_parameters(spec.parameters if spec is not None else {})
         opts = sampling.merge(sampling.DEFAULTS, model_opts, request)
@@ -249,28 +301,52 @@ class LocalEngine(Engine):
         return opts
 
     def _plan(self, entry: Loaded, request: ChatRequest) -> ChatPlan:
-        return plan_chat(request, getattr(entry.resolved, "spec", None),
-                         getattr(entry.resolved, "info", None), self._plan_template(entry, request))
+        return plan_chat(
+            request,
+            getattr(entry.resolved, "spec", None),
+            getattr(entry.resolved, "info", None),
+            self._plan_template(entry, request),
+        )
 
-    def _wrap_tool_results(self, entry: Loaded, request: ChatRequest, plan: ChatPlan) -> ChatRequest:
+    def _wrap_tool_results(
+        self, entry: Loaded, request: ChatRequest, plan: ChatPlan
+    ) -> ChatRequest:
         """Tool results in TOOLFORMAT's result markers, unless the template places them itself."""
         fmt = plan.tool_format
         template = self._plan_template(entry, request)
-        if fmt is None or not fmt.result_start or fmt.result_start in template \
-                or not any(m.role == "tool" for m in request.messages):
+        if (
+            fmt is None
+            or not fmt.result_start
+            or fmt.result_start in template
+            or not any(m.role == "tool" for m in request.messages)
+        ):
             return request
-        messages = [dataclasses.replace(m, content=f"{fmt.result_start}{m.content}{fmt.result_end}")
-                    if m.role == "tool" else m for m in request.messages]
+        messages = [
+            dataclasses.replace(m, content=f"{fmt.result_start}{m.content}{fmt.result_end}")
+            if m.role == "tool"
+            else m
+            for m in request.messages
+        ]
         return dataclasses.replace(request, messages=messages)
 
     def _plan_template(self, entry: Loaded, request: ChatRequest) -> str:
         spec = getattr(entry.resolved, "spec", None)
-        return (request.template or (spec.template if spec is not None else None)
-                or entry.model.chat_template or "")
+        return (
+            request.template
+            or (spec.template if spec is not None else None)
+            or entry.model.chat_template
+            or ""
+        )
 
-    def _render_chat(self, entry: Loaded, request: ChatRequest, history: bool = True,
-                     think: bool | None = None, tools: list[dict] | None = None,
-                     tool_fmt: ToolFormat | None = None) -> RenderedPrompt:
+    def _render_chat(
+        self,
+        entry: Loaded,
+        request: ChatRequest,
+        history: bool = True,
+        think: bool | None = None,
+        tools: list[dict] | None = None,
+        tool_fmt: ToolFormat | None = None,
+    ) -> RenderedPrompt:
         spec = getattr(entry.resolved, "spec", None)
         messages = list(request.messages)
         if spec is not None and history:
@@ -282,10 +358,15 @@ class LocalEngine(Engine):
         model = entry.model
         if tools and tool_fmt and not template_shows_tools(go_template, model.chat_template):
             messages = _with_system_text(messages, tool_instructions(tools, tool_fmt))
-        return render_chat(go_template=go_template, jinja_template=model.chat_template,
-                           messages=messages, tools=tools, think=think,
-                           bos_token=model.token_text(model.bos) if model.bos >= 0 else "",
-                           eos_token=model.token_text(model.eos) if model.eos >= 0 else "")
+        return render_chat(
+            go_template=go_template,
+            jinja_template=model.chat_template,
+            messages=messages,
+            tools=tools,
+            think=think,
+            bos_token=model.token_text(model.bos) if model.bos >= 0 else "",
+            eos_token=model.token_text(model.eos) if model.eos >= 0 else "",
+        )
 
     def _wants_bos(self, entry: Loaded, text: str) -> bool:
         model = entry.model
@@ -293,17 +374,28 @@ class LocalEngine(Engine):
             return False
         return not text.startswith(model.token_text(model.bos))
 
-    async def _generate(self, entry: Loaded, tokens: list[int], opts: SamplingOptions,
-                        load_ns: int, kind: str, pipeline: OutputPipeline | None = None,
-                        think_budget: tuple[int, list[int]] | None = None) -> AsyncIterator[Event]:
+    async def _generate(
+        self,
+        entry: Loaded,
+        tokens: list[int],
+        opts: SamplingOptions,
+        load_ns: int,
+        kind: str,
+        pipeline: OutputPipeline | None = None,
+        think_budget: tuple[int, list[int]] | None = None,
+    ) -> AsyncIterator[Event]:
         """Runs one job, translating its text through ``pipeline`` (thinking, tool calls)."""
         pipeline = pipeline or OutputPipeline()
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         job = Job(tokens, opts, loop, queue)
         if opts.max_tokens == 0:
-            yield Done("length", Usage(len(tokens), 0), Timings(load_ns=load_ns, total_ns=load_ns),
-                       model=entry.name)
+            yield Done(
+                "length",
+                Usage(len(tokens), 0),
+                Timings(load_ns=load_ns, total_ns=load_ns),
+                model=entry.name,
+            )
             return
         entry.runner.submit(job)
         self.requests_active += 1
@@ -330,7 +422,11 @@ class LocalEngine(Engine):
                     return
                 for out in pipeline.feed(event):
                     yield out
-                if think_budget and pipeline.in_thinking and pipeline.thinking_pieces >= think_budget[0]:
+                if (
+                    think_budget
+                    and pipeline.in_thinking
+                    and pipeline.thinking_pieces >= think_budget[0]
+                ):
                     job.inject, think_budget = list(think_budget[1]), None
         finally:
             if not finished:
@@ -341,7 +437,9 @@ class LocalEngine(Engine):
 
 def _shorten(vectors: list[list[float]], dimensions: int) -> list[list[float]]:
     if dimensions <= 0 or dimensions > len(vectors[0]):
-        raise InvalidRequest(f"dimensions must be between 1 and {len(vectors[0])}", param="dimensions")
+        raise InvalidRequest(
+            f"dimensions must be between 1 and {len(vectors[0])}", param="dimensions"
+        )
     out = []
     for v in vectors:
         cut = v[:dimensions]
@@ -351,7 +449,9 @@ def _shorten(vectors: list[list[float]], dimensions: int) -> list[list[float]]:
 
 
 def _counter_total(counter) -> float:
-    return sum(s.value for metric in counter.collect() for s in metric.samples if s.name.endswith("_total"))
+    return sum(
+        s.value for metric in counter.collect() for s in metric.samples if s.name.endswith("_total")
+    )
 
 
 def _with_system_text(messages: list[Message], text: str) -> list[Message]:
@@ -359,5 +459,5 @@ def _with_system_text(messages: list[Message], text: str) -> list[Message]:
     for i, m in enumerate(messages):
         if m.role == "system":
             merged = dataclasses.replace(m, content=f"{m.content}\n\n{text}" if m.content else text)
-            return [*messages[:i], merged, *messages[i + 1:]]
+            return [*messages[:i], merged, *messages[i + 1 :]]
     return [Message("system", text), *messages]

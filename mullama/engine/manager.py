@@ -43,18 +43,25 @@ class Loaded:
         expires = ""
         if self.expires_at is not None:
             wall = time.time() + (self.expires_at - time.monotonic())
-            expires = dt.datetime.fromtimestamp(wall, dt.timezone.utc).isoformat()
+            expires = dt.datetime.fromtimestamp(wall, dt.UTC).isoformat()
         elif self.keep_alive is not None:
             wall = time.time() + self.keep_alive
-            expires = dt.datetime.fromtimestamp(wall, dt.timezone.utc).isoformat()
+            expires = dt.datetime.fromtimestamp(wall, dt.UTC).isoformat()
         return LoadedModel(
-            name=self.name, size=self.estimate, context_length=self.runner.n_ctx,
-            gpu_layers=self.gpu_layers, parameters=self.model.n_params, expires_at=expires,
-            loaded_at=dt.datetime.fromtimestamp(self.loaded_at, dt.timezone.utc).isoformat(),
-            num_parallel=self.runner.config.n_parallel, busy_slots=self.runner.busy_slots,
-            queued=self.runner.queued, requests_total=self.runner.requests_total,
+            name=self.name,
+            size=self.estimate,
+            context_length=self.runner.n_ctx,
+            gpu_layers=self.gpu_layers,
+            parameters=self.model.n_params,
+            expires_at=expires,
+            loaded_at=dt.datetime.fromtimestamp(self.loaded_at, dt.UTC).isoformat(),
+            num_parallel=self.runner.config.n_parallel,
+            busy_slots=self.runner.busy_slots,
+            queued=self.runner.queued,
+            requests_total=self.runner.requests_total,
             tokens_generated=self.runner.tokens_generated,
-            digest=getattr(self.resolved, "digest", "") or "")
+            digest=getattr(self.resolved, "digest", "") or "",
+        )
 
 
 def _param(spec, name: str, default=None):
@@ -144,7 +151,11 @@ class ModelManager:
         meta = await asyncio.to_thread(self.read_metadata, path)
         arch = meta.get("general.architecture", "")
         n_train = int(float(meta.get(f"{arch}.context_length", 0) or 0))
-        n_ctx = int(_param(spec, "num_ctx", 0) or self.settings.context_size or min(n_train or DEFAULT_CTX, DEFAULT_CTX))
+        n_ctx = int(
+            _param(spec, "num_ctx", 0)
+            or self.settings.context_size
+            or min(n_train or DEFAULT_CTX, DEFAULT_CTX)
+        )
         n_parallel = int(_param(spec, "num_parallel", 0) or self.settings.num_parallel or 0)
         weights = sum(os.path.getsize(p) for p in getattr(resolved, "shards", None) or [path])
         per_seq = kv_cache_bytes(meta, n_ctx)
@@ -155,27 +166,54 @@ class ModelManager:
                 n_parallel = 1
         estimate = weights + per_seq * n_parallel + overhead
         await self._make_room(estimate, resolved.name)
-        gpu_layers = spec.gpu_layers if spec is not None and spec.gpu_layers is not None else \
-            int(_param(spec, "num_gpu", self.settings.gpu_layers))
-        flash = spec.flash_attention if spec is not None and spec.flash_attention is not None else \
-            (True if self.settings.flash_attention else None)
+        gpu_layers = (
+            spec.gpu_layers
+            if spec is not None and spec.gpu_layers is not None
+            else int(_param(spec, "num_gpu", self.settings.gpu_layers))
+        )
+        flash = (
+            spec.flash_attention
+            if spec is not None and spec.flash_attention is not None
+            else (True if self.settings.flash_attention else None)
+        )
         config = RunnerConfig(
-            n_ctx=n_ctx, n_parallel=n_parallel,
+            n_ctx=n_ctx,
+            n_parallel=n_parallel,
             n_batch=int(_param(spec, "num_batch", RunnerConfig.n_batch)),
-            threads=int(_param(spec, "num_thread", 0) or self.settings.threads or default_threads()),
-            flash_attention=flash, max_queue=self.settings.max_queue)
+            threads=int(
+                _param(spec, "num_thread", 0) or self.settings.threads or default_threads()
+            ),
+            flash_attention=flash,
+            max_queue=self.settings.max_queue,
+        )
         adapters = [str(a) for a in (getattr(resolved, "adapters", None) or [])]
         started = time.perf_counter()
         try:
-            model, runner, lora = await asyncio.to_thread(_start_model, path, gpu_layers, config,
-                                                          resolved.name, adapters)
+            model, runner, lora = await asyncio.to_thread(
+                _start_model, path, gpu_layers, config, resolved.name, adapters
+            )
         except LlamaError as exc:
             raise ModelLoadError(f"could not load {resolved.name}: {exc}") from None
         load_ns = int((time.perf_counter() - started) * 1e9)
-        log.info("loaded %s (%d ctx x %d slots, ~%d MiB) in %.2fs", resolved.name, n_ctx, n_parallel,
-                 estimate // 2**20, load_ns / 1e9)
-        return Loaded(resolved.name, resolved, model, runner, estimate, model.gpu_layers, keep, load_ns,
-                      lora=lora)
+        log.info(
+            "loaded %s (%d ctx x %d slots, ~%d MiB) in %.2fs",
+            resolved.name,
+            n_ctx,
+            n_parallel,
+            estimate // 2**20,
+            load_ns / 1e9,
+        )
+        return Loaded(
+            resolved.name,
+            resolved,
+            model,
+            runner,
+            estimate,
+            model.gpu_layers,
+            keep,
+            load_ns,
+            lora=lora,
+        )
 
     def _budget_after_eviction(self) -> int:
         idle = sum(e.estimate for e in self.loaded.values() if e.in_use == 0)
@@ -198,13 +236,16 @@ class ModelManager:
             raise InsufficientMemory(
                 f"cannot load {name}: {len(self.loaded)} models are loaded and busy "
                 f"(limit {self.settings.max_loaded_models}); retry when one is idle",
-                needed=needed)
+                needed=needed,
+            )
         available = psutil.virtual_memory().available - headroom
         raise InsufficientMemory(
             f"cannot load {name}: it needs about {needed / 2**30:.2f} GiB (weights + KV cache) "
             f"but only {max(available, 0) / 2**30:.2f} GiB is available after keeping "
             f"{headroom / 2**20:.0f} MiB free; unload a model or lower num_ctx",
-            needed=needed, available=max(available, 0))
+            needed=needed,
+            available=max(available, 0),
+        )
 
     async def _unload(self, entry: Loaded) -> None:
         if self.loaded.get(entry.name) is entry:

@@ -17,21 +17,39 @@ class EngineMetrics:
         self.started = time.time()
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests_total = Counter("mullama_requests", "Requests processed", ["model", "kind"],
-                                      registry=r)
+        self.requests_total = Counter(
+            "mullama_requests", "Requests processed", ["model", "kind"], registry=r
+        )
         self.requests_active = Gauge("mullama_requests_active", "Requests in progress", registry=r)
-        self.tokens_generated = Counter("mullama_tokens_generated", "Tokens generated", ["model"],
-                                        registry=r)
-        self.prompt_tokens = Counter("mullama_prompt_tokens", "Prompt tokens evaluated or reused",
-                                     ["model"], registry=r)
-        self.cached_tokens = Counter("mullama_prompt_cache_hit_tokens",
-                                     "Prompt tokens reused from the KV cache", ["model"], registry=r)
-        self.errors = Counter("mullama_request_errors", "Requests that failed", ["kind"], registry=r)
-        self.ttft = Histogram("mullama_time_to_first_token_seconds", "Time to the first token",
-                              ["model"], buckets=_LATENCY_BUCKETS, registry=r)
-        self.token_latency = Histogram("mullama_time_per_output_token_seconds",
-                                       "Mean time per generated token of a request", ["model"],
-                                       buckets=_LATENCY_BUCKETS, registry=r)
+        self.tokens_generated = Counter(
+            "mullama_tokens_generated", "Tokens generated", ["model"], registry=r
+        )
+        self.prompt_tokens = Counter(
+            "mullama_prompt_tokens", "Prompt tokens evaluated or reused", ["model"], registry=r
+        )
+        self.cached_tokens = Counter(
+            "mullama_prompt_cache_hit_tokens",
+            "Prompt tokens reused from the KV cache",
+            ["model"],
+            registry=r,
+        )
+        self.errors = Counter(
+            "mullama_request_errors", "Requests that failed", ["kind"], registry=r
+        )
+        self.ttft = Histogram(
+            "mullama_time_to_first_token_seconds",
+            "Time to the first token",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.token_latency = Histogram(
+            "mullama_time_per_output_token_seconds",
+            "Mean time per generated token of a request",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         r.register(_StateCollector(engine, self.started))
 
     def observe_done(self, model: str, kind: str, done) -> None:
@@ -42,7 +60,8 @@ class EngineMetrics:
         if done.usage.completion_tokens:
             self.ttft.labels(model).observe(done.timings.prompt_eval_ns / 1e9)
             self.token_latency.labels(model).observe(
-                done.timings.eval_ns / 1e9 / done.usage.completion_tokens)
+                done.timings.eval_ns / 1e9 / done.usage.completion_tokens
+            )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -59,19 +78,29 @@ class _StateCollector:
         info = InfoMetricFamily("mullama", "Version information")
         info.add_metric([], {"version": __version__})
         yield info
-        yield GaugeMetricFamily("mullama_uptime_seconds", "Daemon uptime", value=time.time() - self.started)
+        yield GaugeMetricFamily(
+            "mullama_uptime_seconds", "Daemon uptime", value=time.time() - self.started
+        )
         loaded = list(self.engine.manager.loaded.values())
         yield GaugeMetricFamily("mullama_models_loaded", "Models loaded", value=len(loaded))
         families = {
             "mullama_model_parameters": ("Model parameter count", lambda e: e.model.n_params),
             "mullama_model_context_size": ("Context size per sequence", lambda e: e.runner.n_ctx),
             "mullama_model_gpu_layers": ("Layers offloaded to the GPU", lambda e: e.gpu_layers),
-            "mullama_model_memory_bytes": ("Estimated memory of weights and KV cache", lambda e: e.estimate),
-            "mullama_model_parallel_slots": ("Parallel sequences", lambda e: e.runner.config.n_parallel),
+            "mullama_model_memory_bytes": (
+                "Estimated memory of weights and KV cache",
+                lambda e: e.estimate,
+            ),
+            "mullama_model_parallel_slots": (
+                "Parallel sequences",
+                lambda e: e.runner.config.n_parallel,
+            ),
             "mullama_model_busy_slots": ("Sequences generating now", lambda e: e.runner.busy_slots),
             "mullama_model_queue_depth": ("Requests waiting for a slot", lambda e: e.runner.queued),
-            "mullama_model_last_batch_tokens": ("Tokens in the latest decode batch",
-                                                lambda e: e.runner.last_batch_size),
+            "mullama_model_last_batch_tokens": (
+                "Tokens in the latest decode batch",
+                lambda e: e.runner.last_batch_size,
+            ),
         }
         for name, (doc, read) in families.items():
             family = GaugeMetricFamily(name, doc, labels=["model"])

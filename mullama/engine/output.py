@@ -46,10 +46,10 @@ class StopMatcher:
         if first is not None:
             self.matched = first[1]
             self._held = ""
-            return buf[:first[0]]
+            return buf[: first[0]]
         keep = self._partial_suffix(buf)
-        self._held = buf[len(buf) - keep:] if keep else ""
-        return buf[:len(buf) - keep]
+        self._held = buf[len(buf) - keep :] if keep else ""
+        return buf[: len(buf) - keep]
 
     def flush(self) -> str:
         """At the end of generation, held text was not a stop after all."""

@@ -10,7 +10,9 @@ from .tools import ParsedCall, ToolCallParser
 class OutputPipeline:
     """Runs each text piece through the thinking splitter, then the tool-call parser."""
 
-    def __init__(self, thinking: ThinkingSplitter | None = None, tools: ToolCallParser | None = None):
+    def __init__(
+        self, thinking: ThinkingSplitter | None = None, tools: ToolCallParser | None = None
+    ):
         self.thinking = thinking
         self.tools = tools
         self.tool_calls = 0
@@ -35,8 +37,11 @@ class OutputPipeline:
 
     @property
     def in_thinking(self) -> bool:
-        return self.thinking is not None and self.thinking.state in ("start", "thinking") \
+        return (
+            self.thinking is not None
+            and self.thinking.state in ("start", "thinking")
             and self.thinking.thinking_chars > 0
+        )
 
     def _translate(self, parts: list[tuple[str, str]]) -> list:
         events: list = []

@@ -33,9 +33,14 @@ def message_dicts(messages: list[Message]) -> list[dict]:
             d["thinking"] = m.thinking
             d["reasoning_content"] = m.thinking
         if m.tool_calls:
-            d["tool_calls"] = [{"id": c.id, "type": "function",
-                                "function": {"name": c.name, "arguments": _arguments(c.arguments)}}
-                               for c in m.tool_calls]
+            d["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": _arguments(c.arguments)},
+                }
+                for c in m.tool_calls
+            ]
         if m.tool_call_id:
             d["tool_call_id"] = m.tool_call_id
         if m.name:
@@ -51,9 +56,17 @@ def _arguments(text: str):
         return text
 
 
-def render_chat(*, go_template: str | None, jinja_template: str | None, messages: list[Message],
-                tools: list[dict] | None, bos_token: str, eos_token: str,
-                think: bool | None = None, extra: dict | None = None) -> RenderedPrompt:
+def render_chat(
+    *,
+    go_template: str | None,
+    jinja_template: str | None,
+    messages: list[Message],
+    tools: list[dict] | None,
+    bos_token: str,
+    eos_token: str,
+    think: bool | None = None,
+    extra: dict | None = None,
+) -> RenderedPrompt:
     dicts = message_dicts(messages)
     extra = dict(extra or {})
     if think is not None:
@@ -63,15 +76,21 @@ def render_chat(*, go_template: str | None, jinja_template: str | None, messages
 
         system = "\n\n".join(d["content"] for d in dicts if d["role"] == "system") or None
         try:
-            text = render_prompt(go_template, system=system, messages=dicts, tools=tools, think=think)
+            text = render_prompt(
+                go_template, system=system, messages=dicts, tools=tools, think=think
+            )
         except TemplateError as exc:
             raise InvalidRequest(f"the model's TEMPLATE failed to render: {exc}") from None
         return RenderedPrompt(text, [], "go")
     if jinja_template:
-        return RenderedPrompt(_render_jinja(jinja_template, dicts, tools, bos_token, eos_token, extra),
-                              [], "jinja")
-    return RenderedPrompt(_render_jinja(CHATML, dicts, tools, bos_token, eos_token, extra),
-                          list(CHATML_STOPS), "chatml")
+        return RenderedPrompt(
+            _render_jinja(jinja_template, dicts, tools, bos_token, eos_token, extra), [], "jinja"
+        )
+    return RenderedPrompt(
+        _render_jinja(CHATML, dicts, tools, bos_token, eos_token, extra),
+        list(CHATML_STOPS),
+        "chatml",
+    )
 
 
 def _raise(message: str):
@@ -86,20 +105,28 @@ def _strftime_now(fmt: str) -> str:
 def _compile(source: str):
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=["jinja2.ext.loopcontrols"])
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+    )
     env.globals["raise_exception"] = _raise
     env.globals["strftime_now"] = _strftime_now
     env.filters["tojson"] = lambda v, indent=None, ensure_ascii=False, **_: json.dumps(
-        v, indent=indent, ensure_ascii=ensure_ascii)
+        v, indent=indent, ensure_ascii=ensure_ascii
+    )
     return env.from_string(source)
 
 
 def _render_jinja(source: str, messages: list[dict], tools, bos: str, eos: str, extra) -> str:
     from jinja2 import TemplateError
 
-    context = {"messages": messages, "add_generation_prompt": True, "bos_token": bos,
-               "eos_token": eos, "tools": tools or None, **(extra or {})}
+    context = {
+        "messages": messages,
+        "add_generation_prompt": True,
+        "bos_token": bos,
+        "eos_token": eos,
+        "tools": tools or None,
+        **(extra or {}),
+    }
     try:
         return _compile(source).render(**context)
     except InvalidRequest:

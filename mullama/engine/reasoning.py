@@ -32,8 +32,11 @@ def thinking_config(spec, family: str, template: str) -> ThinkingConfig:
         enabled = bool(declared["enabled"])
     else:
         name = (family or "").lower()
-        enabled = any(f in name for f in THINKING_FAMILIES) or start in (template or "") \
+        enabled = (
+            any(f in name for f in THINKING_FAMILIES)
+            or start in (template or "")
             or bool(declared.get("start"))
+        )
     return ThinkingConfig(start, end, enabled)
 
 
@@ -48,7 +51,9 @@ def _held_prefix(buf: str, marker: str) -> int:
 class ThinkingSplitter:
     """Feed text pieces; get ``("thinking" | "text", piece)`` parts back in order."""
 
-    def __init__(self, config: ThinkingConfig, opened_in_prompt: bool = False, emit_thinking: bool = True):
+    def __init__(
+        self, config: ThinkingConfig, opened_in_prompt: bool = False, emit_thinking: bool = True
+    ):
         self.config = config
         self.emit_thinking = emit_thinking
         self.state = "thinking" if opened_in_prompt else "start"  # start -> thinking -> text
@@ -64,7 +69,7 @@ class ThinkingSplitter:
                 stripped = buf.lstrip()
                 if stripped.startswith(self.config.start):
                     self.state = "thinking"
-                    buf = stripped[len(self.config.start):]
+                    buf = stripped[len(self.config.start) :]
                     continue
                 if not stripped or self.config.start.startswith(stripped):
                     self._held = buf  # could still become the start marker
@@ -75,11 +80,11 @@ class ThinkingSplitter:
                 if i != -1:
                     self._thinking(out, buf[:i])
                     self.state = "after"
-                    buf = buf[i + len(self.config.end):]
+                    buf = buf[i + len(self.config.end) :]
                     continue
                 keep = _held_prefix(buf, self.config.end)
-                self._thinking(out, buf[:len(buf) - keep])
-                self._held = buf[len(buf) - keep:]
+                self._thinking(out, buf[: len(buf) - keep])
+                self._held = buf[len(buf) - keep :]
                 return out
             if self.state == "after":  # the answer usually follows a blank line
                 buf = buf.lstrip()

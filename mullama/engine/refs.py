@@ -90,7 +90,7 @@ def parse_ref(ref: str, *, base_dir: str | Path | None = None) -> ModelRef:
         return ModelRef(kind="path", raw=ref, path=path)
     for prefix in _HF_PREFIXES:
         if ref.startswith(prefix):
-            return _parse_hf(ref, ref[len(prefix):], ollama_style=prefix != "hf:")
+            return _parse_hf(ref, ref[len(prefix) :], ollama_style=prefix != "hf:")
     key = normalize_name(ref)
     return ModelRef(kind="name", raw=ref, key=key)
 
@@ -124,7 +124,9 @@ def _parse_hf(raw: str, body: str, *, ollama_style: bool) -> ModelRef:
     return hf_ref(repo, quant=quant, file=file, revision=revision, raw=raw)
 
 
-def hf_ref(repo: str, *, quant: str = "", file: str = "", revision: str = "", raw: str = "") -> ModelRef:
+def hf_ref(
+    repo: str, *, quant: str = "", file: str = "", revision: str = "", raw: str = ""
+) -> ModelRef:
     """Build the canonical reference for a Hugging Face repository."""
     key = f"hf:{repo}"
     if file:
@@ -133,8 +135,15 @@ def hf_ref(repo: str, *, quant: str = "", file: str = "", revision: str = "", ra
         key += f":{quant.upper()}"
     if revision:
         key += f"@{revision}"
-    return ModelRef(kind="hf", raw=raw or key, key=key, repo=repo, quant=quant.upper(),
-                    file=file, revision=revision)
+    return ModelRef(
+        kind="hf",
+        raw=raw or key,
+        key=key,
+        repo=repo,
+        quant=quant.upper(),
+        file=file,
+        revision=revision,
+    )
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -157,25 +166,32 @@ def validate_name(name: str) -> str:
     if name != name.strip():
         raise InvalidRequest(f"invalid model name {name!r}: surrounding whitespace", param="model")
     if "\\" in name:
-        raise InvalidRequest(f"invalid model name {name!r}: backslashes are not allowed", param="model")
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name) and "/" in name[:3]:
-        raise InvalidRequest(f"invalid model name {name!r}: absolute paths are not allowed",
-                             param="model")
+        raise InvalidRequest(
+            f"invalid model name {name!r}: backslashes are not allowed", param="model"
+        )
+    if name.startswith("/") or (re.match(r"^[A-Za-z]:", name) and "/" in name[:3]):
+        raise InvalidRequest(
+            f"invalid model name {name!r}: absolute paths are not allowed", param="model"
+        )
     if len(name) > MAX_NAME_LENGTH:
-        raise InvalidRequest(f"invalid model name: longer than {MAX_NAME_LENGTH} characters",
-                             param="model")
+        raise InvalidRequest(
+            f"invalid model name: longer than {MAX_NAME_LENGTH} characters", param="model"
+        )
     model, tag = split_name(name)
     segments = model.split("/")
     if len(segments) > 3:
         raise InvalidRequest(f"invalid model name {name!r}: too many '/' segments", param="model")
     for seg in segments:
         if seg in ("", ".", ".."):
-            raise InvalidRequest(f"invalid model name {name!r}: empty, '.' or '..' segment",
-                                 param="model")
+            raise InvalidRequest(
+                f"invalid model name {name!r}: empty, '.' or '..' segment", param="model"
+            )
         if not _SEGMENT.match(seg):
             raise InvalidRequest(
                 f"invalid model name {name!r}: use letters, digits, '.', '_' and '-' "
-                "(each part starting with a letter, digit or '_')", param="model")
+                "(each part starting with a letter, digit or '_')",
+                param="model",
+            )
     if not _TAG.match(tag) or tag in (".", ".."):
         raise InvalidRequest(f"invalid model name {name!r}: bad tag {tag!r}", param="model")
     return f"{model}:{tag}"

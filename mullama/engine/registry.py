@@ -19,9 +19,26 @@ from typing import Any
 from mullama.engine.api import InvalidRequest, ModelNotFound
 from mullama.engine.refs import DEFAULT_TAG, ModelRef, hf_ref, split_name, validate_name
 
-_FIELDS = ("repo", "default_quant", "file", "revision", "projector", "family", "description",
-           "tags", "aliases", "template", "system", "stop", "params", "package", "capabilities",
-           "hidden", "parameter_size", "license")
+_FIELDS = (
+    "repo",
+    "default_quant",
+    "file",
+    "revision",
+    "projector",
+    "family",
+    "description",
+    "tags",
+    "aliases",
+    "template",
+    "system",
+    "stop",
+    "params",
+    "package",
+    "capabilities",
+    "hidden",
+    "parameter_size",
+    "license",
+)
 _SOURCE_FIELDS = ("default_quant", "file", "revision", "projector", "package")
 
 
@@ -51,8 +68,12 @@ class RegistryEntry:
         """The Hugging Face reference this alias stands for."""
         if not self.repo:
             raise ModelNotFound(f"alias {self.name!r} has no Hugging Face repo", param="model")
-        return hf_ref(self.repo, quant=self.default_quant if not self.file else "",
-                      file=self.file, revision=self.revision)
+        return hf_ref(
+            self.repo,
+            quant=self.default_quant if not self.file else "",
+            file=self.file,
+            revision=self.revision,
+        )
 
     def defaults(self) -> dict[str, Any]:
         """Chat defaults this alias gives its model (empty values left out)."""
@@ -127,7 +148,9 @@ def load_toml(path: Path) -> dict[str, Any]:
 class Registry:
     """Bundled aliases merged with the user's. Cheap to build; reloads when a file changes."""
 
-    def __init__(self, settings: Any = None, *, bundled: Path | None = None, user: Path | None = None):
+    def __init__(
+        self, settings: Any = None, *, bundled: Path | None = None, user: Path | None = None
+    ):
         from mullama import resources
 
         self.bundled_path = Path(bundled) if bundled else resources.models_toml()
@@ -243,10 +266,11 @@ class Registry:
         found.sort(key=lambda f: f.lower() not in local)  # stable: closeness order otherwise
         return found[:n]
 
-    def not_found(self, name: str, extra: list[str] | tuple[str, ...] = (),
-                  what: str = "model") -> ModelNotFound:
+    def not_found(
+        self, name: str, extra: list[str] | tuple[str, ...] = (), what: str = "model"
+    ) -> ModelNotFound:
         suggestions = self.suggest(name, extra)
-        model, tag = split_name(name.strip())
+        model, _tag = split_name(name.strip())
         message = f"{what} {name!r} not found"
         family = [s for s in suggestions if split_name(s)[0].lower() == model.lower()]
         if ":" not in name and family:
@@ -262,8 +286,16 @@ class Registry:
             raise InvalidRequest("no user registry file configured")
         return self.user_path
 
-    def add_alias(self, name: str, repo: str, *, quant: str = "", file: str = "",
-                  description: str = "", **fields: Any) -> RegistryEntry:
+    def add_alias(
+        self,
+        name: str,
+        repo: str,
+        *,
+        quant: str = "",
+        file: str = "",
+        description: str = "",
+        **fields: Any,
+    ) -> RegistryEntry:
         """Add or replace ``name`` in the user's registry file, keeping its comments."""
         import tomlkit
 
@@ -308,8 +340,9 @@ class Registry:
             removed = False
             if models is not None:
                 for existing in list(models.keys()):
-                    if entry is not None and _canonical(existing) == _canonical(entry.name) or \
-                            _canonical(existing) == _canonical(name):
+                    if (
+                        entry is not None and _canonical(existing) == _canonical(entry.name)
+                    ) or _canonical(existing) == _canonical(name):
                         del models[existing]
                         removed = True
             bundled = load_toml(self.bundled_path).get("models", {})

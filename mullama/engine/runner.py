@@ -16,17 +16,27 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Callable
 
 import llama_cpp
 import numpy as np
 
 from . import sampling
+from .api import (
+    Cancelled,
+    ContextOverflow,
+    Done,
+    EngineError,
+    Interrupted,
+    QueueFull,
+    SamplingOptions,
+    TextDelta,
+    Timings,
+    Usage,
+)
 from .fast_sampler import FastSampler, handles
-from .api import Cancelled, ContextOverflow, Done, EngineError, Interrupted, QueueFull, \
-    SamplingOptions, TextDelta, Timings, Usage
 from .llm import Batch, Context, ContextParams, LlamaError, Model
 from .output import StopMatcher, Utf8Stream
 
@@ -59,7 +69,7 @@ class Job:
     queue: asyncio.Queue
     cancelled: threading.Event = field(default_factory=threading.Event)
     # runner state
-    slot: "Slot | None" = None
+    slot: Slot | None = None
     pending: list[int] = field(default_factory=list)
     generated: int = 0
     cached: int = 0
@@ -108,14 +118,22 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 
 
 class Runner:
-    def __init__(self, model: Model, config: RunnerConfig, name: str = "", lora: list | None = None):
+    def __init__(
+        self, model: Model, config: RunnerConfig, name: str = "", lora: list | None = None
+    ):
         self.model = model
         self.config = config
         self.name = name or model.path
-        self.ctx = Context(model, ContextParams(
-            n_ctx=config.n_ctx * config.n_parallel, n_batch=config.n_batch,
-            n_seq_max=config.n_parallel, threads=config.threads,
-            flash_attention=config.flash_attention))
+        self.ctx = Context(
+            model,
+            ContextParams(
+                n_ctx=config.n_ctx * config.n_parallel,
+                n_batch=config.n_batch,
+                n_seq_max=config.n_parallel,
+                threads=config.threads,
+                flash_attention=config.flash_attention,
+            ),
+        )
         if lora:
             self.ctx.set_lora(lora)
         self.n_ctx = config.n_ctx
@@ -155,14 +173,18 @@ class Runner:
             raise ContextOverflow(
                 f"the prompt is {len(job.prompt)} tokens but the context holds {self.n_ctx} "
                 f"(and needs room to answer); shorten the prompt or raise num_ctx",
-                prompt_tokens=len(job.prompt), context_length=self.n_ctx)
+                prompt_tokens=len(job.prompt),
+                context_length=self.n_ctx,
+            )
         with self._wake:
             # requests that a free slot will take at the next step are not waiting
             free = sum(1 for s in self.slots if s.job is None)
             waiting = len(self._queue) - free
             if waiting >= self.config.max_queue:
-                raise QueueFull(f"{self.name} already has {waiting} requests waiting; "
-                                "retry shortly", retry_after=1)
+                raise QueueFull(
+                    f"{self.name} already has {waiting} requests waiting; retry shortly",
+                    retry_after=1,
+                )
             self._queue.append(job)
             self._wake.notify()
 
@@ -287,7 +309,9 @@ class Runner:
             return min(n, len(prompt) - 1)
 
         useful = max(min(REUSE_MIN_TOKENS, len(prompt) // 2), 1)
-        slot = max(free, key=lambda s: (kept(s) if kept(s) >= useful else 0, -runs_with(s), -s.last_used))
+        slot = max(
+            free, key=lambda s: (kept(s) if kept(s) >= useful else 0, -runs_with(s), -s.last_used)
+        )
         return slot, kept(slot)
 
     def _plan(self) -> list[tuple[Job, int, bool]]:
@@ -388,9 +412,9 @@ class Runner:
             self._emit(job, TextDelta(text, logprobs))
         if job.stops.matched is not None:
             self._finish(job, "stop")
-        elif job.opts.max_tokens is not None and 0 <= job.opts.max_tokens <= job.generated:
-            self._finish(job, "length")
-        elif len(job.slot.tokens) + 1 >= self.n_ctx:
+        elif (job.opts.max_tokens is not None and 0 <= job.opts.max_tokens <= job.generated) or len(
+            job.slot.tokens
+        ) + 1 >= self.n_ctx:
             self._finish(job, "length")
         else:
             job.pending = [token]
@@ -400,14 +424,23 @@ class Runner:
         shifted = logits - logits.max()
         logz = math.log(float(np.exp(shifted).sum()))
         logp = shifted - logz
-        entry = {"token": self.model.token_text(token), "logprob": float(logp[token]),
-                 "bytes": list(self.model.piece(token, special=True)), "top_logprobs": []}
+        entry = {
+            "token": self.model.token_text(token),
+            "logprob": float(logp[token]),
+            "bytes": list(self.model.piece(token, special=True)),
+            "top_logprobs": [],
+        }
         if top:
             best = np.argpartition(-logp, top)[:top]
             best = best[np.argsort(-logp[best])]
-            entry["top_logprobs"] = [{"token": self.model.token_text(int(t)), "logprob": float(logp[t]),
-                                      "bytes": list(self.model.piece(int(t), special=True))}
-                                     for t in best]
+            entry["top_logprobs"] = [
+                {
+                    "token": self.model.token_text(int(t)),
+                    "logprob": float(logp[t]),
+                    "bytes": list(self.model.piece(int(t), special=True)),
+                }
+                for t in best
+            ]
         return [entry]
 
     def _flush_text(self, job: Job) -> None:
@@ -422,14 +455,20 @@ class Runner:
         now = time.perf_counter()
         prompt_done = job.t_prompt_done or now
         self._release(job)  # before the final event, so a caller that sees Done sees a free slot
-        self._emit(job, Done(
-            finish_reason=reason,
-            usage=Usage(len(job.prompt), job.generated, job.cached),
-            timings=Timings(prompt_eval_ns=int((prompt_done - job.t_started) * 1e9),
-                            eval_ns=int((now - prompt_done) * 1e9),
-                            total_ns=int((now - job.t_queued) * 1e9)),
-            stop_sequence=job.stops.matched if job.stops else None,
-            context=job.prompt + job.out_tokens))
+        self._emit(
+            job,
+            Done(
+                finish_reason=reason,
+                usage=Usage(len(job.prompt), job.generated, job.cached),
+                timings=Timings(
+                    prompt_eval_ns=int((prompt_done - job.t_started) * 1e9),
+                    eval_ns=int((now - prompt_done) * 1e9),
+                    total_ns=int((now - job.t_queued) * 1e9),
+                ),
+                stop_sequence=job.stops.matched if job.stops else None,
+                context=job.prompt + job.out_tokens,
+            ),
+        )
 
     def _fail(self, job: Job, exc: EngineError) -> None:
         if job.slot is not None:
@@ -453,11 +492,14 @@ class Runner:
                 job = slot.job
                 self._flush_text(job)
                 self._release(job)
-                self._emit(job, Interrupted(f"the reply was cut off: {self.name} was "
-                                     f"unloaded {why}"))
+                self._emit(
+                    job, Interrupted(f"the reply was cut off: {self.name} was unloaded {why}")
+                )
         while self._queue:
-            self._emit(self._queue.popleft(), Interrupted(f"{self.name} was unloaded "
-                                                          f"before this request started {why}"))
+            self._emit(
+                self._queue.popleft(),
+                Interrupted(f"{self.name} was unloaded before this request started {why}"),
+            )
         while self._calls:
             _, future = self._calls.popleft()
             future.cancel()
@@ -472,9 +514,17 @@ class Runner:
         """Run via :meth:`call`: mean-pooled, L2-normalised vectors and the token count."""
         if self._embed_ctx is None:
             n = min(self.model.n_ctx_train or self.n_ctx, max(self.n_ctx, 512), 8192)
-            self._embed_ctx = Context(self.model, ContextParams(
-                n_ctx=n, n_batch=n, threads=self.config.threads, embeddings=True,
-                pooling=_pooling_for(self.model), swa_full=False))
+            self._embed_ctx = Context(
+                self.model,
+                ContextParams(
+                    n_ctx=n,
+                    n_batch=n,
+                    threads=self.config.threads,
+                    embeddings=True,
+                    pooling=_pooling_for(self.model),
+                    swa_full=False,
+                ),
+            )
         ctx = self._embed_ctx
         vectors, total = [], 0
         batch = Batch(ctx.n_ctx)
@@ -485,8 +535,11 @@ class Runner:
                     if not truncate:
                         raise ContextOverflow(
                             f"an input is {len(tokens)} tokens but the embedding context holds "
-                            f"{ctx.n_ctx}", prompt_tokens=len(tokens), context_length=ctx.n_ctx)
-                    tokens = tokens[:ctx.n_ctx]
+                            f"{ctx.n_ctx}",
+                            prompt_tokens=len(tokens),
+                            context_length=ctx.n_ctx,
+                        )
+                    tokens = tokens[: ctx.n_ctx]
                 if not tokens:
                     tokens = [self.model.bos if self.model.bos >= 0 else 0]
                 ctx.clear()

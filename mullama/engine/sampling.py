@@ -13,19 +13,42 @@ from .api import InvalidRequest, SamplingOptions
 from .options import validate  # noqa: F401 (sampling.validate is the engine's check)
 
 DEFAULTS = SamplingOptions(
-    temperature=0.8, top_p=0.9, top_k=40, min_p=0.0, typical_p=1.0, repeat_penalty=1.1,
-    repeat_last_n=64, presence_penalty=0.0, frequency_penalty=0.0, mirostat=0,
-    mirostat_tau=5.0, mirostat_eta=0.1, seed=None, max_tokens=-1, stop=[],
+    temperature=0.8,
+    top_p=0.9,
+    top_k=40,
+    min_p=0.0,
+    typical_p=1.0,
+    repeat_penalty=1.1,
+    repeat_last_n=64,
+    presence_penalty=0.0,
+    frequency_penalty=0.0,
+    mirostat=0,
+    mirostat_tau=5.0,
+    mirostat_eta=0.1,
+    seed=None,
+    max_tokens=-1,
+    stop=[],
 )
 
 # parameter name in Modelfiles/Ollama options -> SamplingOptions field
 PARAMETER_FIELDS = {
-    "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "min_p": "min_p",
-    "typical_p": "typical_p", "repeat_penalty": "repeat_penalty", "repeat_last_n": "repeat_last_n",
-    "presence_penalty": "presence_penalty", "frequency_penalty": "frequency_penalty",
-    "mirostat": "mirostat", "mirostat_tau": "mirostat_tau", "mirostat_eta": "mirostat_eta",
-    "seed": "seed", "num_predict": "max_tokens", "stop": "stop",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "min_p": "min_p",
+    "typical_p": "typical_p",
+    "repeat_penalty": "repeat_penalty",
+    "repeat_last_n": "repeat_last_n",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
+    "mirostat": "mirostat",
+    "mirostat_tau": "mirostat_tau",
+    "mirostat_eta": "mirostat_eta",
+    "seed": "seed",
+    "num_predict": "max_tokens",
+    "stop": "stop",
 }
+
 
 def from_parameters(params: dict) -> SamplingOptions:
     """Modelfile PARAMETERs (or Ollama ``options``) as SamplingOptions; others are ignored."""
@@ -41,8 +64,11 @@ def merge(*layers: SamplingOptions) -> SamplingOptions:
     for layer in layers:
         for f in dataclasses.fields(layer):
             value = getattr(layer, f.name)
-            if value is not None and not (f.name in ("logprobs", "ignore_eos") and value is False) \
-                    and not (f.name == "top_logprobs" and value == 0):
+            if (
+                value is not None
+                and not (f.name in ("logprobs", "ignore_eos") and value is False)
+                and not (f.name == "top_logprobs" and value == 0)
+            ):
                 merged[f.name] = value
     return SamplingOptions(**merged)
 
@@ -62,18 +88,30 @@ def build_chain(opts: SamplingOptions, model, seed: int | None = None) -> int:
         grammar = llama_cpp.llama_sampler_init_grammar(model.vocab, opts.grammar.encode(), b"root")
         if not grammar:
             llama_cpp.llama_sampler_free(chain)
-            raise InvalidRequest("the grammar could not be parsed (GBNF syntax error)", param="grammar")
+            raise InvalidRequest(
+                "the grammar could not be parsed (GBNF syntax error)", param="grammar"
+            )
         add(grammar)
     if opts.repeat_penalty != 1.0 or opts.presence_penalty or opts.frequency_penalty:
-        add(llama_cpp.llama_sampler_init_penalties(
-            model.n_vocab, opts.repeat_last_n, opts.repeat_penalty,
-            opts.frequency_penalty, opts.presence_penalty))
+        add(
+            llama_cpp.llama_sampler_init_penalties(
+                model.n_vocab,
+                opts.repeat_last_n,
+                opts.repeat_penalty,
+                opts.frequency_penalty,
+                opts.presence_penalty,
+            )
+        )
     if opts.temperature <= 0:
         add(llama_cpp.llama_sampler_init_greedy())
         return chain
     if opts.mirostat == 1:
         add(llama_cpp.llama_sampler_init_temp(opts.temperature))
-        add(llama_cpp.llama_sampler_init_mirostat(model.n_vocab, seed, opts.mirostat_tau, opts.mirostat_eta, 100))
+        add(
+            llama_cpp.llama_sampler_init_mirostat(
+                model.n_vocab, seed, opts.mirostat_tau, opts.mirostat_eta, 100
+            )
+        )
         return chain
     if opts.mirostat == 2:
         add(llama_cpp.llama_sampler_init_temp(opts.temperature))
@@ -99,7 +137,8 @@ def candidates_of(row: np.ndarray) -> tuple[np.ndarray, llama_cpp.llama_token_da
     data = np.zeros(n, dtype=[("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
     data["id"], data["logit"] = np.arange(n, dtype=np.int32), row
     return data, llama_cpp.llama_token_data_array(
-        data.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data)), n, -1, False)
+        data.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data)), n, -1, False
+    )
 
 
 def sample_row(chain, row: np.ndarray) -> int:

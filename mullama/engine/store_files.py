@@ -9,16 +9,17 @@ import os
 import re
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from mullama.engine.api import Cancelled, InvalidRequest
 from mullama.engine.gguf_info import GGUFHeader
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
+
 def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def normalize_digest(digest: str) -> str:
@@ -26,10 +27,11 @@ def normalize_digest(digest: str) -> str:
     d = (digest or "").strip().lower()
     for prefix in ("sha256:", "sha256-"):
         if d.startswith(prefix):
-            d = d[len(prefix):]
+            d = d[len(prefix) :]
     if not HEX64.match(d):
-        raise InvalidRequest(f"invalid digest {digest!r}: expected sha256:<64 hex digits>",
-                             param="digest")
+        raise InvalidRequest(
+            f"invalid digest {digest!r}: expected sha256:<64 hex digits>", param="digest"
+        )
     return d
 
 
@@ -60,7 +62,6 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-
 def abs_path(path: str, base: Path) -> Path:
     p = Path(path).expanduser()
     return (p if p.is_absolute() else base / p).resolve()
@@ -78,8 +79,9 @@ def gguf_summary(header: GGUFHeader) -> dict:
 VISION_SUPPORTED = False
 
 
-def capabilities_of(summary: dict, spec_caps: dict | None, registry_caps: dict,
-                    has_projector: bool) -> dict[str, bool]:
+def capabilities_of(
+    summary: dict, spec_caps: dict | None, registry_caps: dict, has_projector: bool
+) -> dict[str, bool]:
     embedding = bool(summary.get("is_embedding"))
     caps = {
         "completion": not embedding,
@@ -104,8 +106,16 @@ def merge_specs(parent, child):
     params = dict(out.parameters)
     params.update(copy.deepcopy(c.parameters))
     out.parameters = params
-    for attr in ("system", "template", "gpu_layers", "flash_attention", "vision_projector",
-                 "license", "author", "digest"):
+    for attr in (
+        "system",
+        "template",
+        "gpu_layers",
+        "flash_attention",
+        "vision_projector",
+        "license",
+        "author",
+        "digest",
+    ):
         value = getattr(c, attr)
         if value is not None:
             setattr(out, attr, copy.deepcopy(value))

@@ -23,7 +23,9 @@ DIGEST_MENTION = re.compile(r"sha256[-:]([0-9a-fA-F]{64})")
 
 
 def _items(manifest: dict) -> list[dict]:
-    return manifest.get("weights", []) + ([manifest["projector"]] if manifest.get("projector") else [])
+    return manifest.get("weights", []) + (
+        [manifest["projector"]] if manifest.get("projector") else []
+    )
 
 
 def referenced_digests(store) -> set[str]:
@@ -33,7 +35,9 @@ def referenced_digests(store) -> set[str]:
     found: set[str] = set()
     for path in store.manifests_dir.glob("*.json"):
         try:
-            found.update(d.lower() for d in DIGEST_MENTION.findall(path.read_text(encoding="utf-8")))
+            found.update(
+                d.lower() for d in DIGEST_MENTION.findall(path.read_text(encoding="utf-8"))
+            )
         except OSError:
             continue
     return found
@@ -48,7 +52,11 @@ def collect(store, removed: dict) -> None:
         if "path" in item:
             path = Path(item["path"])
             match = BLOB_NAME.fullmatch(path.name)
-            digest = match.group(1) if match and path.parent.resolve() == store.blobs_dir.resolve() else ""
+            digest = (
+                match.group(1)
+                if match and path.parent.resolve() == store.blobs_dir.resolve()
+                else ""
+            )
         else:
             digest = normalize_digest(item["digest"]) if item.get("digest") else ""
         if digest and digest not in referenced:

@@ -7,10 +7,38 @@ import json
 from .api import InvalidRequest
 
 SUPPORTED_KEYWORDS = {
-    "type", "properties", "required", "additionalProperties", "items", "prefixItems", "minItems",
-    "maxItems", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "$defs", "definitions",
-    "pattern", "format", "minLength", "maxLength", "title", "description", "default", "examples", "$schema", "$id",
-    "$comment", "nullable", "strict", "readOnly", "writeOnly", "deprecated",
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "prefixItems",
+    "minItems",
+    "maxItems",
+    "enum",
+    "const",
+    "anyOf",
+    "oneOf",
+    "allOf",
+    "$ref",
+    "$defs",
+    "definitions",
+    "pattern",
+    "format",
+    "minLength",
+    "maxLength",
+    "title",
+    "description",
+    "default",
+    "examples",
+    "$schema",
+    "$id",
+    "$comment",
+    "nullable",
+    "strict",
+    "readOnly",
+    "writeOnly",
+    "deprecated",
 }
 SUPPORTED_FORMATS = {"date", "time", "date-time", "uuid"}
 # not here, because llama.cpp's converter would ignore them: minimum, maximum, exclusive*,
@@ -44,12 +72,16 @@ def schema_to_grammar(schema: dict, param: str = "format") -> str:
 
     problems = unsupported_features(schema)
     if problems:
-        raise InvalidRequest("the JSON schema uses features that cannot be enforced: " + ", ".join(problems),
-                             param=param)
+        raise InvalidRequest(
+            "the JSON schema uses features that cannot be enforced: " + ", ".join(problems),
+            param=param,
+        )
     try:
         return json_schema_to_gbnf(json.dumps(schema))
     except (ValueError, KeyError, TypeError, AssertionError) as exc:
-        raise InvalidRequest(f"the JSON schema cannot be turned into a grammar: {exc}", param=param) from None
+        raise InvalidRequest(
+            f"the JSON schema cannot be turned into a grammar: {exc}", param=param
+        ) from None
 
 
 def json_grammar() -> str:

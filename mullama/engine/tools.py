@@ -22,11 +22,23 @@ STYLE_MARKERS = {
     "qwen": ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"),
     "hermes": ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"),
     "mistral": ("[TOOL_CALLS]", "", "[TOOL_RESULTS]", "[/TOOL_RESULTS]"),
-    "llama3": ("<|python_tag|>", "", "<|start_header_id|>ipython<|end_header_id|>\n\n", "<|eot_id|>"),
+    "llama3": (
+        "<|python_tag|>",
+        "",
+        "<|start_header_id|>ipython<|end_header_id|>\n\n",
+        "<|eot_id|>",
+    ),
     "custom": ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"),
 }
-FAMILY_STYLES = {"qwen2": "qwen", "qwen3": "qwen", "qwen2moe": "qwen", "llama": "llama3",
-                 "mistral": "mistral", "mixtral": "mistral", "hermes": "hermes"}
+FAMILY_STYLES = {
+    "qwen2": "qwen",
+    "qwen3": "qwen",
+    "qwen2moe": "qwen",
+    "llama": "llama3",
+    "mistral": "mistral",
+    "mixtral": "mistral",
+    "hermes": "hermes",
+}
 
 
 @dataclass
@@ -42,8 +54,13 @@ def tool_format(spec, family: str) -> ToolFormat:
     declared = dict(getattr(spec, "toolformat", None) or {}) if spec is not None else {}
     style = declared.get("style") or FAMILY_STYLES.get((family or "").lower(), "qwen")
     start, end, rstart, rend = STYLE_MARKERS.get(style, STYLE_MARKERS["qwen"])
-    return ToolFormat(style, declared.get("call_start", start), declared.get("call_end", end),
-                      declared.get("result_start", rstart), declared.get("result_end", rend))
+    return ToolFormat(
+        style,
+        declared.get("call_start", start),
+        declared.get("call_end", end),
+        declared.get("result_start", rstart),
+        declared.get("result_end", rend),
+    )
 
 
 @dataclass
@@ -117,21 +134,21 @@ class ToolCallParser:
                 i = buf.find(start)
                 if i == -1:
                     keep = _held_prefix(buf, start)
-                    if buf[:len(buf) - keep]:
-                        out.append(("text", buf[:len(buf) - keep]))
-                    self._held = buf[len(buf) - keep:]
+                    if buf[: len(buf) - keep]:
+                        out.append(("text", buf[: len(buf) - keep]))
+                    self._held = buf[len(buf) - keep :]
                     return out
                 if buf[:i]:
                     out.append(("text", buf[:i]))
                 self._in_call = True
-                buf = buf[i + len(start):]
+                buf = buf[i + len(start) :]
             i = buf.find(end)
             if i == -1:
                 self._held = buf
                 return out
             out.extend(self._emit(buf[:i], start + buf[:i] + end))
             self._in_call = False
-            buf = buf[i + len(end):]
+            buf = buf[i + len(end) :]
         return out
 
     def flush(self) -> list[tuple[str, object]]:
@@ -142,7 +159,7 @@ class ToolCallParser:
             body = held.strip()
             for marker in (self.fmt.call_start, "<|python_tag|>"):
                 if marker and body.startswith(marker):
-                    body = body[len(marker):]
+                    body = body[len(marker) :]
             return self._emit(body, held)
         if self._in_call:  # never closed: try it anyway
             self._in_call = False
@@ -175,7 +192,9 @@ class ToolCallParser:
     def _emit(self, payload: str, original: str) -> list[tuple[str, object]]:
         calls = parse_call_text(payload)
         if not calls:
-            log.warning("the model produced a malformed tool call; returning it as text: %.200s", original)
+            log.warning(
+                "the model produced a malformed tool call; returning it as text: %.200s", original
+            )
             return [("text", original)]
         self.calls += len(calls)
         return [("call", c) for c in calls]
@@ -193,10 +212,14 @@ def call_grammar(tools: list[dict], fmt: ToolFormat, only: str | None = None) ->
     from .structured import schema_to_grammar
 
     chosen = [t for t in tools if _tool_name(t) == only] if only else tools
-    variants = [{"type": "object",
-                 "properties": {"name": {"const": _tool_name(t)},
-                                "arguments": _tool_parameters(t)},
-                 "required": ["name", "arguments"]} for t in chosen]
+    variants = [
+        {
+            "type": "object",
+            "properties": {"name": {"const": _tool_name(t)}, "arguments": _tool_parameters(t)},
+            "required": ["name", "arguments"],
+        }
+        for t in chosen
+    ]
     schema = variants[0] if len(variants) == 1 else {"anyOf": variants}
     if fmt.style == "mistral":
         schema = {"type": "array", "items": schema, "minItems": 1}
@@ -212,7 +235,9 @@ def _tool_name(tool: dict) -> str:
 
 def _tool_parameters(tool: dict) -> dict:
     params = (tool.get("function") or tool).get("parameters") or {"type": "object"}
-    return params if params.get("type") == "object" or "properties" in params else {"type": "object"}
+    return (
+        params if params.get("type") == "object" or "properties" in params else {"type": "object"}
+    )
 
 
 def template_shows_tools(go_template: str | None, jinja_template: str | None) -> bool:
@@ -225,12 +250,18 @@ def template_shows_tools(go_template: str | None, jinja_template: str | None) ->
 def tool_instructions(tools: list[dict], fmt: ToolFormat) -> str:
     """The tool definitions and how to call them, for a system message: used when the model's
     template has no place for tools, so the model still learns they exist."""
-    definitions = "\n".join(json.dumps(t if "function" in t else {"type": "function", "function": t},
-                                       ensure_ascii=False) for t in tools)
-    return ("# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
-            f"You are provided with function signatures within <tools></tools> XML tags:\n"
-            f"<tools>\n{definitions}\n</tools>\n\n"
-            "For each function call, return a json object with function name and arguments "
-            f"within {fmt.call_start}{fmt.call_end}:\n"
-            f'{fmt.call_start}\n{{"name": <function-name>, "arguments": <args-json-object>}}\n'
-            f"{fmt.call_end}")
+    definitions = "\n".join(
+        json.dumps(
+            t if "function" in t else {"type": "function", "function": t}, ensure_ascii=False
+        )
+        for t in tools
+    )
+    return (
+        "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+        f"You are provided with function signatures within <tools></tools> XML tags:\n"
+        f"<tools>\n{definitions}\n</tools>\n\n"
+        "For each function call, return a json object with function name and arguments "
+        f"within {fmt.call_start}{fmt.call_end}:\n"
+        f'{fmt.call_start}\n{{"name": <function-name>, "arguments": <args-json-object>}}\n'
+        f"{fmt.call_end}"
+    )

@@ -48,8 +48,14 @@ def _content(result: Collected) -> list[dict]:
     if result.text or not result.tool_calls:
         content.append({"type": "text", "text": result.text})
     for call in result.tool_calls:
-        content.append({"type": "tool_use", "id": call.id, "name": call.name,
-                        "input": _tool_input(call.arguments)})
+        content.append(
+            {
+                "type": "tool_use",
+                "id": call.id,
+                "name": call.name,
+                "input": _tool_input(call.arguments),
+            }
+        )
     return content
 
 
@@ -65,16 +71,36 @@ async def messages(request: Request):
         if not stream:
             result = await collect(events)
             reason, sequence = stop_reason(result.done, chat)
-            return json_response({
-                "id": message_id, "type": "message", "role": "assistant", "model": chat.model,
-                "content": _content(result), "stop_reason": reason, "stop_sequence": sequence,
-                "usage": _usage(result.done)})
+            return json_response(
+                {
+                    "id": message_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": chat.model,
+                    "content": _content(result),
+                    "stop_reason": reason,
+                    "stop_sequence": sequence,
+                    "usage": _usage(result.done),
+                }
+            )
         response = await open_stream(request)
         writer = _StreamWriter(response)
-        await writer.send("message_start", {"type": "message_start", "message": {
-            "id": message_id, "type": "message", "role": "assistant", "model": chat.model,
-            "content": [], "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": input_tokens, "output_tokens": 0}}})
+        await writer.send(
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": message_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": chat.model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": input_tokens, "output_tokens": 0},
+                },
+            },
+        )
         try:
             async for event in events:
                 if isinstance(event, Done):
@@ -102,20 +128,26 @@ class _StreamWriter:
         await self._stop()
         self.index += 1
         self.kind = kind
-        await self.send("content_block_start", {"type": "content_block_start", "index": self.index,
-                                                "content_block": block})
+        await self.send(
+            "content_block_start",
+            {"type": "content_block_start", "index": self.index, "content_block": block},
+        )
         if not self.pinged:
             self.pinged = True
             await self.send("ping", {"type": "ping"})
 
     async def _stop(self) -> None:
         if self.kind is not None:
-            await self.send("content_block_stop", {"type": "content_block_stop", "index": self.index})
+            await self.send(
+                "content_block_stop", {"type": "content_block_stop", "index": self.index}
+            )
             self.kind = None
 
     async def _delta(self, delta: dict) -> None:
-        await self.send("content_block_delta", {"type": "content_block_delta", "index": self.index,
-                                                "delta": delta})
+        await self.send(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": self.index, "delta": delta},
+        )
 
     async def delta(self, event) -> None:
         if isinstance(event, TextDelta):
@@ -131,8 +163,15 @@ class _StreamWriter:
         elif isinstance(event, ToolCallDelta):
             kind = f"tool:{event.index}"
             if self.kind != kind:
-                await self._start(kind, {"type": "tool_use", "id": event.id or f"toolu_{event.index}",
-                                         "name": event.name or "", "input": {}})
+                await self._start(
+                    kind,
+                    {
+                        "type": "tool_use",
+                        "id": event.id or f"toolu_{event.index}",
+                        "name": event.name or "",
+                        "input": {},
+                    },
+                )
             if event.arguments:
                 await self._delta({"type": "input_json_delta", "partial_json": event.arguments})
 
@@ -141,9 +180,14 @@ class _StreamWriter:
             await self._start("text", {"type": "text", "text": ""})
         await self._stop()
         reason, sequence = stop_reason(done, chat)
-        await self.send("message_delta", {"type": "message_delta",
-                                          "delta": {"stop_reason": reason, "stop_sequence": sequence},
-                                          "usage": _usage(done)})
+        await self.send(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": reason, "stop_sequence": sequence},
+                "usage": _usage(done),
+            },
+        )
         await self.send("message_stop", {"type": "message_stop"})
 
 

@@ -31,8 +31,9 @@ def _message(item: dict, at: str) -> list[Message]:
     if isinstance(content, str):
         return [Message(role, content)]
     if not isinstance(content, list):
-        raise InvalidRequest(f"{at}content must be a string or an array of content blocks",
-                             param=f"{at}content")
+        raise InvalidRequest(
+            f"{at}content must be a string or an array of content blocks", param=f"{at}content"
+        )
     message, tools = Message(role), []
     texts, thinking = [], []
     for i, block in enumerate(content):
@@ -45,18 +46,29 @@ def _message(item: dict, at: str) -> list[Message]:
         elif kind == "image":
             source = get(block, "source", dict, required=True, where=where)
             if source.get("type") != "base64":
-                raise InvalidRequest(f"{where}source.type must be base64; remote images are not fetched",
-                                     param=f"{where}source.type")
+                raise InvalidRequest(
+                    f"{where}source.type must be base64; remote images are not fetched",
+                    param=f"{where}source.type",
+                )
             message.images.append(get(source, "data", str, required=True, where=f"{where}source."))
         elif kind == "tool_use":
             arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
-            message.tool_calls.append(ToolCall(get(block, "id", str, required=True, where=where),
-                                               get(block, "name", str, required=True, where=where),
-                                               arguments))
+            message.tool_calls.append(
+                ToolCall(
+                    get(block, "id", str, required=True, where=where),
+                    get(block, "name", str, required=True, where=where),
+                    arguments,
+                )
+            )
         elif kind == "tool_result":
             result = block.get("content") or ""
-            tools.append(Message("tool", _blocks_text(result, f"{where}content"),
-                                 tool_call_id=get(block, "tool_use_id", str, required=True, where=where)))
+            tools.append(
+                Message(
+                    "tool",
+                    _blocks_text(result, f"{where}content"),
+                    tool_call_id=get(block, "tool_use_id", str, required=True, where=where),
+                )
+            )
         elif kind == "thinking":
             thinking.append(get(block, "thinking", str, required=True, where=where))
         elif kind != "redacted_thinking":
@@ -90,10 +102,16 @@ def _tools(body: dict) -> list[dict] | None:
     for i, tool in enumerate(tools):
         if not isinstance(tool, dict):
             raise InvalidRequest(f"tools[{i}] must be an object", param=f"tools[{i}]")
-        converted.append({"type": "function", "function": {
-            "name": get(tool, "name", str, required=True, where=f"tools[{i}]."),
-            "description": get(tool, "description", str, default="", where=f"tools[{i}]."),
-            "parameters": get(tool, "input_schema", dict, default={}, where=f"tools[{i}].")}})
+        converted.append(
+            {
+                "type": "function",
+                "function": {
+                    "name": get(tool, "name", str, required=True, where=f"tools[{i}]."),
+                    "description": get(tool, "description", str, default="", where=f"tools[{i}]."),
+                    "parameters": get(tool, "input_schema", dict, default={}, where=f"tools[{i}]."),
+                },
+            }
+        )
     return converted
 
 
@@ -106,7 +124,9 @@ def _tool_choice(body: dict):
         return {"name": get(choice, "name", str, required=True, where="tool_choice.")}
     mapping = {"auto": "auto", "any": "required", "none": "none"}
     if kind not in mapping:
-        raise InvalidRequest("tool_choice.type must be auto, any, tool or none", param="tool_choice.type")
+        raise InvalidRequest(
+            "tool_choice.type must be auto, any, tool or none", param="tool_choice.type"
+        )
     return mapping[kind]
 
 
@@ -120,7 +140,9 @@ def _think(body: dict) -> tuple[bool | None, int | None]:
         raise InvalidRequest("thinking.type must be enabled or disabled", param="thinking.type")
     budget = get(thinking, "budget_tokens", int, required=kind == "enabled", where="thinking.")
     if budget is not None and budget < 1:
-        raise InvalidRequest("thinking.budget_tokens must be at least 1", param="thinking.budget_tokens")
+        raise InvalidRequest(
+            "thinking.budget_tokens must be at least 1", param="thinking.budget_tokens"
+        )
     return kind != "disabled", budget
 
 
@@ -132,13 +154,24 @@ def chat_request(body: dict, count_only: bool = False) -> ChatRequest:
     if not count_only:
         options = SamplingOptions(
             max_tokens=get(body, "max_tokens", int, required=True),
-            temperature=get(body, "temperature", float), top_p=get(body, "top_p", float),
-            top_k=get(body, "top_k", int), stop=string_list(body, "stop_sequences"))
+            temperature=get(body, "temperature", float),
+            top_p=get(body, "top_p", float),
+            top_k=get(body, "top_k", int),
+            stop=string_list(body, "stop_sequences"),
+        )
         if options.max_tokens < 1:
-            raise InvalidRequest(f"max_tokens must be at least 1, got {options.max_tokens}",
-                                 param="max_tokens")
+            raise InvalidRequest(
+                f"max_tokens must be at least 1, got {options.max_tokens}", param="max_tokens"
+            )
         if options.temperature is not None and not 0 <= options.temperature <= 1:
             raise InvalidRequest("temperature must be between 0 and 1", param="temperature")
     think, budget = _think(body)
-    return ChatRequest(model=model, messages=messages(body), options=options, tools=_tools(body),
-                       tool_choice=_tool_choice(body), think=think, think_budget=budget)
+    return ChatRequest(
+        model=model,
+        messages=messages(body),
+        options=options,
+        tools=_tools(body),
+        tool_choice=_tool_choice(body),
+        think=think,
+        think_budget=budget,
+    )

@@ -34,9 +34,16 @@ def create_app(engine: Engine, settings: Settings, name: str | None = None) -> S
     """A Sanic app serving ``engine``; ``name`` must be unique within the process."""
     app = Sanic(name or _unique_name(), configure_logging=False)
     app.config.update(
-        REQUEST_MAX_SIZE=settings.max_body_mb * 2**20, RESPONSE_TIMEOUT=RESPONSE_TIMEOUT,
-        REQUEST_TIMEOUT=60, KEEP_ALIVE_TIMEOUT=30, GRACEFUL_SHUTDOWN_TIMEOUT=10,
-        FALLBACK_ERROR_FORMAT="json", MOTD=False, ACCESS_LOG=False, NOISY_EXCEPTIONS=False)
+        REQUEST_MAX_SIZE=settings.max_body_mb * 2**20,
+        RESPONSE_TIMEOUT=RESPONSE_TIMEOUT,
+        REQUEST_TIMEOUT=60,
+        KEEP_ALIVE_TIMEOUT=30,
+        GRACEFUL_SHUTDOWN_TIMEOUT=10,
+        FALLBACK_ERROR_FORMAT="json",
+        MOTD=False,
+        ACCESS_LOG=False,
+        NOISY_EXCEPTIONS=False,
+    )
     app.ctx.engine = engine
     app.ctx.settings = settings
     app.ctx.draining = False
@@ -69,23 +76,34 @@ def _api_key(request: Request) -> str:
 async def _check_request(request: Request):
     app = request.app
     if app.ctx.draining:
-        return error_response(dialect_for(request.path), 503, "the server is shutting down",
-                              headers={"Retry-After": "5", "Connection": "close"})
+        return error_response(
+            dialect_for(request.path),
+            503,
+            "the server is shutting down",
+            headers={"Retry-After": "5", "Connection": "close"},
+        )
     if request.method == "OPTIONS" and app.ctx.cors:
         return empty(status=204)
     key = app.ctx.settings.api_key
     exempt = request.path in AUTH_EXEMPT or request.path.startswith("/ui/")
     if key and not exempt and not hmac.compare_digest(_api_key(request).encode(), key.encode()):
-        return error_response(dialect_for(request.path), 401,
-                              "invalid or missing API key (send Authorization: Bearer <key> or x-api-key)",
-                              code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+        return error_response(
+            dialect_for(request.path),
+            401,
+            "invalid or missing API key (send Authorization: Bearer <key> or x-api-key)",
+            code="invalid_api_key",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return None
 
 
 async def _on_error(request: Request, exc: Exception):
     # A CORS preflight to a route without an OPTIONS handler: answer it rather than 404/405.
-    if isinstance(exc, (NotFound, MethodNotAllowed)) and request.method == "OPTIONS" and \
-            request.app.ctx.cors:
+    if (
+        isinstance(exc, (NotFound, MethodNotAllowed))
+        and request.method == "OPTIONS"
+        and request.app.ctx.cors
+    ):
         return _add_cors_headers(request, empty(status=204))
     return _add_cors_headers(request, await handle_exception(request, exc))
 
@@ -105,6 +123,7 @@ def _add_cors_headers(request: Request, response):
         response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
         response.headers["Access-Control-Allow-Headers"] = request.headers.get(
             "access-control-request-headers",
-            "Authorization, Content-Type, x-api-key, anthropic-version")
+            "Authorization, Content-Type, x-api-key, anthropic-version",
+        )
         response.headers["Access-Control-Max-Age"] = "600"
     return response

@@ -19,9 +19,14 @@ log = logging.getLogger("mullama.http")
 OPENAI, ANTHROPIC, OLLAMA = "openai", "anthropic", "ollama"
 
 _ANTHROPIC_TYPES = {
-    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-    404: "not_found_error", 405: "invalid_request_error", 413: "request_too_large",
-    429: "rate_limit_error", 503: "overloaded_error",
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
 }
 
 
@@ -33,16 +38,27 @@ def dialect_for(path: str) -> str:
     return OPENAI
 
 
-def error_response(dialect: str, status: int, message: str, *, param: str | None = None,
-                   code: str | None = None, headers: dict | None = None) -> HTTPResponse:
-    return json(error_body(dialect, status, message, param=param, code=code), status=status,
-                headers=headers)
+def error_response(
+    dialect: str,
+    status: int,
+    message: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict | None = None,
+) -> HTTPResponse:
+    return json(
+        error_body(dialect, status, message, param=param, code=code), status=status, headers=headers
+    )
 
 
-def error_body(dialect: str, status: int, message: str, *, param: str | None = None,
-               code: str | None = None) -> dict:
+def error_body(
+    dialect: str, status: int, message: str, *, param: str | None = None, code: str | None = None
+) -> dict:
     if dialect == ANTHROPIC:
-        kind = _ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        kind = _ANTHROPIC_TYPES.get(
+            status, "api_error" if status >= 500 else "invalid_request_error"
+        )
         return {"type": "error", "error": {"type": kind, "message": message}}
     if dialect == OLLAMA:
         return {"error": message}
@@ -68,8 +84,9 @@ def engine_error_response(dialect: str, exc: EngineError) -> HTTPResponse:
     headers = {}
     if exc.details.get("retry_after") is not None:
         headers["Retry-After"] = str(exc.details["retry_after"])
-    return error_response(dialect, engine_status(exc), exc.message, param=exc.param,
-                          code=exc.code, headers=headers)
+    return error_response(
+        dialect, engine_status(exc), exc.message, param=exc.param, code=exc.code, headers=headers
+    )
 
 
 async def handle_exception(request: Request, exc: Exception) -> HTTPResponse:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import AsyncIterator
 
 from ..engine.api import Done, Event, TextDelta, ThinkingDelta, ToolCall, ToolCallDelta
 

@@ -9,8 +9,14 @@ from sanic import Request
 
 from ..engine.api import InvalidRequest
 
-_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
-          list: "an array", dict: "an object"}
+_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "a boolean",
+    list: "an array",
+    dict: "an object",
+}
 
 
 def json_body(request: Request) -> dict:
@@ -42,8 +48,14 @@ def describe(value: Any) -> str:
     return type(value).__name__
 
 
-def get(data: dict, name: str, *kinds: type, required: bool = False, default: Any = None,
-        where: str = "") -> Any:
+def get(
+    data: dict,
+    name: str,
+    *kinds: type,
+    required: bool = False,
+    default: Any = None,
+    where: str = "",
+) -> Any:
     """``data[name]`` if it has one of ``kinds`` (null counts as absent); else InvalidRequest.
 
     ``where`` prefixes the field in messages and ``param`` (e.g. ``messages[2].``).
@@ -70,14 +82,18 @@ def string_list(data: dict, name: str, where: str = "") -> list[str] | None:
     if isinstance(value, str):
         return [value]
     if not all(isinstance(v, str) for v in value):
-        raise InvalidRequest(f"{where}{name} must be a string or an array of strings",
-                             param=f"{where}{name}")
+        raise InvalidRequest(
+            f"{where}{name} must be a string or an array of strings", param=f"{where}{name}"
+        )
     return value
 
 
 def data_url_image(url: str, field: str) -> str:
     """The base64 payload of a ``data:image/…;base64,`` URL (remote URLs are not fetched)."""
     if not url.startswith("data:") or ";base64," not in url:
-        raise InvalidRequest(f"{field} must be a base64 data URL (data:image/...;base64,...); "
-                             "remote image URLs are not fetched", param=field)
+        raise InvalidRequest(
+            f"{field} must be a base64 data URL (data:image/...;base64,...); "
+            "remote image URLs are not fetched",
+            param=field,
+        )
     return url.split(";base64,", 1)[1]

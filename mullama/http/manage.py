@@ -33,14 +33,22 @@ async def metrics(request: Request):
 @blueprint.get("/api/system/status")
 async def system_status(request: Request):
     status = await request.app.ctx.engine.status()
-    return json({
-        "version": status.version, "uptime_secs": int(status.uptime_secs),
-        "models_loaded": len(status.loaded), "http_endpoint": request.app.ctx.settings.http_endpoint,
-        "mode": status.mode, "default_model": status.default_model,
-        "requests_total": status.requests_total, "requests_active": status.requests_active,
-        "tokens_generated": status.tokens_generated, "prompt_tokens": status.prompt_tokens,
-        "endpoints": status.endpoints,
-        "models": [dataclasses.asdict(m) for m in status.loaded]})
+    return json(
+        {
+            "version": status.version,
+            "uptime_secs": int(status.uptime_secs),
+            "models_loaded": len(status.loaded),
+            "http_endpoint": request.app.ctx.settings.http_endpoint,
+            "mode": status.mode,
+            "default_model": status.default_model,
+            "requests_total": status.requests_total,
+            "requests_active": status.requests_active,
+            "tokens_generated": status.tokens_generated,
+            "prompt_tokens": status.prompt_tokens,
+            "endpoints": status.endpoints,
+            "models": [dataclasses.asdict(m) for m in status.loaded],
+        }
+    )
 
 
 @blueprint.get("/api/models")

@@ -94,8 +94,9 @@ async def generate(request: Request):
     reply = GenerateReply(req.model, req.options.logprobs, raw=req.raw)
     if not req.prompt and not req.system and not req.context:
         return await _load_or_unload(request, req.model, req.keep_alive, reply)
-    return await _reply(request, request.app.ctx.engine.complete(req), reply,
-                        parse.stream_flag(body))
+    return await _reply(
+        request, request.app.ctx.engine.complete(req), reply, parse.stream_flag(body)
+    )
 
 
 @blueprint.post("/api/embed")
@@ -106,9 +107,15 @@ async def embed(request: Request):
         await engine.load_model(req.model, req.keep_alive)
         return json({"model": req.model, "embeddings": []})
     result = await engine.embed(req)
-    return json({"model": req.model, "embeddings": result.embeddings,
-                 "total_duration": result.timings.total_ns, "load_duration": result.timings.load_ns,
-                 "prompt_eval_count": result.prompt_tokens})
+    return json(
+        {
+            "model": req.model,
+            "embeddings": result.embeddings,
+            "total_duration": result.timings.total_ns,
+            "load_duration": result.timings.load_ns,
+            "prompt_eval_count": result.prompt_tokens,
+        }
+    )
 
 
 @blueprint.post("/api/embeddings")
@@ -173,8 +180,11 @@ async def create_model(request: Request):
     body = json_body(request)
     name = parse.model_name(body)
     info = await request.app.ctx.engine.create_model(name, create.modelfile(request, body))
-    steps = [{"status": f"using existing layer {info.digest}"}, {"status": "writing manifest"},
-             {"status": "success"}]
+    steps = [
+        {"status": f"using existing layer {info.digest}"},
+        {"status": "writing manifest"},
+        {"status": "success"},
+    ]
     if not parse.stream_flag(body):
         return json(steps[-1])
     response = await open_stream(request, NDJSON)

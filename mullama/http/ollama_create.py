@@ -14,8 +14,13 @@ from pathlib import Path
 from sanic import Request
 
 from ..engine.api import EngineError, InvalidRequest
-from ..modelfile import ModelfileError, ModelfileSpec, coerce_parameter, parse_modelfile, \
-    to_modelfile
+from ..modelfile import (
+    ModelfileError,
+    ModelfileSpec,
+    coerce_parameter,
+    parse_modelfile,
+    to_modelfile,
+)
 from .fields import get
 
 ROLES = ("system", "user", "assistant")
@@ -32,8 +37,10 @@ def store(request: Request):
 def blob_file(request: Request, digest: str, field: str) -> Path:
     path = store(request).blob_path(digest)
     if not path.is_file():
-        raise InvalidRequest(f"{field}: blob {digest} does not exist; upload it first with "
-                             f"POST /api/blobs/{digest}", param=field)
+        raise InvalidRequest(
+            f"{field}: blob {digest} does not exist; upload it first with POST /api/blobs/{digest}",
+            param=field,
+        )
     return path
 
 
@@ -42,12 +49,15 @@ def _gguf_blobs(request: Request, body: dict, name: str) -> list[str]:
     paths = []
     for filename, digest in files.items():
         if not isinstance(digest, str):
-            raise InvalidRequest(f"{name}[{filename!r}] must be a sha256 digest string",
-                                 param=f"{name}.{filename}")
+            raise InvalidRequest(
+                f"{name}[{filename!r}] must be a sha256 digest string", param=f"{name}.{filename}"
+            )
         if not filename.lower().endswith(".gguf"):
-            raise InvalidRequest(f"{name}: {filename} is not a GGUF file; Mullama runs GGUF "
-                                 "models only (convert safetensors with llama.cpp first)",
-                                 param=name)
+            raise InvalidRequest(
+                f"{name}: {filename} is not a GGUF file; Mullama runs GGUF "
+                "models only (convert safetensors with llama.cpp first)",
+                param=name,
+            )
         paths.append(str(blob_file(request, digest, f"{name}.{filename}")))
     return paths
 
@@ -57,8 +67,9 @@ def _base_spec(request: Request, body: dict) -> ModelfileSpec:
     source = get(body, "from", str)
     weights = _gguf_blobs(request, body, "files")
     if len(weights) > 1:
-        raise InvalidRequest("files: give one GGUF file (split GGUFs are pulled, not uploaded)",
-                             param="files")
+        raise InvalidRequest(
+            "files: give one GGUF file (split GGUFs are pulled, not uploaded)", param="files"
+        )
     if sum(bool(x) for x in (text, source, weights)) > 1:
         raise InvalidRequest("give only one of from, files or modelfile", param="from")
     if text:
@@ -69,17 +80,21 @@ def _base_spec(request: Request, body: dict) -> ModelfileSpec:
     if source or weights:
         return ModelfileSpec(from_ref=source or weights[0])
     if get(body, "path", str):
-        raise InvalidRequest("path is not supported: send the Modelfile text as modelfile, "
-                             "or use from/files", param="path")
+        raise InvalidRequest(
+            "path is not supported: send the Modelfile text as modelfile, or use from/files",
+            param="path",
+        )
     raise InvalidRequest("neither 'from' nor 'files' was specified", param="from")
 
 
 def modelfile(request: Request, body: dict) -> str:
     """The Modelfile text an ``/api/create`` body describes."""
     if get(body, "quantize", str):
-        raise InvalidRequest("quantize is not supported: Mullama does not quantize models; "
-                             "pull a quantized GGUF instead (e.g. hf.co/owner/repo:Q4_K_M)",
-                             param="quantize")
+        raise InvalidRequest(
+            "quantize is not supported: Mullama does not quantize models; "
+            "pull a quantized GGUF instead (e.g. hf.co/owner/repo:Q4_K_M)",
+            param="quantize",
+        )
     spec = _base_spec(request, body)
     adapters = _gguf_blobs(request, body, "adapters")
     if adapters:

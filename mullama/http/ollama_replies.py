@@ -6,8 +6,16 @@ import datetime as dt
 import json
 from abc import ABC, abstractmethod
 
-from ..engine.api import Done, EngineError, Event, PullProgress, TextDelta, ThinkingDelta, \
-    ToolCall, ToolCallDelta
+from ..engine.api import (
+    Done,
+    EngineError,
+    Event,
+    PullProgress,
+    TextDelta,
+    ThinkingDelta,
+    ToolCall,
+    ToolCallDelta,
+)
 from .events import Collected
 
 # Ollama reports a finished tool call turn as a plain stop.
@@ -15,15 +23,20 @@ DONE_REASONS = {"tool_calls": "stop", "cancelled": "stop"}
 
 
 def created_at() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def stats(done: Done) -> dict:
     t, u = done.timings, done.usage
-    return {"done_reason": DONE_REASONS.get(done.finish_reason, done.finish_reason),
-            "total_duration": t.total_ns, "load_duration": t.load_ns,
-            "prompt_eval_count": u.prompt_tokens, "prompt_eval_duration": t.prompt_eval_ns,
-            "eval_count": u.completion_tokens, "eval_duration": t.eval_ns}
+    return {
+        "done_reason": DONE_REASONS.get(done.finish_reason, done.finish_reason),
+        "total_duration": t.total_ns,
+        "load_duration": t.load_ns,
+        "prompt_eval_count": u.prompt_tokens,
+        "prompt_eval_duration": t.prompt_eval_ns,
+        "eval_count": u.completion_tokens,
+        "eval_duration": t.eval_ns,
+    }
 
 
 def tool_calls(calls: list[ToolCall]) -> list[dict]:
@@ -35,10 +48,13 @@ def tool_calls(calls: list[ToolCall]) -> list[dict]:
         except ValueError:
             arguments = None
         if not isinstance(arguments, dict):
-            raise EngineError(f"the model's call of tool {call.name!r} has arguments that are "
-                              f"not a JSON object: {call.arguments!r}")
-        out.append({"id": call.id, "function": {"index": index, "name": call.name,
-                                                 "arguments": arguments}})
+            raise EngineError(
+                f"the model's call of tool {call.name!r} has arguments that are "
+                f"not a JSON object: {call.arguments!r}"
+            )
+        out.append(
+            {"id": call.id, "function": {"index": index, "name": call.name, "arguments": arguments}}
+        )
     return out
 
 
@@ -69,9 +85,14 @@ class Reply(ABC):
         return []
 
     def whole(self, result: Collected) -> dict:
-        body = {**self.chunk(text=result.text, thinking=result.thinking,
-                             calls=tool_calls(result.tool_calls)),
-                "done": True, **stats(result.done), **self.final(result.done)}
+        body = {
+            **self.chunk(
+                text=result.text, thinking=result.thinking, calls=tool_calls(result.tool_calls)
+            ),
+            "done": True,
+            **stats(result.done),
+            **self.final(result.done),
+        }
         if self.logprobs:
             body["logprobs"] = result.logprobs
         return body
@@ -121,8 +142,12 @@ def pull_status(progress: PullProgress) -> dict | None:
     if progress.status == "downloading":
         digest = progress.digest or ""
         label = digest.split(":", 1)[-1][:12] if digest else progress.file
-        return {"status": f"pulling {label}", "digest": digest, "total": progress.total,
-                "completed": progress.completed}
+        return {
+            "status": f"pulling {label}",
+            "digest": digest,
+            "total": progress.total,
+            "completed": progress.completed,
+        }
     if progress.status == "verifying":
         return {"status": "verifying sha256 digest"}
     if progress.status == "writing":

@@ -7,8 +7,15 @@ import json
 import logging
 
 from ..engine import sampling
-from ..engine.api import ChatRequest, CompletionRequest, EmbedRequest, InvalidRequest, Message, \
-    SamplingOptions, ToolCall
+from ..engine.api import (
+    ChatRequest,
+    CompletionRequest,
+    EmbedRequest,
+    InvalidRequest,
+    Message,
+    SamplingOptions,
+    ToolCall,
+)
 from ..engine.durations import parse_keep_alive
 from ..modelfile import PARAMETER_TYPES, coerce_parameter
 from .fields import get
@@ -19,13 +26,27 @@ ROLES = ("system", "user", "assistant", "tool")
 THINK_LEVELS = ("low", "medium", "high")
 # Ollama options that size or place the model in memory. Mullama fixes them when the model is
 # loaded (from its Modelfile or the daemon's settings), so a request never reloads a model.
-LOAD_TIME_OPTIONS = frozenset({
-    "num_ctx", "num_batch", "num_gpu", "main_gpu", "num_thread", "num_parallel", "numa",
-    "low_vram", "f16_kv", "logits_all", "vocab_only", "use_mmap", "use_mlock", "embedding_only"})
+LOAD_TIME_OPTIONS = frozenset(
+    {
+        "num_ctx",
+        "num_batch",
+        "num_gpu",
+        "main_gpu",
+        "num_thread",
+        "num_parallel",
+        "numa",
+        "low_vram",
+        "f16_kv",
+        "logits_all",
+        "vocab_only",
+        "use_mmap",
+        "use_mlock",
+        "embedding_only",
+    }
+)
 # Ollama options llama.cpp's sampler no longer has: accepted and ignored, as Ollama does.
 OBSOLETE_OPTIONS = frozenset({"penalize_newline", "tfs_z"})
-NO_VISION = ("images are not supported yet: Mullama cannot run vision models; "
-             "send text only")
+NO_VISION = "images are not supported yet: Mullama cannot run vision models; send text only"
 
 
 def model_name(body: dict, field: str = "model") -> str:
@@ -78,8 +99,14 @@ def sampling_options(body: dict, model: str) -> SamplingOptions:
 
 @functools.lru_cache(maxsize=256)
 def _note_load_time(model: str, name: str, value: str) -> None:
-    log.info("%s: options.%s=%s ignored; load-time options come from the model's Modelfile "
-             "(PARAMETER %s) and never reload a model", model, name, value, name)
+    log.info(
+        "%s: options.%s=%s ignored; load-time options come from the model's Modelfile "
+        "(PARAMETER %s) and never reload a model",
+        model,
+        name,
+        value,
+        name,
+    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -109,8 +136,9 @@ def _tools(body: dict) -> list[dict] | None:
         return None
     for i, tool in enumerate(tools):
         if not isinstance(tool, dict) or not isinstance(tool.get("function"), dict):
-            raise InvalidRequest(f"tools[{i}] must be an object with a function",
-                                 param=f"tools[{i}]")
+            raise InvalidRequest(
+                f"tools[{i}] must be an object with a function", param=f"tools[{i}]"
+            )
     return tools or None
 
 
@@ -138,24 +166,38 @@ def messages(body: dict) -> list[Message]:
             raise InvalidRequest(f"messages[{i}] must be an object", param=f"messages[{i}]")
         role = get(raw, "role", str, required=True, where=where)
         if role not in ROLES:
-            raise InvalidRequest(f"{where}role must be one of {', '.join(ROLES)}, got {role!r}",
-                                 param=f"{where}role")
+            raise InvalidRequest(
+                f"{where}role must be one of {', '.join(ROLES)}, got {role!r}", param=f"{where}role"
+            )
         _no_images(raw, where)
-        calls = [_tool_call(c, f"{where}tool_calls[{j}]")
-                 for j, c in enumerate(get(raw, "tool_calls", list, default=[], where=where))]
-        out.append(Message(
-            role, get(raw, "content", str, default="", where=where),
-            thinking=get(raw, "thinking", str, where=where), tool_calls=calls,
-            tool_call_id=get(raw, "tool_call_id", str, where=where),
-            name=get(raw, "tool_name", str, where=where) or get(raw, "name", str, where=where)))
+        calls = [
+            _tool_call(c, f"{where}tool_calls[{j}]")
+            for j, c in enumerate(get(raw, "tool_calls", list, default=[], where=where))
+        ]
+        out.append(
+            Message(
+                role,
+                get(raw, "content", str, default="", where=where),
+                thinking=get(raw, "thinking", str, where=where),
+                tool_calls=calls,
+                tool_call_id=get(raw, "tool_call_id", str, where=where),
+                name=get(raw, "tool_name", str, where=where) or get(raw, "name", str, where=where),
+            )
+        )
     return out
 
 
 def chat_request(body: dict) -> ChatRequest:
     model = model_name(body)
-    return ChatRequest(model=model, messages=messages(body),
-                       options=sampling_options(body, model), tools=_tools(body),
-                       format=_format(body), think=_think(body), keep_alive=body.get("keep_alive"))
+    return ChatRequest(
+        model=model,
+        messages=messages(body),
+        options=sampling_options(body, model),
+        tools=_tools(body),
+        format=_format(body),
+        think=_think(body),
+        keep_alive=body.get("keep_alive"),
+    )
 
 
 def generate_request(body: dict) -> CompletionRequest:
@@ -165,11 +207,18 @@ def generate_request(body: dict) -> CompletionRequest:
     if context is not None and not all(type(t) is int for t in context):
         raise InvalidRequest("context must be an array of integers", param="context")
     return CompletionRequest(
-        model=model, prompt=get(body, "prompt", str, default=""),
-        options=sampling_options(body, model), raw=get(body, "raw", bool, default=False),
-        system=get(body, "system", str) or None, template=get(body, "template", str) or None,
-        suffix=get(body, "suffix", str) or None, format=_format(body), think=_think(body),
-        keep_alive=body.get("keep_alive"), context=context or None)
+        model=model,
+        prompt=get(body, "prompt", str, default=""),
+        options=sampling_options(body, model),
+        raw=get(body, "raw", bool, default=False),
+        system=get(body, "system", str) or None,
+        template=get(body, "template", str) or None,
+        suffix=get(body, "suffix", str) or None,
+        format=_format(body),
+        think=_think(body),
+        keep_alive=body.get("keep_alive"),
+        context=context or None,
+    )
 
 
 def embed_request(body: dict, field: str = "input") -> EmbedRequest:
@@ -181,6 +230,10 @@ def embed_request(body: dict, field: str = "input") -> EmbedRequest:
     inputs = ([value] if value else []) if isinstance(value, str) else value
     if not all(isinstance(v, str) for v in inputs):
         raise InvalidRequest(f"{field} must be a string or an array of strings", param=field)
-    return EmbedRequest(model=model, inputs=inputs,
-                        truncate=get(body, "truncate", bool, default=True),
-                        dimensions=get(body, "dimensions", int), keep_alive=body.get("keep_alive"))
+    return EmbedRequest(
+        model=model,
+        inputs=inputs,
+        truncate=get(body, "truncate", bool, default=True),
+        dimensions=get(body, "dimensions", int),
+        keep_alive=body.get("keep_alive"),
+    )

@@ -13,8 +13,15 @@ from sanic import Blueprint, Request
 from sanic.response import json
 
 from .. import __version__
-from ..engine.api import Done, EngineError, InvalidRequest, ModelInfo, TextDelta, ThinkingDelta, \
-    ToolCallDelta
+from ..engine.api import (
+    Done,
+    EngineError,
+    InvalidRequest,
+    ModelInfo,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+)
 from . import openai_requests as parse
 from .errors import OPENAI, engine_error_body
 from .events import Collected, collect, merge, primed
@@ -33,22 +40,36 @@ def _finish(done: Done) -> str:
 
 def _usage(done: Done) -> dict:
     u = done.usage
-    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-            "total_tokens": u.total_tokens,
-            "prompt_tokens_details": {"cached_tokens": u.cached_tokens}}
+    return {
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
+    }
 
 
 def _head(kind: str, model: str, request_id: str, created: int) -> dict:
-    return {"id": request_id, "object": kind, "created": created, "model": model,
-            "system_fingerprint": FINGERPRINT}
+    return {
+        "id": request_id,
+        "object": kind,
+        "created": created,
+        "model": model,
+        "system_fingerprint": FINGERPRINT,
+    }
 
 
 def _chat_logprobs(entries: list[dict]) -> dict:
     def one(e: dict) -> dict:
-        return {"token": e["token"], "logprob": e["logprob"], "bytes": list(e["token"].encode()),
-                "top_logprobs": [{"token": t["token"], "logprob": t["logprob"],
-                                  "bytes": list(t["token"].encode())}
-                                 for t in e.get("top_logprobs") or []]}
+        return {
+            "token": e["token"],
+            "logprob": e["logprob"],
+            "bytes": list(e["token"].encode()),
+            "top_logprobs": [
+                {"token": t["token"], "logprob": t["logprob"], "bytes": list(t["token"].encode())}
+                for t in e.get("top_logprobs") or []
+            ],
+        }
+
     return {"content": [one(e) for e in entries]}
 
 
@@ -57,16 +78,21 @@ def _text_logprobs(entries: list[dict], offset: int) -> dict:
     for e in entries:
         offsets.append(offset)
         offset += len(e["token"])
-    return {"tokens": [e["token"] for e in entries],
-            "token_logprobs": [e["logprob"] for e in entries],
-            "top_logprobs": [{t["token"]: t["logprob"] for t in e.get("top_logprobs") or []}
-                             for e in entries],
-            "text_offset": offsets}
+    return {
+        "tokens": [e["token"] for e in entries],
+        "token_logprobs": [e["logprob"] for e in entries],
+        "top_logprobs": [
+            {t["token"]: t["logprob"] for t in e.get("top_logprobs") or []} for e in entries
+        ],
+        "text_offset": offsets,
+    }
 
 
 def _tool_calls(result: Collected) -> list[dict]:
-    return [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in result.tool_calls]
+    return [
+        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+        for c in result.tool_calls
+    ]
 
 
 # ---------------------------------------------------------------- chat completions
@@ -89,11 +115,19 @@ async def chat_completions(request: Request):
                 message["reasoning_content"] = message["thinking"] = result.thinking
             if result.tool_calls:
                 message["tool_calls"] = _tool_calls(result)
-            choice = {"index": 0, "message": message,
-                      "logprobs": _chat_logprobs(result.logprobs) if chat.options.logprobs else None,
-                      "finish_reason": _finish(result.done)}
-            return json({**_head("chat.completion", model or result.done.model, request_id, created),
-                         "choices": [choice], "usage": _usage(result.done)})
+            choice = {
+                "index": 0,
+                "message": message,
+                "logprobs": _chat_logprobs(result.logprobs) if chat.options.logprobs else None,
+                "finish_reason": _finish(result.done),
+            }
+            return json(
+                {
+                    **_head("chat.completion", model or result.done.model, request_id, created),
+                    "choices": [choice],
+                    "usage": _usage(result.done),
+                }
+            )
         response = await open_stream(request)
         head = _head("chat.completion.chunk", model, request_id, created)
         usage_field = {"usage": None} if flags.include_usage else {}
@@ -156,17 +190,28 @@ async def completions(request: Request):
             choices = []
             for i, (req, result) in enumerate(zip(requests, results)):
                 prefix = req.prompt if echo else ""
-                choices.append({"index": i, "text": prefix + result.text,
-                                "logprobs": _text_logprobs(result.logprobs, len(prefix))
-                                if wants_logprobs else None,
-                                "finish_reason": _finish(result.done)})
+                choices.append(
+                    {
+                        "index": i,
+                        "text": prefix + result.text,
+                        "logprobs": _text_logprobs(result.logprobs, len(prefix))
+                        if wants_logprobs
+                        else None,
+                        "finish_reason": _finish(result.done),
+                    }
+                )
             done = Done("stop", model=results[0].done.model)
             for result in results:
                 done.usage.prompt_tokens += result.done.usage.prompt_tokens
                 done.usage.completion_tokens += result.done.usage.completion_tokens
                 done.usage.cached_tokens += result.done.usage.cached_tokens
-            return json({**_head("text_completion", model or done.model, request_id, created),
-                         "choices": choices, "usage": _usage(done)})
+            return json(
+                {
+                    **_head("text_completion", model or done.model, request_id, created),
+                    "choices": choices,
+                    "usage": _usage(done),
+                }
+            )
         response = await open_stream(request)
         head = _head("text_completion", model, request_id, created)
         total = Done("stop")
@@ -174,8 +219,21 @@ async def completions(request: Request):
         try:
             if echo:
                 for i, req in enumerate(requests):
-                    await response.send(sse({**head, "choices": [
-                        {"index": i, "text": req.prompt, "logprobs": None, "finish_reason": None}]}))
+                    await response.send(
+                        sse(
+                            {
+                                **head,
+                                "choices": [
+                                    {
+                                        "index": i,
+                                        "text": req.prompt,
+                                        "logprobs": None,
+                                        "finish_reason": None,
+                                    }
+                                ],
+                            }
+                        )
+                    )
             async for index, event in merged:
                 choice = {"index": index, "text": "", "logprobs": None, "finish_reason": None}
                 if isinstance(event, TextDelta):
@@ -211,11 +269,20 @@ async def embeddings(request: Request):
     result = await request.app.ctx.engine.embed(embed)
     data = []
     for i, vector in enumerate(result.embeddings):
-        value = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode() \
-            if encoding == "base64" else vector
+        value = (
+            base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            if encoding == "base64"
+            else vector
+        )
         data.append({"object": "embedding", "index": i, "embedding": value})
-    return json({"object": "list", "data": data, "model": embed.model or result.model,
-                 "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens}})
+    return json(
+        {
+            "object": "list",
+            "data": data,
+            "model": embed.model or result.model,
+            "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
+        }
+    )
 
 
 # ---------------------------------------------------------------- models
@@ -226,11 +293,21 @@ def model_object(info: ModelInfo) -> dict:
     if info.modified_at:
         with contextlib.suppress(ValueError):
             created = int(datetime.fromisoformat(info.modified_at).timestamp())
-    flags = {flag: False for flag in ("json", "tools", "thinking", "vision")}
-    return {"id": info.name, "object": "model", "created": created, "owned_by": "mullama",
-            "capabilities": {**flags, **{k: bool(v) for k, v in info.capabilities.items()}},
-            "details": {"family": info.family, "parameter_size": info.parameter_size,
-                        "quantization": info.quantization, "size": info.size, "kind": info.kind}}
+    flags = dict.fromkeys(("json", "tools", "thinking", "vision"), False)
+    return {
+        "id": info.name,
+        "object": "model",
+        "created": created,
+        "owned_by": "mullama",
+        "capabilities": {**flags, **{k: bool(v) for k, v in info.capabilities.items()}},
+        "details": {
+            "family": info.family,
+            "parameter_size": info.parameter_size,
+            "quantization": info.quantization,
+            "size": info.size,
+            "kind": info.kind,
+        },
+    }
 
 
 @blueprint.get("/models")

@@ -5,12 +5,25 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..engine.api import ChatRequest, CompletionRequest, EmbedRequest, InvalidRequest, Message, \
-    SamplingOptions, ToolCall
+from ..engine.api import (
+    ChatRequest,
+    CompletionRequest,
+    EmbedRequest,
+    InvalidRequest,
+    Message,
+    SamplingOptions,
+    ToolCall,
+)
 from .fields import data_url_image, get, string_list
 
-_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
-          "tool": "tool", "function": "tool"}
+_ROLES = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+    "tool": "tool",
+    "function": "tool",
+}
 
 
 @dataclass
@@ -22,8 +35,9 @@ class StreamFlags:
 def stream_flags(body: dict) -> StreamFlags:
     stream = get(body, "stream", bool, default=False)
     options = get(body, "stream_options", dict, default={})
-    return StreamFlags(stream, get(options, "include_usage", bool, default=False,
-                                   where="stream_options."))
+    return StreamFlags(
+        stream, get(options, "include_usage", bool, default=False, where="stream_options.")
+    )
 
 
 def _sampling(body: dict) -> SamplingOptions:
@@ -50,7 +64,8 @@ def _sampling(body: dict) -> SamplingOptions:
         stop=string_list(body, "stop"),
         # llama-server's extensions, accepted the same way
         ignore_eos=get(body, "ignore_eos", bool, default=False),
-        grammar=get(body, "grammar", str))
+        grammar=get(body, "grammar", str),
+    )
 
 
 def _response_format(body: dict):
@@ -65,8 +80,10 @@ def _response_format(body: dict):
     if kind == "json_schema":
         spec = get(fmt, "json_schema", dict, required=True, where="response_format.")
         return get(spec, "schema", dict, default={}, where="response_format.json_schema.")
-    raise InvalidRequest(f"response_format.type must be text, json_object or json_schema, got {kind!r}",
-                         param="response_format.type")
+    raise InvalidRequest(
+        f"response_format.type must be text, json_object or json_schema, got {kind!r}",
+        param="response_format.type",
+    )
 
 
 def _content(value, where: str) -> tuple[str, list[str]]:
@@ -74,8 +91,9 @@ def _content(value, where: str) -> tuple[str, list[str]]:
     if value is None or isinstance(value, str):
         return value or "", []
     if not isinstance(value, list):
-        raise InvalidRequest(f"{where}content must be a string or an array of content parts",
-                             param=f"{where}content")
+        raise InvalidRequest(
+            f"{where}content must be a string or an array of content parts", param=f"{where}content"
+        )
     texts, images = [], []
     for i, part in enumerate(value):
         at = f"{where}content[{i}]."
@@ -86,14 +104,20 @@ def _content(value, where: str) -> tuple[str, list[str]]:
             texts.append(get(part, "text", str, required=True, where=at))
         elif kind == "image_url":
             image = part.get("image_url")
-            url = image if isinstance(image, str) else get(part, "image_url", dict, required=True,
-                                                               where=at).get("url")
+            url = (
+                image
+                if isinstance(image, str)
+                else get(part, "image_url", dict, required=True, where=at).get("url")
+            )
             if not isinstance(url, str):
-                raise InvalidRequest(f"{at}image_url.url must be a string", param=f"{at}image_url.url")
+                raise InvalidRequest(
+                    f"{at}image_url.url must be a string", param=f"{at}image_url.url"
+                )
             images.append(data_url_image(url, f"{at}image_url.url"))
         else:
-            raise InvalidRequest(f"{at}type {kind!r} is not supported (use text or image_url)",
-                                 param=f"{at}type")
+            raise InvalidRequest(
+                f"{at}type {kind!r} is not supported (use text or image_url)", param=f"{at}type"
+            )
     return "\n".join(texts), images
 
 
@@ -107,9 +131,13 @@ def _tool_calls(value, where: str) -> list[ToolCall]:
         arguments = function.get("arguments", "")
         if not isinstance(arguments, str):
             arguments = json.dumps(arguments)
-        calls.append(ToolCall(get(call, "id", str, default=f"call_{i}", where=at),
-                              get(function, "name", str, required=True, where=f"{at}function."),
-                              arguments))
+        calls.append(
+            ToolCall(
+                get(call, "id", str, default=f"call_{i}", where=at),
+                get(function, "name", str, required=True, where=f"{at}function."),
+                arguments,
+            )
+        )
     return calls
 
 
@@ -124,15 +152,21 @@ def messages(body: dict) -> list[Message]:
             raise InvalidRequest(f"messages[{i}] must be an object", param=f"messages[{i}]")
         role = get(item, "role", str, required=True, where=at)
         if role not in _ROLES:
-            raise InvalidRequest(f"{at}role must be one of {', '.join(_ROLES)}, got {role!r}",
-                                 param=f"{at}role")
+            raise InvalidRequest(
+                f"{at}role must be one of {', '.join(_ROLES)}, got {role!r}", param=f"{at}role"
+            )
         text, images = _content(item.get("content"), at)
-        result.append(Message(
-            role=_ROLES[role], content=text, images=images,
-            thinking=get(item, "reasoning_content", str, where=at),
-            tool_calls=_tool_calls(get(item, "tool_calls", list, where=at), at),
-            tool_call_id=get(item, "tool_call_id", str, where=at),
-            name=get(item, "name", str, where=at)))
+        result.append(
+            Message(
+                role=_ROLES[role],
+                content=text,
+                images=images,
+                thinking=get(item, "reasoning_content", str, where=at),
+                tool_calls=_tool_calls(get(item, "tool_calls", list, where=at), at),
+                tool_call_id=get(item, "tool_call_id", str, where=at),
+                name=get(item, "name", str, where=at),
+            )
+        )
     return result
 
 
@@ -141,8 +175,9 @@ def _think(body: dict):
     if effort is None:
         return None
     if effort not in ("none", "minimal", "low", "medium", "high"):
-        raise InvalidRequest("reasoning_effort must be none, minimal, low, medium or high",
-                             param="reasoning_effort")
+        raise InvalidRequest(
+            "reasoning_effort must be none, minimal, low, medium or high", param="reasoning_effort"
+        )
     return False if effort == "none" else ("low" if effort == "minimal" else effort)
 
 
@@ -154,9 +189,14 @@ def chat_request(body: dict) -> ChatRequest:
         raise InvalidRequest("top_logprobs requires logprobs to be true", param="top_logprobs")
     tools = get(body, "tools", list)
     return ChatRequest(
-        model=get(body, "model", str, default=""), messages=messages(body), options=options,
-        tools=tools or None, tool_choice=get(body, "tool_choice", str, dict),
-        format=_response_format(body), think=_think(body))
+        model=get(body, "model", str, default=""),
+        messages=messages(body),
+        options=options,
+        tools=tools or None,
+        tool_choice=get(body, "tool_choice", str, dict),
+        format=_response_format(body),
+        think=_think(body),
+    )
 
 
 def completion_requests(body: dict) -> list[CompletionRequest]:
@@ -164,16 +204,18 @@ def completion_requests(body: dict) -> list[CompletionRequest]:
     if get(body, "best_of", int, default=1) != 1:
         raise InvalidRequest("best_of must be 1", param="best_of")
     prompt = body.get("prompt")
-    if isinstance(prompt, str):
-        prompts = [prompt]
-    elif isinstance(prompt, list) and prompt and all(isinstance(p, int) and not isinstance(p, bool)
-                                                      for p in prompt):
+    if isinstance(prompt, str) or (
+        isinstance(prompt, list)
+        and prompt
+        and all(isinstance(p, int) and not isinstance(p, bool) for p in prompt)
+    ):
         prompts = [prompt]
     elif isinstance(prompt, list) and prompt and all(isinstance(p, (str, list)) for p in prompt):
         prompts = prompt
     else:
-        raise InvalidRequest("prompt must be a string, an array of strings or an array of tokens",
-                             param="prompt")
+        raise InvalidRequest(
+            "prompt must be a string, an array of strings or an array of tokens", param="prompt"
+        )
     logprobs = get(body, "logprobs", int)
     if logprobs is not None and not 0 <= logprobs <= 20:
         raise InvalidRequest("logprobs must be between 0 and 20", param="logprobs")
@@ -186,9 +228,12 @@ def completion_requests(body: dict) -> list[CompletionRequest]:
         options.top_logprobs = logprobs or 0
         if isinstance(p, list):
             if not all(isinstance(t, int) and not isinstance(t, bool) for t in p):
-                raise InvalidRequest(f"prompt[{i}] must be a string or an array of token ids",
-                                     param="prompt")
-            requests.append(CompletionRequest(model, "", options, raw=True, suffix=suffix, context=p))
+                raise InvalidRequest(
+                    f"prompt[{i}] must be a string or an array of token ids", param="prompt"
+                )
+            requests.append(
+                CompletionRequest(model, "", options, raw=True, suffix=suffix, context=p)
+            )
         else:
             requests.append(CompletionRequest(model, p, options, raw=True, suffix=suffix))
     return requests
@@ -200,5 +245,8 @@ def embed_request(body: dict) -> EmbedRequest:
         inputs = [inputs]
     if not isinstance(inputs, list) or not inputs or not all(isinstance(t, str) for t in inputs):
         raise InvalidRequest("input must be a non-empty string or array of strings", param="input")
-    return EmbedRequest(model=get(body, "model", str, default=""), inputs=inputs,
-                        dimensions=get(body, "dimensions", int))
+    return EmbedRequest(
+        model=get(body, "model", str, default=""),
+        inputs=inputs,
+        dimensions=get(body, "dimensions", int),
+    )

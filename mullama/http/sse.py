@@ -11,8 +11,11 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 def sse(data: dict | str, event: str | None = None) -> str:
     """One SSE event; dicts are sent as compact JSON."""
-    payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False,
-                                                             separators=(",", ":"))
+    payload = (
+        data
+        if isinstance(data, str)
+        else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    )
     head = f"event: {event}\n" if event else ""
     return f"{head}data: {payload}\n\n"
 

@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, html as html_response, redirect
+from sanic.response import HTTPResponse, redirect
+from sanic.response import html as html_response
 
 COOKIE = "mullama_ui_key"
 
@@ -39,8 +40,12 @@ def _given_key(request: Request) -> str:
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         return auth[7:].strip()
-    return (request.headers.get("x-api-key") or request.args.get("key")
-            or request.cookies.get(COOKIE) or "").strip()
+    return (
+        request.headers.get("x-api-key")
+        or request.args.get("key")
+        or request.cookies.get(COOKIE)
+        or ""
+    ).strip()
 
 
 def _authorized(request: Request, given: str | None = None) -> bool:
@@ -53,36 +58,59 @@ def _remember(request: Request, response: HTTPResponse) -> HTTPResponse:
     """Keep the key in an HttpOnly cookie so the websocket and reloads carry it."""
     key = request.app.ctx.settings.api_key
     if key:
-        response.add_cookie(COOKIE, key, path="/ui", httponly=True, samesite="Strict",
-                            secure=request.scheme == "https")
+        response.add_cookie(
+            COOKIE,
+            key,
+            path="/ui",
+            httponly=True,
+            samesite="Strict",
+            secure=request.scheme == "https",
+        )
     return response
 
 
 @blueprint.get("/")
 async def page(request: Request) -> HTTPResponse:
     if not _authorized(request):
-        return html_response(LOGIN_PAGE.format(error="" if not _given_key(request) else
-                                               "<p class=error>That key is not right.</p>"),
-                             status=401)
+        return html_response(
+            LOGIN_PAGE.format(
+                error="" if not _given_key(request) else "<p class=error>That key is not right.</p>"
+            ),
+            status=401,
+        )
     scheme = "wss" if request.scheme == "https" else "ws"
     font_size = request.args.get("fontsize", "16")
-    body = PAGE.format(ws=html.escape(f"{scheme}://{request.host}/ui/ws"),
-                       font_size=int(font_size) if font_size.isdigit() else 16)
+    body = PAGE.format(
+        ws=html.escape(f"{scheme}://{request.host}/ui/ws"),
+        font_size=int(font_size) if font_size.isdigit() else 16,
+    )
     return _remember(request, html_response(body))
 
 
 @blueprint.post("/login")
 async def login(request: Request) -> HTTPResponse:
     if not _authorized(request, (request.form.get("key") or "").strip()):
-        return html_response(LOGIN_PAGE.format(error="<p class=error>That key is not right.</p>"),
-                             status=401)
+        return html_response(
+            LOGIN_PAGE.format(error="<p class=error>That key is not right.</p>"), status=401
+        )
     return _remember(request, redirect("/ui/"))
 
 
 def app_command(socket: str, mode: str = "dashboard") -> str:
     """The shell command that runs the TUI under the web driver, attached to ``socket``."""
-    return " ".join(shlex.quote(part) for part in (
-        sys.executable, "-m", "mullama.tui", "--attach", "--socket", socket, "--mode", mode))
+    return " ".join(
+        shlex.quote(part)
+        for part in (
+            sys.executable,
+            "-m",
+            "mullama.tui",
+            "--attach",
+            "--socket",
+            socket,
+            "--mode",
+            mode,
+        )
+    )
 
 
 @blueprint.websocket("/ws")
@@ -93,9 +121,13 @@ async def session(request: Request, ws) -> None:
     from textual_serve.app_service import AppService
     from textual_serve.download_manager import DownloadManager
 
-    service = AppService(app_command(request.app.ctx.settings.socket),
-                         write_bytes=ws.send, write_str=ws.send, close=ws.close,
-                         download_manager=DownloadManager())
+    service = AppService(
+        app_command(request.app.ctx.settings.socket),
+        write_bytes=ws.send,
+        write_str=ws.send,
+        close=ws.close,
+        download_manager=DownloadManager(),
+    )
     await service.start(_int(request.args.get("width"), 80), _int(request.args.get("height"), 24))
     try:
         while (message := await ws.recv()) is not None:

@@ -12,13 +12,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pynng
 
-from mullama.engine.api import ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, \
-    Engine, EngineStatus, Event, LoadedModel, ModelDetails, ModelInfo, PullProgress, \
-    Unavailable, error_from_wire, from_wire, to_wire
+from mullama.engine.api import (
+    ChatRequest,
+    CompletionRequest,
+    EmbedRequest,
+    EmbedResult,
+    Engine,
+    EngineStatus,
+    Event,
+    LoadedModel,
+    ModelDetails,
+    ModelInfo,
+    PullProgress,
+    Unavailable,
+    error_from_wire,
+    from_wire,
+    to_wire,
+)
 
 from .protocol import ERROR, PROTOCOL_VERSION, VersionMismatch, decode, encode, mismatch_message
 
@@ -38,8 +53,9 @@ class RemoteEngine(Engine):
 
     def _socket(self) -> pynng.Req0:
         if self._sock is None:
-            sock = pynng.Req0(resend_time=-1, recv_max_size=0, reconnect_time_min=50,
-                              reconnect_time_max=1000)
+            sock = pynng.Req0(
+                resend_time=-1, recv_max_size=0, reconnect_time_min=50, reconnect_time_max=1000
+            )
             lost = asyncio.Event()
             loop = asyncio.get_running_loop()
 
@@ -52,8 +68,9 @@ class RemoteEngine(Engine):
                 sock.dial(self.address, block=True)
             except pynng.NNGException as exc:
                 sock.close()
-                raise Unavailable(f"no Mullama daemon answers at {self.address} ({exc})",
-                                  address=self.address) from None
+                raise Unavailable(
+                    f"no Mullama daemon answers at {self.address} ({exc})", address=self.address
+                ) from None
             self._sock, self._lost = sock, lost
         return self._sock
 
@@ -63,8 +80,9 @@ class RemoteEngine(Engine):
             self._sock = None
             self._instance = None
 
-    async def _exchange(self, kind: str, data: dict | None, *, liveness: bool = True,
-                        timeout: float | None = None) -> dict:
+    async def _exchange(
+        self, kind: str, data: dict | None, *, liveness: bool = True, timeout: float | None = None
+    ) -> dict:
         """Send one request and return the reply envelope."""
         if self._sock is not None and self._lost.is_set():
             self._drop_socket()  # the daemon went away since the last call: dial afresh
@@ -86,8 +104,10 @@ class RemoteEngine(Engine):
                     if done:
                         break
                     if timeout is not None or not liveness or not await self._still_there():
-                        raise Unavailable(f"the Mullama daemon at {self.address} stopped answering "
-                                          f"({kind})", address=self.address)
+                        raise Unavailable(
+                            f"the Mullama daemon at {self.address} stopped answering ({kind})",
+                            address=self.address,
+                        )
             finally:
                 if not recv.done():
                     recv.cancel()
@@ -96,8 +116,9 @@ class RemoteEngine(Engine):
             raw = recv.result()
         except pynng.NNGException as exc:
             self._drop_socket()
-            raise Unavailable(f"lost the Mullama daemon at {self.address} ({exc})",
-                              address=self.address) from None
+            raise Unavailable(
+                f"lost the Mullama daemon at {self.address} ({exc})", address=self.address
+            ) from None
         except Unavailable:
             self._drop_socket()
             raise
@@ -124,8 +145,10 @@ class RemoteEngine(Engine):
         if reply["type"] == ERROR:
             error = reply["data"]
             if error.get("code") == VersionMismatch.code:
-                raise VersionMismatch(error.get("message", "protocol version mismatch"),
-                                      **(error.get("details") or {}))
+                raise VersionMismatch(
+                    error.get("message", "protocol version mismatch"),
+                    **(error.get("details") or {}),
+                )
             raise error_from_wire(error)
         if reply.get("v") != PROTOCOL_VERSION:
             raise VersionMismatch(mismatch_message(PROTOCOL_VERSION, reply.get("v")))
@@ -155,14 +178,16 @@ class RemoteEngine(Engine):
 
     async def ping(self, timeout: float | None = None, check_version: bool = True) -> dict:
         """Who answers: version, protocol, pid, instance, started (epoch seconds)."""
-        reply = await self._exchange("Ping", None, liveness=False,
-                                     timeout=timeout or self.ping_timeout)
+        reply = await self._exchange(
+            "Ping", None, liveness=False, timeout=timeout or self.ping_timeout
+        )
         info = reply["data"]
         if check_version and info.get("protocol") != PROTOCOL_VERSION:
-            raise VersionMismatch(mismatch_message(PROTOCOL_VERSION, info.get("protocol"),
-                                                   info.get("version", "")),
-                                  daemon_protocol=info.get("protocol"),
-                                  daemon_version=info.get("version"))
+            raise VersionMismatch(
+                mismatch_message(PROTOCOL_VERSION, info.get("protocol"), info.get("version", "")),
+                daemon_protocol=info.get("protocol"),
+                daemon_version=info.get("version"),
+            )
         if self._instance is None:
             self._instance = info.get("instance")
         return info
@@ -196,9 +221,12 @@ class RemoteEngine(Engine):
         async for progress in self._stream("Pull", {"ref": ref}):
             yield progress
 
-    async def create_model(self, name: str, modelfile: str, base_dir: str | None = None) -> ModelInfo:
-        return from_wire(await self._call("Create", {"name": name, "modelfile": modelfile,
-                                                     "base_dir": base_dir}))
+    async def create_model(
+        self, name: str, modelfile: str, base_dir: str | None = None
+    ) -> ModelInfo:
+        return from_wire(
+            await self._call("Create", {"name": name, "modelfile": modelfile, "base_dir": base_dir})
+        )
 
     async def copy_model(self, source: str, destination: str) -> ModelInfo:
         return from_wire(await self._call("Copy", {"source": source, "destination": destination}))
@@ -231,7 +259,9 @@ class RemoteEngine(Engine):
         return from_wire(await self._call("Embeddings", {"request": _plain(request)}))
 
     async def tokenize(self, model: str, text: str, special: bool = True) -> list[int]:
-        return (await self._call("Tokenize", {"model": model, "text": text, "special": special}))["tokens"]
+        return (await self._call("Tokenize", {"model": model, "text": text, "special": special}))[
+            "tokens"
+        ]
 
     async def count_chat_tokens(self, request: ChatRequest) -> int:
         return (await self._call("CountTokens", {"request": _plain(request)}))["count"]

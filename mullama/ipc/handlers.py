@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from mullama import __version__
-from mullama.engine.api import ChatRequest, CompletionRequest, EmbedRequest, Engine, \
-    InvalidRequest, from_wire, to_wire
+from mullama.engine.api import (
+    ChatRequest,
+    CompletionRequest,
+    EmbedRequest,
+    Engine,
+    InvalidRequest,
+    from_wire,
+    to_wire,
+)
 
 from .protocol import PROTOCOL_VERSION, field
 from .streams import Streams
@@ -34,20 +42,39 @@ class Handlers:
         self.instance = os.urandom(8).hex()
         self.started = time.time()
         self.table: dict[str, Handler] = {
-            "Ping": self.ping, "Status": self.status, "Metrics": self.metrics,
-            "ListModels": self.list_models, "Show": self.show, "Create": self.create,
-            "Copy": self.copy, "Delete": self.delete, "Pull": self.pull,
-            "LoadModel": self.load, "UnloadModel": self.unload, "Ps": self.ps,
-            "SetDefaultModel": self.set_default, "ChatCompletion": self.chat,
-            "Completion": self.complete, "Embeddings": self.embed, "Tokenize": self.tokenize,
-            "CountTokens": self.count_tokens, "StreamNext": self.stream_next,
-            "Cancel": self.cancel, "Shutdown": self.shutdown,
+            "Ping": self.ping,
+            "Status": self.status,
+            "Metrics": self.metrics,
+            "ListModels": self.list_models,
+            "Show": self.show,
+            "Create": self.create,
+            "Copy": self.copy,
+            "Delete": self.delete,
+            "Pull": self.pull,
+            "LoadModel": self.load,
+            "UnloadModel": self.unload,
+            "Ps": self.ps,
+            "SetDefaultModel": self.set_default,
+            "ChatCompletion": self.chat,
+            "Completion": self.complete,
+            "Embeddings": self.embed,
+            "Tokenize": self.tokenize,
+            "CountTokens": self.count_tokens,
+            "StreamNext": self.stream_next,
+            "Cancel": self.cancel,
+            "Shutdown": self.shutdown,
         }
 
     # the daemon
     async def ping(self, data: dict, pipe: int | None) -> dict:
-        return {"pong": True, "version": __version__, "protocol": PROTOCOL_VERSION,
-                "pid": os.getpid(), "instance": self.instance, "started": self.started}
+        return {
+            "pong": True,
+            "version": __version__,
+            "protocol": PROTOCOL_VERSION,
+            "pid": os.getpid(),
+            "instance": self.instance,
+            "started": self.started,
+        }
 
     async def status(self, data: dict, pipe: int | None) -> dict:
         return to_wire(await self.engine.status())
@@ -66,25 +93,34 @@ class Handlers:
         return to_wire(await self.engine.show_model(field(data, "name", str)))
 
     async def create(self, data: dict, pipe: int | None) -> dict:
-        info = await self.engine.create_model(field(data, "name", str), field(data, "modelfile", str),
-                                              field(data, "base_dir", str, None))
+        info = await self.engine.create_model(
+            field(data, "name", str),
+            field(data, "modelfile", str),
+            field(data, "base_dir", str, None),
+        )
         return to_wire(info)
 
     async def copy(self, data: dict, pipe: int | None) -> dict:
-        return to_wire(await self.engine.copy_model(field(data, "source", str),
-                                                    field(data, "destination", str)))
+        return to_wire(
+            await self.engine.copy_model(
+                field(data, "source", str), field(data, "destination", str)
+            )
+        )
 
     async def delete(self, data: dict, pipe: int | None) -> dict:
         await self.engine.delete_model(field(data, "name", str))
         return {}
 
     async def pull(self, data: dict, pipe: int | None) -> dict:
-        return {"stream": self.streams.open(self.engine.pull_model(field(data, "ref", str)), pipe).id}
+        return {
+            "stream": self.streams.open(self.engine.pull_model(field(data, "ref", str)), pipe).id
+        }
 
     # loaded models
     async def load(self, data: dict, pipe: int | None) -> dict:
-        return to_wire(await self.engine.load_model(field(data, "name", str),
-                                                    data.get("keep_alive")))
+        return to_wire(
+            await self.engine.load_model(field(data, "name", str), data.get("keep_alive"))
+        )
 
     async def unload(self, data: dict, pipe: int | None) -> dict:
         await self.engine.unload_model(field(data, "name", str))
@@ -109,8 +145,9 @@ class Handlers:
         return to_wire(await self.engine.embed(_request(data, EmbedRequest)))
 
     async def tokenize(self, data: dict, pipe: int | None) -> dict:
-        tokens = await self.engine.tokenize(field(data, "model", str), field(data, "text", str),
-                                            field(data, "special", bool, True))
+        tokens = await self.engine.tokenize(
+            field(data, "model", str), field(data, "text", str), field(data, "special", bool, True)
+        )
         return {"tokens": tokens}
 
     async def count_tokens(self, data: dict, pipe: int | None) -> dict:

@@ -27,11 +27,31 @@ from mullama.engine.api import EngineError, InvalidRequest
 PROTOCOL_VERSION = 1
 
 # the guide's request kinds, then what the CLI and TUI need
-REQUEST_KINDS = frozenset({
-    "Ping", "Status", "ListModels", "LoadModel", "UnloadModel", "SetDefaultModel",
-    "ChatCompletion", "Completion", "Embeddings", "Tokenize", "Cancel", "Shutdown",
-    "Pull", "Create", "Copy", "Delete", "Show", "Ps", "CountTokens", "Metrics", "StreamNext",
-})
+REQUEST_KINDS = frozenset(
+    {
+        "Ping",
+        "Status",
+        "ListModels",
+        "LoadModel",
+        "UnloadModel",
+        "SetDefaultModel",
+        "ChatCompletion",
+        "Completion",
+        "Embeddings",
+        "Tokenize",
+        "Cancel",
+        "Shutdown",
+        "Pull",
+        "Create",
+        "Copy",
+        "Delete",
+        "Show",
+        "Ps",
+        "CountTokens",
+        "Metrics",
+        "StreamNext",
+    }
+)
 STREAM_KINDS = frozenset({"ChatCompletion", "Completion", "Pull"})
 # answered whatever version the client speaks, so an old daemon can be found and stopped
 VERSIONLESS_KINDS = frozenset({"Ping", "Shutdown"})
@@ -49,8 +69,10 @@ class VersionMismatch(EngineError):
 
 def mismatch_message(client: Any, daemon: Any, daemon_version: str = "") -> str:
     who = f"the daemon (mullama {daemon_version})" if daemon_version else "the daemon"
-    return (f"IPC protocol mismatch: this mullama speaks protocol v{client}, {who} speaks v{daemon}; "
-            "restart the daemon with `mullama daemon restart`")
+    return (
+        f"IPC protocol mismatch: this mullama speaks protocol v{client}, {who} speaks v{daemon}; "
+        "restart the daemon with `mullama daemon restart`"
+    )
 
 
 def encode(kind: str, data: dict | None = None, msg_id: Any = None) -> bytes:
@@ -68,12 +90,12 @@ def decode(raw: bytes) -> dict:
         raise InvalidRequest("malformed IPC message: expected a JSON object envelope")
     kind = envelope.get("type")
     if not isinstance(kind, str) or not kind:
-        raise InvalidRequest("malformed IPC message: missing \"type\"", param="type")
+        raise InvalidRequest('malformed IPC message: missing "type"', param="type")
     data = envelope.setdefault("data", {})
     if data is None:
         envelope["data"] = {}
     elif not isinstance(data, dict):
-        raise InvalidRequest("malformed IPC message: \"data\" must be an object", param="data")
+        raise InvalidRequest('malformed IPC message: "data" must be an object', param="data")
     return envelope
 
 
@@ -86,5 +108,7 @@ def field(data: dict, name: str, kind: type | tuple[type, ...], default: Any = .
     value = data[name]
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         names = "/".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
-        raise InvalidRequest(f"field {name!r} must be {names}, got {type(value).__name__}", param=name)
+        raise InvalidRequest(
+            f"field {name!r} must be {names}, got {type(value).__name__}", param=name
+        )
     return value

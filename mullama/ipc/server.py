@@ -13,7 +13,8 @@ import logging
 import os
 import signal
 import socket
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pynng
 
@@ -21,8 +22,17 @@ from mullama import __version__
 from mullama.engine.api import Engine, EngineError, InvalidRequest, error_to_wire
 
 from .handlers import Handlers
-from .protocol import ERROR, PROTOCOL_VERSION, REQUEST_KINDS, RESULT, VERSIONLESS_KINDS, \
-    VersionMismatch, decode, encode, mismatch_message
+from .protocol import (
+    ERROR,
+    PROTOCOL_VERSION,
+    REQUEST_KINDS,
+    RESULT,
+    VERSIONLESS_KINDS,
+    VersionMismatch,
+    decode,
+    encode,
+    mismatch_message,
+)
 from .streams import Streams
 
 log = logging.getLogger("mullama.ipc")
@@ -33,7 +43,7 @@ MAX_CONTEXTS = 512
 
 def ipc_path(address: str) -> str | None:
     """The socket file of an ``ipc://`` address (None for other transports)."""
-    return address[len("ipc://"):] if address.startswith("ipc://") else None
+    return address[len("ipc://") :] if address.startswith("ipc://") else None
 
 
 def _sigterm_self() -> None:
@@ -41,8 +51,14 @@ def _sigterm_self() -> None:
 
 
 class IpcServer:
-    def __init__(self, engine: Engine, address: str, *, on_shutdown: Callable[[], Any] | None = None,
-                 max_message_mb: int = 64):
+    def __init__(
+        self,
+        engine: Engine,
+        address: str,
+        *,
+        on_shutdown: Callable[[], Any] | None = None,
+        max_message_mb: int = 64,
+    ):
         self.engine = engine
         self.address = address
         self.on_shutdown = on_shutdown or _sigterm_self
@@ -140,7 +156,8 @@ class IpcServer:
         if self._loop is not None and not self._loop.is_closed():
             pipe_id = pipe.id
             self._loop.call_soon_threadsafe(
-                lambda: asyncio.ensure_future(self.streams.cancel_pipe(pipe_id)))
+                lambda: asyncio.ensure_future(self.streams.cancel_pipe(pipe_id))
+            )
 
     # ------------------------------------------------------------ requests
 
@@ -151,12 +168,18 @@ class IpcServer:
             envelope = decode(raw)
             msg_id, kind = envelope.get("id"), envelope["type"]
             if kind not in REQUEST_KINDS:
-                raise InvalidRequest(f"unknown request type {kind!r}; this daemon understands: "
-                                  + ", ".join(sorted(REQUEST_KINDS)), param="type")
+                raise InvalidRequest(
+                    f"unknown request type {kind!r}; this daemon understands: "
+                    + ", ".join(sorted(REQUEST_KINDS)),
+                    param="type",
+                )
             version = envelope.get("v")
             if version != PROTOCOL_VERSION and kind not in VERSIONLESS_KINDS:
-                raise VersionMismatch(mismatch_message(version, PROTOCOL_VERSION, __version__),
-                                      daemon_protocol=PROTOCOL_VERSION, daemon_version=__version__)
+                raise VersionMismatch(
+                    mismatch_message(version, PROTOCOL_VERSION, __version__),
+                    daemon_protocol=PROTOCOL_VERSION,
+                    daemon_version=__version__,
+                )
             data = await self.handlers.table[kind](envelope["data"], pipe)
             return encode(RESULT, data, msg_id), kind
         except EngineError as exc:
@@ -165,8 +188,16 @@ class IpcServer:
             raise
         except Exception as exc:
             log.exception("IPC %s failed", kind or "request")
-            return encode(ERROR, {"code": "internal", "message": f"internal error: {exc}",
-                                       "param": None, "details": {}}, msg_id), kind
+            return encode(
+                ERROR,
+                {
+                    "code": "internal",
+                    "message": f"internal error: {exc}",
+                    "param": None,
+                    "details": {},
+                },
+                msg_id,
+            ), kind
 
 
 def _claim_socket_path(path: str) -> None:
@@ -188,5 +219,7 @@ def _claim_socket_path(path: str) -> None:
         return  # not a socket we can probe: let listen() report it
     finally:
         probe.close()
-    raise EngineError(f"another Mullama daemon is already listening on ipc://{path}; "
-                      "stop it with `mullama daemon stop` or choose another --socket")
+    raise EngineError(
+        f"another Mullama daemon is already listening on ipc://{path}; "
+        "stop it with `mullama daemon stop` or choose another --socket"
+    )

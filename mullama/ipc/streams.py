@@ -11,10 +11,17 @@ import asyncio
 import logging
 import secrets
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
-from mullama.engine.api import Cancelled, EngineError, InvalidRequest, PullProgress, \
-    error_to_wire, to_wire
+from mullama.engine.api import (
+    Cancelled,
+    EngineError,
+    InvalidRequest,
+    PullProgress,
+    error_to_wire,
+    to_wire,
+)
 
 from .protocol import MAX_BATCH, POLL_SECONDS
 
@@ -54,9 +61,14 @@ class Stream:
         wire = to_wire(event)
         last = self.events[-1] if self.events else None
         # download progress supersedes itself: keep only the newest unread one
-        if isinstance(event, PullProgress) and event.status == "downloading" and last is not None \
-                and last["__type__"] == "PullProgress" and last["status"] == "downloading" \
-                and last["file"] == event.file:
+        if (
+            isinstance(event, PullProgress)
+            and event.status == "downloading"
+            and last is not None
+            and last["__type__"] == "PullProgress"
+            and last["status"] == "downloading"
+            and last["file"] == event.file
+        ):
             self.events[-1] = wire
         else:
             self.events.append(wire)
@@ -65,9 +77,12 @@ class Stream:
     async def next_batch(self, after: int) -> dict:
         """Events from index ``after`` on (waiting briefly for one), and whether that is all."""
         if after < self.offset or after > self.offset + len(self.events):
-            raise InvalidRequest(f"stream {self.id}: cursor {after} is outside "
-                                 f"{self.offset}..{self.offset + len(self.events)}", param="after")
-        del self.events[:after - self.offset]
+            raise InvalidRequest(
+                f"stream {self.id}: cursor {after} is outside "
+                f"{self.offset}..{self.offset + len(self.events)}",
+                param="after",
+            )
+        del self.events[: after - self.offset]
         self.offset = after
         if not self.events and not self.end:
             self.changed.clear()
@@ -78,7 +93,12 @@ class Stream:
         batch = self.events[:MAX_BATCH]
         end = self.end and len(batch) == len(self.events)
         self.touched = time.monotonic()
-        return {"offset": self.offset, "events": batch, "end": end, "error": self.error if end else None}
+        return {
+            "offset": self.offset,
+            "events": batch,
+            "end": end,
+            "error": self.error if end else None,
+        }
 
     async def cancel(self) -> None:
         if not self.task.done():
@@ -103,8 +123,10 @@ class Streams:
     def get(self, stream_id: str) -> Stream:
         stream = self._streams.get(stream_id)
         if stream is None:
-            raise InvalidRequest(f"unknown stream {stream_id!r}: it ended, was cancelled, "
-                                 "or the daemon restarted", param="stream")
+            raise InvalidRequest(
+                f"unknown stream {stream_id!r}: it ended, was cancelled, or the daemon restarted",
+                param="stream",
+            )
         return stream
 
     async def next_batch(self, stream_id: str, after: int) -> dict:

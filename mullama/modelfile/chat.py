@@ -88,15 +88,25 @@ def _collate(messages: Sequence[Message]) -> list[dict[str, object]]:
 
 def _go_message(message: Mapping[str, object]) -> GoStruct:
     """api.Message as the template sees it."""
-    return GoStruct([
-        ("Role", "role", message["role"]),
-        ("Content", "content", message["content"]),
-        ("Thinking", "thinking,omitempty", message.get("thinking") or ""),
-        ("Images", "images,omitempty", list(message.get("images") or [])),
-        ("ToolCalls", "tool_calls,omitempty", [_go_tool_call(c) for c in message.get("tool_calls") or []]),
-        ("ToolName", "tool_name,omitempty", message.get("tool_name") or message.get("name") or ""),
-        ("ToolCallID", "tool_call_id,omitempty", message.get("tool_call_id") or ""),
-    ])
+    return GoStruct(
+        [
+            ("Role", "role", message["role"]),
+            ("Content", "content", message["content"]),
+            ("Thinking", "thinking,omitempty", message.get("thinking") or ""),
+            ("Images", "images,omitempty", list(message.get("images") or [])),
+            (
+                "ToolCalls",
+                "tool_calls,omitempty",
+                [_go_tool_call(c) for c in message.get("tool_calls") or []],
+            ),
+            (
+                "ToolName",
+                "tool_name,omitempty",
+                message.get("tool_name") or message.get("name") or "",
+            ),
+            ("ToolCallID", "tool_call_id,omitempty", message.get("tool_call_id") or ""),
+        ]
+    )
 
 
 def _go_tool_call(call: Mapping[str, object]) -> GoStruct:
@@ -108,43 +118,67 @@ def _go_tool_call(call: Mapping[str, object]) -> GoStruct:
             arguments = json.loads(arguments)
         except json.JSONDecodeError:
             pass
-    go_function = GoStruct([
-        ("Index", "index,omitempty", function.get("index") or 0),
-        ("Name", "name", function.get("name") or ""),
-        ("Arguments", "arguments", JSONMap(arguments) if isinstance(arguments, dict) else arguments),
-    ])
-    return GoStruct([("ID", "id,omitempty", call.get("id") or ""), ("Function", "function", go_function)])
+    go_function = GoStruct(
+        [
+            ("Index", "index,omitempty", function.get("index") or 0),
+            ("Name", "name", function.get("name") or ""),
+            (
+                "Arguments",
+                "arguments",
+                JSONMap(arguments) if isinstance(arguments, dict) else arguments,
+            ),
+        ]
+    )
+    return GoStruct(
+        [("ID", "id,omitempty", call.get("id") or ""), ("Function", "function", go_function)]
+    )
 
 
 def _go_tool(tool: Mapping[str, object]) -> GoStruct:
     """An OpenAI-style tool definition as api.Tool (prints as JSON, like Ollama's String())."""
     function = tool.get("function") or {}
     parameters = function.get("parameters") or {}
-    go_parameters = GoStruct([
-        ("Type", "type", parameters.get("type") or ""),
-        ("Defs", "$defs,omitempty", parameters.get("$defs")),
-        ("Items", "items,omitempty", parameters.get("items")),
-        ("Required", "required", parameters.get("required")),
-        ("Properties", "properties", {name: _go_property(spec)
-                                      for name, spec in (parameters.get("properties") or {}).items()}),
-    ])
-    go_function = GoStruct([
-        ("Name", "name", function.get("name") or ""),
-        ("Description", "description", function.get("description") or ""),
-        ("Parameters", "parameters", go_parameters),
-    ], stringer=True)
-    return GoStruct([
-        ("Type", "type", tool.get("type") or "function"),
-        ("Items", "items,omitempty", tool.get("items")),
-        ("Function", "function", go_function),
-    ], stringer=True)
+    go_parameters = GoStruct(
+        [
+            ("Type", "type", parameters.get("type") or ""),
+            ("Defs", "$defs,omitempty", parameters.get("$defs")),
+            ("Items", "items,omitempty", parameters.get("items")),
+            ("Required", "required", parameters.get("required")),
+            (
+                "Properties",
+                "properties",
+                {
+                    name: _go_property(spec)
+                    for name, spec in (parameters.get("properties") or {}).items()
+                },
+            ),
+        ]
+    )
+    go_function = GoStruct(
+        [
+            ("Name", "name", function.get("name") or ""),
+            ("Description", "description", function.get("description") or ""),
+            ("Parameters", "parameters", go_parameters),
+        ],
+        stringer=True,
+    )
+    return GoStruct(
+        [
+            ("Type", "type", tool.get("type") or "function"),
+            ("Items", "items,omitempty", tool.get("items")),
+            ("Function", "function", go_function),
+        ],
+        stringer=True,
+    )
 
 
 def _go_property(spec: Mapping[str, object]) -> GoStruct:
     kind = spec.get("type")
-    return GoStruct([
-        ("Type", "type", kind[0] if isinstance(kind, list) and len(kind) == 1 else kind),
-        ("Items", "items,omitempty", spec.get("items")),
-        ("Description", "description", spec.get("description") or ""),
-        ("Enum", "enum,omitempty", spec.get("enum")),
-    ])
+    return GoStruct(
+        [
+            ("Type", "type", kind[0] if isinstance(kind, list) and len(kind) == 1 else kind),
+            ("Items", "items,omitempty", spec.get("items")),
+            ("Description", "description", spec.get("description") or ""),
+            ("Enum", "enum,omitempty", spec.get("enum")),
+        ]
+    )

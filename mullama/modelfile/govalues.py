@@ -28,7 +28,9 @@ class GoStruct(dict):
     `stringer=True` the struct prints as its JSON, like a type with a String() method.
     """
 
-    def __init__(self, fields: Iterable[tuple[str, str, object]], *, stringer: bool = False) -> None:
+    def __init__(
+        self, fields: Iterable[tuple[str, str, object]], *, stringer: bool = False
+    ) -> None:
         fields = list(fields)
         super().__init__((name, value) for name, _, value in fields)
         self.json_tags = {name: tag for name, tag, _ in fields}
@@ -56,7 +58,11 @@ def is_empty(value: object) -> bool:
         return True
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return value == 0
-    return isinstance(value, (str, list, tuple, dict)) and not isinstance(value, GoStruct) and len(value) == 0
+    return (
+        isinstance(value, (str, list, tuple, dict))
+        and not isinstance(value, GoStruct)
+        and len(value) == 0
+    )
 
 
 def truth(value: object) -> bool:
@@ -70,7 +76,9 @@ def kind_name(value: object) -> str:
     """A Go-ish type name for error messages."""
     if value is None or value is MISSING:
         return "nil"
-    return {bool: "bool", int: "int", float: "float64", str: "string"}.get(type(value), _composite_kind(value))
+    return {bool: "bool", int: "int", float: "float64", str: "string"}.get(
+        type(value), _composite_kind(value)
+    )
 
 
 def _composite_kind(value: object) -> str:
@@ -102,8 +110,10 @@ def format_value(value: object, *, top_level: bool = True) -> str:
             return go_json(value)
         return "{" + " ".join(format_value(v, top_level=False) for v in value.values()) + "}"
     if isinstance(value, dict):
-        entries = (f"{format_value(k, top_level=False)}:{format_value(value[k], top_level=False)}"
-                   for k in sorted(value, key=str))
+        entries = (
+            f"{format_value(k, top_level=False)}:{format_value(value[k], top_level=False)}"
+            for k in sorted(value, key=str)
+        )
         return "map[" + " ".join(entries) + "]"
     if isinstance(value, (list, tuple)):
         return "[" + " ".join(format_value(item, top_level=False) for item in value) + "]"
@@ -148,8 +158,8 @@ def format_float(number: float) -> str:
 def _fixed_form(digits: str, exponent: int) -> str:
     if exponent < 0:
         return "0." + "0" * (-exponent - 1) + digits
-    whole = digits[:exponent + 1].ljust(exponent + 1, "0")
-    fraction = digits[exponent + 1:]
+    whole = digits[: exponent + 1].ljust(exponent + 1, "0")
+    fraction = digits[exponent + 1 :]
     return whole + ("." + fraction if fraction else "")
 
 
@@ -165,7 +175,13 @@ def _json_float(number: float) -> str:
     return sign + _fixed_form(digits, exponent)
 
 
-_HTML_SAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_HTML_SAFE = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
 
 
 def _json_string(text: str) -> str:
@@ -188,7 +204,9 @@ def go_json(value: object) -> str:
     if isinstance(value, GoStruct):
         return _json_object(value.json_items())
     if isinstance(value, dict):
-        return _json_object(sorted(((str(k), v) for k, v in value.items()), key=lambda item: item[0]))
+        return _json_object(
+            sorted(((str(k), v) for k, v in value.items()), key=lambda item: item[0])
+        )
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(go_json(item) for item in value) + "]"
     raise ValueError(f"json: unsupported type: {type(value).__name__}")

@@ -34,8 +34,14 @@ _CHOICES = {"mirostat": (0, 1, 2)}
 _INT_TEXT = re.compile(r"[+-]?\d+\Z")
 _FLOAT_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
 _BOOL_WORDS = {
-    "true": True, "1": True, "yes": True, "on": True,
-    "false": False, "0": False, "no": False, "off": False,
+    "true": True,
+    "1": True,
+    "yes": True,
+    "on": True,
+    "false": False,
+    "0": False,
+    "no": False,
+    "off": False,
 }
 
 

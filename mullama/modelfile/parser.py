@@ -26,7 +26,9 @@ def parse_modelfile(text: str) -> ModelfileSpec:
         word, offset = scanner.read_word()
         handler = _DIRECTIVES.get(word.upper())
         if handler is None:
-            raise scanner.error(offset, f'unknown directive "{word}"; expected one of {", ".join(_DIRECTIVES)}')
+            raise scanner.error(
+                offset, f'unknown directive "{word}"; expected one of {", ".join(_DIRECTIVES)}'
+            )
         handler(builder, word.upper(), offset)
     return builder.finish()
 
@@ -41,7 +43,9 @@ class _SpecBuilder:
 
     def finish(self) -> ModelfileSpec:
         if self.from_line is None:
-            raise ModelfileError(1, 1, "missing FROM: a Modelfile needs exactly one FROM naming the base model")
+            raise ModelfileError(
+                1, 1, "missing FROM: a Modelfile needs exactly one FROM naming the base model"
+            )
         return self.spec
 
     def value(self, what: str) -> str:
@@ -67,10 +71,14 @@ class _SpecBuilder:
         line = self.scanner.line_of(offset)
         if self.from_line is not None:
             raise self.scanner.error(
-                offset, f"FROM given twice (first on line {self.from_line}); a Modelfile has exactly one FROM")
+                offset,
+                f"FROM given twice (first on line {self.from_line}); a Modelfile has exactly one FROM",
+            )
         reference, value_offset = self.scanner.read_value(directive)
         if not reference:
-            raise self.scanner.error(value_offset, "FROM expects a model reference, got an empty string")
+            raise self.scanner.error(
+                value_offset, "FROM expects a model reference, got an empty string"
+            )
         self.from_line = line
         self.spec.from_ref = reference
 
@@ -78,7 +86,9 @@ class _SpecBuilder:
         name, name_offset = self.scanner.read_argument(directive, "a parameter name and a value")
         if name not in PARAMETER_TYPES:
             known = ", ".join(PARAMETER_TYPES)
-            raise self.scanner.error(name_offset, f'PARAMETER unknown parameter "{name}"; expected one of {known}')
+            raise self.scanner.error(
+                name_offset, f'PARAMETER unknown parameter "{name}"; expected one of {known}'
+            )
         value = self.converted(f"PARAMETER {name}", lambda text: convert_parameter(name, text))
         if name == "stop":
             self.spec.parameters.setdefault("stop", []).extend(value)
@@ -90,7 +100,8 @@ class _SpecBuilder:
         role, role_offset = self.scanner.read_argument(directive, expected)
         if role.lower() not in MESSAGE_ROLES:
             raise self.scanner.error(
-                role_offset, f'MESSAGE role must be one of {", ".join(MESSAGE_ROLES)}, got "{role}"')
+                role_offset, f'MESSAGE role must be one of {", ".join(MESSAGE_ROLES)}, got "{role}"'
+            )
         role = role.lower()
         self.spec.messages.append((role, self.value(f"MESSAGE {role}")))
 
@@ -120,10 +131,14 @@ def _tool_style(text: str) -> str:
     return text.lower()
 
 
-def _setter(attribute: str, convert: Callable[[str], object] = str) -> Callable[[_SpecBuilder, str, int], None]:
+def _setter(
+    attribute: str, convert: Callable[[str], object] = str
+) -> Callable[[_SpecBuilder, str, int], None]:
     """A handler storing one converted value; a repeated directive overrides (as in Ollama)."""
+
     def handle(builder: _SpecBuilder, directive: str, offset: int) -> None:
         setattr(builder.spec, attribute, builder.converted(directive, convert))
+
     return handle
 
 

@@ -20,7 +20,7 @@ def from_ref_kind(ref: str) -> Literal["hf", "path", "name"]:
 
 def normalise_digest(text: str) -> str:
     """Return `sha256:<64 lowercase hex>` for `sha256:<hex>` or bare hex; ValueError otherwise."""
-    hex_part = text[len("sha256:"):] if text.lower().startswith("sha256:") else text
+    hex_part = text[len("sha256:") :] if text.lower().startswith("sha256:") else text
     if not _HEX64.match(hex_part):
         raise ValueError(f'expects sha256:<64 hex digits>, got "{text}"')
     return "sha256:" + hex_part.lower()

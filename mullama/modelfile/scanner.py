@@ -46,7 +46,7 @@ class Scanner:
         start = self.pos
         while self.pos < len(self.text) and not self.text[self.pos].isspace():
             self.pos += 1
-        return self.text[start:self.pos], start
+        return self.text[start : self.pos], start
 
     def read_argument(self, what: str, expected: str) -> tuple[str, int]:
         """Read the bare word after a directive (a parameter name, role, key...)."""
@@ -67,7 +67,7 @@ class Scanner:
             value = self._read_double_quoted(what)
         else:
             self._skip_to_line_end()
-            value = self.text[start:self.pos].strip()
+            value = self.text[start : self.pos].strip()
             if not value:
                 raise self.error(start, f"{what} expects a value")
             return value, start
@@ -80,18 +80,21 @@ class Scanner:
         if end < 0:
             raise self.error(start, f'{what}: unterminated """ (no closing """ before end of file)')
         self.pos = end + 3
-        return self.text[start + 3:end]
+        return self.text[start + 3 : end]
 
     def _read_double_quoted(self, what: str) -> str:
         start, text, chars = self.pos, self.text, []
         index = start + 1
         while index < len(text) and text[index] not in '"\n':
             if text[index] == "\\":
-                escaped = _ESCAPES.get(text[index + 1:index + 2])
+                escaped = _ESCAPES.get(text[index + 1 : index + 2])
                 if escaped is None:
-                    bad = text[index:index + 2].rstrip("\n")
-                    raise self.error(index, f'{what}: unknown escape "{bad}" in quoted value '
-                                            '(use \\" \\\\ \\n \\t or \\r)')
+                    bad = text[index : index + 2].rstrip("\n")
+                    raise self.error(
+                        index,
+                        f'{what}: unknown escape "{bad}" in quoted value '
+                        '(use \\" \\\\ \\n \\t or \\r)',
+                    )
                 chars.append(escaped)
                 index += 2
             else:

@@ -21,7 +21,9 @@ def to_modelfile(spec: ModelfileSpec) -> str:
         _keyed_lines("THINKING", spec.thinking, THINKING_KEYS),
         _keyed_lines("TOOLFORMAT", spec.toolformat, TOOLFORMAT_KEYS),
         _keyed_lines("CAPABILITY", spec.capabilities, CAPABILITY_NAMES),
-        _optional("LICENSE", spec.license) + _optional("AUTHOR", spec.author) + _optional("DIGEST", spec.digest),
+        _optional("LICENSE", spec.license)
+        + _optional("AUTHOR", spec.author)
+        + _optional("DIGEST", spec.digest),
     ]
     return "\n\n".join("\n".join(lines) for lines in sections if lines) + "\n"
 

@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable
 
 from .govalues import MISSING, GoStruct, format_value, kind_name, truth
+from .template_funcs import LAZY_FUNCTIONS
 from .template_lexer import TemplateError
 from .template_nodes import (
     ActionNode,
@@ -24,7 +25,6 @@ from .template_nodes import (
     TextNode,
     VariableNode,
 )
-from .template_funcs import LAZY_FUNCTIONS
 
 _NO_FINAL = object()
 
@@ -155,7 +155,9 @@ class _State:
         if isinstance(first, IdentifierNode):
             return self.call(dot, first.name, args, final)
         if args or final is not _NO_FINAL:
-            raise TemplateError(self.line, f"can't give argument to non-function {_node_text(first)}")
+            raise TemplateError(
+                self.line, f"can't give argument to non-function {_node_text(first)}"
+            )
         if isinstance(first, NilNode):
             raise TemplateError(self.line, "nil is not a command")
         return self.operand(dot, first)
@@ -186,7 +188,9 @@ class _State:
             if receiver is None or receiver is MISSING:
                 return MISSING
             if not isinstance(receiver, dict):
-                raise TemplateError(self.line, f"can't evaluate field {name} in type {kind_name(receiver)}")
+                raise TemplateError(
+                    self.line, f"can't evaluate field {name} in type {kind_name(receiver)}"
+                )
             if isinstance(receiver, GoStruct) and name not in receiver:
                 raise TemplateError(self.line, f"can't evaluate field {name} in type struct")
             receiver = receiver.get(name, MISSING)
@@ -202,7 +206,9 @@ class _State:
         try:
             inspect.signature(function).bind(*args)
         except TypeError:
-            raise TemplateError(self.line, f"wrong number of args for {name}: got {len(args)}") from None
+            raise TemplateError(
+                self.line, f"wrong number of args for {name}: got {len(args)}"
+            ) from None
         try:
             return function(*args)
         except (ValueError, TypeError) as exc:
@@ -214,7 +220,9 @@ class _State:
         if final is not _NO_FINAL:
             thunks.append(lambda: _as_argument(final))
         if len(thunks) < 2:
-            raise TemplateError(self.line, f"wrong number of args for {name}: want at least 2 got {len(thunks)}")
+            raise TemplateError(
+                self.line, f"wrong number of args for {name}: want at least 2 got {len(thunks)}"
+            )
         value: object = None
         for thunk in thunks:
             value = thunk()

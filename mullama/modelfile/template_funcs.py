@@ -23,7 +23,9 @@ def go_eq(first: object, *others: object) -> bool:
     for other in others:
         kinds = {_basic_kind(first), _basic_kind(other)}
         if len(kinds) > 1 and "nil" not in kinds:
-            raise ValueError(f"incompatible types for comparison: {kind_name(first)} and {kind_name(other)}")
+            raise ValueError(
+                f"incompatible types for comparison: {kind_name(first)} and {kind_name(other)}"
+            )
         if first == other and len(kinds) == 1:
             return True
     return False
@@ -38,7 +40,9 @@ def go_lt(first: object, second: object) -> bool:
     if kind not in ("number", "string"):
         raise ValueError(f"invalid type for comparison: {kind_name(first)}")
     if _basic_kind(second) != kind:
-        raise ValueError(f"incompatible types for comparison: {kind_name(first)} and {kind_name(second)}")
+        raise ValueError(
+            f"incompatible types for comparison: {kind_name(first)} and {kind_name(second)}"
+        )
     return first < second
 
 
@@ -61,7 +65,9 @@ def go_not(value: object) -> bool:
 def go_len(value: object) -> int:
     if isinstance(value, str):
         return len(value.encode())
-    if isinstance(value, (list, tuple)) or (isinstance(value, dict) and not isinstance(value, GoStruct)):
+    if isinstance(value, (list, tuple)) or (
+        isinstance(value, dict) and not isinstance(value, GoStruct)
+    ):
         return len(value)
     raise ValueError(f"len of type {kind_name(value)}")
 
@@ -126,8 +132,17 @@ def go_sprintln(*args: object) -> str:
 
 def go_quote(text: str) -> str:
     """strconv.Quote."""
-    escapes = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-               "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+    escapes = {
+        "\a": "\\a",
+        "\b": "\\b",
+        "\f": "\\f",
+        "\n": "\\n",
+        "\r": "\\r",
+        "\t": "\\t",
+        "\v": "\\v",
+        "\\": "\\\\",
+        '"': '\\"',
+    }
     out = []
     for char in text:
         if char in escapes:
@@ -148,7 +163,7 @@ def _format_verb(verb: str, precision: str | None, arg: object) -> str:
     if verb == "v":
         return format_value(arg, top_level=False)
     if verb == "s" and isinstance(arg, str):
-        return arg[:int(precision)] if precision else arg
+        return arg[: int(precision)] if precision else arg
     if verb == "q" and isinstance(arg, str):
         return go_quote(arg)
     if verb == "t" and isinstance(arg, bool):
@@ -186,7 +201,9 @@ def go_sprintf(pattern: str, *args: object) -> str:
 
     result = _VERB.sub(replace, pattern)
     if remaining:
-        extra = ", ".join(f"{kind_name(arg)}={format_value(arg, top_level=False)}" for arg in remaining)
+        extra = ", ".join(
+            f"{kind_name(arg)}={format_value(arg, top_level=False)}" for arg in remaining
+        )
         result += f"%!(EXTRA {extra})"
     return result
 
@@ -197,9 +214,21 @@ def current_date() -> str:
 
 
 BUILTINS: dict[str, Callable[..., object]] = {
-    "eq": go_eq, "ne": go_ne, "lt": go_lt, "le": go_le, "gt": go_gt, "ge": go_ge,
-    "not": go_not, "len": go_len, "index": go_index, "slice": go_slice, "json": go_json,
-    "print": go_sprint, "println": go_sprintln, "printf": go_sprintf, "currentDate": current_date,
+    "eq": go_eq,
+    "ne": go_ne,
+    "lt": go_lt,
+    "le": go_le,
+    "gt": go_gt,
+    "ge": go_ge,
+    "not": go_not,
+    "len": go_len,
+    "index": go_index,
+    "slice": go_slice,
+    "json": go_json,
+    "print": go_sprint,
+    "println": go_sprintln,
+    "printf": go_sprintf,
+    "currentDate": current_date,
 }
 """Functions with ordinary (eager) arguments; `and`/`or` are evaluated lazily by the executor."""
 

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 SPACE_CHARS = " \t\r\n"
-KEYWORDS = frozenset({"if", "else", "end", "range", "with", "break", "continue", "define", "template", "block"})
+KEYWORDS = frozenset(
+    {"if", "else", "end", "range", "with", "break", "continue", "define", "template", "block"}
+)
 
 
 class TemplateError(Exception):
@@ -41,8 +43,18 @@ _GO_ESCAPE = re.compile(
     r"|U(?P<U>[0-9a-fA-F]{8})|(?P<octal>[0-7]{3})|(?P<bad>.?))",
     re.S,
 )
-_SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
-                   "\\": "\\", "'": "'", '"': '"'}
+_SIMPLE_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+}
 _PUNCTUATION = {"|": "PIPE", ",": "COMMA", "(": "LPAREN", ")": "RPAREN", "=": "ASSIGN"}
 
 
@@ -53,6 +65,7 @@ def tokenize(source: str) -> list[Token]:
 
 def unquote_go_string(body: str, line: int) -> str:
     """Decode the escapes of a Go interpreted string literal (without its quotes)."""
+
     def replace(match: re.Match[str]) -> str:
         if match["simple"]:
             return _SIMPLE_ESCAPES[match["simple"]]
@@ -60,6 +73,7 @@ def unquote_go_string(body: str, line: int) -> str:
             raise TemplateError(line, f"unknown escape sequence \\{match['bad']} in string literal")
         digits = match["x"] or match["u"] or match["U"]
         return chr(int(digits, 16) if digits else int(match["octal"], 8))
+
     return _GO_ESCAPE.sub(replace, body)
 
 
@@ -90,7 +104,9 @@ class _Lexer:
             trim_leading = self._lex_action(start)
 
     def _has_left_trim(self, start: int) -> bool:
-        return self.source[start + 2:start + 3] == "-" and self.source[start + 3:start + 4] in tuple(SPACE_CHARS)
+        return self.source[start + 2 : start + 3] == "-" and self.source[
+            start + 3 : start + 4
+        ] in tuple(SPACE_CHARS)
 
     def _emit_text(self, start: int, end: int, trim_leading: bool, trim_trailing: bool) -> None:
         text = self.source[start:end]
@@ -103,7 +119,7 @@ class _Lexer:
 
     def _at_right_delim(self) -> tuple[bool, bool]:
         """(at a closing delimiter, whether it carries a -}} trim marker)."""
-        rest = self.source[self.pos:self.pos + 4]
+        rest = self.source[self.pos : self.pos + 4]
         if len(rest) == 4 and rest[0] in SPACE_CHARS and rest[1:] == "-}}":
             return True, True
         return rest.startswith("}}"), False
@@ -165,7 +181,7 @@ class _Lexer:
             end = source.find("`", start + 1)
             if end < 0:
                 raise self.error(start, "unterminated raw quoted string")
-            emit("STRING", source[start + 1:end], end + 1 - start)
+            emit("STRING", source[start + 1 : end], end + 1 - start)
         elif char == "'":
             self._lex_char(emit, start)
         elif char == "$":
@@ -192,7 +208,7 @@ class _Lexer:
             index += 2 if self.source[index] == "\\" else 1
         if index >= len(self.source) or self.source[index] != '"':
             raise self.error(start, "unterminated quoted string")
-        emit("STRING", unquote_go_string(self.source[start + 1:index], line), index + 1 - start)
+        emit("STRING", unquote_go_string(self.source[start + 1 : index], line), index + 1 - start)
 
     def _lex_char(self, emit: Callable[[str, object, int], None], start: int) -> None:
         match = _CHAR.match(self.source, start)
@@ -209,7 +225,11 @@ class _Lexer:
             return int(digits, 8 if re.fullmatch(r"[+-]?0\d+", digits) else 0)
         except ValueError:
             pass
-        if re.fullmatch(r"[+-]?\d+", digits) or digits.lstrip("+-")[:2].lower() in ("0x", "0o", "0b"):
+        if re.fullmatch(r"[+-]?\d+", digits) or digits.lstrip("+-")[:2].lower() in (
+            "0x",
+            "0o",
+            "0b",
+        ):
             raise self.error(offset, f"bad number syntax: {text!r}")
         return float(digits)
 

@@ -120,7 +120,9 @@ class _Parser:
         else_body, terminator = self.parse_list()
         if terminator is None or terminator.value != "end":
             line = terminator.line if terminator else self.peek().line
-            raise TemplateError(line, f"expected {{{{end}}}} to close {{{{{kind}}}}} after {{{{else}}}}")
+            raise TemplateError(
+                line, f"expected {{{{end}}}} to close {{{{{kind}}}}} after {{{{else}}}}"
+            )
         return else_body
 
     # -- pipelines -------------------------------------------------------
@@ -153,7 +155,10 @@ class _Parser:
             names.append(self.next().value)
             self.next()
         if names:
-            raise TemplateError(self.peek().line, f"range can only initialize variables with := or = after {names[0]},")
+            raise TemplateError(
+                self.peek().line,
+                f"range can only initialize variables with := or = after {names[0]},",
+            )
         return [], False
 
     def register(self, names: list[str], is_assign: bool) -> None:
@@ -218,4 +223,6 @@ def _describe(token: Token) -> str:
         return f"keyword {token.value!r}"
     if token.kind == "FIELD":
         return f"field .{token.value}"
-    return f"{token.kind.lower()} {token.value!r}" if token.value is not None else token.kind.lower()
+    return (
+        f"{token.kind.lower()} {token.value!r}" if token.value is not None else token.kind.lower()
+    )

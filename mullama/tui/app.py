@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from functools import partial
 from importlib import import_module
-from typing import Iterable
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -17,8 +17,14 @@ from ..config import Settings, load_settings
 from ..engine.api import Engine, EngineError
 from ..startup import resume_gc
 from .connection import connect
-from .messages import ChatRequested, DaemonLost, DaemonReconnected, DefaultModelChanged, \
-    EngineConnected, EngineFailed
+from .messages import (
+    ChatRequested,
+    DaemonLost,
+    DaemonReconnected,
+    DefaultModelChanged,
+    EngineConnected,
+    EngineFailed,
+)
 from .preferences import Preferences, load_preferences, save_preferences
 
 DAEMON_CHECK_SECONDS = 2.0
@@ -49,7 +55,10 @@ class MullamaApp(App[None]):
     TITLE = "Mullama"
     MODES = {mode: _lazy_screen(mode) for mode, _, _ in PAGES}
     BINDINGS = [
-        *(Binding(key, f"switch_mode('{mode}')", title, priority=True, show=False) for mode, title, key in PAGES),
+        *(
+            Binding(key, f"switch_mode('{mode}')", title, priority=True, show=False)
+            for mode, title, key in PAGES
+        ),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -58,9 +67,17 @@ class MullamaApp(App[None]):
     # "connecting" | "local" | "remote" | "serving" | "lost" | "failed"
     connection: reactive[str] = reactive("connecting")
 
-    def __init__(self, settings: Settings | None = None, *, engine: Engine | None = None,
-                 mode: str = "dashboard", model: str | None = None, attach_only: bool = False,
-                 frozen: bool = False, daemon=None):
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        engine: Engine | None = None,
+        mode: str = "dashboard",
+        model: str | None = None,
+        attach_only: bool = False,
+        frozen: bool = False,
+        daemon=None,
+    ):
         """``frozen`` is for snapshots: no clocks, uptimes or live system numbers on screen.
 
         ``daemon`` (a :class:`mullama.daemon.Daemon`, not started) makes this app the daemon's
@@ -99,8 +116,9 @@ class MullamaApp(App[None]):
     @work(exclusive=True, group="connect")
     async def connect_engine(self) -> None:
         try:
-            engine = await connect(self.settings, self.prefs.socket(self.settings),
-                                   attach_only=self.attach_only)
+            engine = await connect(
+                self.settings, self.prefs.socket(self.settings), attach_only=self.attach_only
+            )
         except EngineError as exc:
             self.post_message(EngineFailed(exc.message))
             return
@@ -134,8 +152,15 @@ class MullamaApp(App[None]):
         else:
             self.post_message(DaemonReconnected())
 
-    def notify(self, message: str, *, title: str = "", severity="information",
-               timeout: float | None = None, markup: bool = True) -> None:
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity="information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
         # notifications carry engine errors and names users typed: never read them as markup
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
@@ -155,8 +180,11 @@ class MullamaApp(App[None]):
     def _daemon_lost(self) -> None:
         if self.connection != "lost":
             self.connection = "lost"
-            self.notify("The daemon stopped answering; reconnecting…", title="Daemon lost",
-                        severity="warning")
+            self.notify(
+                "The daemon stopped answering; reconnecting…",
+                title="Daemon lost",
+                severity="warning",
+            )
 
     @on(DaemonReconnected)
     def _daemon_back(self) -> None:
@@ -196,14 +224,20 @@ class MullamaApp(App[None]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for mode, title, key in PAGES:
-            yield SystemCommand(f"Go to {title}", f"Switch to the {title} screen ({key.upper()})",
-                                lambda mode=mode: self.switch_mode(mode))
+            yield SystemCommand(
+                f"Go to {title}",
+                f"Switch to the {title} screen ({key.upper()})",
+                lambda mode=mode: self.switch_mode(mode),
+            )
         # every action of the screen's footer, so the palette finds it by name
         for binding in screen.BINDINGS:
             if isinstance(binding, Binding) and binding.show and binding.description:
                 key = binding.key.split(",")[0]
-                yield SystemCommand(binding.description, f"{screen.__class__.__name__[:-6]} "
-                                    f"({key})", partial(screen.run_action, binding.action))
+                yield SystemCommand(
+                    binding.description,
+                    f"{screen.__class__.__name__[:-6]} ({key})",
+                    partial(screen.run_action, binding.action),
+                )
 
     async def action_quit(self) -> None:
         self.exit()
@@ -221,8 +255,14 @@ def _mode_of(engine: Engine) -> str:
     return "remote" if isinstance(engine, RemoteEngine) else "local"
 
 
-def run_app(mode: str = "dashboard", model: str | None = None, engine: Engine | None = None,
-            *, settings: Settings | None = None, attach_only: bool = False) -> None:
+def run_app(
+    mode: str = "dashboard",
+    model: str | None = None,
+    engine: Engine | None = None,
+    *,
+    settings: Settings | None = None,
+    attach_only: bool = False,
+) -> None:
     """Run the TUI in this terminal until the user quits.
 
     ``mode`` is the first screen ("dashboard" or "chat", …), ``model`` the model Chat starts

@@ -36,7 +36,9 @@ class Conversation:
     def messages(self) -> list[Message]:
         """The request history: system prompt first, then every turn with content."""
         head = [Message("system", self.system)] if self.system.strip() else []
-        return head + [Message(t.role, t.content) for t in self.turns if t.content or t.role == "user"]
+        return head + [
+            Message(t.role, t.content) for t in self.turns if t.content or t.role == "user"
+        ]
 
     def retitle(self) -> None:
         """Name the conversation after its first user message."""
@@ -81,8 +83,9 @@ class ConversationStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         target = self.path(conversation.id)
         tmp = target.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(conversation.to_dict(), indent=1, ensure_ascii=False),
-                       encoding="utf-8")
+        tmp.write_text(
+            json.dumps(conversation.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8"
+        )
         os.replace(tmp, target)
 
     def delete(self, conversation_id: str) -> None:

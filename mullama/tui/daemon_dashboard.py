@@ -14,8 +14,12 @@ def run(daemon) -> int:
     """Serve with the Dashboard on screen until the user quits; returns the exit status."""
     from .app import MullamaApp
 
-    logging.basicConfig(filename=str(daemon.settings.log_file), level=logging.INFO, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        filename=str(daemon.settings.log_file),
+        level=logging.INFO,
+        force=True,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     app = MullamaApp(daemon.settings, daemon=daemon)
     app.run()
     return app.return_code or 0

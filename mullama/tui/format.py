@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from mullama.humanize import human_duration, human_size  # noqa: F401  (re-exported)
 
@@ -16,8 +16,8 @@ def until(iso: str, now: datetime | None = None) -> str:
     except ValueError:
         return iso
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    left = (when - (now or datetime.now(timezone.utc))).total_seconds()
+        when = when.replace(tzinfo=UTC)
+    left = (when - (now or datetime.now(UTC))).total_seconds()
     return "now" if left <= 0 else f"in {human_duration(left)}"
 
 

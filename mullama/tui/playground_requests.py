@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -22,21 +22,56 @@ def _messages(prompt: str = "Why is the sky blue? Answer in one sentence.") -> l
 
 
 ENDPOINTS = [
-    Endpoint("openai", "Chat completions", "POST", "/v1/chat/completions",
-             lambda m, s: {"model": m, "messages": _messages(), "stream": s, "max_tokens": 128}),
-    Endpoint("openai", "Completions", "POST", "/v1/completions",
-             lambda m, s: {"model": m, "prompt": "Once upon a time", "stream": s, "max_tokens": 64}),
-    Endpoint("openai", "Embeddings", "POST", "/v1/embeddings",
-             lambda m, s: {"model": m, "input": "The quick brown fox"}),
+    Endpoint(
+        "openai",
+        "Chat completions",
+        "POST",
+        "/v1/chat/completions",
+        lambda m, s: {"model": m, "messages": _messages(), "stream": s, "max_tokens": 128},
+    ),
+    Endpoint(
+        "openai",
+        "Completions",
+        "POST",
+        "/v1/completions",
+        lambda m, s: {"model": m, "prompt": "Once upon a time", "stream": s, "max_tokens": 64},
+    ),
+    Endpoint(
+        "openai",
+        "Embeddings",
+        "POST",
+        "/v1/embeddings",
+        lambda m, s: {"model": m, "input": "The quick brown fox"},
+    ),
     Endpoint("openai", "Models", "GET", "/v1/models", None),
-    Endpoint("anthropic", "Messages", "POST", "/v1/messages",
-             lambda m, s: {"model": m, "max_tokens": 128, "messages": _messages(), "stream": s}),
-    Endpoint("anthropic", "Count tokens", "POST", "/v1/messages/count_tokens",
-             lambda m, s: {"model": m, "messages": _messages()}),
-    Endpoint("ollama", "Chat", "POST", "/api/chat",
-             lambda m, s: {"model": m, "messages": _messages(), "stream": s}),
-    Endpoint("ollama", "Generate", "POST", "/api/generate",
-             lambda m, s: {"model": m, "prompt": "Once upon a time", "stream": s}),
+    Endpoint(
+        "anthropic",
+        "Messages",
+        "POST",
+        "/v1/messages",
+        lambda m, s: {"model": m, "max_tokens": 128, "messages": _messages(), "stream": s},
+    ),
+    Endpoint(
+        "anthropic",
+        "Count tokens",
+        "POST",
+        "/v1/messages/count_tokens",
+        lambda m, s: {"model": m, "messages": _messages()},
+    ),
+    Endpoint(
+        "ollama",
+        "Chat",
+        "POST",
+        "/api/chat",
+        lambda m, s: {"model": m, "messages": _messages(), "stream": s},
+    ),
+    Endpoint(
+        "ollama",
+        "Generate",
+        "POST",
+        "/api/generate",
+        lambda m, s: {"model": m, "prompt": "Once upon a time", "stream": s},
+    ),
     Endpoint("ollama", "Embed", "POST", "/api/embed", lambda m, s: {"model": m, "input": "Hello"}),
     Endpoint("ollama", "Show", "POST", "/api/show", lambda m, s: {"model": m}),
     Endpoint("ollama", "Tags", "GET", "/api/tags", None),

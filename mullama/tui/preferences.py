@@ -32,8 +32,12 @@ class Preferences:
 
     def options(self, **overrides) -> SamplingOptions:
         """Sampling options from these defaults, with non-None ``overrides`` on top."""
-        values = {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
-                  "max_tokens": self.max_tokens}
+        values = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+            "max_tokens": self.max_tokens,
+        }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return SamplingOptions(**values)
 

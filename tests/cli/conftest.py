@@ -15,11 +15,18 @@ import pytest
 from tests.helpers import settings_env
 
 
-def mullama(env: dict[str, str], *args: str, input: str | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess:
+def mullama(
+    env: dict[str, str], *args: str, input: str | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """``python -m mullama ARGS`` with ``env``; stdin is ``input`` (or empty, never a terminal)."""
-    return subprocess.run([sys.executable, "-m", "mullama", *args], env=env, input=input or "",
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "mullama", *args],
+        env=env,
+        input=input or "",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def daemon_processes(socket: str) -> list[psutil.Process]:

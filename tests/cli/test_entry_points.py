@@ -26,7 +26,9 @@ def test_chat_and_dashboard_open_the_tui(monkeypatch, terminal):
 
 def test_the_tui_needs_a_terminal(capsys):
     assert main([]) == 2
-    assert capsys.readouterr().err.startswith("Error: the terminal UI needs an interactive terminal")
+    assert capsys.readouterr().err.startswith(
+        "Error: the terminal UI needs an interactive terminal"
+    )
 
 
 def test_a_missing_tui_is_reported(monkeypatch, capsys, terminal):
@@ -37,11 +39,14 @@ def test_a_missing_tui_is_reported(monkeypatch, capsys, terminal):
     assert "mullama run MODEL" in err[1]
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["serve", "--socket", "/tmp/x.sock"], "--socket must be an ipc:// or tcp:// address"),
-    (["serve", "--http-port", "70000"], "--http-port must be between 0 and 65535"),
-    (["serve", "--threads", "-2"], "--threads must not be negative"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["serve", "--socket", "/tmp/x.sock"], "--socket must be an ipc:// or tcp:// address"),
+        (["serve", "--http-port", "70000"], "--http-port must be between 0 and 65535"),
+        (["serve", "--threads", "-2"], "--threads must not be negative"),
+    ],
+)
 def test_serve_rejects_bad_options(argv, words, capsys):
     assert main(argv) == 2
     assert capsys.readouterr().err.startswith(f"Error: {words}")

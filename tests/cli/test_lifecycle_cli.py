@@ -25,7 +25,7 @@ SPAWNED = "Daemon started successfully, connecting..."
 
 
 def socket_path(env: dict[str, str]) -> Path:
-    return Path(env["MULLAMA_SOCKET"][len("ipc://"):])
+    return Path(env["MULLAMA_SOCKET"][len("ipc://") :])
 
 
 def test_cold_start_spawns_then_stop_never_spawns(cold_env):
@@ -55,9 +55,17 @@ def test_cold_start_spawns_then_stop_never_spawns(cold_env):
 
 
 def test_two_concurrent_cold_starts_start_one_daemon(cold_env):
-    procs = [subprocess.Popen([sys.executable, "-m", "mullama", "list", "--json"], env=cold_env,
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mullama", "list", "--json"],
+            env=cold_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     results = [(p.wait(300), *p.communicate()) for p in procs]
     assert [code for code, _, _ in results] == [0, 0], results
     assert all(json.loads(out) == {"models": []} for _, out, _ in results)
@@ -90,14 +98,19 @@ def test_daemon_start_restart_and_logs(cold_env):
     assert already.returncode == 0 and f"already running (pid {first}" in already.stdout
     restarted = mullama(cold_env, "daemon", "restart")
     assert restarted.returncode == 0 and f"Daemon stopped (pid {first})." in restarted.stdout
-    assert pid_of(cold_env) != first and not psutil.pid_exists(first) or \
-        psutil.Process(first).status() == psutil.STATUS_ZOMBIE
+    assert (pid_of(cold_env) != first and not psutil.pid_exists(first)) or psutil.Process(
+        first
+    ).status() == psutil.STATUS_ZOMBIE
 
     logs = mullama(cold_env, "daemon", "logs", "-n", "2")
     assert logs.returncode == 0 and len(logs.stdout.splitlines()) == 2
     log_file = Path(cold_env["MULLAMA_LOG_FILE"])
-    follow = subprocess.Popen([sys.executable, "-m", "mullama", "daemon", "logs", "-f", "-n", "0"],
-                              env=cold_env, stdout=subprocess.PIPE, text=True)
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "mullama", "daemon", "logs", "-f", "-n", "0"],
+        env=cold_env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(2)
         with open(log_file, "a") as handle:
@@ -116,14 +129,27 @@ def test_daemon_start_takes_the_options_of_serve(cold_env, test_model_path, tmp_
     from tests.helpers import free_port
 
     port, socket = free_port(), f"ipc://{tmp_path / 'other.sock'}"
-    started = mullama(cold_env, "daemon", "start", "--model", str(test_model_path), "-p", str(port),
-                      "--socket", socket, "--context-size", "1024")
+    started = mullama(
+        cold_env,
+        "daemon",
+        "start",
+        "--model",
+        str(test_model_path),
+        "-p",
+        str(port),
+        "--socket",
+        socket,
+        "--context-size",
+        "1024",
+    )
     assert started.returncode == 0, started.stderr
     assert f"IPC {socket}, HTTP http://127.0.0.1:{port}" in started.stdout
     env = {**cold_env, "MULLAMA_SOCKET": socket}  # where status and stop look for it
     status = json.loads(mullama(env, "daemon", "status", "--json").stdout)
     assert status["endpoints"]["http"] == f"http://127.0.0.1:{port}"
-    assert [(m["name"], m["context_length"]) for m in status["loaded"]] == [(str(test_model_path), 1024)]
+    assert [(m["name"], m["context_length"]) for m in status["loaded"]] == [
+        (str(test_model_path), 1024)
+    ]
     assert mullama(env, "daemon", "stop").returncode == 0
 
 
@@ -148,7 +174,7 @@ def test_a_daemon_that_fails_to_start_is_reported_with_its_log(cold_env, tmp_pat
     assert missing.returncode == 1 and "MULLAMA_BIN" in missing.stderr
 
 
-def test_pull_and_run_auto_pull_from_a_cold_start(cold_env, fake_hub):
+def test_pull_and_run_auto_pull_from_a_cold_start(cold_env, fake_hub):  # noqa: F811
     fake_hub.add_repo("test/tiny-GGUF", {"tiny.Q4_K_M.gguf": make_gguf_bytes(padding=300_000)})
     fake_hub.add_repo("test/other-GGUF", {"other.Q4_K_M.gguf": make_gguf_bytes(padding=1000)})
     env = {**cold_env, "HF_ENDPOINT": fake_hub.url}
@@ -185,7 +211,9 @@ def test_a_reused_pid_is_not_mistaken_for_the_daemon(cold_env):
         stopped = mullama(cold_env, "daemon", "stop")
         assert stopped.returncode == 0 and "not running" in stopped.stderr
         assert other.poll() is None  # left alone
-        assert not Path(cold_env["MULLAMA_PID_FILE"]).exists() and not socket_path(cold_env).exists()
+        assert (
+            not Path(cold_env["MULLAMA_PID_FILE"]).exists() and not socket_path(cold_env).exists()
+        )
     finally:
         other.kill()
         other.wait()

@@ -69,13 +69,15 @@ def test_create_cp_rm(daemon_env, tmp_path):
 def test_create_errors(daemon_env, tmp_path):
     missing = mullama(daemon_env, "create", "x", "-f", str(tmp_path / "nope"))
     assert missing.returncode == 1
-    assert missing.stderr.splitlines() == [f"Error: no such file: {tmp_path / 'nope'}",
-                                           "Give the Modelfile with `-f FILE` (default: ./Modelfile)."]
+    assert missing.stderr.splitlines() == [
+        f"Error: no such file: {tmp_path / 'nope'}",
+        "Give the Modelfile with `-f FILE` (default: ./Modelfile).",
+    ]
     bad = tmp_path / "Bad"
     bad.write_text("FROM gemma\nBOGUS x\n")
     result = mullama(daemon_env, "create", "x", "-f", str(bad))
     assert result.returncode == 1
-    assert result.stderr.startswith(f"Error: {bad} line 2, column 1: unknown directive \"BOGUS\"")
+    assert result.stderr.startswith(f'Error: {bad} line 2, column 1: unknown directive "BOGUS"')
 
 
 def test_ps_after_a_run(daemon_env):
@@ -90,7 +92,7 @@ def test_ps_after_a_run(daemon_env):
 
 def test_daemon_status(daemon_env, daemon):
     out = mullama(daemon_env, "daemon", "status").stdout
-    assert out.startswith(f"Mullama daemon v") and f"(pid {daemon.proc.pid}," in out
+    assert out.startswith("Mullama daemon v") and f"(pid {daemon.proc.pid}," in out
     assert daemon.socket in out and daemon.url in out
     data = json.loads(mullama(daemon_env, "daemon", "status", "--json").stdout)
     assert data["running"] is True and data["pid"] == daemon.proc.pid

@@ -40,6 +40,9 @@ def test_thinking_is_dimmed_on_a_terminal(monkeypatch):
 
 
 def test_tool_calls_are_listed_after_the_text():
-    out = render(io.StringIO(), hide=True, calls=[{"id": "c1", "name": "weather",
-                                                   "arguments": '{"city": "Paris"}'}])
+    out = render(
+        io.StringIO(),
+        hide=True,
+        calls=[{"id": "c1", "name": "weather", "arguments": '{"city": "Paris"}'}],
+    )
     assert out == 'Paris.\n[tool call] weather({"city": "Paris"})\n'

@@ -22,8 +22,12 @@ PROMPT = "Name three colours."
 
 
 def http_answer(daemon, prompt: str, num_predict: int) -> str:
-    body = {"model": "gemma", "messages": [{"role": "user", "content": prompt}], "stream": False,
-            "options": {"num_predict": num_predict}}
+    body = {
+        "model": "gemma",
+        "messages": [{"role": "user", "content": prompt}],
+        "stream": False,
+        "options": {"num_predict": num_predict},
+    }
     return httpx.post(f"{daemon.url}/api/chat", json=body, timeout=300).json()["message"]["content"]
 
 
@@ -50,10 +54,20 @@ def test_run_reads_a_piped_prompt(daemon_env, daemon):
 
 
 def test_run_json(daemon_env):
-    result = mullama(daemon_env, "run", "gemma", PROMPT, "-n", "6", "-t", "0.5", "--seed", "3", "--json")
+    result = mullama(
+        daemon_env, "run", "gemma", PROMPT, "-n", "6", "-t", "0.5", "--seed", "3", "--json"
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert set(data) == {"model", "response", "thinking", "tool_calls", "done_reason", "usage", "timings"}
+    assert set(data) == {
+        "model",
+        "response",
+        "thinking",
+        "tool_calls",
+        "done_reason",
+        "usage",
+        "timings",
+    }
     assert data["model"] == "gemma:latest" and data["response"]
     assert data["done_reason"] in ("length", "stop") and data["usage"]["completion_tokens"] <= 6
     assert data["timings"]["total_ns"] > 0
@@ -61,7 +75,11 @@ def test_run_json(daemon_env):
 
 def test_run_verbose_prints_rates_to_stderr(daemon_env):
     result = mullama(daemon_env, "run", "gemma", PROMPT, "-n", "4", "--verbose")
-    assert result.returncode == 0 and "eval rate:" in result.stderr and "eval rate" not in result.stdout
+    assert (
+        result.returncode == 0
+        and "eval rate:" in result.stderr
+        and "eval rate" not in result.stdout
+    )
 
 
 def test_run_errors(daemon_env):
@@ -90,8 +108,14 @@ class Pty:
 
     def __init__(self, env: dict[str, str], *args: str):
         self.master, slave = pty.openpty()
-        self.proc = subprocess.Popen([sys.executable, "-m", "mullama", *args], env=env,
-                                     stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mullama", *args],
+            env=env,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            close_fds=True,
+        )
         os.close(slave)
         self.output = ""
 

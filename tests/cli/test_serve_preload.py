@@ -20,8 +20,11 @@ def test_models_named_at_start_stay_loaded_past_keep_alive(tmp_path, test_model_
         time.sleep(3)  # three times the keep_alive every other model gets
         assert len(httpx.get(f"{daemon.url}/api/ps").json()["models"]) == 1
         # an explicit keep_alive still applies, as in Ollama
-        r = httpx.post(f"{daemon.url}/api/generate", json={"model": str(test_model_path),
-                                                           "keep_alive": 0}, timeout=60)
+        r = httpx.post(
+            f"{daemon.url}/api/generate",
+            json={"model": str(test_model_path), "keep_alive": 0},
+            timeout=60,
+        )
         assert r.status_code == 200, r.text
         deadline = time.monotonic() + 30
         while httpx.get(f"{daemon.url}/api/ps").json()["models"] and time.monotonic() < deadline:

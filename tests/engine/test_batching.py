@@ -16,8 +16,16 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 async def eng(tmp_path_factory, test_model_path):
     root = tmp_path_factory.mktemp("batching")
-    engine = LocalEngine(load_settings(env={}, cache_dir=root / "c", config_dir=root / "g", data_dir=root / "d",
-                                       num_parallel=8, context_size=256))
+    engine = LocalEngine(
+        load_settings(
+            env={},
+            cache_dir=root / "c",
+            config_dir=root / "g",
+            data_dir=root / "d",
+            num_parallel=8,
+            context_size=256,
+        )
+    )
     await engine.load_model(str(test_model_path))
     engine.model = str(test_model_path)
     yield engine
@@ -41,8 +49,10 @@ def runner(engine):
 
 async def test_eight_simultaneous_counts_each_get_their_own_answer(eng):
     starts = [3, 17, 25, 40, 52, 61, 77, 88]
-    results = await asyncio.gather(*(complete(eng, f"{n}, {n + 1}, {n + 2},", max_tokens=6) for n in starts))
-    for n, (text, done) in zip(starts, results):
+    results = await asyncio.gather(
+        *(complete(eng, f"{n}, {n + 1}, {n + 2},", max_tokens=6) for n in starts)
+    )
+    for n, (text, _done) in zip(starts, results):
         assert text.startswith(f" {n + 3},"), (n, text)
     assert runner(eng).busy_slots == 0
 
@@ -56,7 +66,9 @@ async def test_batch_sizes_above_one_really_happen(eng):
             await asyncio.sleep(0.005)
 
     watcher = asyncio.create_task(watch())
-    await asyncio.gather(*(complete(eng, f"{n}, {n + 1},", max_tokens=12, ignore_eos=True) for n in range(4)))
+    await asyncio.gather(
+        *(complete(eng, f"{n}, {n + 1},", max_tokens=12, ignore_eos=True) for n in range(4))
+    )
     watcher.cancel()
     assert max(seen) >= 2  # several sequences shared one llama_decode
 
@@ -66,7 +78,8 @@ async def test_per_request_parameters_hold_side_by_side(eng):
         complete(eng, "1, 2, 3, 4,", max_tokens=20, stop=[" 7,"]),
         complete(eng, "10, 11, 12,", max_tokens=2, ignore_eos=True),
         complete(eng, "The answer is", max_tokens=10, grammar='root ::= " yes" | " no"'),
-        complete(eng, "20, 21, 22,", max_tokens=9))
+        complete(eng, "20, 21, 22,", max_tokens=9),
+    )
     assert stop[0] == " 5, 6," and stop[1].stop_sequence == " 7,"
     assert short[1].usage.completion_tokens == 2 and short[1].finish_reason == "length"
     assert grammar[0] in (" yes", " no")
@@ -75,8 +88,13 @@ async def test_per_request_parameters_hold_side_by_side(eng):
 
 async def test_cancel_one_the_others_continue_and_a_late_joiner_is_served(eng):
     async def cancelled():
-        stream = eng.complete(CompletionRequest(eng.model, "Tell a long story:", SamplingOptions(
-            max_tokens=200, ignore_eos=True, temperature=0)))
+        stream = eng.complete(
+            CompletionRequest(
+                eng.model,
+                "Tell a long story:",
+                SamplingOptions(max_tokens=200, ignore_eos=True, temperature=0),
+            )
+        )
         n = 0
         async for event in stream:
             n += isinstance(event, TextDelta)
@@ -90,8 +108,11 @@ async def test_cancel_one_the_others_continue_and_a_late_joiner_is_served(eng):
         return await complete(eng, "30, 31, 32,", max_tokens=9)
 
     long_a, cut, long_b, joined = await asyncio.gather(
-        complete(eng, "40, 41, 42,", max_tokens=24, ignore_eos=True), cancelled(),
-        complete(eng, "50, 51, 52,", max_tokens=24, ignore_eos=True), late())
+        complete(eng, "40, 41, 42,", max_tokens=24, ignore_eos=True),
+        cancelled(),
+        complete(eng, "50, 51, 52,", max_tokens=24, ignore_eos=True),
+        late(),
+    )
     assert cut == 3
     assert long_a[0].startswith(" 43, 44,") and long_a[1].usage.completion_tokens == 24
     assert long_b[0].startswith(" 53, 54,") and long_b[1].usage.completion_tokens == 24
@@ -114,9 +135,12 @@ async def test_a_full_context_ends_one_sequence_without_hurting_the_others(eng):
     async def runs_past_the_context():
         return await complete(eng, "Count: 1, 2, 3,", max_tokens=1000, ignore_eos=True)
 
-    ok, (text, done), (other, _) = await asyncio.gather(
-        overflow(), runs_past_the_context(), complete(eng, "60, 61, 62,", max_tokens=9))
+    ok, (_text, done), (other, _) = await asyncio.gather(
+        overflow(), runs_past_the_context(), complete(eng, "60, 61, 62,", max_tokens=9)
+    )
     assert ok and done.finish_reason == "length"
-    assert done.usage.prompt_tokens + done.usage.completion_tokens <= 256  # stopped at its slot's context
+    assert (
+        done.usage.prompt_tokens + done.usage.completion_tokens <= 256
+    )  # stopped at its slot's context
     assert other.startswith(" 63, 64,")
     assert runner(eng).busy_slots == 0

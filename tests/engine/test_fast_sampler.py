@@ -43,17 +43,25 @@ def native_candidates(chain, logits: np.ndarray) -> tuple[list[int], np.ndarray]
     """What llama.cpp's chain keeps of ``logits`` (its final probabilities)."""
     data, array = sampling.candidates_of(logits)
     llama_cpp.llama_sampler_apply(chain, ctypes.byref(array))
-    kept = np.sort(data[:array.size], order="logit")[::-1]
+    kept = np.sort(data[: array.size], order="logit")[::-1]
     values = kept["logit"].astype(np.float64)
     weights = np.exp(values - values[0])
     return [int(t) for t in kept["id"]], weights / weights.sum()
 
 
-@pytest.mark.parametrize("penalties", [
-    {"repeat_penalty": 1.0},
-    {"repeat_penalty": 1.3, "repeat_last_n": 16},
-    {"repeat_penalty": 1.1, "frequency_penalty": 0.6, "presence_penalty": 0.4, "repeat_last_n": 64},
-])
+@pytest.mark.parametrize(
+    "penalties",
+    [
+        {"repeat_penalty": 1.0},
+        {"repeat_penalty": 1.3, "repeat_last_n": 16},
+        {
+            "repeat_penalty": 1.1,
+            "frequency_penalty": 0.6,
+            "presence_penalty": 0.4,
+            "repeat_last_n": 64,
+        },
+    ],
+)
 def test_greedy_picks_what_the_native_chain_picks_token_for_token(model, ctx, penalties):
     c, batch = ctx
     o = opts(temperature=0, **penalties)
@@ -80,12 +88,15 @@ def test_greedy_picks_what_the_native_chain_picks_token_for_token(model, ctx, pe
     assert differs_from_plain == (penalties["repeat_penalty"] != 1.0)
 
 
-@pytest.mark.parametrize("values", [
-    {"temperature": 0.8, "top_k": 40, "top_p": 0.9},
-    {"temperature": 1.5, "top_k": 200, "top_p": 1.0, "min_p": 0.02},
-    {"temperature": 0.7, "top_k": 1024, "top_p": 0.95, "min_p": 0.05, "repeat_penalty": 1.2},
-    {"temperature": 2.0, "top_k": 5, "top_p": 0.97},
-])
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"temperature": 0.8, "top_k": 40, "top_p": 0.9},
+        {"temperature": 1.5, "top_k": 200, "top_p": 1.0, "min_p": 0.02},
+        {"temperature": 0.7, "top_k": 1024, "top_p": 0.95, "min_p": 0.05, "repeat_penalty": 1.2},
+        {"temperature": 2.0, "top_k": 5, "top_p": 0.97},
+    ],
+)
 def test_candidates_and_probabilities_match_the_native_chain(model, ctx, values):
     c, batch = ctx
     o = opts(**values)
@@ -126,15 +137,18 @@ def test_draws_follow_the_candidate_probabilities_and_a_seed_repeats_them(model,
     assert np.all(np.abs(counts - expected) <= 5 * sigma + 1), (counts, expected)
 
 
-@pytest.mark.parametrize("values, native", [
-    ({"temperature": 0}, False),
-    ({"temperature": 0.8}, False),
-    ({"temperature": 0.8, "grammar": 'root ::= "a"'}, True),
-    ({"temperature": 0, "logprobs": True}, True),
-    ({"temperature": 0.8, "mirostat": 2}, True),
-    ({"temperature": 0.8, "typical_p": 0.5}, True),
-    ({"temperature": 0.8, "top_k": 0}, True),
-    ({"temperature": 0.8, "top_k": 5000}, True),
-])
+@pytest.mark.parametrize(
+    "values, native",
+    [
+        ({"temperature": 0}, False),
+        ({"temperature": 0.8}, False),
+        ({"temperature": 0.8, "grammar": 'root ::= "a"'}, True),
+        ({"temperature": 0, "logprobs": True}, True),
+        ({"temperature": 0.8, "mirostat": 2}, True),
+        ({"temperature": 0.8, "typical_p": 0.5}, True),
+        ({"temperature": 0.8, "top_k": 0}, True),
+        ({"temperature": 0.8, "top_k": 5000}, True),
+    ],
+)
 def test_unusual_options_keep_the_native_chain(values, native):
     assert handles(opts(**values)) is not native

@@ -8,8 +8,17 @@ import contextlib
 import pytest
 
 from mullama.config import load_settings
-from mullama.engine.api import (ChatRequest, CompletionRequest, ContextOverflow, Done, InvalidRequest,
-                                Message, ModelNotFound, SamplingOptions, TextDelta)
+from mullama.engine.api import (
+    ChatRequest,
+    CompletionRequest,
+    ContextOverflow,
+    Done,
+    InvalidRequest,
+    Message,
+    ModelNotFound,
+    SamplingOptions,
+    TextDelta,
+)
 from mullama.engine.local import LocalEngine
 from tests.conftest import gemma_modelfile
 
@@ -19,8 +28,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 async def eng(tmp_path_factory, test_model_path):
     root = tmp_path_factory.mktemp("engine")
-    settings = load_settings(env={}, cache_dir=root / "cache", config_dir=root / "config",
-                             data_dir=root / "data")
+    settings = load_settings(
+        env={}, cache_dir=root / "cache", config_dir=root / "config", data_dir=root / "data"
+    )
     engine = LocalEngine(settings)
     await engine.create_model("gemma", gemma_modelfile(test_model_path))
     yield engine
@@ -59,14 +69,17 @@ async def test_greedy_output_does_not_depend_on_the_prompt_cache(eng):
     assert "".join(first) == "".join(second)  # ...and still gave the same greedy text
 
 
-@pytest.mark.parametrize("opts", [
-    {"temperature": 0, "grammar": 'root ::= [a-z ]+ "."'},  # llama.cpp's own sampler chain
-    {"temperature": 0.9, "seed": 11},  # a seeded draw
-    {"temperature": 0, "logprobs": True, "top_logprobs": 2},
-])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"temperature": 0, "grammar": 'root ::= [a-z ]+ "."'},  # llama.cpp's own sampler chain
+        {"temperature": 0.9, "seed": 11},  # a seeded draw
+        {"temperature": 0, "logprobs": True, "top_logprobs": 2},
+    ],
+)
 async def test_a_fully_cached_prompt_replays_its_kept_logits(eng, opts):
     prompt = "My favourite animals, in no particular order, are"
-    first, done = await run(eng, prompt, max_tokens=12, **opts)
+    first, _done = await run(eng, prompt, max_tokens=12, **opts)
     second, again = await run(eng, prompt, max_tokens=12, **opts)
     assert again.usage.cached_tokens == again.usage.prompt_tokens
     assert "".join(first) == "".join(second) and len(first) > 1
@@ -75,12 +88,12 @@ async def test_a_fully_cached_prompt_replays_its_kept_logits(eng, opts):
 async def test_streamed_deltas_concatenate_to_the_generated_tokens(eng):
     deltas, done = await run(eng, "The quick brown fox", max_tokens=30, temperature=0)
     assert len(deltas) > 5  # it really streamed
-    generated = done.context[done.usage.prompt_tokens:]
+    generated = done.context[done.usage.prompt_tokens :]
     assert "".join(deltas) == loaded(eng).model.detokenize(generated)
 
 
 async def test_max_tokens_gives_length_with_exactly_that_many_tokens_and_right_usage(eng):
-    deltas, done = await run(eng, "Once upon a time", max_tokens=7, temperature=0, ignore_eos=True)
+    _deltas, done = await run(eng, "Once upon a time", max_tokens=7, temperature=0, ignore_eos=True)
     assert done.finish_reason == "length"
     assert done.usage.completion_tokens == 7
     assert done.usage.prompt_tokens == len(loaded(eng).model.tokenize("Once upon a time"))
@@ -111,13 +124,22 @@ async def test_several_stops_first_match_wins(eng):
 async def test_seeded_sampling_is_reproducible(tmp_path, test_model_path):
     # fresh engines, so neither run reuses the other's prompt cache (which changes rounding)
     async def sample(seed: int, sub: str) -> str:
-        settings = load_settings(env={}, cache_dir=tmp_path / sub / "c", config_dir=tmp_path / sub / "g",
-                                 data_dir=tmp_path / sub / "d")
+        settings = load_settings(
+            env={},
+            cache_dir=tmp_path / sub / "c",
+            config_dir=tmp_path / sub / "g",
+            data_dir=tmp_path / sub / "d",
+        )
         engine = LocalEngine(settings)
         try:
-            request = CompletionRequest(str(test_model_path), "My favourite animal is", SamplingOptions(
-                max_tokens=20, temperature=1.0, seed=seed))
-            return "".join([e.text async for e in engine.complete(request) if isinstance(e, TextDelta)])
+            request = CompletionRequest(
+                str(test_model_path),
+                "My favourite animal is",
+                SamplingOptions(max_tokens=20, temperature=1.0, seed=seed),
+            )
+            return "".join(
+                [e.text async for e in engine.complete(request) if isinstance(e, TextDelta)]
+            )
         finally:
             await engine.close()
 
@@ -142,8 +164,11 @@ async def test_concurrent_requests_get_independent_correct_outputs(eng):
 
 
 async def test_cancelling_a_stream_frees_the_runner(eng):
-    request = CompletionRequest("gemma", "Tell me a long story.", SamplingOptions(
-        max_tokens=2000, temperature=0, ignore_eos=True))
+    request = CompletionRequest(
+        "gemma",
+        "Tell me a long story.",
+        SamplingOptions(max_tokens=2000, temperature=0, ignore_eos=True),
+    )
     stream = eng.complete(request)
     seen = 0
     async for event in stream:
@@ -158,7 +183,7 @@ async def test_cancelling_a_stream_frees_the_runner(eng):
         await asyncio.sleep(0.02)
     assert runner.busy_slots == 0
     generated_before = runner.tokens_generated
-    deltas, done = await run(eng, "1, 2, 3,", max_tokens=3, temperature=0)
+    _deltas, done = await run(eng, "1, 2, 3,", max_tokens=3, temperature=0)
     assert done.finish_reason == "length"
     assert runner.tokens_generated - generated_before == 3  # the cancelled one stopped for good
 
@@ -167,7 +192,9 @@ async def test_chat_uses_the_models_template_and_stop(eng):
     request = ChatRequest("gemma", [Message("user", "Hi")], SamplingOptions(max_tokens=5))
     async for event in eng.chat(request):
         if isinstance(event, Done):
-            prompt = loaded(eng).model.detokenize(event.context[:event.usage.prompt_tokens], special=True)
+            prompt = loaded(eng).model.detokenize(
+                event.context[: event.usage.prompt_tokens], special=True
+            )
     assert prompt.endswith("<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n")
 
 
@@ -175,11 +202,22 @@ async def test_prompt_longer_than_the_context_is_an_error_with_both_counts(eng):
     long_prompt = "word " * 3000
     with pytest.raises(ContextOverflow) as err:
         await run(eng, long_prompt, max_tokens=5)
-    assert "2048" in err.value.message and str(err.value.details["prompt_tokens"]) in err.value.message
+    assert (
+        "2048" in err.value.message and str(err.value.details["prompt_tokens"]) in err.value.message
+    )
 
 
-@pytest.mark.parametrize("field,value", [("temperature", -1.0), ("top_p", 1.5), ("top_k", -3),
-                                         ("max_tokens", -7), ("mirostat", 5), ("temperature", "hot")])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("temperature", -1.0),
+        ("top_p", 1.5),
+        ("top_k", -3),
+        ("max_tokens", -7),
+        ("mirostat", 5),
+        ("temperature", "hot"),
+    ],
+)
 async def test_invalid_sampling_values_name_the_field(eng, field, value):
     with pytest.raises(InvalidRequest) as err:
         await run(eng, "Hello", **{field: value})
@@ -195,17 +233,20 @@ async def test_unknown_model_is_model_not_found(eng):
 async def test_usage_reports_prompt_cache_reuse_on_a_second_turn(eng):
     history = [Message("user", "Count: 1, 2, 3"), Message("assistant", "4, 5, 6")]
     first = ChatRequest("gemma", history, SamplingOptions(max_tokens=4))
-    async for event in eng.chat(first):
+    async for _ in eng.chat(first):
         pass
-    second = ChatRequest("gemma", history + [Message("user", "More")], SamplingOptions(max_tokens=4))
+    second = ChatRequest(
+        "gemma", history + [Message("user", "More")], SamplingOptions(max_tokens=4)
+    )
     async for event in eng.chat(second):
         done = event
     assert done.usage.cached_tokens >= 10
 
 
 async def test_closing_the_engine_twice_is_harmless(tmp_path, test_model_path):
-    settings = load_settings(env={}, cache_dir=tmp_path / "c", config_dir=tmp_path / "cfg",
-                             data_dir=tmp_path / "d")
+    settings = load_settings(
+        env={}, cache_dir=tmp_path / "c", config_dir=tmp_path / "cfg", data_dir=tmp_path / "d"
+    )
     engine = LocalEngine(settings)
     await engine.load_model(str(test_model_path))
     await engine.close()
@@ -214,13 +255,18 @@ async def test_closing_the_engine_twice_is_harmless(tmp_path, test_model_path):
     assert engine.manager.loaded == {}
 
 
-async def test_ignore_eos_ignores_the_models_stop_strings_but_not_the_requests(eng, test_model_path):
+async def test_ignore_eos_ignores_the_models_stop_strings_but_not_the_requests(
+    eng, test_model_path
+):
     await eng.create_model("commas", gemma_modelfile(test_model_path, 'PARAMETER stop ","\n'))
 
     async def text(**opts) -> tuple[str, Done]:
         deltas, done = [], None
-        async for event in eng.complete(CompletionRequest("commas", "1, 2, 3,", SamplingOptions(
-                temperature=0, max_tokens=8, **opts))):
+        async for event in eng.complete(
+            CompletionRequest(
+                "commas", "1, 2, 3,", SamplingOptions(temperature=0, max_tokens=8, **opts)
+            )
+        ):
             if isinstance(event, TextDelta):
                 deltas.append(event.text)
             elif isinstance(event, Done):

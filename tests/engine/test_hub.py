@@ -9,7 +9,14 @@ import threading
 import pytest
 
 from mullama.engine.api import Cancelled, EngineError, ModelNotFound
-from mullama.engine.hub import PROGRESS_BYTES, CHUNK, HubAccessError, choose_files, RemoteFile, quant_of
+from mullama.engine.hub import (
+    CHUNK,
+    PROGRESS_BYTES,
+    HubAccessError,
+    RemoteFile,
+    choose_files,
+    quant_of,
+)
 from mullama.engine.store import ModelStore
 from tests.fakehub import make_gguf_bytes, sha256_hex, write_user_registry
 
@@ -63,13 +70,18 @@ def test_pull_hf_default_quant_preference(model_store, tiny, fake_hub):
 
 
 def test_pull_hf_quant_is_case_insensitive(model_store, tiny):
-    for text, file in (("hf:acme/Tiny-GGUF:q8_0", "tiny-Q8_0.gguf"),
-                       ("hf:acme/Tiny-GGUF:Q4_k_M", "tiny-q4_k_m.gguf"),
-                       ("hf.co/acme/Tiny-GGUF:F16", "tiny-f16.gguf")):
+    for text, file in (
+        ("hf:acme/Tiny-GGUF:q8_0", "tiny-Q8_0.gguf"),
+        ("hf:acme/Tiny-GGUF:Q4_k_M", "tiny-q4_k_m.gguf"),
+        ("hf.co/acme/Tiny-GGUF:F16", "tiny-f16.gguf"),
+    ):
         info = model_store.pull(text)
         assert info.digest == f"sha256:{sha256_hex(tiny[file])}", text
-    assert {m.name for m in model_store.list()} == {"hf:acme/Tiny-GGUF:Q8_0", "hf:acme/Tiny-GGUF:Q4_K_M",
-                                                   "hf:acme/Tiny-GGUF:F16"}
+    assert {m.name for m in model_store.list()} == {
+        "hf:acme/Tiny-GGUF:Q8_0",
+        "hf:acme/Tiny-GGUF:Q4_K_M",
+        "hf:acme/Tiny-GGUF:F16",
+    }
     # resolve with any case
     assert model_store.resolve("hf:acme/Tiny-GGUF:Q8_0").info.quantization == "Q8_0"
     assert model_store.resolve("hf:acme/tiny-gguf:q8_0").name == "hf:acme/Tiny-GGUF:Q8_0"
@@ -86,7 +98,9 @@ def test_pull_exact_file_and_missing_quant(model_store, tiny):
 
 
 def test_pull_by_alias_pointed_at_the_fake_hub(model_store, tiny, store_settings):
-    write_user_registry(store_settings, """
+    write_user_registry(
+        store_settings,
+        """
 [models."tiny:1b"]
 repo = "acme/Tiny-GGUF"
 default_quant = "Q8_0"
@@ -97,7 +111,8 @@ template = "{{ .Prompt }}"
 system = "Be short."
 stop = ["</s>"]
 params = { temperature = 0.2 }
-""")
+""",
+    )
     info = model_store.pull("tiny:1b")
     assert info.name == "tiny:1b" and info.quantization == "Q8_0" and info.family == "tinyfam"
     assert info.capabilities["tools"] is True and info.source == "tiny:1b"
@@ -200,8 +215,9 @@ def test_gated_repo_needs_a_token(store_settings, fake_hub, monkeypatch):
 
 
 def test_private_or_missing_repo(model_store, fake_hub):
-    fake_hub.add_repo("corp/Private-GGUF", {"p-Q4_K_M.gguf": make_gguf_bytes()}, private=True,
-                      tokens={"tok"})
+    fake_hub.add_repo(
+        "corp/Private-GGUF", {"p-Q4_K_M.gguf": make_gguf_bytes()}, private=True, tokens={"tok"}
+    )
     with pytest.raises(HubAccessError, match="HF_TOKEN"):
         model_store.pull("hf:corp/Private-GGUF")
     with pytest.raises(HubAccessError, match="does not exist"):
@@ -209,8 +225,12 @@ def test_private_or_missing_repo(model_store, fake_hub):
 
 
 def test_sharded_gguf_downloads_every_shard(model_store, fake_hub):
-    shards = {f"big/Big-Q4_K_M-{i:05d}-of-00003.gguf":
-              make_gguf_bytes(name=f"shard{i}", padding=40_000, seed=str(i)) for i in (1, 2, 3)}
+    shards = {
+        f"big/Big-Q4_K_M-{i:05d}-of-00003.gguf": make_gguf_bytes(
+            name=f"shard{i}", padding=40_000, seed=str(i)
+        )
+        for i in (1, 2, 3)
+    }
     other = {"Big-Q8_0.gguf": make_gguf_bytes(name="q8", padding=1000)}
     fake_hub.add_repo("acme/Big-GGUF", {**shards, **other})
     info = model_store.pull("hf:acme/Big-GGUF:Q4_K_M")
@@ -228,13 +248,23 @@ def test_sharded_gguf_downloads_every_shard(model_store, fake_hub):
 
 def test_alias_with_projector_downloads_it(model_store, store_settings, fake_hub):
     weights = make_gguf_bytes(name="vis", padding=20_000)
-    proj = make_gguf_bytes(arch="clip", name="proj", padding=5_000,
-                           extra={"clip.has_vision_encoder": True})
-    fake_hub.add_repo("acme/Vis-GGUF", {"vis-Q4_K_M.gguf": weights, "mmproj-vis-f16.gguf": proj,
-                                        "mmproj-vis-q8_0.gguf": make_gguf_bytes(name="p8")})
-    write_user_registry(store_settings, '[models."vis:1b"]\nrepo = "acme/Vis-GGUF"\n'
-                                        'projector = "mmproj-vis-f16.gguf"\ntags = ["vision"]\n'
-                                        '[models."vis:auto"]\nrepo = "acme/Vis-GGUF"\nprojector = "auto"\n')
+    proj = make_gguf_bytes(
+        arch="clip", name="proj", padding=5_000, extra={"clip.has_vision_encoder": True}
+    )
+    fake_hub.add_repo(
+        "acme/Vis-GGUF",
+        {
+            "vis-Q4_K_M.gguf": weights,
+            "mmproj-vis-f16.gguf": proj,
+            "mmproj-vis-q8_0.gguf": make_gguf_bytes(name="p8"),
+        },
+    )
+    write_user_registry(
+        store_settings,
+        '[models."vis:1b"]\nrepo = "acme/Vis-GGUF"\n'
+        'projector = "mmproj-vis-f16.gguf"\ntags = ["vision"]\n'
+        '[models."vis:auto"]\nrepo = "acme/Vis-GGUF"\nprojector = "auto"\n',
+    )
     info = model_store.pull("vis:1b")
     assert info.capabilities["vision"] is False  # downloaded, but image input is not served yet
     assert info.size == len(weights) + len(proj)
@@ -277,10 +307,21 @@ def test_endpoint_is_read_at_call_time(model_store, tiny, fake_hub, monkeypatch)
 
 
 def test_choose_files_rules():
-    files = [RemoteFile(p, 1) for p in (
-        "m-IQ4_XS.gguf", "m-Q4_0.gguf", "m-Q4_0_4_4.gguf", "m-Q4_K_M.gguf", "Q4_K_M/m-Q4_K_M.gguf",
-        "m-q5_k_m-00001-of-00002.gguf", "m-q5_k_m-00002-of-00002.gguf", "m-q6_k-00001-of-00002.gguf",
-        "mmproj-m-f16.gguf", "README.md")]
+    files = [
+        RemoteFile(p, 1)
+        for p in (
+            "m-IQ4_XS.gguf",
+            "m-Q4_0.gguf",
+            "m-Q4_0_4_4.gguf",
+            "m-Q4_K_M.gguf",
+            "Q4_K_M/m-Q4_K_M.gguf",
+            "m-q5_k_m-00001-of-00002.gguf",
+            "m-q5_k_m-00002-of-00002.gguf",
+            "m-q6_k-00001-of-00002.gguf",
+            "mmproj-m-f16.gguf",
+            "README.md",
+        )
+    ]
     pick = lambda **kw: [f.path for f in choose_files(files, repo="r", **kw)[0]]  # noqa: E731
     assert pick(quant="q4_0") == ["m-Q4_0.gguf"]  # not Q4_0_4_4
     assert pick(quant="Q4_K_M") == ["m-Q4_K_M.gguf"]  # top level first
@@ -331,4 +372,6 @@ def test_pulls_racing_deletes_never_leave_a_model_without_weights(model_store, t
     assert all(isinstance(e, ModelNotFound) for e in errors), errors
     for info in model_store.list():
         assert model_store.resolve(info.name).weights.exists()
-    assert model_store.resolve("hf:acme/Tiny-GGUF:Q8_0").weights.read_bytes() == tiny["tiny-Q8_0.gguf"]
+    assert (
+        model_store.resolve("hf:acme/Tiny-GGUF:Q8_0").weights.read_bytes() == tiny["tiny-Q8_0.gguf"]
+    )

@@ -10,22 +10,34 @@ import sys
 import pytest
 
 from mullama.config import load_settings
-from mullama.engine.api import CompletionRequest, EmbedRequest, InsufficientMemory, InvalidRequest, \
-    ModelLoadError, SamplingOptions
+from mullama.engine.api import (
+    CompletionRequest,
+    EmbedRequest,
+    InsufficientMemory,
+    InvalidRequest,
+    ModelLoadError,
+    SamplingOptions,
+)
 from mullama.engine.durations import parse_keep_alive
 from mullama.engine.local import LocalEngine
 from tests.conftest import gemma_modelfile
 
 
 def make_engine(root, **overrides) -> LocalEngine:
-    settings = load_settings(env={}, cache_dir=root / "cache", config_dir=root / "config",
-                             data_dir=root / "data", **overrides)
+    settings = load_settings(
+        env={},
+        cache_dir=root / "cache",
+        config_dir=root / "config",
+        data_dir=root / "data",
+        **overrides,
+    )
     return LocalEngine(settings)
 
 
 async def generate(engine, model: str, prompt: str = "1, 2, 3,", keep_alive=None) -> str:
-    request = CompletionRequest(model, prompt, SamplingOptions(max_tokens=3, temperature=0),
-                                keep_alive=keep_alive)
+    request = CompletionRequest(
+        model, prompt, SamplingOptions(max_tokens=3, temperature=0), keep_alive=keep_alive
+    )
     return "".join([getattr(e, "text", "") async for e in engine.complete(request)])
 
 
@@ -38,9 +50,16 @@ async def test_embeddings_are_unit_vectors_and_capture_meaning(tmp_path, test_mo
     engine = make_engine(tmp_path)
     try:
         await engine.create_model("gemma", gemma_modelfile(test_model_path))
-        result = await engine.embed(EmbedRequest("gemma", [
-            "The cat sat on the mat.", "A cat was sitting on the rug.",
-            "Quarterly revenue grew by eight percent."]))
+        result = await engine.embed(
+            EmbedRequest(
+                "gemma",
+                [
+                    "The cat sat on the mat.",
+                    "A cat was sitting on the rug.",
+                    "Quarterly revenue grew by eight percent.",
+                ],
+            )
+        )
         cat, paraphrase, finance = result.embeddings
         assert len(cat) == 640  # Gemma 3 270M's embedding length
         for vector in result.embeddings:
@@ -60,7 +79,9 @@ async def test_two_models_loaded_at_once_and_explicit_unload(tmp_path, test_mode
     engine = make_engine(tmp_path)
     try:
         await engine.create_model("first", gemma_modelfile(test_model_path))
-        await engine.create_model("second", gemma_modelfile(test_model_path, 'SYSTEM "Be brief."\n'))
+        await engine.create_model(
+            "second", gemma_modelfile(test_model_path, 'SYSTEM "Be brief."\n')
+        )
         a, b = await asyncio.gather(generate(engine, "first"), generate(engine, "second"))
         assert a == b and a.startswith(" 4,")
         names = sorted(m.name for m in await engine.running_models())
@@ -150,9 +171,22 @@ async def test_a_file_that_is_not_a_gguf_is_a_clear_error(tmp_path):
         await engine.close()
 
 
-@pytest.mark.parametrize("value,seconds", [
-    (None, 300.0), ("5m", 300.0), ("1h30m", 5400.0), ("300ms", 0.3), (42, 42.0), ("42", 42.0),
-    (0, 0.0), ("0", 0.0), (-1, None), ("-1m", None), ("2.5s", 2.5)])
+@pytest.mark.parametrize(
+    "value,seconds",
+    [
+        (None, 300.0),
+        ("5m", 300.0),
+        ("1h30m", 5400.0),
+        ("300ms", 0.3),
+        (42, 42.0),
+        ("42", 42.0),
+        (0, 0.0),
+        ("0", 0.0),
+        (-1, None),
+        ("-1m", None),
+        ("2.5s", 2.5),
+    ],
+)
 def test_keep_alive_values(value, seconds):
     assert parse_keep_alive(value, 300.0) == seconds
 
@@ -164,8 +198,10 @@ def test_bad_keep_alive_values_are_rejected(value):
 
 
 def test_engine_imports_no_ui_or_transport_library():
-    code = ("import sys, mullama.engine, mullama.engine.local, mullama.engine.store; "
-            "bad = [m for m in ('sanic', 'textual', 'pynng', 'rich') if m in sys.modules]; "
-            "print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, mullama.engine, mullama.engine.local, mullama.engine.store; "
+        "bad = [m for m in ('sanic', 'textual', 'pynng', 'rich') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

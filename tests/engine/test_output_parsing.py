@@ -42,15 +42,26 @@ def run_pipeline(pipeline: OutputPipeline, pieces: list[str]):
 THINK = ThinkingConfig("<think>", "</think>", True)
 
 
-@pytest.mark.parametrize("output,thinking,answer", [
-    ("<think>Let me add 2 and 2.</think>\n\nThe answer is 4.", "Let me add 2 and 2.", "The answer is 4."),
-    ("  <think>hmm</think>4", "hmm", "4"),
-    ("No thinking here, <think> stays text.", "", "No thinking here, <think> stays text."),
-    ("<think>never closed", "never closed", ""),
-    ("<thi", "", "<thi"),
-    ("<think></think>Just the answer", "", "Just the answer"),
-    ("<think>a < b and </thin is not the end</think>ok", "a < b and </thin is not the end", "ok"),
-])
+@pytest.mark.parametrize(
+    "output,thinking,answer",
+    [
+        (
+            "<think>Let me add 2 and 2.</think>\n\nThe answer is 4.",
+            "Let me add 2 and 2.",
+            "The answer is 4.",
+        ),
+        ("  <think>hmm</think>4", "hmm", "4"),
+        ("No thinking here, <think> stays text.", "", "No thinking here, <think> stays text."),
+        ("<think>never closed", "never closed", ""),
+        ("<thi", "", "<thi"),
+        ("<think></think>Just the answer", "", "Just the answer"),
+        (
+            "<think>a < b and </thin is not the end</think>ok",
+            "a < b and </thin is not the end",
+            "ok",
+        ),
+    ],
+)
 def test_thinking_splitter_every_chunking(output, thinking, answer):
     for pieces in chunkings(output):
         got = run_pipeline(OutputPipeline(ThinkingSplitter(THINK)), pieces)
@@ -65,7 +76,10 @@ def test_thinking_opened_by_the_prompt():
 
 def test_thinking_can_be_hidden():
     splitter = ThinkingSplitter(THINK, emit_thinking=False)
-    assert run_pipeline(OutputPipeline(splitter), ["<think>secret</think>", "shown"])[:2] == ("", "shown")
+    assert run_pipeline(OutputPipeline(splitter), ["<think>secret</think>", "shown"])[:2] == (
+        "",
+        "shown",
+    )
 
 
 def test_custom_thinking_markers():
@@ -77,17 +91,33 @@ def test_custom_thinking_markers():
 QWEN = ToolFormat(*(("qwen",) + STYLE_MARKERS["qwen"]))
 
 
-@pytest.mark.parametrize("output,text,calls", [
-    ('<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>', "",
-     [("get_weather", {"city": "Paris"})]),
-    ('Sure. <tool_call>{"name":"a","arguments":{}}</tool_call><tool_call>{"name":"b","arguments":{"x":1}}'
-     '</tool_call>', "Sure. ", [("a", {}), ("b", {"x": 1})]),
-    ('<tool_call>{"name": "broken", "arguments": {</tool_call>rest',
-     '<tool_call>{"name": "broken", "arguments": {</tool_call>rest', []),
-    ("Plain answer with a < sign.", "Plain answer with a < sign.", []),
-    ('<tool_call>{"name": "nested", "arguments": {"q": {"deep": [1, {"x": "</"}]}}}</tool_call>', "",
-     [("nested", {"q": {"deep": [1, {"x": "</"}]}})]),
-])
+@pytest.mark.parametrize(
+    "output,text,calls",
+    [
+        (
+            '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>',
+            "",
+            [("get_weather", {"city": "Paris"})],
+        ),
+        (
+            'Sure. <tool_call>{"name":"a","arguments":{}}</tool_call><tool_call>{"name":"b","arguments":{"x":1}}'
+            "</tool_call>",
+            "Sure. ",
+            [("a", {}), ("b", {"x": 1})],
+        ),
+        (
+            '<tool_call>{"name": "broken", "arguments": {</tool_call>rest',
+            '<tool_call>{"name": "broken", "arguments": {</tool_call>rest',
+            [],
+        ),
+        ("Plain answer with a < sign.", "Plain answer with a < sign.", []),
+        (
+            '<tool_call>{"name": "nested", "arguments": {"q": {"deep": [1, {"x": "</"}]}}}</tool_call>',
+            "",
+            [("nested", {"q": {"deep": [1, {"x": "</"}]}})],
+        ),
+    ],
+)
 def test_qwen_tool_calls_every_chunking(output, text, calls):
     for pieces in chunkings(output, max_cuts=1 if len(output) > 80 else 2):
         _, got_text, got_calls = run_pipeline(OutputPipeline(tools=ToolCallParser(QWEN)), pieces)
@@ -101,7 +131,11 @@ def test_llama3_and_mistral_styles():
     out = '<|python_tag|>{"name": "search", "parameters": {"q": "llamas"}}'
     for pieces in chunkings(out, 1):
         _, text, calls = run_pipeline(OutputPipeline(tools=ToolCallParser(llama)), pieces)
-        assert text == "" and calls[0]["name"] == "search" and json.loads(calls[0]["arguments"]) == {"q": "llamas"}
+        assert (
+            text == ""
+            and calls[0]["name"] == "search"
+            and json.loads(calls[0]["arguments"]) == {"q": "llamas"}
+        )
     _, text, calls = run_pipeline(OutputPipeline(tools=ToolCallParser(llama)), ["Hello there"])
     assert text == "Hello there" and calls == []
     mistral = ToolFormat(*(("mistral",) + STYLE_MARKERS["mistral"]))
@@ -122,15 +156,21 @@ def test_parse_call_text_rejects_shapes_that_are_not_calls():
     assert parse_call_text('{"no_name": 1}') is None
     assert parse_call_text('{"name": "x", "arguments": "not json"}') is None
     assert parse_call_text('{"name": "x", "arguments": "{\\"a\\": 1}"}')[0].arguments == '{"a": 1}'
-    assert [c.name for c in parse_call_text('{"name": "a", "parameters": {}}; {"name": "b", "parameters": {}}')] == ["a", "b"]
+    assert [
+        c.name
+        for c in parse_call_text('{"name": "a", "parameters": {}}; {"name": "b", "parameters": {}}')
+    ] == ["a", "b"]
 
 
-@pytest.mark.parametrize("stops,output,expected,matched", [
-    (["STOP"], "abcSTOPdef", "abc", "STOP"),
-    (["STOP"], "abcSTOdef", "abcSTOdef", None),
-    (["\n\n", "END"], "one\ntwo\n\nthree", "one\ntwo", "\n\n"),
-    (["ab", "b"], "xab", "x", "ab"),
-])
+@pytest.mark.parametrize(
+    "stops,output,expected,matched",
+    [
+        (["STOP"], "abcSTOPdef", "abc", "STOP"),
+        (["STOP"], "abcSTOdef", "abcSTOdef", None),
+        (["\n\n", "END"], "one\ntwo\n\nthree", "one\ntwo", "\n\n"),
+        (["ab", "b"], "xab", "x", "ab"),
+    ],
+)
 def test_stop_matcher_every_chunking(stops, output, expected, matched):
     for pieces in chunkings(output):
         m = StopMatcher(stops)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import tomllib
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from mullama.engine.api import InvalidRequest, ModelNotFound
 from mullama.engine.refs import name_to_filename, normalize_name, parse_ref, validate_name
@@ -26,30 +29,73 @@ GUIDE_TABLE = {
 # ------------------------------------------------------------------ references
 
 
-@pytest.mark.parametrize("text,kind,key,repo,quant,file,rev", [
-    ("llama3.2:1b", "name", "llama3.2:1b", "", "", "", ""),
-    ("llama3.2", "name", "llama3.2:latest", "", "", "", ""),
-    ("me/my-model", "name", "me/my-model:latest", "", "", "", ""),
-    ("hf:Qwen/Qwen2.5-7B-Instruct-GGUF", "hf", "hf:Qwen/Qwen2.5-7B-Instruct-GGUF",
-     "Qwen/Qwen2.5-7B-Instruct-GGUF", "", "", ""),
-    ("hf:owner/repo:q4_k_m", "hf", "hf:owner/repo:Q4_K_M", "owner/repo", "Q4_K_M", "", ""),
-    ("hf:owner/repo:Model-Q8_0.gguf", "hf", "hf:owner/repo:Model-Q8_0.gguf", "owner/repo", "",
-     "Model-Q8_0.gguf", ""),
-    ("hf:owner/repo@a1b2c3d", "hf", "hf:owner/repo@a1b2c3d", "owner/repo", "", "", "a1b2c3d"),
-    ("hf:owner/repo:Q4_K_M@abc123def", "hf", "hf:owner/repo:Q4_K_M@abc123def", "owner/repo",
-     "Q4_K_M", "", "abc123def"),
-    ("hf:owner/repo:sub/dir/f.gguf@v1.0", "hf", "hf:owner/repo:sub/dir/f.gguf@v1.0", "owner/repo", "",
-     "sub/dir/f.gguf", "v1.0"),
-    ("hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M", "hf",
-     "hf:bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M", "bartowski/Llama-3.2-1B-Instruct-GGUF",
-     "Q4_K_M", "", ""),
-    ("hf.co/owner/repo:latest", "hf", "hf:owner/repo", "owner/repo", "", "", ""),
-    ("huggingface.co/owner/repo", "hf", "hf:owner/repo", "owner/repo", "", "", ""),
-])
+@pytest.mark.parametrize(
+    "text,kind,key,repo,quant,file,rev",
+    [
+        ("llama3.2:1b", "name", "llama3.2:1b", "", "", "", ""),
+        ("llama3.2", "name", "llama3.2:latest", "", "", "", ""),
+        ("me/my-model", "name", "me/my-model:latest", "", "", "", ""),
+        (
+            "hf:Qwen/Qwen2.5-7B-Instruct-GGUF",
+            "hf",
+            "hf:Qwen/Qwen2.5-7B-Instruct-GGUF",
+            "Qwen/Qwen2.5-7B-Instruct-GGUF",
+            "",
+            "",
+            "",
+        ),
+        ("hf:owner/repo:q4_k_m", "hf", "hf:owner/repo:Q4_K_M", "owner/repo", "Q4_K_M", "", ""),
+        (
+            "hf:owner/repo:Model-Q8_0.gguf",
+            "hf",
+            "hf:owner/repo:Model-Q8_0.gguf",
+            "owner/repo",
+            "",
+            "Model-Q8_0.gguf",
+            "",
+        ),
+        ("hf:owner/repo@a1b2c3d", "hf", "hf:owner/repo@a1b2c3d", "owner/repo", "", "", "a1b2c3d"),
+        (
+            "hf:owner/repo:Q4_K_M@abc123def",
+            "hf",
+            "hf:owner/repo:Q4_K_M@abc123def",
+            "owner/repo",
+            "Q4_K_M",
+            "",
+            "abc123def",
+        ),
+        (
+            "hf:owner/repo:sub/dir/f.gguf@v1.0",
+            "hf",
+            "hf:owner/repo:sub/dir/f.gguf@v1.0",
+            "owner/repo",
+            "",
+            "sub/dir/f.gguf",
+            "v1.0",
+        ),
+        (
+            "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M",
+            "hf",
+            "hf:bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M",
+            "bartowski/Llama-3.2-1B-Instruct-GGUF",
+            "Q4_K_M",
+            "",
+            "",
+        ),
+        ("hf.co/owner/repo:latest", "hf", "hf:owner/repo", "owner/repo", "", "", ""),
+        ("huggingface.co/owner/repo", "hf", "hf:owner/repo", "owner/repo", "", "", ""),
+    ],
+)
 def test_parse_ref_forms(text, kind, key, repo, quant, file, rev):
     ref = parse_ref(text)
-    assert (ref.kind, ref.key, ref.repo, ref.quant, ref.file, ref.revision) == (kind, key, repo, quant,
-                                                                               file, rev)
+    assert (ref.kind, ref.key, ref.repo, ref.quant, ref.file, ref.revision) == (
+        kind,
+        key,
+        repo,
+        quant,
+        file,
+        rev,
+    )
 
 
 def test_parse_ref_paths(tmp_path):
@@ -59,19 +105,48 @@ def test_parse_ref_paths(tmp_path):
     assert parse_ref("../up.gguf", base_dir=tmp_path).path == tmp_path / "../up.gguf"
 
 
-@pytest.mark.parametrize("bad", [
-    "hf:justone", "hf:a/b/c", "hf:owner/repo:../../x.gguf", "hf:owner/repo:bad quant",
-    "hf:../x", "hf:owner/repo@../../etc", "", "   ", "a\x00b", "x\ny",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "hf:justone",
+        "hf:a/b/c",
+        "hf:owner/repo:../../x.gguf",
+        "hf:owner/repo:bad quant",
+        "hf:../x",
+        "hf:owner/repo@../../etc",
+        "",
+        "   ",
+        "a\x00b",
+        "x\ny",
+    ],
+)
 def test_parse_ref_rejects(bad):
     with pytest.raises(InvalidRequest):
         parse_ref(bad)
 
 
-@pytest.mark.parametrize("bad", [
-    "../evil", "..", "a/../../b", "/etc/passwd", "a\\b", "..\\x", "C:/win", "x\x00y", "a//b",
-    ".hidden", "name:../x", "name:", "a b", "tab\tname", "x" * 300, "a/b/c/d", "café",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "../evil",
+        "..",
+        "a/../../b",
+        "/etc/passwd",
+        "a\\b",
+        "..\\x",
+        "C:/win",
+        "x\x00y",
+        "a//b",
+        ".hidden",
+        "name:../x",
+        "name:",
+        "a b",
+        "tab\tname",
+        "x" * 300,
+        "a/b/c/d",
+        "café",
+    ],
+)
 def test_store_names_cannot_escape(bad):
     with pytest.raises(InvalidRequest):
         validate_name(bad)
@@ -103,10 +178,26 @@ def test_bundled_aliases_cover_the_guide_table_and_families():
         assert entry.repo == repo
         assert entry.description and entry.family
     names = set(reg.names())
-    for required in ("llama3.1:8b", "qwen2.5:0.5b", "qwen2.5:1.5b", "qwen2.5:3b", "qwen2.5:14b",
-                     "qwen2.5-coder:7b", "deepseek-r1:1.5b", "deepseek-r1:8b", "deepseek-r1:14b",
-                     "gemma2:2b", "gemma3:1b", "gemma3:4b", "phi3.5:3.8b", "mixtral:8x7b",
-                     "nomic-embed-text:v1.5", "bge-small:en-v1.5", "llava:7b", "gemma3:270m"):
+    for required in (
+        "llama3.1:8b",
+        "qwen2.5:0.5b",
+        "qwen2.5:1.5b",
+        "qwen2.5:3b",
+        "qwen2.5:14b",
+        "qwen2.5-coder:7b",
+        "deepseek-r1:1.5b",
+        "deepseek-r1:8b",
+        "deepseek-r1:14b",
+        "gemma2:2b",
+        "gemma3:1b",
+        "gemma3:4b",
+        "phi3.5:3.8b",
+        "mixtral:8x7b",
+        "nomic-embed-text:v1.5",
+        "bge-small:en-v1.5",
+        "llava:7b",
+        "gemma3:270m",
+    ):
         assert required in names, required
     for entry in reg.entries():
         assert entry.repo.count("/") == 1, entry.name
@@ -157,9 +248,16 @@ def test_test_model_entry_has_package_fallback_and_chat_defaults():
     # the inline template is valid for the Modelfile TEMPLATE engine and keeps every turn
     from mullama.modelfile import render_prompt
 
-    prompt = render_prompt(defaults["template"], system=None, messages=[
-        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"},
-        {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Bye now"}])
+    prompt = render_prompt(
+        defaults["template"],
+        system=None,
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi there"},
+            {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": "Bye now"},
+        ],
+    )
     for part in ("Be brief.", "Hi there", "Hello!", "Bye now"):
         assert part in prompt
     assert prompt.index("Be brief.") < prompt.index("Hi there") < prompt.index("Bye now")
@@ -186,11 +284,19 @@ def test_user_file_adds_and_overrides(store_settings):
     write_user_registry(store_settings, USER_FILE)
     reg = Registry(store_settings)
     mine = reg.get("my-model")
-    assert (mine.repo, mine.default_quant, mine.origin) == ("owner/repo-name-GGUF", "Q5_K_M", "user")
+    assert (mine.repo, mine.default_quant, mine.origin) == (
+        "owner/repo-name-GGUF",
+        "Q5_K_M",
+        "user",
+    )
     assert reg.get("my-model:latest").name == "my-model"
     llama = reg.get("llama3.2:1b")
     assert llama.repo == GUIDE_TABLE["llama3.2:1b"]  # kept from the bundled entry
-    assert llama.default_quant == "Q8_0" and llama.system == "You are terse." and llama.origin == "both"
+    assert (
+        llama.default_quant == "Q8_0"
+        and llama.system == "You are terse."
+        and llama.origin == "both"
+    )
     assert llama.defaults()["system"] == "You are terse."
 
 
@@ -204,8 +310,14 @@ def test_user_override_with_new_repo_drops_bundled_file_choice(store_settings):
 def test_add_and_remove_alias_preserve_comments(store_settings):
     path = write_user_registry(store_settings, USER_FILE)
     reg = Registry(store_settings)
-    entry = reg.add_alias("tiny:1b", "acme/Tiny-GGUF", quant="q4_k_m", description="Tiny",
-                          tags=["chat"], stop=["</s>"])
+    entry = reg.add_alias(
+        "tiny:1b",
+        "acme/Tiny-GGUF",
+        quant="q4_k_m",
+        description="Tiny",
+        tags=["chat"],
+        stop=["</s>"],
+    )
     assert entry.default_quant == "Q4_K_M" and entry.stop == ["</s>"]
     text = path.read_text()
     assert "# my aliases -- keep this comment" in text
@@ -241,8 +353,9 @@ def test_add_alias_creates_the_file_and_validates(store_settings):
 
 
 def test_ambiguous_family_names_suggest_tags(store_settings):
-    write_user_registry(store_settings, '[models."foo:1b"]\nrepo = "a/foo1"\n\n'
-                                        '[models."foo:2b"]\nrepo = "a/foo2"\n')
+    write_user_registry(
+        store_settings, '[models."foo:1b"]\nrepo = "a/foo1"\n\n[models."foo:2b"]\nrepo = "a/foo2"\n'
+    )
     reg = Registry(store_settings)
     with pytest.raises(ModelNotFound) as err:
         reg.get("foo")
@@ -258,12 +371,13 @@ def test_broken_user_file_is_a_clear_error(store_settings):
 
 # ------------------------------------------------------------------ property: names stay inside
 
-from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
-
 
 @hsettings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from(list("ab.:/\\-_ \x00~%$\u00e9") + ["..", "../", "latest"]),
-                max_size=12).map("".join))
+@given(
+    st.lists(
+        st.sampled_from(list("ab.:/\\-_ \x00~%$\u00e9") + ["..", "../", "latest"]), max_size=12
+    ).map("".join)
+)
 def test_any_accepted_name_maps_to_one_safe_file_name(text):
     import os.path
 

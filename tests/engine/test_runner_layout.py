@@ -22,7 +22,9 @@ def runner(model):
 
 
 def options(**values) -> SamplingOptions:
-    return sampling.merge(sampling.DEFAULTS, SamplingOptions(temperature=0, repeat_penalty=1.0, **values))
+    return sampling.merge(
+        sampling.DEFAULTS, SamplingOptions(temperature=0, repeat_penalty=1.0, **values)
+    )
 
 
 async def run(runner: Runner, prompt: str, seen: list | None = None, **values) -> tuple[str, Job]:
@@ -56,13 +58,18 @@ async def test_concurrent_new_requests_take_consecutive_slots(runner):
     # the least recently used are now 0, 2, 4, 6, which LRU alone would hand out
     warm = {}
     for n in range(8):
-        warm[n] = (await run(runner, f"{n} is the number of this warm-up.", max_tokens=1))[1].slot.id
+        warm[n] = (await run(runner, f"{n} is the number of this warm-up.", max_tokens=1))[
+            1
+        ].slot.id
     assert sorted(warm.values()) == list(range(8))
     for n in range(8):
         if warm[n] % 2:
-            assert (await run(runner, f"{n} is the number of this warm-up.", max_tokens=1))[1].slot.id == warm[n]
-    jobs = await asyncio.gather(*(run(runner, f"Count from {n}: {n}, {n + 1},", max_tokens=6)
-                                  for n in (10, 20, 30)))
+            assert (await run(runner, f"{n} is the number of this warm-up.", max_tokens=1))[
+                1
+            ].slot.id == warm[n]
+    jobs = await asyncio.gather(
+        *(run(runner, f"Count from {n}: {n}, {n + 1},", max_tokens=6) for n in (10, 20, 30))
+    )
     ids = sorted(job.slot.id for _, job in jobs)
     assert ids == list(range(ids[0], ids[0] + 3)), ids
     for (text, _), n in zip(jobs, (10, 20, 30)):
@@ -70,8 +77,10 @@ async def test_concurrent_new_requests_take_consecutive_slots(runner):
 
 
 async def test_a_cached_prefix_wins_its_slot_and_batches_stay_in_sequence_order(runner):
-    stems = [f"Story {k}: the llama named {name} climbed the hill and saw the valley below, then it"
-             for k, name in enumerate(("Pico", "Nina", "Tomas", "Lupe"))]
+    stems = [
+        f"Story {k}: the llama named {name} climbed the hill and saw the valley below, then it"
+        for k, name in enumerate(("Pico", "Nina", "Tomas", "Lupe"))
+    ]
     first = await asyncio.gather(*(run(runner, stem, max_tokens=2) for stem in stems))
     slots = {stem: job.slot.id for stem, (_, job) in zip(stems, first)}
     # the same stems again, queued in reverse slot order: each goes back to its cached slot
@@ -79,8 +88,9 @@ async def test_a_cached_prefix_wins_its_slot_and_batches_stay_in_sequence_order(
     seen: list[list[int]] = []
     watcher = asyncio.create_task(watch_batches(runner, seen))
     try:
-        again = await asyncio.gather(*(run(runner, stem + " walked", max_tokens=12, ignore_eos=True)
-                                       for stem in order))
+        again = await asyncio.gather(
+            *(run(runner, stem + " walked", max_tokens=12, ignore_eos=True) for stem in order)
+        )
     finally:
         watcher.cancel()
     for stem, (_, job) in zip(order, again):
@@ -94,7 +104,9 @@ async def test_a_cached_prefix_wins_its_slot_and_batches_stay_in_sequence_order(
 async def test_greedy_text_is_the_same_alone_and_beside_others(runner):
     prompt = "The capital of France is Paris. The capital of Italy is"
     alone, _ = await run(runner, prompt, max_tokens=8)
-    crowd = await asyncio.gather(run(runner, "1, 2, 3,", max_tokens=20, ignore_eos=True),
-                                 run(runner, prompt, max_tokens=8),
-                                 run(runner, "a b c d", max_tokens=20, ignore_eos=True))
+    crowd = await asyncio.gather(
+        run(runner, "1, 2, 3,", max_tokens=20, ignore_eos=True),
+        run(runner, prompt, max_tokens=8),
+        run(runner, "a b c d", max_tokens=20, ignore_eos=True),
+    )
     assert crowd[1][0] == alone

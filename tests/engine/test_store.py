@@ -20,17 +20,25 @@ GO_TEMPLATE = "{{ range .Messages }}<{{ .Role }}>{{ .Content }}{{ end }}<assista
 
 @pytest.fixture
 def model_file(tmp_path) -> Path:
-    return make_gguf(tmp_path / "models" / "tiny.gguf", name="tiny", padding=20_000,
-                     chat_template="{% for m in messages %}{{ m.content }}{% endfor %}")
+    return make_gguf(
+        tmp_path / "models" / "tiny.gguf",
+        name="tiny",
+        padding=20_000,
+        chat_template="{% for m in messages %}{{ m.content }}{% endfor %}",
+    )
 
 
 def modelfile(from_: str, extra: str = "") -> str:
-    return (f"FROM {from_}\nTEMPLATE \"\"\"{GO_TEMPLATE}\"\"\"\nPARAMETER temperature 0.5\n"
-            f"PARAMETER stop \"</s>\"\nSYSTEM You are a test.\n{extra}")
+    return (
+        f'FROM {from_}\nTEMPLATE """{GO_TEMPLATE}"""\nPARAMETER temperature 0.5\n'
+        f'PARAMETER stop "</s>"\nSYSTEM You are a test.\n{extra}'
+    )
 
 
 def test_create_from_relative_path_then_list_show_resolve(model_store, model_file):
-    info = model_store.create("tester", modelfile("./models/tiny.gguf"), base_dir=model_file.parent.parent)
+    info = model_store.create(
+        "tester", modelfile("./models/tiny.gguf"), base_dir=model_file.parent.parent
+    )
     digest = sha256_hex(model_file.read_bytes())
     assert (info.name, info.kind, info.digest) == ("tester:latest", "created", f"sha256:{digest}")
     assert info.size == model_file.stat().st_size and info.quantization == "Q4_K_M"
@@ -100,7 +108,9 @@ def test_digest_checked_at_create_and_on_every_load(model_store, model_file, mon
 
 
 def test_create_inherits_from_a_created_model(model_store, model_file):
-    model_store.create("base", modelfile(str(model_file), "PARAMETER num_ctx 1024\nMESSAGE user hi\n"))
+    model_store.create(
+        "base", modelfile(str(model_file), "PARAMETER num_ctx 1024\nMESSAGE user hi\n")
+    )
     model_store.create("child", "FROM base\nPARAMETER temperature 0.9\nSYSTEM Child.\n")
     spec = model_store.resolve("child").spec
     assert spec.template == GO_TEMPLATE  # inherited
@@ -113,16 +123,24 @@ def test_create_inherits_from_a_created_model(model_store, model_file):
         model_store.create("base", "FROM base\n")
 
 
-def test_create_from_alias_pulls_it_and_applies_registry_defaults(model_store, store_settings, fake_hub):
+def test_create_from_alias_pulls_it_and_applies_registry_defaults(
+    model_store, store_settings, fake_hub
+):
     data = make_gguf_bytes(name="al", padding=30_000)
     fake_hub.add_repo("acme/Al-GGUF", {"al-Q4_K_M.gguf": data})
-    write_user_registry(store_settings, '[models."al:1b"]\nrepo = "acme/Al-GGUF"\n'
-                                        'template = "{{ .Prompt }}"\nstop = ["<eot>"]\n')
+    write_user_registry(
+        store_settings,
+        '[models."al:1b"]\nrepo = "acme/Al-GGUF"\ntemplate = "{{ .Prompt }}"\nstop = ["<eot>"]\n',
+    )
     info = model_store.create("mine", "FROM al:1b\nSYSTEM Mine.\n")
     assert info.digest == f"sha256:{sha256_hex(data)}"
     assert {m.name for m in model_store.list()} == {"al:1b", "mine:latest"}
     spec = model_store.resolve("mine").spec
-    assert (spec.template, spec.system, spec.parameters) == ("{{ .Prompt }}", "Mine.", {"stop": ["<eot>"]})
+    assert (spec.template, spec.system, spec.parameters) == (
+        "{{ .Prompt }}",
+        "Mine.",
+        {"stop": ["<eot>"]},
+    )
     # a pinned DIGEST of pulled weights verifies too
     model_store.create("mine2", f"FROM al:1b\nDIGEST sha256:{sha256_hex(data)}\n")
     model_store.resolve("mine2")
@@ -135,7 +153,11 @@ def test_copy_shares_weights_and_delete_keeps_shared_blobs(model_store, fake_hub
     blob = model_store.blob_path(sha256_hex(data))
     model_store.copy("hf:acme/Cp-GGUF", "my/copy")
     model_store.create("derived", "FROM my/copy\nSYSTEM x\n")
-    assert {m.name for m in model_store.list()} == {"hf:acme/Cp-GGUF", "my/copy:latest", "derived:latest"}
+    assert {m.name for m in model_store.list()} == {
+        "hf:acme/Cp-GGUF",
+        "my/copy:latest",
+        "derived:latest",
+    }
     assert len(list(model_store.blobs_dir.iterdir())) == 1
     assert model_store._manifest_path("my/copy:latest").stat().st_size < 10_000
     assert model_store.resolve("my/copy").weights == blob
@@ -166,8 +188,10 @@ def test_copy_and_delete_errors(model_store, model_file):
         model_store.delete(str(model_file))
 
 
-@pytest.mark.parametrize("bad", ["../evil", "/tmp/evil", "a\\b", "x\x00y", "..", "a/../b", "ok:../../x",
-                                 "sub//x", ".hidden"])
+@pytest.mark.parametrize(
+    "bad",
+    ["../evil", "/tmp/evil", "a\\b", "x\x00y", "..", "a/../b", "ok:../../x", "sub//x", ".hidden"],
+)
 def test_names_never_escape_the_store(model_store, model_file, tmp_path, bad):
     before = set(tmp_path.rglob("*"))
     with pytest.raises(InvalidRequest):
@@ -178,7 +202,9 @@ def test_names_never_escape_the_store(model_store, model_file, tmp_path, bad):
     created = set(tmp_path.rglob("*")) - before
     root = model_store.root.resolve()
     assert all(p.resolve().is_relative_to(root) for p in created)
-    assert {p.parent for p in model_store.manifests_dir.glob("*.json")} == {model_store.manifests_dir}
+    assert {p.parent for p in model_store.manifests_dir.glob("*.json")} == {
+        model_store.manifests_dir
+    }
 
 
 def test_concurrent_creates_of_one_name_never_corrupt(model_store, model_file):
@@ -187,7 +213,8 @@ def test_concurrent_creates_of_one_name_never_corrupt(model_store, model_file):
     def create(i):
         try:
             ModelStore(model_store.settings).create(
-                "race", f"FROM {model_file}\nSYSTEM writer {i}\nPARAMETER seed {i}\n")
+                "race", f"FROM {model_file}\nSYSTEM writer {i}\nPARAMETER seed {i}\n"
+            )
         except Exception as exc:  # pragma: no cover
             errors.append(exc)
 
@@ -271,7 +298,9 @@ def test_test_model_alias_resolves_offline_from_the_package(model_store, monkeyp
     assert [m.name for m in model_store.list()] == ["gemma3:270m"]
     # pulling it again is instant and offline; a created model can build on it
     assert model_store.pull("gemma3:270m").digest == resolved.digest
-    model_store.create("gemma-terse", "FROM gemma3:270m\nSYSTEM Be terse.\nPARAMETER temperature 0\n")
+    model_store.create(
+        "gemma-terse", "FROM gemma3:270m\nSYSTEM Be terse.\nPARAMETER temperature 0\n"
+    )
     spec = model_store.resolve("gemma-terse").spec
     assert spec.system == "Be terse." and spec.parameters["stop"] == entry.stop
     assert spec.parameters["temperature"] == 0
@@ -285,11 +314,14 @@ def test_test_model_alias_resolves_offline_from_the_package(model_store, monkeyp
     assert details.info.parameter_size.endswith("M")
 
 
-def test_test_model_alias_falls_back_to_the_hub_without_its_package(model_store, store_settings,
-                                                                     fake_hub):
+def test_test_model_alias_falls_back_to_the_hub_without_its_package(
+    model_store, store_settings, fake_hub
+):
     gguf = make_gguf_bytes(arch="gemma3", name="gemma-3-270m-it", padding=10_000)
-    fake_hub.add_repo("unsloth/gemma-3-270m-it-GGUF", {"gemma-3-270m-it-Q4_K_M.gguf": gguf,
-                                                       "gemma-3-270m-it-Q8_0.gguf": make_gguf_bytes()})
+    fake_hub.add_repo(
+        "unsloth/gemma-3-270m-it-GGUF",
+        {"gemma-3-270m-it-Q4_K_M.gguf": gguf, "gemma-3-270m-it-Q8_0.gguf": make_gguf_bytes()},
+    )
     # the same bundled entry, but its package is not installed
     write_user_registry(store_settings, '[models."gemma3:270m"]\npackage = "no_such_package_xyz"\n')
     info = model_store.pull("gemma3:270m")
@@ -306,7 +338,9 @@ def test_manifests_are_small_json_and_partial_files_are_never_models(model_store
     (model_store.manifests_dir / ".x%3Alatest.json.123.tmp").write_text("{")
     assert model_store.list() == []
     model_store.pull("hf:acme/P-GGUF")
-    (manifest,) = [p for p in model_store.manifests_dir.glob("*.json") if not p.name.startswith(".")]
+    (manifest,) = [
+        p for p in model_store.manifests_dir.glob("*.json") if not p.name.startswith(".")
+    ]
     data = json.loads(manifest.read_text())
     assert data["schema"] == 1 and data["kind"] == "pulled" and data["hub"]["repo"] == "acme/P-GGUF"
     assert [m.name for m in model_store.list()] == ["hf:acme/P-GGUF"]
@@ -362,4 +396,7 @@ def test_create_refuses_adapters_that_are_not_gguf_and_vision(model_store, model
         model_store.create("seer", f"FROM {model_file}\nCAPABILITY vision true\n")
     assert model_store.list() == []
     gguf_lora = make_gguf(tmp_path / "lora.gguf", name="lora")
-    assert model_store.create("lora", f"FROM {model_file}\nADAPTER {gguf_lora}\n").name == "lora:latest"
+    assert (
+        model_store.create("lora", f"FROM {model_file}\nADAPTER {gguf_lora}\n").name
+        == "lora:latest"
+    )

@@ -33,8 +33,12 @@ def http_daemon_at(root: Path, model_path: Path, **env_extra: str):
 def api(tmp_path_factory, test_model_path):
     """The daemon most HTTP tests share: 1 MB body limit, CORS for one origin."""
     root = tmp_path_factory.mktemp("http")
-    with http_daemon_at(root, test_model_path, MULLAMA_MAX_BODY_MB=str(MAX_BODY_MB),
-                        MULLAMA_CORS_ORIGINS=CORS_ORIGIN) as daemon:
+    with http_daemon_at(
+        root,
+        test_model_path,
+        MULLAMA_MAX_BODY_MB=str(MAX_BODY_MB),
+        MULLAMA_CORS_ORIGINS=CORS_ORIGIN,
+    ) as daemon:
         yield daemon
 
 
@@ -50,7 +54,9 @@ def oai(api):
 async def aoai(api):
     import openai
 
-    async with openai.AsyncOpenAI(base_url=f"{api.url}/v1", api_key="unused", max_retries=0) as client:
+    async with openai.AsyncOpenAI(
+        base_url=f"{api.url}/v1", api_key="unused", max_retries=0
+    ) as client:
         yield client
 
 
@@ -66,5 +72,7 @@ def claude(api):
 async def aclaude(api):
     import anthropic
 
-    async with anthropic.AsyncAnthropic(base_url=api.url, api_key="unused", max_retries=0) as client:
+    async with anthropic.AsyncAnthropic(
+        base_url=api.url, api_key="unused", max_retries=0
+    ) as client:
         yield client

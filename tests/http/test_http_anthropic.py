@@ -26,8 +26,12 @@ def test_message_shape_and_usage(claude):
 
 
 def test_streamed_events_and_text_equal_non_streamed(claude):
-    kwargs = dict(model="gemma", max_tokens=16, system="Be brief.",
-                  messages=[{"role": "user", "content": [{"type": "text", "text": "Tell me about dogs"}]}])
+    kwargs = dict(
+        model="gemma",
+        max_tokens=16,
+        system="Be brief.",
+        messages=[{"role": "user", "content": [{"type": "text", "text": "Tell me about dogs"}]}],
+    )
     warm(claude, **kwargs)
     whole = claude.messages.create(**kwargs)
     with claude.messages.stream(**kwargs) as stream:
@@ -59,9 +63,15 @@ async def test_async_client(aclaude):
 
 
 def test_system_blocks_equal_system_string(claude):
-    as_string = claude.messages.create(model="gemma", max_tokens=6, system="You are terse.", messages=HELLO)
-    as_blocks = claude.messages.create(model="gemma", max_tokens=6, messages=HELLO,
-                                       system=[{"type": "text", "text": "You are terse."}])
+    as_string = claude.messages.create(
+        model="gemma", max_tokens=6, system="You are terse.", messages=HELLO
+    )
+    as_blocks = claude.messages.create(
+        model="gemma",
+        max_tokens=6,
+        messages=HELLO,
+        system=[{"type": "text", "text": "You are terse."}],
+    )
     assert as_blocks.usage.input_tokens == as_string.usage.input_tokens
 
 
@@ -71,24 +81,36 @@ def test_stop_sequences(claude):
     word = free.split()[1]
     m = claude.messages.create(model="gemma", max_tokens=12, messages=HELLO, stop_sequences=[word])
     assert m.stop_reason == "stop_sequence" and m.stop_sequence == word
-    assert m.content[0].text == free[:free.index(word)]
-    with claude.messages.stream(model="gemma", max_tokens=12, messages=HELLO, stop_sequences=[word]) as s:
+    assert m.content[0].text == free[: free.index(word)]
+    with claude.messages.stream(
+        model="gemma", max_tokens=12, messages=HELLO, stop_sequences=[word]
+    ) as s:
         final = s.get_final_message()
     assert final.stop_reason == "stop_sequence" and final.stop_sequence == word
 
 
 def test_end_turn_when_the_model_stops(claude):
     # this SDK version no longer offers temperature/top_p/top_k as arguments: send them raw
-    m = claude.messages.create(model="gemma-line", max_tokens=40, messages=HELLO, metadata={"user_id": "u1"},
-                               extra_body={"temperature": 0, "top_k": 1, "top_p": 0.9})
+    m = claude.messages.create(
+        model="gemma-line",
+        max_tokens=40,
+        messages=HELLO,
+        metadata={"user_id": "u1"},
+        extra_body={"temperature": 0, "top_k": 1, "top_p": 0.9},
+    )
     assert m.stop_reason == "end_turn" and m.stop_sequence is None
 
 
 def test_multi_turn_with_blocks(claude):
-    m = claude.messages.create(model="gemma", max_tokens=4, messages=[
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": [{"type": "text", "text": "Hello!"}]},
-        {"role": "user", "content": [{"type": "text", "text": "How are you?"}]}])
+    m = claude.messages.create(
+        model="gemma",
+        max_tokens=4,
+        messages=[
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": [{"type": "text", "text": "Hello!"}]},
+            {"role": "user", "content": [{"type": "text", "text": "How are you?"}]},
+        ],
+    )
     assert m.usage.output_tokens == 4
 
 
@@ -103,21 +125,31 @@ def test_errors_in_anthropic_shape(claude, api):
         claude.messages.create(model="no-such-model", max_tokens=5, messages=HELLO)
     assert err.value.body["type"] == "error"
     assert err.value.body["error"]["type"] == "not_found_error"
-    r = httpx.post(f"{api.url}/v1/messages", json={"model": "gemma", "messages": HELLO},
-                   headers={"anthropic-version": "2023-06-01"})
+    r = httpx.post(
+        f"{api.url}/v1/messages",
+        json={"model": "gemma", "messages": HELLO},
+        headers={"anthropic-version": "2023-06-01"},
+    )
     assert r.status_code == 400
-    assert r.json() == {"type": "error", "error": {"type": "invalid_request_error",
-                                                   "message": "max_tokens is required"}}
+    assert r.json() == {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": "max_tokens is required"},
+    }
     with pytest.raises(anthropic.BadRequestError) as err:
-        claude.messages.create(model="gemma", max_tokens=5, messages=HELLO, extra_body={"temperature": 1.5})
+        claude.messages.create(
+            model="gemma", max_tokens=5, messages=HELLO, extra_body={"temperature": 1.5}
+        )
     assert "temperature" in err.value.body["error"]["message"]
     with pytest.raises(anthropic.BadRequestError) as err:
-        claude.messages.create(model="gemma", max_tokens=5, messages=[{"role": "system", "content": "x"}])
+        claude.messages.create(
+            model="gemma", max_tokens=5, messages=[{"role": "system", "content": "x"}]
+        )
     assert "messages[0].role" in err.value.body["error"]["message"]
 
 
 def test_context_overflow(claude):
     with pytest.raises(anthropic.BadRequestError) as err:
-        claude.messages.create(model="gemma", max_tokens=5,
-                               messages=[{"role": "user", "content": "word " * 3000}])
+        claude.messages.create(
+            model="gemma", max_tokens=5, messages=[{"role": "user", "content": "word " * 3000}]
+        )
     assert "context holds 2048" in err.value.body["error"]["message"]

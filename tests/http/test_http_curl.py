@@ -71,11 +71,18 @@ def test_curl_example(api, test_model_path, command):
     from tests.conftest import gemma_modelfile
 
     if "my-model" in command:
-        ModelStore(load_settings(env=api.env)).create("my-model", gemma_modelfile(test_model_path), None)
+        ModelStore(load_settings(env=api.env)).create(
+            "my-model", gemma_modelfile(test_model_path), None
+        )
     # our options go first: an example may end with a # comment
-    script = localise(command, api.url).replace("curl ", "curl -sS -o /dev/null -w '%{http_code}' "
-                                                "--max-time 300 ", 1)
-    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
-                          env={**api.env, "PATH": "/usr/bin:/bin", "MULLAMA_API_KEY": ""})
+    script = localise(command, api.url).replace(
+        "curl ", "curl -sS -o /dev/null -w '%{http_code}' --max-time 300 ", 1
+    )
+    done = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        env={**api.env, "PATH": "/usr/bin:/bin", "MULLAMA_API_KEY": ""},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "200", f"{command}\n-> HTTP {done.stdout}"

@@ -48,13 +48,24 @@ def test_metrics_names(api):
     r = httpx.get(f"{api.url}/metrics")
     assert r.headers["content-type"].startswith("text/plain")
     text = r.text
-    for name in ("mullama_info", "mullama_uptime_seconds", "mullama_models_loaded",
-                 "mullama_requests_total", "mullama_requests_active", "mullama_tokens_generated_total",
-                 "mullama_prompt_tokens_total", "mullama_time_to_first_token_seconds_bucket",
-                 "mullama_time_per_output_token_seconds_bucket"):
+    for name in (
+        "mullama_info",
+        "mullama_uptime_seconds",
+        "mullama_models_loaded",
+        "mullama_requests_total",
+        "mullama_requests_active",
+        "mullama_tokens_generated_total",
+        "mullama_prompt_tokens_total",
+        "mullama_time_to_first_token_seconds_bucket",
+        "mullama_time_per_output_token_seconds_bucket",
+    ):
         assert re.search(rf"^{name}[{{ ]", text, re.M), name
-    for name in ("mullama_model_parameters", "mullama_model_context_size", "mullama_model_gpu_layers",
-                 "mullama_model_queue_depth"):
+    for name in (
+        "mullama_model_parameters",
+        "mullama_model_context_size",
+        "mullama_model_gpu_layers",
+        "mullama_model_queue_depth",
+    ):
         assert re.search(rf'^{name}{{model="gemma:latest"}} ', text, re.M), name
     assert re.search(r'^mullama_model_context_size{model="gemma:latest"} 2048', text, re.M)
 
@@ -69,7 +80,9 @@ def test_unload_and_load(api):
     assert loaded["name"] == "gemma:latest" and loaded["context_length"] == 2048
     r = httpx.post(f"{api.url}/api/models/load", json={"name": "no-such-model"})
     assert r.status_code == 404 and "no-such-model" in r.json()["error"]
-    assert httpx.post(f"{api.url}/api/models/load", json={}).json() == {"error": "model is required"}
+    assert httpx.post(f"{api.url}/api/models/load", json={}).json() == {
+        "error": "model is required"
+    }
 
 
 def test_delete(api, test_model_path):
@@ -78,22 +91,30 @@ def test_delete(api, test_model_path):
     from tests.conftest import gemma_modelfile
 
     ModelStore(load_settings(env=api.env)).create("scratch", gemma_modelfile(test_model_path), None)
-    assert "scratch:latest" in {m["name"] for m in httpx.get(f"{api.url}/api/models").json()["models"]}
+    assert "scratch:latest" in {
+        m["name"] for m in httpx.get(f"{api.url}/api/models").json()["models"]
+    }
     r = httpx.delete(f"{api.url}/api/models/scratch")
     assert r.status_code == 200 and r.json()["status"] == "deleted"
-    assert "scratch:latest" not in {m["name"] for m in httpx.get(f"{api.url}/api/models").json()["models"]}
+    assert "scratch:latest" not in {
+        m["name"] for m in httpx.get(f"{api.url}/api/models").json()["models"]
+    }
     assert httpx.delete(f"{api.url}/api/models/scratch").status_code == 404
 
 
 def test_pull_streams_progress(api):
     """``gemma3:270m`` resolves offline from its installed PyPI package."""
-    with httpx.stream("POST", f"{api.url}/api/models/pull", json={"name": "gemma3:270m"}, timeout=300) as r:
+    with httpx.stream(
+        "POST", f"{api.url}/api/models/pull", json={"name": "gemma3:270m"}, timeout=300
+    ) as r:
         assert r.headers["content-type"].startswith("application/x-ndjson")
         lines = [json.loads(line) for line in r.iter_lines() if line]
     assert lines[-1] == {"status": "success", "name": "gemma3:270m"}
     assert all("error" not in line for line in lines)
     assert "gemma3:270m" in {m["name"] for m in httpx.get(f"{api.url}/api/models").json()["models"]}
-    again = httpx.post(f"{api.url}/api/models/pull", json={"name": "gemma3:270m", "stream": False}, timeout=300)
+    again = httpx.post(
+        f"{api.url}/api/models/pull", json={"name": "gemma3:270m", "stream": False}, timeout=300
+    )
     assert again.json() == {"status": "success", "name": "gemma3:270m"}
     assert httpx.delete(f"{api.url}/api/models/gemma3:270m").status_code == 200
 

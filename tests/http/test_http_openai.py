@@ -37,16 +37,27 @@ def warm(oai, messages, max_tokens=24):
 
 
 def test_streamed_text_equals_non_streamed(oai):
-    messages = [{"role": "system", "content": "Be brief."},
-                {"role": "user", "content": [{"type": "text", "text": "Tell me about cats"}]}]
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "Tell me about cats"}]},
+    ]
     warm(oai, messages)
     whole = oai.chat.completions.create(model="gemma", messages=messages, max_tokens=24)
-    chunks = list(oai.chat.completions.create(model="gemma", messages=messages, max_tokens=24,
-                                              stream=True, stream_options={"include_usage": True}))
+    chunks = list(
+        oai.chat.completions.create(
+            model="gemma",
+            messages=messages,
+            max_tokens=24,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == whole.choices[0].message.content
-    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    finishes = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
     assert finishes == ["length"]
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 24
     assert chunks[-1].usage.prompt_tokens == whole.usage.prompt_tokens
@@ -56,7 +67,9 @@ def test_streamed_text_equals_non_streamed(oai):
 async def test_async_client_streamed_and_not(aoai, oai):
     warm(oai, HELLO, 10)
     whole = await aoai.chat.completions.create(model="gemma", messages=HELLO, max_tokens=10)
-    stream = await aoai.chat.completions.create(model="gemma", messages=HELLO, max_tokens=10, stream=True)
+    stream = await aoai.chat.completions.create(
+        model="gemma", messages=HELLO, max_tokens=10, stream=True
+    )
     text = "".join([c.choices[0].delta.content or "" async for c in stream])
     assert text == whole.choices[0].message.content
 
@@ -68,7 +81,7 @@ def test_stop_sequence_ends_with_stop(oai):
     word = text.split()[1]
     stopped = oai.chat.completions.create(model="gemma", messages=HELLO, max_tokens=12, stop=[word])
     assert stopped.choices[0].finish_reason == "stop"
-    assert stopped.choices[0].message.content == text[:text.index(word)]
+    assert stopped.choices[0].message.content == text[: text.index(word)]
     single = oai.chat.completions.create(model="gemma", messages=HELLO, max_tokens=12, stop=word)
     assert single.choices[0].message.content == stopped.choices[0].message.content
 
@@ -81,14 +94,21 @@ def test_model_stop_parameter_gives_finish_reason_stop(oai):
 
 def test_seed_makes_sampling_reproducible(oai):
     def sample(seed):
-        return oai.chat.completions.create(model="gemma", messages=HELLO, max_tokens=12, temperature=1.0,
-                                           top_p=0.95, seed=seed).choices[0].message.content
+        return (
+            oai.chat.completions.create(
+                model="gemma", messages=HELLO, max_tokens=12, temperature=1.0, top_p=0.95, seed=seed
+            )
+            .choices[0]
+            .message.content
+        )
+
     assert sample(7) == sample(7)
 
 
 def test_logprobs(oai):
-    r = oai.chat.completions.create(model="gemma", messages=HELLO, max_tokens=5, logprobs=True,
-                                    top_logprobs=3)
+    r = oai.chat.completions.create(
+        model="gemma", messages=HELLO, max_tokens=5, logprobs=True, top_logprobs=3
+    )
     content = r.choices[0].logprobs.content
     assert len(content) == 5
     assert "".join(t.token for t in content) == r.choices[0].message.content
@@ -98,8 +118,13 @@ def test_logprobs(oai):
 
 
 def test_penalties_and_max_completion_tokens(oai):
-    r = oai.chat.completions.create(model="gemma", messages=HELLO, max_completion_tokens=6,
-                                    presence_penalty=0.5, frequency_penalty=0.5)
+    r = oai.chat.completions.create(
+        model="gemma",
+        messages=HELLO,
+        max_completion_tokens=6,
+        presence_penalty=0.5,
+        frequency_penalty=0.5,
+    )
     assert r.usage.completion_tokens == 6
 
 
@@ -129,28 +154,39 @@ def test_bad_field_is_400_naming_it(oai):
 def test_context_overflow_is_400_with_token_counts(oai):
     prompt = "word " * 3000
     with pytest.raises(openai.BadRequestError) as err:
-        oai.chat.completions.create(model="gemma", messages=[{"role": "user", "content": prompt}], stream=True)
+        oai.chat.completions.create(
+            model="gemma", messages=[{"role": "user", "content": prompt}], stream=True
+        )
     assert err.value.body["code"] == "context_length_exceeded"
-    assert re.search(r"prompt is 30\d\d tokens but the context holds 2048", err.value.body["message"])
+    assert re.search(
+        r"prompt is 30\d\d tokens but the context holds 2048", err.value.body["message"]
+    )
 
 
 def test_completions_string_list_and_stream(oai):
     one = oai.completions.create(model="gemma", prompt="Once upon a time", max_tokens=6)
     assert one.object == "text_completion" and one.choices[0].finish_reason == "length"
     assert one.usage.completion_tokens == 6
-    many = oai.completions.create(model="gemma", prompt=["Once upon a time", "The cat"], max_tokens=6)
+    many = oai.completions.create(
+        model="gemma", prompt=["Once upon a time", "The cat"], max_tokens=6
+    )
     assert [c.index for c in many.choices] == [0, 1]
     assert many.choices[0].text == one.choices[0].text
     assert many.usage.completion_tokens == 12
-    streamed = list(oai.completions.create(model="gemma", prompt=["Once upon a time", "The cat"],
-                                           max_tokens=6, stream=True))
+    streamed = list(
+        oai.completions.create(
+            model="gemma", prompt=["Once upon a time", "The cat"], max_tokens=6, stream=True
+        )
+    )
     for i in (0, 1):
         text = "".join(c.choices[0].text for c in streamed if c.choices[0].index == i)
         assert text == many.choices[i].text
 
 
 def test_completions_echo_and_logprobs(oai):
-    r = oai.completions.create(model="gemma", prompt="Once upon a time", max_tokens=4, echo=True, logprobs=2)
+    r = oai.completions.create(
+        model="gemma", prompt="Once upon a time", max_tokens=4, echo=True, logprobs=2
+    )
     assert r.choices[0].text.startswith("Once upon a time")
     lp = r.choices[0].logprobs
     assert len(lp.tokens) == 4 and len(lp.top_logprobs[0]) == 2
@@ -164,19 +200,25 @@ def test_completions_token_prompt(oai):
 
 
 def test_embeddings_float_base64_and_dimensions(oai, api):
-    raw = httpx.post(f"{api.url}/v1/embeddings", json={"model": "gemma", "input": ["hello", "world"]}).json()
+    raw = httpx.post(
+        f"{api.url}/v1/embeddings", json={"model": "gemma", "input": ["hello", "world"]}
+    ).json()
     assert raw["object"] == "list" and [d["index"] for d in raw["data"]] == [0, 1]
     vector = raw["data"][0]["embedding"]
     assert isinstance(vector[0], float)
     assert math.isclose(sum(x * x for x in vector), 1.0, rel_tol=1e-3)
     assert raw["usage"]["prompt_tokens"] > 0
-    b64 = httpx.post(f"{api.url}/v1/embeddings", json={"model": "gemma", "input": "hello",
-                                                         "encoding_format": "base64"}).json()
+    b64 = httpx.post(
+        f"{api.url}/v1/embeddings",
+        json={"model": "gemma", "input": "hello", "encoding_format": "base64"},
+    ).json()
     decoded = struct.unpack(f"<{len(vector)}f", base64.b64decode(b64["data"][0]["embedding"]))
     assert all(math.isclose(a, b, abs_tol=1e-6) for a, b in zip(decoded, vector))
     sdk = oai.embeddings.create(model="gemma", input="hello")  # the SDK asks for base64 itself
     assert all(math.isclose(a, b, abs_tol=1e-6) for a, b in zip(sdk.data[0].embedding, vector))
-    short = oai.embeddings.create(model="gemma", input="hello", dimensions=32, encoding_format="float")
+    short = oai.embeddings.create(
+        model="gemma", input="hello", dimensions=32, encoding_format="float"
+    )
     assert len(short.data[0].embedding) == 32
     with pytest.raises(openai.BadRequestError) as err:
         oai.embeddings.create(model="gemma", input="hello", dimensions=100000)

@@ -10,7 +10,11 @@ from tests.http.conftest import CORS_ORIGIN, MAX_BODY_MB
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-ROUTES = {"openai": "/v1/chat/completions", "anthropic": "/v1/messages", "ollama": "/api/models/pull"}
+ROUTES = {
+    "openai": "/v1/chat/completions",
+    "anthropic": "/v1/messages",
+    "ollama": "/api/models/pull",
+}
 
 
 def assert_dialect(dialect: str, response: httpx.Response, status: int) -> str:
@@ -34,49 +38,95 @@ def stays_healthy(api):
 
 
 @pytest.mark.parametrize("dialect", ROUTES)
-@pytest.mark.parametrize("body, fragment", [
-    (b"{not json", "not valid JSON"),
-    (b"", "body is empty"),
-    (b"[1, 2]", "must be a JSON object"),
-    (b"\xff\xfe", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        (b"{not json", "not valid JSON"),
+        (b"", "body is empty"),
+        (b"[1, 2]", "must be a JSON object"),
+        (b"\xff\xfe", "not valid JSON"),
+    ],
+)
 def test_malformed_bodies(api, dialect, body, fragment):
-    r = httpx.post(api.url + ROUTES[dialect], content=body, headers={"content-type": "application/json"})
+    r = httpx.post(
+        api.url + ROUTES[dialect], content=body, headers={"content-type": "application/json"}
+    )
     assert fragment in assert_dialect(dialect, r, 400)
 
 
-@pytest.mark.parametrize("route, body, param", [
-    ("/v1/chat/completions", {"model": "gemma", "messages": "hi"}, "messages"),
-    ("/v1/chat/completions", {"model": 3, "messages": []}, "model"),
-    ("/v1/chat/completions", {"model": "gemma", "messages": [{"role": "user", "content": 5}]},
-     "messages[0].content"),
-    ("/v1/chat/completions", {"model": "gemma", "messages": [{"role": "user", "content": "x"}],
-                              "max_tokens": "ten"}, "max_tokens"),
-    ("/v1/chat/completions", {"model": "gemma", "messages": [{"role": "user", "content": "x"}],
-                              "temperature": True}, "temperature"),
-    ("/v1/chat/completions", {"model": "gemma", "messages": [{"role": "user", "content": "x"}],
-                              "stop": [1, 2]}, "stop"),
-    ("/v1/chat/completions", {"model": "gemma", "messages": [{"role": "user", "content": "x"}],
-                              "stream": "yes"}, "stream"),
-    ("/v1/completions", {"model": "gemma", "prompt": {"a": 1}}, "prompt"),
-    ("/v1/embeddings", {"model": "gemma", "input": 42}, "input"),
-    ("/v1/embeddings", {"model": "gemma", "input": "x", "encoding_format": "hex"}, "encoding_format"),
-])
+@pytest.mark.parametrize(
+    "route, body, param",
+    [
+        ("/v1/chat/completions", {"model": "gemma", "messages": "hi"}, "messages"),
+        ("/v1/chat/completions", {"model": 3, "messages": []}, "model"),
+        (
+            "/v1/chat/completions",
+            {"model": "gemma", "messages": [{"role": "user", "content": 5}]},
+            "messages[0].content",
+        ),
+        (
+            "/v1/chat/completions",
+            {"model": "gemma", "messages": [{"role": "user", "content": "x"}], "max_tokens": "ten"},
+            "max_tokens",
+        ),
+        (
+            "/v1/chat/completions",
+            {"model": "gemma", "messages": [{"role": "user", "content": "x"}], "temperature": True},
+            "temperature",
+        ),
+        (
+            "/v1/chat/completions",
+            {"model": "gemma", "messages": [{"role": "user", "content": "x"}], "stop": [1, 2]},
+            "stop",
+        ),
+        (
+            "/v1/chat/completions",
+            {"model": "gemma", "messages": [{"role": "user", "content": "x"}], "stream": "yes"},
+            "stream",
+        ),
+        ("/v1/completions", {"model": "gemma", "prompt": {"a": 1}}, "prompt"),
+        ("/v1/embeddings", {"model": "gemma", "input": 42}, "input"),
+        (
+            "/v1/embeddings",
+            {"model": "gemma", "input": "x", "encoding_format": "hex"},
+            "encoding_format",
+        ),
+    ],
+)
 def test_wrong_types_name_the_field(api, route, body, param):
     r = httpx.post(api.url + route, json=body)
     assert_dialect("openai", r, 400)
     assert r.json()["error"]["param"] == param
 
 
-@pytest.mark.parametrize("body, fragment", [
-    ({"model": "gemma", "max_tokens": "5", "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
-    ({"model": "gemma", "max_tokens": 5}, "messages is required"),
-    ({"max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}, "model is required"),
-    ({"model": "gemma", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "video"}]}]},
-     "'video' is not supported"),
-    ({"model": "gemma", "max_tokens": 5, "system": 7, "messages": [{"role": "user", "content": "x"}]},
-     "system"),
-])
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        (
+            {"model": "gemma", "max_tokens": "5", "messages": [{"role": "user", "content": "x"}]},
+            "max_tokens",
+        ),
+        ({"model": "gemma", "max_tokens": 5}, "messages is required"),
+        ({"max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}, "model is required"),
+        (
+            {
+                "model": "gemma",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": [{"type": "video"}]}],
+            },
+            "'video' is not supported",
+        ),
+        (
+            {
+                "model": "gemma",
+                "max_tokens": 5,
+                "system": 7,
+                "messages": [{"role": "user", "content": "x"}],
+            },
+            "system",
+        ),
+    ],
+)
 def test_anthropic_wrong_types(api, body, fragment):
     r = httpx.post(f"{api.url}/v1/messages", json=body)
     assert fragment in assert_dialect("anthropic", r, 400)
@@ -85,13 +135,21 @@ def test_anthropic_wrong_types(api, body, fragment):
 @pytest.mark.parametrize("dialect", ROUTES)
 def test_huge_body_is_413(api, dialect):
     body = b'{"pad": "' + b"x" * (MAX_BODY_MB * 2**20 + 10) + b'"}'
-    r = httpx.post(api.url + ROUTES[dialect], content=body, headers={"content-type": "application/json"})
+    r = httpx.post(
+        api.url + ROUTES[dialect], content=body, headers={"content-type": "application/json"}
+    )
     assert f"limit of {MAX_BODY_MB} MB" in assert_dialect(dialect, r, 413)
 
 
-@pytest.mark.parametrize("dialect, path", [
-    ("openai", "/v1/nothing"), ("openai", "/nothing"), ("anthropic", "/v1/messages/nothing"),
-    ("ollama", "/api/nothing")])
+@pytest.mark.parametrize(
+    "dialect, path",
+    [
+        ("openai", "/v1/nothing"),
+        ("openai", "/nothing"),
+        ("anthropic", "/v1/messages/nothing"),
+        ("ollama", "/api/nothing"),
+    ],
+)
 def test_unknown_routes_are_404_in_dialect(api, dialect, path):
     assert "no such route" in assert_dialect(dialect, httpx.post(api.url + path, json={}), 404)
 
@@ -109,9 +167,14 @@ def test_queue_and_model_errors_keep_status(api):
 
 
 def test_cors_preflight_and_simple_requests(api):
-    pre = httpx.options(f"{api.url}/v1/chat/completions", headers={
-        "Origin": CORS_ORIGIN, "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization, content-type"})
+    pre = httpx.options(
+        f"{api.url}/v1/chat/completions",
+        headers={
+            "Origin": CORS_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
     assert pre.status_code == 204
     assert pre.headers["access-control-allow-origin"] == CORS_ORIGIN
     assert "POST" in pre.headers["access-control-allow-methods"]
@@ -125,8 +188,18 @@ def test_cors_preflight_and_simple_requests(api):
 
 
 def test_cors_on_streams(api):
-    body = {"model": "gemma", "max_tokens": 2, "stream": True, "messages": [{"role": "user", "content": "x"}]}
-    with httpx.stream("POST", f"{api.url}/v1/chat/completions", json=body,
-                      headers={"Origin": CORS_ORIGIN}, timeout=120) as r:
+    body = {
+        "model": "gemma",
+        "max_tokens": 2,
+        "stream": True,
+        "messages": [{"role": "user", "content": "x"}],
+    }
+    with httpx.stream(
+        "POST",
+        f"{api.url}/v1/chat/completions",
+        json=body,
+        headers={"Origin": CORS_ORIGIN},
+        timeout=120,
+    ) as r:
         assert r.headers["access-control-allow-origin"] == CORS_ORIGIN
         assert list(r.iter_lines())[-2:] == ["data: [DONE]", ""]

@@ -15,8 +15,13 @@ from tests.http.conftest import http_daemon_at
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-LONG = {"model": "gemma", "max_tokens": 1500, "stream": True, "ignore_eos": True,
-        "messages": [{"role": "user", "content": "Write a very long story"}]}
+LONG = {
+    "model": "gemma",
+    "max_tokens": 1500,
+    "stream": True,
+    "ignore_eos": True,
+    "messages": [{"role": "user", "content": "Write a very long story"}],
+}
 
 
 def wait_idle(url: str, timeout: float = 30) -> dict:
@@ -24,8 +29,9 @@ def wait_idle(url: str, timeout: float = 30) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         status = httpx.get(f"{url}/api/system/status").json()
-        if status["requests_active"] == 0 and all(m["busy_slots"] == 0 and m["queued"] == 0
-                                                  for m in status["models"]):
+        if status["requests_active"] == 0 and all(
+            m["busy_slots"] == 0 and m["queued"] == 0 for m in status["models"]
+        ):
             return status
         assert time.monotonic() < deadline, f"still busy: {status}"
         time.sleep(0.1)
@@ -60,8 +66,12 @@ async def test_eight_concurrent_streams_all_finish(api, aoai):
 
     async def one(prompt: str) -> tuple[str, str | None, int]:
         stream = await aoai.chat.completions.create(
-            model="gemma", messages=[{"role": "user", "content": prompt}], max_tokens=20, stream=True,
-            stream_options={"include_usage": True})
+            model="gemma",
+            messages=[{"role": "user", "content": prompt}],
+            max_tokens=20,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
         text, finish, usage = "", None, 0
         async for chunk in stream:
             if chunk.choices:
@@ -78,7 +88,9 @@ async def test_eight_concurrent_streams_all_finish(api, aoai):
 
 
 async def test_full_queue_is_503_with_retry_after(tmp_path, test_model_path):
-    with http_daemon_at(tmp_path, test_model_path, MULLAMA_NUM_PARALLEL="1", MULLAMA_MAX_QUEUE="1") as d:
+    with http_daemon_at(
+        tmp_path, test_model_path, MULLAMA_NUM_PARALLEL="1", MULLAMA_MAX_QUEUE="1"
+    ) as d:
         async with httpx.AsyncClient(base_url=d.url, timeout=120) as client:
 
             async def stream_one():
@@ -98,13 +110,20 @@ async def test_full_queue_is_503_with_retry_after(tmp_path, test_model_path):
                     await asyncio.sleep(0.05)
                 sdk = openai.AsyncOpenAI(base_url=f"{d.url}/v1", api_key="x", max_retries=0)
                 with pytest.raises(openai.APIStatusError) as err:
-                    await sdk.chat.completions.create(model="gemma", max_tokens=2,
-                                                      messages=[{"role": "user", "content": "hi"}])
+                    await sdk.chat.completions.create(
+                        model="gemma", max_tokens=2, messages=[{"role": "user", "content": "hi"}]
+                    )
                 assert err.value.status_code == 503
                 assert err.value.response.headers["retry-after"] == "1"
                 assert err.value.body["code"] == "queue_full"
-                r = await client.post("/v1/messages", json={
-                    "model": "gemma", "max_tokens": 2, "messages": [{"role": "user", "content": "hi"}]})
+                r = await client.post(
+                    "/v1/messages",
+                    json={
+                        "model": "gemma",
+                        "max_tokens": 2,
+                        "messages": [{"role": "user", "content": "hi"}],
+                    },
+                )
                 assert r.status_code == 503 and r.json()["error"]["type"] == "overloaded_error"
             finally:
                 for task in running:
@@ -119,19 +138,29 @@ def test_sigterm_ends_streams_with_an_error_event(tmp_path, test_model_path):
         info = json.loads(pid_file.read_text())
         assert info["pid"] == d.proc.pid and info["http"] == d.url and info["socket"] == d.socket
         assert info["version"] and info["started"]
-        anthropic_body = {"model": "gemma", "max_tokens": 1500, "stream": True,
-                          "messages": [{"role": "user", "content": "Write a very long story"}]}
+        anthropic_body = {
+            "model": "gemma",
+            "max_tokens": 1500,
+            "stream": True,
+            "messages": [{"role": "user", "content": "Write a very long story"}],
+        }
         with httpx.Client(timeout=60) as client:
-            oai = client.send(client.build_request("POST", f"{d.url}/v1/chat/completions", json=LONG),
-                              stream=True)
-            ant = client.send(client.build_request("POST", f"{d.url}/v1/messages", json=anthropic_body),
-                              stream=True)
+            oai = client.send(
+                client.build_request("POST", f"{d.url}/v1/chat/completions", json=LONG), stream=True
+            )
+            ant = client.send(
+                client.build_request("POST", f"{d.url}/v1/messages", json=anthropic_body),
+                stream=True,
+            )
             oai_lines, ant_lines = oai.iter_lines(), ant.iter_lines()
             for lines in (oai_lines, ant_lines):
                 while '"content"' not in (line := next(lines)) and "text_delta" not in line:
                     pass
             d.proc.send_signal(signal.SIGTERM)
-            oai_rest, ant_rest = [line for line in oai_lines if line], [line for line in ant_lines if line]
+            oai_rest, ant_rest = (
+                [line for line in oai_lines if line],
+                [line for line in ant_lines if line],
+            )
         # the text so far, then an error in each dialect: the client knows the reply is cut off
         error = json.loads(oai_rest[-1][6:])["error"]
         assert error["code"] == "interrupted" and "cut off" in error["message"]
@@ -147,9 +176,13 @@ def test_sigterm_ends_streams_with_an_error_event(tmp_path, test_model_path):
 def test_unloading_the_model_mid_stream_is_an_error_the_sdk_raises(api):
     wait_idle(api.url)
     client = openai.OpenAI(base_url=f"{api.url}/v1", api_key="unused", max_retries=0)
-    stream = client.chat.completions.create(model="gemma", max_tokens=1500, stream=True,
-                                            extra_body={"ignore_eos": True},
-                                            messages=[{"role": "user", "content": "A long story"}])
+    stream = client.chat.completions.create(
+        model="gemma",
+        max_tokens=1500,
+        stream=True,
+        extra_body={"ignore_eos": True},
+        messages=[{"role": "user", "content": "A long story"}],
+    )
     text = ""
     with pytest.raises(openai.APIError, match="cut off"):
         for chunk in stream:

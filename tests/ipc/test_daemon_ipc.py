@@ -10,8 +10,15 @@ import time
 import httpx
 import pytest
 
-from mullama.engine.api import ChatRequest, Done, Message, ModelNotFound, SamplingOptions, \
-    TextDelta, Unavailable
+from mullama.engine.api import (
+    ChatRequest,
+    Done,
+    Message,
+    ModelNotFound,
+    SamplingOptions,
+    TextDelta,
+    Unavailable,
+)
 from mullama.ipc import RemoteEngine
 from mullama.ipc.protocol import PROTOCOL_VERSION, VersionMismatch
 
@@ -23,8 +30,11 @@ PROMPT = "List the planets of the solar system, one per line."
 
 
 def chat(max_tokens: int, prompt: str = PROMPT) -> ChatRequest:
-    return ChatRequest("gemma", [Message("user", prompt)],
-                       SamplingOptions(max_tokens=max_tokens, temperature=0, seed=1))
+    return ChatRequest(
+        "gemma",
+        [Message("user", prompt)],
+        SamplingOptions(max_tokens=max_tokens, temperature=0, seed=1),
+    )
 
 
 async def wait_idle(engine: RemoteEngine, timeout: float = 20) -> None:
@@ -38,7 +48,7 @@ async def wait_idle(engine: RemoteEngine, timeout: float = 20) -> None:
 
 
 def test_socket_file_is_private(daemon):
-    path = daemon.socket[len("ipc://"):]
+    path = daemon.socket[len("ipc://") :]
     assert stat.S_ISSOCK(os.stat(path).st_mode)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
@@ -65,8 +75,12 @@ async def test_stream_arrives_complete_and_in_order(remote, daemon):
     text = "".join(e.text for e in events if isinstance(e, TextDelta))
     assert events[-1].usage.completion_tokens == 24
     # the same request answered in one piece over HTTP gives the same text
-    body = {"model": "gemma", "messages": [{"role": "user", "content": PROMPT}], "stream": False,
-            "options": {"num_predict": 24, "temperature": 0, "seed": 1}}
+    body = {
+        "model": "gemma",
+        "messages": [{"role": "user", "content": PROMPT}],
+        "stream": False,
+        "options": {"num_predict": 24, "temperature": 0, "seed": 1},
+    }
     reply = httpx.post(f"{daemon.url}/api/chat", json=body, timeout=300).json()
     assert text == reply["message"]["content"]
 
@@ -99,19 +113,47 @@ async def test_closing_the_stream_cancels_the_generation(remote):
 async def test_cancel_request_by_stream_id(remote, daemon):
     client = RawClient(daemon.socket)
     try:
-        started = client.request({"type": "ChatCompletion", "v": PROTOCOL_VERSION, "id": 1, "data": {
-            "request": {"model": "gemma", "messages": [{"role": "user", "content": PROMPT}],
-                        "options": {"max_tokens": 400}}}})
+        started = client.request(
+            {
+                "type": "ChatCompletion",
+                "v": PROTOCOL_VERSION,
+                "id": 1,
+                "data": {
+                    "request": {
+                        "model": "gemma",
+                        "messages": [{"role": "user", "content": PROMPT}],
+                        "options": {"max_tokens": 400},
+                    }
+                },
+            }
+        )
         stream_id = started["data"]["stream"]
-        batch = client.request({"type": "StreamNext", "v": PROTOCOL_VERSION, "id": 2,
-                                "data": {"stream": stream_id, "after": 0}})
+        batch = client.request(
+            {
+                "type": "StreamNext",
+                "v": PROTOCOL_VERSION,
+                "id": 2,
+                "data": {"stream": stream_id, "after": 0},
+            }
+        )
         assert batch["type"] == "Result" and batch["data"]["offset"] == 0
-        cancelled = client.request({"type": "Cancel", "v": PROTOCOL_VERSION, "id": 3,
-                                    "data": {"stream": stream_id}})
-        assert cancelled == {"type": "Result", "data": {"cancelled": True}, "id": 3,
-                             "v": PROTOCOL_VERSION}
-        after = client.request({"type": "StreamNext", "v": PROTOCOL_VERSION, "id": 4,
-                                "data": {"stream": stream_id, "after": 0}})
+        cancelled = client.request(
+            {"type": "Cancel", "v": PROTOCOL_VERSION, "id": 3, "data": {"stream": stream_id}}
+        )
+        assert cancelled == {
+            "type": "Result",
+            "data": {"cancelled": True},
+            "id": 3,
+            "v": PROTOCOL_VERSION,
+        }
+        after = client.request(
+            {
+                "type": "StreamNext",
+                "v": PROTOCOL_VERSION,
+                "id": 4,
+                "data": {"stream": stream_id, "after": 0},
+            }
+        )
         assert after["type"] == "Error" and "unknown stream" in after["data"]["message"]
         await wait_idle(remote)
     finally:
@@ -119,9 +161,20 @@ async def test_cancel_request_by_stream_id(remote, daemon):
 
 
 async def test_a_client_that_disconnects_stops_its_generation(remote, daemon):
-    raw_request(daemon.socket, {"type": "ChatCompletion", "v": PROTOCOL_VERSION, "data": {
-        "request": {"model": "gemma", "messages": [{"role": "user", "content": PROMPT}],
-                    "options": {"max_tokens": 400}}}})
+    raw_request(
+        daemon.socket,
+        {
+            "type": "ChatCompletion",
+            "v": PROTOCOL_VERSION,
+            "data": {
+                "request": {
+                    "model": "gemma",
+                    "messages": [{"role": "user", "content": PROMPT}],
+                    "options": {"max_tokens": 400},
+                }
+            },
+        },
+    )
     # raw_request closed its socket: the daemon cancels what that client started
     await wait_idle(remote)
 
@@ -133,11 +186,21 @@ MALFORMED = [
     (b'{"type": "Frobnicate", "v": 1}', "invalid_request", "unknown request type 'Frobnicate'"),
     (b'{"type": "Show", "v": 1, "data": {}}', "invalid_request", "missing field 'name'"),
     (b'{"type": "Show", "v": 1, "data": {"name": 5}}', "invalid_request", "must be str"),
-    (b'{"type": "ChatCompletion", "v": 1, "data": {"request": "hi"}}', "invalid_request", "must be dict"),
-    (b'{"type": "ChatCompletion", "v": 1, "data": {"request": {"model": "gemma", "messages": [3]}}}',
-     "invalid_request", "malformed ChatRequest"),
-    (b'{"type": "StreamNext", "v": 1, "data": {"stream": "nope", "after": 0}}', "invalid_request",
-     "unknown stream"),
+    (
+        b'{"type": "ChatCompletion", "v": 1, "data": {"request": "hi"}}',
+        "invalid_request",
+        "must be dict",
+    ),
+    (
+        b'{"type": "ChatCompletion", "v": 1, "data": {"request": {"model": "gemma", "messages": [3]}}}',
+        "invalid_request",
+        "malformed ChatRequest",
+    ),
+    (
+        b'{"type": "StreamNext", "v": 1, "data": {"stream": "nope", "after": 0}}',
+        "invalid_request",
+        "unknown stream",
+    ),
 ]
 
 
@@ -193,7 +256,9 @@ async def test_tcp_address(tmp_path):
             await engine.close()
 
 
-async def test_a_daemon_killed_mid_stream_is_noticed_and_a_new_one_reached(tmp_path, test_model_path):
+async def test_a_daemon_killed_mid_stream_is_noticed_and_a_new_one_reached(
+    tmp_path, test_model_path
+):
     import signal
 
     from mullama.config import load_settings

@@ -20,14 +20,17 @@ def test_decode_round_trips_and_defaults_data():
     assert decode(b'{"type": "Ping", "data": null}')["data"] == {}
 
 
-@pytest.mark.parametrize("raw, words", [
-    (b"\xff\xfe", "UTF-8 JSON"),
-    (b"not json", "UTF-8 JSON"),
-    (b"[1, 2]", "JSON object"),
-    (b'{"data": {}}', '"type"'),
-    (b'{"type": "", "data": {}}', '"type"'),
-    (b'{"type": "Ping", "data": [1]}', '"data"'),
-])
+@pytest.mark.parametrize(
+    "raw, words",
+    [
+        (b"\xff\xfe", "UTF-8 JSON"),
+        (b"not json", "UTF-8 JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"data": {}}', '"type"'),
+        (b'{"type": "", "data": {}}', '"type"'),
+        (b'{"type": "Ping", "data": [1]}', '"data"'),
+    ],
+)
 def test_decode_rejects_what_is_not_an_envelope(raw, words):
     with pytest.raises(InvalidRequest) as info:
         decode(raw)

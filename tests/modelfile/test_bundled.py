@@ -6,11 +6,20 @@ import pytest
 
 from mullama.modelfile import parse_modelfile, render_prompt, to_modelfile
 
-MODELFILES = sorted((Path(__file__).resolve().parents[2] / "configs" / "modelfiles").glob("*.Modelfile"))
+MODELFILES = sorted(
+    (Path(__file__).resolve().parents[2] / "configs" / "modelfiles").glob("*.Modelfile")
+)
 
 
 def test_every_family_is_bundled():
-    assert {path.stem for path in MODELFILES} == {"qwen2.5", "llama3", "gemma", "phi3", "mistral", "deepseek-r1"}
+    assert {path.stem for path in MODELFILES} == {
+        "qwen2.5",
+        "llama3",
+        "gemma",
+        "phi3",
+        "mistral",
+        "deepseek-r1",
+    }
 
 
 @pytest.mark.parametrize("path", MODELFILES, ids=lambda path: path.stem)
@@ -18,7 +27,9 @@ def test_bundled_modelfile_parses_round_trips_and_renders(path):
     spec = parse_modelfile(path.read_text())
     assert parse_modelfile(to_modelfile(spec)) == spec
     assert spec.template and spec.parameters["stop"]
-    prompt = render_prompt(spec.template, system=spec.system, messages=[{"role": "user", "content": "ping"}])
+    prompt = render_prompt(
+        spec.template, system=spec.system, messages=[{"role": "user", "content": "ping"}]
+    )
     assert "ping" in prompt
 
 

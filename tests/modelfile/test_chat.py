@@ -13,27 +13,39 @@ CONVERSATION = [
     {"role": "assistant", "content": "Hello!"},
     {"role": "user", "content": "Bye"},
 ]
-TOOLS = [{
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Get weather",
-        "parameters": {
-            "type": "object",
-            "required": ["city"],
-            "properties": {"city": {"type": "string", "description": "City name"}},
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Get weather",
+            "parameters": {
+                "type": "object",
+                "required": ["city"],
+                "properties": {"city": {"type": "string", "description": "City name"}},
+            },
         },
-    },
-}]
+    }
+]
 TOOL_EXCHANGE = [
     {"role": "user", "content": "Weather in Paris?"},
-    {"role": "assistant", "content": "", "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
-    ]},
+    {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [
+            {
+                "id": "c1",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+            },
+        ],
+    },
     {"role": "tool", "content": '{"temp": 21}'},
 ]
-TOOL_JSON = ('{"name":"get_weather","description":"Get weather","parameters":{"type":"object",'
-             '"required":["city"],"properties":{"city":{"type":"string","description":"City name"}}}}')
+TOOL_JSON = (
+    '{"name":"get_weather","description":"Get weather","parameters":{"type":"object",'
+    '"required":["city"],"properties":{"city":{"type":"string","description":"City name"}}}}'
+)
 
 LLAMA3_LEGACY = (
     "{{ if .System }}<|start_header_id|>system<|end_header_id|>\n\n{{ .System }}<|eot_id|>{{ end }}"
@@ -51,7 +63,9 @@ def bundled_template(name: str) -> str:
 
 
 def test_qwen_chatml_multi_turn_with_system():
-    assert render_prompt(bundled_template("qwen2.5"), system="Be brief.", messages=CONVERSATION) == (
+    assert render_prompt(
+        bundled_template("qwen2.5"), system="Be brief.", messages=CONVERSATION
+    ) == (
         "<|im_start|>system\nBe brief.<|im_end|>\n"
         "<|im_start|>user\nHi<|im_end|>\n"
         "<|im_start|>assistant\nHello!<|im_end|>\n"
@@ -61,7 +75,9 @@ def test_qwen_chatml_multi_turn_with_system():
 
 
 def test_qwen_tools_calls_and_results():
-    prompt = render_prompt(bundled_template("qwen2.5"), system="Be brief.", messages=TOOL_EXCHANGE, tools=TOOLS)
+    prompt = render_prompt(
+        bundled_template("qwen2.5"), system="Be brief.", messages=TOOL_EXCHANGE, tools=TOOLS
+    )
     assert prompt == (
         "<|im_start|>system\nBe brief.\n\n# Tools\n\n"
         "You may call one or more functions to assist with the user query.\n\n"
@@ -97,7 +113,9 @@ def test_llama3_multi_turn():
 
 def test_llama3_tools_in_last_user_turn():
     messages = [{"role": "user", "content": "Weather in Paris?"}]
-    assert render_prompt(bundled_template("llama3"), system=None, messages=messages, tools=TOOLS) == (
+    assert render_prompt(
+        bundled_template("llama3"), system=None, messages=messages, tools=TOOLS
+    ) == (
         "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n\n"
         "When you receive a tool call response, use the output to format an answer to the original user "
         "question.\n\nYou are a helpful assistant with tool calling capabilities.<|eot_id|>"
@@ -112,7 +130,9 @@ def test_llama3_tools_in_last_user_turn():
 
 
 def test_llama3_tool_call_and_ipython_result():
-    prompt = render_prompt(bundled_template("llama3"), system=None, messages=TOOL_EXCHANGE, tools=TOOLS)
+    prompt = render_prompt(
+        bundled_template("llama3"), system=None, messages=TOOL_EXCHANGE, tools=TOOLS
+    )
     assert prompt.endswith(
         "<|start_header_id|>user<|end_header_id|>\n\nWeather in Paris?<|eot_id|>"
         "<|start_header_id|>assistant<|end_header_id|>\n\n"
@@ -147,32 +167,40 @@ def test_phi3_messages_template():
 
 
 def test_mistral_system_goes_into_last_user_turn():
-    assert render_prompt(bundled_template("mistral"), system="Be brief.", messages=CONVERSATION) == (
-        "[INST] Hi[/INST] Hello!</s>[INST] Be brief.\n\nBye[/INST] "
-    )
+    assert render_prompt(
+        bundled_template("mistral"), system="Be brief.", messages=CONVERSATION
+    ) == ("[INST] Hi[/INST] Hello!</s>[INST] Be brief.\n\nBye[/INST] ")
 
 
 def test_mistral_available_tools_and_tool_calls():
     messages = [{"role": "user", "content": "Weather in Paris?"}]
-    assert render_prompt(bundled_template("mistral"), system=None, messages=messages, tools=TOOLS) == (
+    assert render_prompt(
+        bundled_template("mistral"), system=None, messages=messages, tools=TOOLS
+    ) == (
         '[AVAILABLE_TOOLS] [{"type":"function","function":' + TOOL_JSON + "}][/AVAILABLE_TOOLS]"
         "[INST] Weather in Paris?[/INST] "
     )
-    assert render_prompt(bundled_template("mistral"), system=None, messages=TOOL_EXCHANGE, tools=TOOLS) == (
+    assert render_prompt(
+        bundled_template("mistral"), system=None, messages=TOOL_EXCHANGE, tools=TOOLS
+    ) == (
         '[INST] Weather in Paris?[/INST][TOOL_CALLS] [{"name": "get_weather", "arguments": {"city":"Paris"}}]</s>'
         '[TOOL_RESULTS] {"content": {"temp": 21}} [/TOOL_RESULTS] '
     )
 
 
 def test_deepseek_r1():
-    assert render_prompt(bundled_template("deepseek-r1"), system="Be brief.", messages=CONVERSATION) == (
+    assert render_prompt(
+        bundled_template("deepseek-r1"), system="Be brief.", messages=CONVERSATION
+    ) == (
         "Be brief.<｜User｜>Hi<｜Assistant｜>Hello!<｜end▁of▁sentence｜><｜User｜>Bye<｜Assistant｜>"
     )
 
 
 def test_legacy_llama3_rounds_and_cut_after_response():
     messages = [{"role": "system", "content": "S"}, *CONVERSATION]
-    assert render_prompt(LLAMA3_LEGACY, system="ignored: conversation has its own", messages=messages) == (
+    assert render_prompt(
+        LLAMA3_LEGACY, system="ignored: conversation has its own", messages=messages
+    ) == (
         "<|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|>"
         "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
         "<|start_header_id|>assistant<|end_header_id|>\n\nHello!<|eot_id|>"
@@ -196,8 +224,11 @@ def test_legacy_last_assistant_message_is_continued():
 
 
 def test_legacy_system_message_mid_conversation_starts_a_new_round():
-    messages = [{"role": "user", "content": "A"}, {"role": "system", "content": "S2"},
-                {"role": "user", "content": "B"}]
+    messages = [
+        {"role": "user", "content": "A"},
+        {"role": "system", "content": "S2"},
+        {"role": "user", "content": "B"},
+    ]
     assert render_prompt(PHI3_LEGACY, system=None, messages=messages) == (
         "<|user|>\nA<|end|>\n<|assistant|>\n<|end|>\n"
         "<|system|>\nS2<|end|>\n<|user|>\nB<|end|>\n<|assistant|>\n"
@@ -206,9 +237,14 @@ def test_legacy_system_message_mid_conversation_starts_a_new_round():
 
 def test_messages_are_collated_and_system_joined():
     template = "[{{ .System }}]{{ range .Messages }}({{ .Role }}:{{ .Content }}){{ end }}"
-    messages = [{"role": "system", "content": "s1"}, {"role": "system", "content": "s2"},
-                {"role": "user", "content": "a"}, {"role": "user", "content": "b"},
-                {"role": "tool", "content": "t1"}, {"role": "tool", "content": "t2"}]
+    messages = [
+        {"role": "system", "content": "s1"},
+        {"role": "system", "content": "s2"},
+        {"role": "user", "content": "a"},
+        {"role": "user", "content": "b"},
+        {"role": "tool", "content": "t1"},
+        {"role": "tool", "content": "t2"},
+    ]
     assert render_prompt(template, system="unused", messages=messages) == (
         "[s1\n\ns2](system:s1\n\ns2)(user:a\n\nb)(tool:t1)(tool:t2)"
     )
@@ -216,13 +252,21 @@ def test_messages_are_collated_and_system_joined():
 
 def test_messages_template_is_cut_after_response():
     template = "{{ range .Messages }}{{ .Content }}|{{ end }}{{ .Response }}<END>"
-    assert render_prompt(template, system=None, messages=CONVERSATION, response="Sure") == "Hi|Hello!|Bye|Sure"
+    assert (
+        render_prompt(template, system=None, messages=CONVERSATION, response="Sure")
+        == "Hi|Hello!|Bye|Sure"
+    )
 
 
 def test_tool_call_arguments_json_is_go_encoded():
     template = "{{ range .Messages }}{{ range .ToolCalls }}{{ .Function.Arguments }} {{ json .Function }}{{ end }}{{ end }}"
-    messages = [{"role": "assistant", "content": "", "tool_calls": [
-        {"function": {"name": "f", "arguments": {"b": 1, "a": "<x>"}}}]}]
+    messages = [
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"function": {"name": "f", "arguments": {"b": 1, "a": "<x>"}}}],
+        }
+    ]
     assert render_prompt(template, system=None, messages=messages) == (
         '{"a":"\\u003cx\\u003e","b":1} {"name":"f","arguments":{"a":"\\u003cx\\u003e","b":1}}'
     )
@@ -230,6 +274,13 @@ def test_tool_call_arguments_json_is_go_encoded():
 
 @pytest.mark.parametrize(("think", "expected"), [(None, "Q"), (True, "on:Q"), (False, "off:Q")])
 def test_think_switch(think, expected):
-    template = ("{{ if .IsThinkSet }}{{ if .Think }}on{{ else }}off{{ end }}:{{ end }}"
-                "{{ range .Messages }}{{ .Content }}{{ end }}")
-    assert render_prompt(template, system=None, messages=[{"role": "user", "content": "Q"}], think=think) == expected
+    template = (
+        "{{ if .IsThinkSet }}{{ if .Think }}on{{ else }}off{{ end }}:{{ end }}"
+        "{{ range .Messages }}{{ .Content }}{{ end }}"
+    )
+    assert (
+        render_prompt(
+            template, system=None, messages=[{"role": "user", "content": "Q"}], think=think
+        )
+        == expected
+    )

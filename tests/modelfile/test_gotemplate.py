@@ -31,8 +31,10 @@ DATA = {
         ("{{ with .Nested }}{{ $.Name }}/{{ .Inner.Value }}{{ end }}", "Ada/deep"),
         ("{{ (index .Messages 1).Content }}", "yo"),
         # literals
-        ('{{ "q\\"\\t" }}|{{ `raw\\n` }}|{{ 42 }}|{{ -3 }}|{{ 1.5 }}|{{ true }}|{{ 0x1F }}|{{ \'a\' }}',
-         'q"\t|raw\\n|42|-3|1.5|true|31|97'),
+        (
+            '{{ "q\\"\\t" }}|{{ `raw\\n` }}|{{ 42 }}|{{ -3 }}|{{ 1.5 }}|{{ true }}|{{ 0x1F }}|{{ \'a\' }}',
+            'q"\t|raw\\n|42|-3|1.5|true|31|97',
+        ),
         ("{{ 1e6 }} {{ 100000.0 }} {{ 0.00001 }}", "1e+06 100000 1e-05"),
         # trim markers
         ("a  \n {{- .Name -}} \n\t b", "aAdab"),
@@ -50,26 +52,47 @@ DATA = {
         ("{{ with .Empty }}x{{ else with .Name }}{{ . }}{{ end }}", "Ada"),
         # range
         ("{{ range .Items }}<{{ . }}>{{ end }}", "<a><b><c>"),
-        ("{{ range $i, $m := .Messages }}{{ $i }}:{{ $m.Role }}={{ .Content }};{{ end }}", "0:user=hi;1:assistant=yo;"),
+        (
+            "{{ range $i, $m := .Messages }}{{ $i }}:{{ $m.Role }}={{ .Content }};{{ end }}",
+            "0:user=hi;1:assistant=yo;",
+        ),
         ("{{ range $v := .Items }}{{ $v }}{{ end }}", "abc"),
         ("{{ range $k, $v := .Map }}{{ $k }}={{ $v }},{{ end }}", "a=1,b=2,"),
         ("{{ range .Nothing }}x{{ else }}none{{ end }}", "none"),
-        ("{{ range .Items }}{{ if eq . \"b\" }}{{ continue }}{{ end }}{{ . }}{{ end }}", "ac"),
-        ("{{ range .Items }}{{ if eq . \"b\" }}{{ break }}{{ end }}{{ . }}{{ end }}", "a"),
+        ('{{ range .Items }}{{ if eq . "b" }}{{ continue }}{{ end }}{{ . }}{{ end }}', "ac"),
+        ('{{ range .Items }}{{ if eq . "b" }}{{ break }}{{ end }}{{ . }}{{ end }}', "a"),
         ("{{ range 3 }}{{ . }}{{ end }}", "012"),
-        ("{{ range $i, $_ := .Items }}{{ $last := eq (len (slice $.Items $i)) 1 }}{{ if $last }}last={{ . }}{{ end }}{{ end }}",
-         "last=c"),
+        (
+            "{{ range $i, $_ := .Items }}{{ $last := eq (len (slice $.Items $i)) 1 }}{{ if $last }}last={{ . }}{{ end }}{{ end }}",
+            "last=c",
+        ),
         # functions
-        ('{{ eq .Name "Ada" }} {{ eq 1 2 3 1 }} {{ ne 1 2 }} {{ lt 1 2 }} {{ le 2 2 }} {{ gt "b" "a" }} {{ ge 1 2 }}',
-         "true true true true true true false"),
-        ("{{ and 1 0 2 }}|{{ and 1 2 }}|{{ or 0 \"\" }}|{{ or 0 .Name }}|{{ not .Empty }}", "0|2||Ada|true"),
-        ("{{ len .Items }} {{ len .Map }} {{ len \"héllo\" }}", "3 2 6"),
-        ("{{ index .Items 2 }} {{ index .Map \"b\" }} {{ index .Nested \"Inner\" \"Value\" }}", "c 2 deep"),
-        ("{{ slice .Items 1 }} {{ slice .Items 0 2 }} {{ slice .Items }} {{ slice \"hello\" 1 3 }}", "[b c] [a b] [a b c] el"),
-        ("{{ json .Map }} {{ json .Items }} {{ json \"<a&b>\" }} {{ json .None }} {{ json 2.0 }}",
-         '{"a":1,"b":2} ["a","b","c"] "\\u003ca\\u0026b\\u003e" null 2'),
+        (
+            '{{ eq .Name "Ada" }} {{ eq 1 2 3 1 }} {{ ne 1 2 }} {{ lt 1 2 }} {{ le 2 2 }} {{ gt "b" "a" }} {{ ge 1 2 }}',
+            "true true true true true true false",
+        ),
+        (
+            '{{ and 1 0 2 }}|{{ and 1 2 }}|{{ or 0 "" }}|{{ or 0 .Name }}|{{ not .Empty }}',
+            "0|2||Ada|true",
+        ),
+        ('{{ len .Items }} {{ len .Map }} {{ len "héllo" }}', "3 2 6"),
+        (
+            '{{ index .Items 2 }} {{ index .Map "b" }} {{ index .Nested "Inner" "Value" }}',
+            "c 2 deep",
+        ),
+        (
+            '{{ slice .Items 1 }} {{ slice .Items 0 2 }} {{ slice .Items }} {{ slice "hello" 1 3 }}',
+            "[b c] [a b] [a b c] el",
+        ),
+        (
+            '{{ json .Map }} {{ json .Items }} {{ json "<a&b>" }} {{ json .None }} {{ json 2.0 }}',
+            '{"a":1,"b":2} ["a","b","c"] "\\u003ca\\u0026b\\u003e" null 2',
+        ),
         ('{{ print "a" 1 2 "b" }}|{{ println 1 "x" }}|{{ print .None }}', "a1 2b|1 x\n|<nil>"),
-        ('{{ printf "%s-%d-%v-%q-%5.2f-%t-%%" "s" 7 .Items "q" 3.14159 true }}', 's-7-[a b c]-"q"- 3.14-true-%'),
+        (
+            '{{ printf "%s-%d-%v-%q-%5.2f-%t-%%" "s" 7 .Items "q" 3.14159 true }}',
+            's-7-[a b c]-"q"- 3.14-true-%',
+        ),
         ('{{ printf "%d" }}|{{ printf "x" 1 }}', "%!d(MISSING)|x%!(EXTRA int=1)"),
         # pipelines and parentheses
         ('{{ .Name | printf "%s!" }}', "Ada!"),
@@ -128,11 +151,15 @@ def test_truncated_after_field_mirrors_ollama():
         ("a\n{{ if .X }}", 2, "unexpected EOF: {{if}} has no matching {{end}}"),
         ("{{ end }}", 1, "unexpected {{end}}"),
         ("x\n\n{{ else }}", 3, "unexpected {{else}}"),
-        ("{{ if .A }}{{ else }}{{ else }}{{ end }}", 1, "expected {{end}} to close {{if}} after {{else}}"),
+        (
+            "{{ if .A }}{{ else }}{{ else }}{{ end }}",
+            1,
+            "expected {{end}} to close {{if}} after {{else}}",
+        ),
         ("{{ nofunc 1 }}", 1, 'function "nofunc" not defined'),
         ("{{\n$y }}", 2, "undefined variable: $y"),
         ("{{ break }}", 1, "{{break}} outside {{range}}"),
-        ("{{ define \"x\" }}{{ end }}", 1, "{{define}} is not supported"),
+        ('{{ define "x" }}{{ end }}', 1, "{{define}} is not supported"),
         ('{{ "abc }}', 1, "unterminated quoted string"),
         ("{{ /* x */ }}", 1, "unrecognized character in action: '/'"),
         ("{{/* x }}", 1, "unclosed comment"),
@@ -140,9 +167,9 @@ def test_truncated_after_field_mirrors_ollama():
         ("{{ 1) }}", 1, "unexpected right paren"),
         ("{{ if }}{{ end }}", 1, "missing value for if"),
         ("{{ .A | }}", 1, "missing command after |"),
-        ("{{ .A.B\"x\" }}", 1, "unexpected string 'x' in operand"),
+        ('{{ .A.B"x" }}', 1, "unexpected string 'x' in operand"),
         ("{{ # }}", 1, "unrecognized character in action: '#'"),
-        ("{{ \"\\q\" }}", 1, "unknown escape sequence"),
+        ('{{ "\\q" }}', 1, "unknown escape sequence"),
     ],
 )
 def test_parse_errors_carry_line(template, line, message):

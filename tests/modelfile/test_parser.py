@@ -71,7 +71,11 @@ AUTHOR "Your Name"
         ("TEMPLATE {{ .Prompt }}", "template", "{{ .Prompt }}"),
         ('TEMPLATE """{{ .System }}\n{{ .Prompt }}"""', "template", "{{ .System }}\n{{ .Prompt }}"),
         ("MESSAGE user Hello there", "messages", [("user", "Hello there")]),
-        ('MESSAGE Assistant """Hi!\nHow can I help?"""', "messages", [("assistant", "Hi!\nHow can I help?")]),
+        (
+            'MESSAGE Assistant """Hi!\nHow can I help?"""',
+            "messages",
+            [("assistant", "Hi!\nHow can I help?")],
+        ),
         ("MESSAGE system s\nMESSAGE tool t", "messages", [("system", "s"), ("tool", "t")]),
         ("ADAPTER ./a.safetensors\nADAPTER /b.gguf", "adapters", ["./a.safetensors", "/b.gguf"]),
         ("GPU_LAYERS 35", "gpu_layers", 35),
@@ -84,12 +88,27 @@ AUTHOR "Your Name"
         ('AUTHOR "Jane Doe"', "author", "Jane Doe"),
         (f"DIGEST sha256:{HEX}", "digest", "sha256:" + HEX.lower()),
         (f"DIGEST {HEX}", "digest", "sha256:" + HEX.lower()),
-        ('THINKING start "<think>"\nTHINKING enabled no', "thinking", {"start": "<think>", "enabled": False}),
+        (
+            'THINKING start "<think>"\nTHINKING enabled no',
+            "thinking",
+            {"start": "<think>", "enabled": False},
+        ),
         ("THINKING END </think>", "thinking", {"end": "</think>"}),
-        ("TOOLFORMAT style Hermes\nTOOLFORMAT result_start <tool_response>", "toolformat",
-         {"style": "hermes", "result_start": "<tool_response>"}),
-        ("TOOLFORMAT result_end x\nTOOLFORMAT call_end y", "toolformat", {"result_end": "x", "call_end": "y"}),
-        ("CAPABILITY tools yes\nCAPABILITY thinking off", "capabilities", {"tools": True, "thinking": False}),
+        (
+            "TOOLFORMAT style Hermes\nTOOLFORMAT result_start <tool_response>",
+            "toolformat",
+            {"style": "hermes", "result_start": "<tool_response>"},
+        ),
+        (
+            "TOOLFORMAT result_end x\nTOOLFORMAT call_end y",
+            "toolformat",
+            {"result_end": "x", "call_end": "y"},
+        ),
+        (
+            "CAPABILITY tools yes\nCAPABILITY thinking off",
+            "capabilities",
+            {"tools": True, "thinking": False},
+        ),
         ("SYSTEM first\nSYSTEM second", "system", "second"),
     ],
 )
@@ -115,7 +134,10 @@ def test_directive_values(body, attribute, expected):
         ("PARAMETER frequency_penalty 0.25", {"frequency_penalty": 0.25}),
         ("PARAMETER seed 42", {"seed": 42}),
         ('PARAMETER stop "<|im_end|>"', {"stop": ["<|im_end|>"]}),
-        ("PARAMETER stop <end_of_turn>\nPARAMETER stop User:", {"stop": ["<end_of_turn>", "User:"]}),
+        (
+            "PARAMETER stop <end_of_turn>\nPARAMETER stop User:",
+            {"stop": ["<end_of_turn>", "User:"]},
+        ),
         ("PARAMETER mirostat 2", {"mirostat": 2}),
         ("PARAMETER mirostat_eta 0.1", {"mirostat_eta": 0.1}),
         ("PARAMETER mirostat_tau 5.0", {"mirostat_tau": 5.0}),
@@ -133,9 +155,29 @@ def test_parameters_are_typed(line, expected):
 
 
 def test_every_parameter_has_a_test_row():
-    tested = {"temperature", "top_p", "top_k", "min_p", "typical_p", "num_ctx", "num_predict", "num_keep",
-              "repeat_penalty", "repeat_last_n", "presence_penalty", "frequency_penalty", "seed", "stop",
-              "mirostat", "mirostat_eta", "mirostat_tau", "num_batch", "num_thread", "num_gpu", "num_parallel"}
+    tested = {
+        "temperature",
+        "top_p",
+        "top_k",
+        "min_p",
+        "typical_p",
+        "num_ctx",
+        "num_predict",
+        "num_keep",
+        "repeat_penalty",
+        "repeat_last_n",
+        "presence_penalty",
+        "frequency_penalty",
+        "seed",
+        "stop",
+        "mirostat",
+        "mirostat_eta",
+        "mirostat_tau",
+        "num_batch",
+        "num_thread",
+        "num_gpu",
+        "num_parallel",
+    }
     assert tested == set(PARAMETER_TYPES)
 
 
@@ -165,10 +207,20 @@ def test_any_directive_accepts_triple_quotes():
 @pytest.mark.parametrize(
     ("text", "line", "column", "message"),
     [
-        ("FROM a\nPARAMETER temperature hot", 2, 23, 'PARAMETER temperature expects a number, got "hot"'),
+        (
+            "FROM a\nPARAMETER temperature hot",
+            2,
+            23,
+            'PARAMETER temperature expects a number, got "hot"',
+        ),
         ("FROM a\nPARAMETER top_k 4.5", 2, 17, 'PARAMETER top_k expects an integer, got "4.5"'),
         ("FROM a\nPARAMETER mirostat 3", 2, 20, 'PARAMETER mirostat expects 0, 1 or 2, got "3"'),
-        ("FROM a\nPARAMETER nope 1", 2, 11, 'PARAMETER unknown parameter "nope"; expected one of temperature'),
+        (
+            "FROM a\nPARAMETER nope 1",
+            2,
+            11,
+            'PARAMETER unknown parameter "nope"; expected one of temperature',
+        ),
         ("FROM a\nPARAMETER", 2, 10, "PARAMETER expects a parameter name and a value"),
         ("FROM a\nPARAMETER seed", 2, 15, "PARAMETER seed expects a value"),
         ('FROM a\nPARAMETER stop ""', 2, 16, 'PARAMETER stop expects a non-empty string, got ""'),
@@ -185,21 +237,64 @@ def test_any_directive_accepts_triple_quotes():
         ("", 1, 1, "missing FROM"),
         ("FROM a\n\nFROM b", 3, 1, "FROM given twice (first on line 1)"),
         ('FROM ""', 1, 6, "FROM expects a model reference, got an empty string"),
-        ("FROM a\nMESSAGE bot hi", 2, 9, 'MESSAGE role must be one of system, user, assistant, tool, got "bot"'),
+        (
+            "FROM a\nMESSAGE bot hi",
+            2,
+            9,
+            'MESSAGE role must be one of system, user, assistant, tool, got "bot"',
+        ),
         ("FROM a\nMESSAGE user", 2, 13, "MESSAGE user expects a value"),
-        ("FROM a\nMESSAGE", 2, 8, "MESSAGE expects a role (system, user, assistant, tool) and content"),
-        ("FROM a\nDIGEST sha256:abc", 2, 8, 'DIGEST expects sha256:<64 hex digits>, got "sha256:abc"'),
+        (
+            "FROM a\nMESSAGE",
+            2,
+            8,
+            "MESSAGE expects a role (system, user, assistant, tool) and content",
+        ),
+        (
+            "FROM a\nDIGEST sha256:abc",
+            2,
+            8,
+            'DIGEST expects sha256:<64 hex digits>, got "sha256:abc"',
+        ),
         ("FROM a\nDIGEST md5:" + HEX, 2, 8, "DIGEST expects sha256:<64 hex digits>"),
         ("FROM a\nGPU_LAYERS all", 2, 12, 'GPU_LAYERS expects an integer, got "all"'),
-        ("FROM a\nFLASH_ATTENTION maybe", 2, 17, 'FLASH_ATTENTION expects true or false, got "maybe"'),
-        ("FROM a\nTHINKING begin <t>", 2, 10, 'THINKING expects one of start, end, enabled, got "begin"'),
-        ("FROM a\nTHINKING enabled sure", 2, 18, 'THINKING enabled expects true or false, got "sure"'),
+        (
+            "FROM a\nFLASH_ATTENTION maybe",
+            2,
+            17,
+            'FLASH_ATTENTION expects true or false, got "maybe"',
+        ),
+        (
+            "FROM a\nTHINKING begin <t>",
+            2,
+            10,
+            'THINKING expects one of start, end, enabled, got "begin"',
+        ),
+        (
+            "FROM a\nTHINKING enabled sure",
+            2,
+            18,
+            'THINKING enabled expects true or false, got "sure"',
+        ),
         ("FROM a\nTHINKING", 2, 9, "THINKING expects one of start, end, enabled"),
-        ("FROM a\nTOOLFORMAT style xml", 2, 18,
-         'TOOLFORMAT style expects one of qwen, hermes, llama3, mistral, custom, got "xml"'),
-        ("FROM a\nTOOLFORMAT start x", 2, 12, "TOOLFORMAT expects one of style, call_start, call_end"),
-        ("FROM a\nCAPABILITY audio true", 2, 12,
-         'CAPABILITY expects one of json, tools, thinking, vision, got "audio"'),
+        (
+            "FROM a\nTOOLFORMAT style xml",
+            2,
+            18,
+            'TOOLFORMAT style expects one of qwen, hermes, llama3, mistral, custom, got "xml"',
+        ),
+        (
+            "FROM a\nTOOLFORMAT start x",
+            2,
+            12,
+            "TOOLFORMAT expects one of style, call_start, call_end",
+        ),
+        (
+            "FROM a\nCAPABILITY audio true",
+            2,
+            12,
+            'CAPABILITY expects one of json, tools, thinking, vision, got "audio"',
+        ),
         ("FROM a\nCAPABILITY json 2", 2, 17, 'CAPABILITY json expects true or false, got "2"'),
     ],
 )
@@ -215,7 +310,10 @@ def test_errors_report_line_column_and_expectation(text, line, column, message):
 def test_error_str_format_matches_documented_example():
     with pytest.raises(ModelfileError) as caught:
         parse_modelfile("FROM x\n\nPARAMETER temperature hot")
-    assert str(caught.value) == 'Modelfile line 3, column 23: PARAMETER temperature expects a number, got "hot"'
+    assert (
+        str(caught.value)
+        == 'Modelfile line 3, column 23: PARAMETER temperature expects a number, got "hot"'
+    )
 
 
 @pytest.mark.parametrize(

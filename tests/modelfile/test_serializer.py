@@ -11,7 +11,9 @@ from mullama.modelfile.serializer import quote_value
 TRICKY_TEXT = st.one_of(
     st.text(),
     st.text(alphabet='"\\\n\t\r #x ').map(lambda text: text),
-    st.sampled_from(['"""', 'a"""b', '"', 'ends with "', '\\n', "\r\n", " lead", "trail ", "# hash", "x\n"]),
+    st.sampled_from(
+        ['"""', 'a"""b', '"', 'ends with "', "\\n", "\r\n", " lead", "trail ", "# hash", "x\n"]
+    ),
 )
 NON_EMPTY = st.text(min_size=1)
 
@@ -37,22 +39,33 @@ SPECS = st.builds(
     parameters=PARAMETERS,
     system=OPTIONAL_TEXT,
     template=OPTIONAL_TEXT,
-    messages=st.lists(st.tuples(st.sampled_from(["system", "user", "assistant", "tool"]), TRICKY_TEXT), max_size=4),
+    messages=st.lists(
+        st.tuples(st.sampled_from(["system", "user", "assistant", "tool"]), TRICKY_TEXT), max_size=4
+    ),
     adapters=st.lists(NON_EMPTY, max_size=2),
     gpu_layers=st.none() | st.integers(-1, 999),
     flash_attention=st.none() | st.booleans(),
     vision_projector=st.none() | NON_EMPTY,
     license=OPTIONAL_TEXT,
     author=OPTIONAL_TEXT,
-    digest=st.none() | st.text(alphabet="0123456789abcdef", min_size=64, max_size=64).map("sha256:".__add__),
-    thinking=st.fixed_dictionaries({}, optional={"start": TRICKY_TEXT, "end": TRICKY_TEXT, "enabled": st.booleans()}),
-    toolformat=st.fixed_dictionaries({}, optional={
-        "style": st.sampled_from(["qwen", "hermes", "llama3", "mistral", "custom"]),
-        "call_start": TRICKY_TEXT, "call_end": TRICKY_TEXT, "result_start": TRICKY_TEXT, "result_end": TRICKY_TEXT,
-    }),
-    capabilities=st.fixed_dictionaries({}, optional={
-        name: st.booleans() for name in ("json", "tools", "thinking", "vision")
-    }),
+    digest=st.none()
+    | st.text(alphabet="0123456789abcdef", min_size=64, max_size=64).map("sha256:".__add__),
+    thinking=st.fixed_dictionaries(
+        {}, optional={"start": TRICKY_TEXT, "end": TRICKY_TEXT, "enabled": st.booleans()}
+    ),
+    toolformat=st.fixed_dictionaries(
+        {},
+        optional={
+            "style": st.sampled_from(["qwen", "hermes", "llama3", "mistral", "custom"]),
+            "call_start": TRICKY_TEXT,
+            "call_end": TRICKY_TEXT,
+            "result_start": TRICKY_TEXT,
+            "result_end": TRICKY_TEXT,
+        },
+    ),
+    capabilities=st.fixed_dictionaries(
+        {}, optional={name: st.booleans() for name in ("json", "tools", "thinking", "vision")}
+    ),
 )
 
 

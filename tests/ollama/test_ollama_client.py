@@ -52,8 +52,9 @@ def test_chat_whole(client):
 
 def test_chat_streamed_equals_whole_at_temperature_0(client):
     whole = client.chat(model="gemma", messages=HELLO, options={"num_predict": 6})
-    parts = list(client.chat(model="gemma", messages=HELLO, options={"num_predict": 6},
-                             stream=True))
+    parts = list(
+        client.chat(model="gemma", messages=HELLO, options={"num_predict": 6}, stream=True)
+    )
     assert "".join(p.message.content for p in parts) == whole.message.content
     assert [p.done for p in parts] == [False] * (len(parts) - 1) + [True]
     last = parts[-1]
@@ -62,19 +63,30 @@ def test_chat_streamed_equals_whole_at_temperature_0(client):
 
 
 def test_generate_whole_and_streamed(client):
-    whole = client.generate(model="gemma", prompt="The capital of France is",
-                            options={"num_predict": 4})
+    whole = client.generate(
+        model="gemma", prompt="The capital of France is", options={"num_predict": 4}
+    )
     assert whole.response and whole.done and whole.context
     assert whole.done_reason in ("stop", "length")
-    parts = list(client.generate(model="gemma", prompt="The capital of France is",
-                                 options={"num_predict": 4}, stream=True))
+    parts = list(
+        client.generate(
+            model="gemma",
+            prompt="The capital of France is",
+            options={"num_predict": 4},
+            stream=True,
+        )
+    )
     assert "".join(p.response for p in parts) == whole.response
     assert parts[-1].done and parts[-1].context == whole.context
 
 
 def test_generate_options_and_raw(client):
-    reply = client.generate(model="gemma", prompt="1, 2, 3,", raw=True,
-                            options={"num_predict": 3, "temperature": 0, "seed": 1})
+    reply = client.generate(
+        model="gemma",
+        prompt="1, 2, 3,",
+        raw=True,
+        options={"num_predict": 3, "temperature": 0, "seed": 1},
+    )
     assert reply.eval_count == 3 and reply.done_reason == "length"
     assert reply.context is None
     assert reply.prompt_eval_count == 9  # BOS and "1, 2, 3," alone: no chat template
@@ -82,8 +94,9 @@ def test_generate_options_and_raw(client):
 
 def test_generate_continues_from_context(client):
     first = client.generate(model="gemma", prompt="My name is Ada.", options={"num_predict": 2})
-    follow = client.generate(model="gemma", prompt="What is my name?", context=first.context,
-                             options={"num_predict": 2})
+    follow = client.generate(
+        model="gemma", prompt="What is my name?", context=first.context, options={"num_predict": 2}
+    )
     assert follow.prompt_eval_count > len(first.context)
 
 
@@ -104,7 +117,7 @@ def test_load_and_unload_with_keep_alive(client):
     assert loaded.done_reason == "load"
     model = loaded_gemma(client)
     assert model.name == "gemma:latest" and model.context_length == 2048 and model.size > 0
-    remaining = model.expires_at - dt.datetime.now(dt.timezone.utc)
+    remaining = model.expires_at - dt.datetime.now(dt.UTC)
     assert dt.timedelta(minutes=9) < remaining <= dt.timedelta(minutes=10)
     assert client.chat(model="gemma", messages=[], keep_alive=0).done_reason == "unload"
     assert loaded_gemma(client) is None
@@ -134,10 +147,13 @@ def test_embed(client):
 
 
 def test_create_copy_delete(client):
-    done = client.create(model="pirate", from_="gemma", system="You are a pirate.",
-                         parameters={"num_predict": 3, "stop": ["<end_of_turn>", "Arr"]},
-                         messages=[{"role": "user", "content": "Ahoy"},
-                                   {"role": "assistant", "content": "Arr!"}])
+    done = client.create(
+        model="pirate",
+        from_="gemma",
+        system="You are a pirate.",
+        parameters={"num_predict": 3, "stop": ["<end_of_turn>", "Arr"]},
+        messages=[{"role": "user", "content": "Ahoy"}, {"role": "assistant", "content": "Arr!"}],
+    )
     assert done.status == "success"
     shown = client.show("pirate")
     assert 'SYSTEM "You are a pirate."' in shown.modelfile
@@ -155,37 +171,51 @@ def test_create_copy_delete(client):
 
 
 def test_create_streams_progress(client):
-    steps = [s.status for s in client.create(model="brief", from_="gemma:latest",
-                                              system="Be brief.", stream=True)]
+    steps = [
+        s.status
+        for s in client.create(model="brief", from_="gemma:latest", system="Be brief.", stream=True)
+    ]
     assert steps[0].startswith("using existing layer sha256:")
     assert steps[-2:] == ["writing manifest", "success"]
     client.delete("brief")
 
 
-@pytest.mark.parametrize("call", [
-    lambda c: c.chat(model="nope", messages=HELLO),
-    lambda c: c.generate(model="nope", prompt="x"),
-    lambda c: list(c.generate(model="nope", prompt="x", stream=True)),
-    lambda c: c.show("nope"),
-    lambda c: c.delete("nope"),
-    lambda c: c.copy("nope", "other"),
-    lambda c: c.embed(model="nope", input="x"),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.chat(model="nope", messages=HELLO),
+        lambda c: c.generate(model="nope", prompt="x"),
+        lambda c: list(c.generate(model="nope", prompt="x", stream=True)),
+        lambda c: c.show("nope"),
+        lambda c: c.delete("nope"),
+        lambda c: c.copy("nope", "other"),
+        lambda c: c.embed(model="nope", input="x"),
+    ],
+)
 def test_unknown_model_is_404(client, call):
     with pytest.raises(ollama.ResponseError) as err:
         call(client)
     assert err.value.status_code == 404 and "nope" in err.value.error
 
 
-@pytest.mark.parametrize("call, words", [
-    (lambda c: c.generate(model="gemma", prompt="x", options={"temperature": "hot"}),
-     "temperature"),
-    (lambda c: c.chat(model="gemma", messages=[{"role": "user", "content": "x",
-                                                  "images": [b"\x89PNG"]}]), "vision"),
-    (lambda c: c.create(model="x", from_="gemma", quantize="q4_K_M"), "quantize"),
-    (lambda c: c.create(model="x", from_="gemma", parameters={"temprature": 1}), "temprature"),
-    (lambda c: c.generate(model="gemma", prompt="x", keep_alive="soon"), "keep_alive"),
-])
+@pytest.mark.parametrize(
+    "call, words",
+    [
+        (
+            lambda c: c.generate(model="gemma", prompt="x", options={"temperature": "hot"}),
+            "temperature",
+        ),
+        (
+            lambda c: c.chat(
+                model="gemma", messages=[{"role": "user", "content": "x", "images": [b"\x89PNG"]}]
+            ),
+            "vision",
+        ),
+        (lambda c: c.create(model="x", from_="gemma", quantize="q4_K_M"), "quantize"),
+        (lambda c: c.create(model="x", from_="gemma", parameters={"temprature": 1}), "temprature"),
+        (lambda c: c.generate(model="gemma", prompt="x", keep_alive="soon"), "keep_alive"),
+    ],
+)
 def test_bad_requests_are_400(client, call, words):
     with pytest.raises(ollama.ResponseError) as err:
         call(client)
@@ -194,7 +224,11 @@ def test_bad_requests_are_400(client, call, words):
 
 async def test_async_client_streams(daemon):
     client = ollama.AsyncClient(host=daemon.url, timeout=300)
-    parts = [p async for p in await client.chat(model="gemma", messages=HELLO, stream=True,
-                                                options={"num_predict": 3})]
+    parts = [
+        p
+        async for p in await client.chat(
+            model="gemma", messages=HELLO, stream=True, options={"num_predict": 3}
+        )
+    ]
     assert parts[-1].done and parts[-1].eval_count <= 3
     assert "".join(p.message.content for p in parts)

@@ -30,8 +30,12 @@ def test_open_webui_chat_flow(http):
     names = [m["name"] for m in models]
     assert "gemma:latest" in names
     # Open WebUI adds ":latest" to a bare name; both spellings reach the same model.
-    body = {"model": "gemma:latest", "messages": [{"role": "user", "content": "Hi"}],
-            "options": {"num_predict": 4, "num_ctx": 2048}, "keep_alive": "5m"}
+    body = {
+        "model": "gemma:latest",
+        "messages": [{"role": "user", "content": "Hi"}],
+        "options": {"num_predict": 4, "num_ctx": 2048},
+        "keep_alive": "5m",
+    }
     r = http.post("/api/chat", json=body)
     assert r.status_code == 200 and r.headers["content-type"] == "application/x-ndjson"
     chunks = lines(r)
@@ -39,8 +43,14 @@ def test_open_webui_chat_flow(http):
     assert all(c["created_at"].endswith("Z") for c in chunks)
     final = chunks[-1]
     assert final["done"] is True and final["done_reason"] in ("stop", "length")
-    for key in ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration",
-                "eval_count", "eval_duration"):
+    for key in (
+        "total_duration",
+        "load_duration",
+        "prompt_eval_count",
+        "prompt_eval_duration",
+        "eval_count",
+        "eval_duration",
+    ):
         assert isinstance(final[key], int), key
     text = "".join(c["message"]["content"] for c in chunks)
     whole = http.post("/api/chat", json={**body, "model": "gemma", "stream": False}).json()
@@ -71,16 +81,30 @@ def test_legacy_name_field(http):
     assert r.status_code == 200 and r.json()["details"]["family"] == "gemma3"
 
 
-@pytest.mark.parametrize("method, path, body, status, words", [
-    ("POST", "/api/chat", b"{not json", 400, "not valid JSON"),
-    ("POST", "/api/chat", b'{"messages": []}', 400, "model is required"),
-    ("POST", "/api/generate", b'{"model": "gemma", "prompt": "x", "options": {"top_k": "many"}}',
-     400, "top_k"),
-    ("POST", "/api/generate", b'{"model": "no-such-model", "prompt": "x"}', 404, "no-such-model"),
-    ("DELETE", "/api/delete", b'{"model": "no-such-model"}', 404, "no-such-model"),
-    ("POST", "/api/create", b'{"model": "x"}', 400, "from"),
-    ("POST", "/api/pull", b'{"model": "no-such-alias"}', 404, "no-such-alias"),
-])
+@pytest.mark.parametrize(
+    "method, path, body, status, words",
+    [
+        ("POST", "/api/chat", b"{not json", 400, "not valid JSON"),
+        ("POST", "/api/chat", b'{"messages": []}', 400, "model is required"),
+        (
+            "POST",
+            "/api/generate",
+            b'{"model": "gemma", "prompt": "x", "options": {"top_k": "many"}}',
+            400,
+            "top_k",
+        ),
+        (
+            "POST",
+            "/api/generate",
+            b'{"model": "no-such-model", "prompt": "x"}',
+            404,
+            "no-such-model",
+        ),
+        ("DELETE", "/api/delete", b'{"model": "no-such-model"}', 404, "no-such-model"),
+        ("POST", "/api/create", b'{"model": "x"}', 400, "from"),
+        ("POST", "/api/pull", b'{"model": "no-such-alias"}', 404, "no-such-alias"),
+    ],
+)
 def test_errors_are_ollama_shaped(http, method, path, body, status, words):
     r = http.request(method, path, content=body)
     assert r.status_code == status
@@ -96,8 +120,10 @@ def test_blob_upload_and_create_from_files(http, tmp_path):
     assert r.status_code == 400 and "digest mismatch" in r.json()["error"]
     assert http.post(f"/api/blobs/{digest}", content=data).status_code == 201
     assert http.head(f"/api/blobs/{digest}").status_code == 200
-    r = http.post("/api/create", json={"model": "tiny", "files": {"tiny.gguf": digest},
-                                       "system": "Tiny.", "stream": False})
+    r = http.post(
+        "/api/create",
+        json={"model": "tiny", "files": {"tiny.gguf": digest}, "system": "Tiny.", "stream": False},
+    )
     assert r.status_code == 200, r.text
     assert r.json() == {"status": "success"}
     shown = http.post("/api/show", json={"model": "tiny"}).json()
@@ -111,7 +137,11 @@ def test_blob_upload_and_create_from_files(http, tmp_path):
 def test_uploads_larger_than_the_body_limit_stream_to_the_store(client, test_model_path):
     # The test model (about 250 MB) is far over the 32 MB JSON body limit.
     digest = client.create_blob(test_model_path)
-    assert client.create(model="gemma-upload", files={"model.gguf": digest},
-                         template="{{ .Prompt }}").status == "success"
+    assert (
+        client.create(
+            model="gemma-upload", files={"model.gguf": digest}, template="{{ .Prompt }}"
+        ).status
+        == "success"
+    )
     assert client.show("gemma-upload").details.family == "gemma3"
     client.delete("gemma-upload")

@@ -103,7 +103,10 @@ def test_pull_an_alias_then_chat_with_it(pull_client):
     statuses = [u.status for u in pull_client.pull("gemma3:270m", stream=True)]
     assert statuses[-1] == "success"
     assert "gemma3:270m" in [m.model for m in pull_client.list().models]
-    reply = pull_client.chat(model="gemma3:270m", messages=[{"role": "user", "content": "Hi"}],
-                             options={"num_predict": 2, "temperature": 0})
+    reply = pull_client.chat(
+        model="gemma3:270m",
+        messages=[{"role": "user", "content": "Hi"}],
+        options={"num_predict": 2, "temperature": 0},
+    )
     assert reply.done and reply.eval_count <= 2
     assert pull_client.generate(model="gemma3:270m", keep_alive=0).done_reason == "unload"

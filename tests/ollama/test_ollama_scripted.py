@@ -9,13 +9,27 @@ import ollama
 import pytest
 
 from mullama.config import load_settings
-from mullama.engine.api import Cancelled, ChatRequest, CompletionRequest, Done, TextDelta, \
-    ThinkingDelta, Timings, ToolCallDelta, Usage
+from mullama.engine.api import (
+    Cancelled,
+    ChatRequest,
+    CompletionRequest,
+    Done,
+    TextDelta,
+    ThinkingDelta,
+    Timings,
+    ToolCallDelta,
+    Usage,
+)
 from mullama.http.app import create_app
 from tests.ollama.asgi import asgi_transport
 
-DONE = Done("stop", Usage(7, 3), Timings(load_ns=5, prompt_eval_ns=20, eval_ns=30, total_ns=60),
-            model="scripted:latest", context=[1, 2, 3])
+DONE = Done(
+    "stop",
+    Usage(7, 3),
+    Timings(load_ns=5, prompt_eval_ns=20, eval_ns=30, total_ns=60),
+    model="scripted:latest",
+    context=[1, 2, 3],
+)
 
 
 class ScriptedEngine:
@@ -45,15 +59,24 @@ class ScriptedEngine:
 def scripted(tmp_path):
     async def make(events):
         engine = ScriptedEngine(events)
-        app = create_app(engine, load_settings(env={}, cache_dir=tmp_path / "c",
-                                               config_dir=tmp_path / "cf", data_dir=tmp_path / "d"))
+        app = create_app(
+            engine,
+            load_settings(
+                env={},
+                cache_dir=tmp_path / "c",
+                config_dir=tmp_path / "cf",
+                data_dir=tmp_path / "d",
+            ),
+        )
         app.config.TOUCHUP = False  # Sanic rewrites its classes once per process, not per app
         return engine, app
+
     return make
 
 
 THINK_AND_CALL = [
-    ThinkingDelta("The user wants "), ThinkingDelta("the weather."),
+    ThinkingDelta("The user wants "),
+    ThinkingDelta("the weather."),
     ToolCallDelta(0, id="call_1", name="get_weather", arguments='{"city": '),
     ToolCallDelta(0, arguments='"Paris"}'),
     ToolCallDelta(1, id="call_2", name="get_time", arguments="{}"),
@@ -65,10 +88,21 @@ async def test_chat_thinking_and_tool_calls_whole(scripted):
     engine, app = await scripted(THINK_AND_CALL)
     async with asgi_transport(app) as transport:
         client = ollama.AsyncClient(host="http://mullama", transport=transport)
-        tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
-            "type": "object", "properties": {"city": {"type": "string"}}}}}]
-        reply = await client.chat(model="scripted", think=True, tools=tools,
-                                  messages=[{"role": "user", "content": "Weather in Paris?"}])
+        tools = [
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+                },
+            }
+        ]
+        reply = await client.chat(
+            model="scripted",
+            think=True,
+            tools=tools,
+            messages=[{"role": "user", "content": "Weather in Paris?"}],
+        )
     assert reply.message.thinking == "The user wants the weather."
     assert reply.message.content == ""
     calls = reply.message.tool_calls
@@ -85,8 +119,12 @@ async def test_chat_tool_calls_streamed_whole_before_the_final_chunk(scripted):
     _, app = await scripted(THINK_AND_CALL)
     async with asgi_transport(app) as transport:
         client = ollama.AsyncClient(host="http://mullama", transport=transport)
-        parts = [p async for p in await client.chat(
-            model="scripted", stream=True, messages=[{"role": "user", "content": "hi"}])]
+        parts = [
+            p
+            async for p in await client.chat(
+                model="scripted", stream=True, messages=[{"role": "user", "content": "hi"}]
+            )
+        ]
     assert "".join(p.message.thinking or "" for p in parts) == "The user wants the weather."
     with_calls = [p for p in parts if p.message.tool_calls]
     assert len(with_calls) == 1 and not with_calls[0].done
@@ -99,8 +137,11 @@ async def test_tool_history_reaches_the_engine(scripted):
     engine, app = await scripted([TextDelta("18 degrees"), DONE])
     messages = [
         {"role": "user", "content": "Weather in Paris?"},
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}],
+        },
         {"role": "tool", "content": "18", "tool_name": "get_weather"},
     ]
     async with asgi_transport(app) as transport:
@@ -137,8 +178,10 @@ async def test_engine_error_mid_stream_is_the_last_ndjson_line(scripted):
                 received.append(part.response)
         assert received == ["Once upon"]
         async with httpx.AsyncClient(transport=transport, base_url="http://mullama") as http:
-            r = await http.post("/api/chat", json={"model": "scripted",
-                                                   "messages": [{"role": "user", "content": "x"}]})
+            r = await http.post(
+                "/api/chat",
+                json={"model": "scripted", "messages": [{"role": "user", "content": "x"}]},
+            )
     assert r.status_code == 200
     lines = r.text.strip().split("\n")
     assert lines[-1] == '{"error": "the model was unloaded"}'
@@ -150,8 +193,9 @@ async def test_engine_error_before_the_first_event_is_an_http_status(scripted):
     async with asgi_transport(app) as transport:
         client = ollama.AsyncClient(host="http://mullama", transport=transport)
         with pytest.raises(ollama.ResponseError) as err:
-            async for _ in await client.chat(model="scripted", stream=True,
-                                             messages=[{"role": "user", "content": "x"}]):
+            async for _ in await client.chat(
+                model="scripted", stream=True, messages=[{"role": "user", "content": "x"}]
+            ):
                 pass
     assert err.value.status_code == 503
     assert err.value.error == "the model was unloaded"

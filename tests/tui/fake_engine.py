@@ -7,26 +7,82 @@ daemon beside the snapshot tests; this exists so pictures do not change from run
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
-from mullama.engine.api import ChatRequest, Done, EmbedResult, Engine, EngineStatus, LoadedModel, \
-    ModelDetails, ModelInfo, PullProgress, TextDelta, ThinkingDelta, Timings, Usage
+from mullama.engine.api import (
+    ChatRequest,
+    Done,
+    EmbedResult,
+    Engine,
+    EngineStatus,
+    LoadedModel,
+    ModelDetails,
+    ModelInfo,
+    PullProgress,
+    TextDelta,
+    ThinkingDelta,
+    Timings,
+    Usage,
+)
 
 MODELS = [
-    ModelInfo("gemma3:270m", 253_000_000, "sha256:8a6f0c2e", "2026-11-20T09:14:00Z", "pulled",
-              "gemma3", ["gemma3"], "270M", "Q4_K_M", source="hf:unsloth/gemma-3-270m-it-GGUF"),
-    ModelInfo("llama3.2:1b", 807_000_000, "sha256:1f3e55aa", "2026-11-18T17:02:00Z", "pulled",
-              "llama", ["llama"], "1.2B", "Q4_K_M", source="hf:bartowski/Llama-3.2-1B-Instruct-GGUF"),
-    ModelInfo("pirate", 807_000_000, "sha256:77c1d0e9", "2026-11-21T08:30:00Z", "created",
-              "llama", ["llama"], "1.2B", "Q4_K_M", source="llama3.2:1b"),
+    ModelInfo(
+        "gemma3:270m",
+        253_000_000,
+        "sha256:8a6f0c2e",
+        "2026-11-20T09:14:00Z",
+        "pulled",
+        "gemma3",
+        ["gemma3"],
+        "270M",
+        "Q4_K_M",
+        source="hf:unsloth/gemma-3-270m-it-GGUF",
+    ),
+    ModelInfo(
+        "llama3.2:1b",
+        807_000_000,
+        "sha256:1f3e55aa",
+        "2026-11-18T17:02:00Z",
+        "pulled",
+        "llama",
+        ["llama"],
+        "1.2B",
+        "Q4_K_M",
+        source="hf:bartowski/Llama-3.2-1B-Instruct-GGUF",
+    ),
+    ModelInfo(
+        "pirate",
+        807_000_000,
+        "sha256:77c1d0e9",
+        "2026-11-21T08:30:00Z",
+        "created",
+        "llama",
+        ["llama"],
+        "1.2B",
+        "Q4_K_M",
+        source="llama3.2:1b",
+    ),
 ]
 
-LOADED = [LoadedModel("gemma3:270m", 471_000_000, 2048, num_parallel=4, busy_slots=1,
-                      requests_total=12, tokens_generated=1834, expires_at="")]
+LOADED = [
+    LoadedModel(
+        "gemma3:270m",
+        471_000_000,
+        2048,
+        num_parallel=4,
+        busy_slots=1,
+        requests_total=12,
+        tokens_generated=1834,
+        expires_at="",
+    )
+]
 
-REPLY = ("The sky looks blue because air molecules scatter **short** wavelengths of sunlight "
-         "more than long ones:\n\n- blue light is scattered in every direction\n"
-         "- so blue reaches your eyes from all over the sky\n\n```python\nprint('Rayleigh')\n```\n")
+REPLY = (
+    "The sky looks blue because air molecules scatter **short** wavelengths of sunlight "
+    "more than long ones:\n\n- blue light is scattered in every direction\n"
+    "- so blue reaches your eyes from all over the sky\n\n```python\nprint('Rayleigh')\n```\n"
+)
 
 
 class FakeEngine(Engine):
@@ -39,14 +95,21 @@ class FakeEngine(Engine):
 
     async def show_model(self, name: str) -> ModelDetails:
         info = next(m for m in self.models if m.name == name)
-        return ModelDetails(info, modelfile=f"FROM {info.source}\nPARAMETER temperature 0.7\n",
-                            parameters={"temperature": 0.7, "stop": ["<end_of_turn>"]},
-                            metadata={"general.architecture": info.family,
-                                      "general.file_type": 15})
+        return ModelDetails(
+            info,
+            modelfile=f"FROM {info.source}\nPARAMETER temperature 0.7\n",
+            parameters={"temperature": 0.7, "stop": ["<end_of_turn>"]},
+            metadata={"general.architecture": info.family, "general.file_type": 15},
+        )
 
     async def pull_model(self, ref: str) -> AsyncIterator[PullProgress]:
-        yield PullProgress("downloading", "model.Q4_K_M.gguf", completed=120_000_000,
-                           total=253_000_000, rate=31_500_000)
+        yield PullProgress(
+            "downloading",
+            "model.Q4_K_M.gguf",
+            completed=120_000_000,
+            total=253_000_000,
+            rate=31_500_000,
+        )
         await asyncio.Event().wait()  # stays half-way: the snapshot shows progress
 
     async def create_model(self, name, modelfile, base_dir=None) -> ModelInfo:
@@ -88,9 +151,18 @@ class FakeEngine(Engine):
         return 0
 
     async def status(self) -> EngineStatus:
-        return EngineStatus("0.1.0", 3600.0, "local", list(LOADED), requests_total=12,
-                            requests_active=1, tokens_generated=1834, prompt_tokens=5120,
-                            endpoints={}, default_model="gemma3:270m")
+        return EngineStatus(
+            "0.1.0",
+            3600.0,
+            "local",
+            list(LOADED),
+            requests_total=12,
+            requests_active=1,
+            tokens_generated=1834,
+            prompt_tokens=5120,
+            endpoints={},
+            default_model="gemma3:270m",
+        )
 
     async def set_default_model(self, name: str) -> None:
         return None

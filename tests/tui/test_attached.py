@@ -68,8 +68,9 @@ async def test_losing_the_daemon_is_shown_and_recovered(tmp_path, test_model_pat
             await wait_for(pilot, lambda: app.connection == "lost", what="lost shown")
             assert "reconnecting" in str(app.screen.query_one("#connection").render())
             with run_daemon(tmp_path, env=env):
-                await wait_for(pilot, lambda: app.connection == "remote", timeout=90,
-                               what="reconnected")
+                await wait_for(
+                    pilot, lambda: app.connection == "remote", timeout=90, what="reconnected"
+                )
 
 
 async def test_attach_only_without_a_daemon_fails_cleanly(tmp_path):
@@ -108,19 +109,26 @@ async def test_a_lost_daemon_is_noticed_anywhere_and_screens_recover(tmp_path, t
     with run_daemon(tmp_path, env=env) as first:
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: app.connection == "remote", what="attached")
-            await app.engine.create_model("gemma", GEMMA_MODELFILE.format(
-                path=test_model_path, template=GEMMA_TEMPLATE))
+            await app.engine.create_model(
+                "gemma", GEMMA_MODELFILE.format(path=test_model_path, template=GEMMA_TEMPLATE)
+            )
             os.killpg(first.proc.pid, signal.SIGKILL)
             await asyncio.to_thread(first.proc.wait, 30)
             # noticed on Models, without a visit to the Dashboard
             await wait_for(pilot, lambda: app.connection == "lost", what="lost shown")
             await pilot.press("f1", "l")
-            await wait_for(pilot, lambda: any(n.title == "Cannot list models" for n in app._notifications),
-                           what="load refused with a reason")
+            await wait_for(
+                pilot,
+                lambda: any(n.title == "Cannot list models" for n in app._notifications),
+                what="load refused with a reason",
+            )
             assert app.is_running
             await pilot.press("f3")  # Chat opens while the daemon is away: no models yet
             with run_daemon(tmp_path, env=env):
                 await wait_for(pilot, lambda: app.connection == "remote", timeout=90, what="back")
                 picker = app.screen.query_one("#model-picker", Select)
-                await wait_for(pilot, lambda: ("gemma:latest", "gemma:latest") in picker._options,
-                               what="models listed again")
+                await wait_for(
+                    pilot,
+                    lambda: ("gemma:latest", "gemma:latest") in picker._options,
+                    what="models listed again",
+                )

@@ -14,8 +14,14 @@ from tests.helpers import run_daemon, settings_env
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 def replies(data_dir: Path) -> list[dict]:
@@ -42,8 +48,9 @@ async def test_browser_chat_streams_a_reply(daemon, tmp_path):
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 800})
             await page.goto(f"{daemon.url}/ui/")
-            await page.wait_for_function("document.body.classList.contains('-first-byte')",
-                                         timeout=120_000)
+            await page.wait_for_function(
+                "document.body.classList.contains('-first-byte')", timeout=120_000
+            )
             await page.wait_for_timeout(1500)
             await page.locator("#terminal").click()
             await page.keyboard.press("F3")
@@ -75,7 +82,9 @@ def test_ui_requires_the_api_key(tmp_path):
     env = settings_env(tmp_path)
     with run_daemon(tmp_path, "--api-key", "s3cret", env=env) as d:
         assert httpx.get(f"{d.url}/ui/").status_code == 401
-        assert httpx.get(f"{d.url}/ui/", headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert (
+            httpx.get(f"{d.url}/ui/", headers={"Authorization": "Bearer nope"}).status_code == 401
+        )
         ok = httpx.get(f"{d.url}/ui/", headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200 and "textual.js" in ok.text
 

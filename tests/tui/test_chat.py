@@ -97,8 +97,9 @@ async def test_conversations_are_listed_reopened_and_deleted(engine, settings):
         await pilot.press("ctrl+d")
         await pilot.press("y")
         await wait_for(pilot, lambda: len(app.screen.conversations) == 1, what="deleted")
-    assert [json.loads(f.read_text())["title"] for f in settings.conversations_dir.glob("*.json")] \
-        == ["Second chat"]
+    assert [
+        json.loads(f.read_text())["title"] for f in settings.conversations_dir.glob("*.json")
+    ] == ["Second chat"]
 
 
 async def test_text_that_looks_like_markup_is_shown_as_typed(engine, settings):
@@ -113,8 +114,11 @@ async def test_text_that_looks_like_markup_is_shown_as_typed(engine, settings):
         listing = app.screen.query_one("#conversations", ListView)
         assert str(listing.children[0].query_one("Label").render()) == title
         await pilot.press("ctrl+d")  # the confirmation quotes it too
-        await wait_for(pilot, lambda: "[/INST]" in str(app.screen.query_one(".dialog-question").render()),
-                       what="confirmation")
+        await wait_for(
+            pilot,
+            lambda: "[/INST]" in str(app.screen.query_one(".dialog-question").render()),
+            what="confirmation",
+        )
         await pilot.press("escape")
 
 
@@ -140,13 +144,18 @@ async def test_conversation_options_refuse_impossible_values(engine, settings):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+o")
         await wait_for(pilot, lambda: isinstance(app.screen, ConversationOptions), what="options")
-        for field, value, words in (("top_p", "7", "top p must be between 0 and 1"),
-                                    ("max_tokens", "0", "max tokens must be at least 1"),
-                                    ("temperature", "-", "temperature must be a number")):
+        for field, value, words in (
+            ("top_p", "7", "top p must be between 0 and 1"),
+            ("max_tokens", "0", "max tokens must be at least 1"),
+            ("temperature", "-", "temperature must be a number"),
+        ):
             app.screen.query_one(f"#opt-{field}", Input).value = value
             await pilot.press("ctrl+s")
-            await wait_for(pilot, lambda: any(words in n.message for n in app._notifications),
-                           what=words)
+            await wait_for(
+                pilot,
+                lambda words=words: any(words in n.message for n in app._notifications),
+                what=words,
+            )
             assert isinstance(app.screen, ConversationOptions)  # still open, nothing saved
             app.screen.query_one(f"#opt-{field}", Input).value = ""
         app.screen.query_one("#opt-top_p", Input).value = "0.5"
@@ -155,7 +164,9 @@ async def test_conversation_options_refuse_impossible_values(engine, settings):
         assert app.screen.current.top_p == 0.5
 
 
-async def test_new_chat_reuses_an_empty_one_and_picking_a_model_returns_to_the_prompt(engine, settings):
+async def test_new_chat_reuses_an_empty_one_and_picking_a_model_returns_to_the_prompt(
+    engine, settings
+):
     app = MullamaApp(settings, engine=engine, mode="chat")
     async with app.run_test(size=SIZE) as pilot:
         picker = app.screen.query_one("#model-picker", Select)
@@ -165,6 +176,9 @@ async def test_new_chat_reuses_an_empty_one_and_picking_a_model_returns_to_the_p
         await pilot.press("ctrl+t")
         await wait_for(pilot, lambda: picker.expanded, what="model list open")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.focused is app.screen.query_one("#prompt", Input),
-                       what="focus back on the prompt")
+        await wait_for(
+            pilot,
+            lambda: app.focused is app.screen.query_one("#prompt", Input),
+            what="focus back on the prompt",
+        )
         assert app.screen.current.model == picker.value

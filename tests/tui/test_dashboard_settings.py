@@ -51,8 +51,12 @@ async def test_settings_are_saved_and_reloaded(engine, settings):
         await wait_for(pilot, lambda: engine.default_model == "gemma:latest", what="engine default")
         assert app.theme == "nord"
     saved = tomlkit.parse(settings.settings_file.read_text())["tui"]
-    assert (saved["theme"], saved["temperature"], saved["max_tokens"], saved["default_model"]) == \
-        ("nord", 0.3, 200, "gemma:latest")
+    assert (saved["theme"], saved["temperature"], saved["max_tokens"], saved["default_model"]) == (
+        "nord",
+        0.3,
+        200,
+        "gemma:latest",
+    )
     again = MullamaApp(settings, engine=engine, mode="settings")
     async with again.run_test(size=SIZE) as pilot:
         await pilot.pause(0.2)
@@ -63,14 +67,19 @@ async def test_settings_are_saved_and_reloaded(engine, settings):
 async def test_settings_refuse_a_bad_number(engine, settings):
     app = MullamaApp(settings, engine=engine, mode="settings")
     async with app.run_test(size=SIZE) as pilot:
-        for field, value, words in (("top_k", "1.5", "top k must be a number"),
-                                    ("temperature", "500", "temperature must be between 0 and 100"),
-                                    ("top_k", "-3", "top k must be 0 or more"),
-                                    ("max_tokens", "0", "max tokens must be at least 1")):
+        for field, value, words in (
+            ("top_k", "1.5", "top k must be a number"),
+            ("temperature", "500", "temperature must be between 0 and 100"),
+            ("top_k", "-3", "top k must be 0 or more"),
+            ("max_tokens", "0", "max tokens must be at least 1"),
+        ):
             app.screen.query_one(f"#set-{field}", Input).value = value
             await pilot.press("ctrl+s")
-            await wait_for(pilot, lambda: any(words in n.message for n in app._notifications),
-                           what=words)
+            await wait_for(
+                pilot,
+                lambda words=words: any(words in n.message for n in app._notifications),
+                what=words,
+            )
             app.screen.query_one(f"#set-{field}", Input).value = ""
     assert not settings.settings_file.exists()
 

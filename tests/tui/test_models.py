@@ -21,8 +21,11 @@ def names(app) -> list[str]:
 
 
 async def open_models(app, pilot) -> None:
-    await wait_for(pilot, lambda: app.screen.query_one("#models", DataTable).row_count > 0,
-                   what="models listed")
+    await wait_for(
+        pilot,
+        lambda: app.screen.query_one("#models", DataTable).row_count > 0,
+        what="models listed",
+    )
 
 
 async def test_pull_shows_progress_and_lists_the_model(engine, settings, fake_hub):
@@ -58,8 +61,11 @@ async def test_failed_pull_says_why(engine, settings, fake_hub):
         await wait_for(pilot, lambda: app.screen.query("#answer"), what="pull dialog")
         app.screen.query_one("#answer", Input).value = "hf:nobody/Missing-GGUF"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: any(n.severity == "error" for n in app._notifications),
-                       what="error notification")
+        await wait_for(
+            pilot,
+            lambda: any(n.severity == "error" for n in app._notifications),
+            what="error notification",
+        )
         assert names(app) == ["gemma:latest"]
 
 
@@ -91,12 +97,20 @@ async def test_details_show_the_modelfile_and_load_unload(engine, settings):
         assert "TEMPLATE" in app.screen.query_one(TextArea).text
         await pilot.press("escape")
         await pilot.press("l")
-        await wait_for(pilot, lambda: "● loaded" in str(app.screen.query_one("#models", DataTable)
-                                                        .get_row_at(0)[7]), what="loaded mark")
+        await wait_for(
+            pilot,
+            lambda: "● loaded" in str(app.screen.query_one("#models", DataTable).get_row_at(0)[7]),
+            what="loaded mark",
+        )
         assert [m.name for m in await engine.running_models()] == ["gemma:latest"]
         await pilot.press("u")
-        await wait_for(pilot, lambda: "loaded" not in str(app.screen.query_one("#models", DataTable)
-                                                          .get_row_at(0)[7]), what="unloaded")
+        await wait_for(
+            pilot,
+            lambda: (
+                "loaded" not in str(app.screen.query_one("#models", DataTable).get_row_at(0)[7])
+            ),
+            what="unloaded",
+        )
         assert await engine.running_models() == []
 
 
@@ -108,8 +122,11 @@ async def test_a_pull_of_a_name_like_markup_fails_cleanly(engine, settings, fake
         await wait_for(pilot, lambda: app.screen.query("#answer"), what="pull dialog")
         app.screen.query_one("#answer", Input).value = "foo[/]"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: any(n.severity == "error" for n in app._notifications),
-                       what="error notification")
+        await wait_for(
+            pilot,
+            lambda: any(n.severity == "error" for n in app._notifications),
+            what="error notification",
+        )
         assert app.is_running and names(app) == ["gemma:latest"]
 
 
@@ -120,7 +137,9 @@ async def test_a_failed_create_keeps_the_modelfile_and_says_why(engine, settings
     async with app.run_test(size=SIZE) as pilot:
         await open_models(app, pilot)
         await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, CreateModelDialog), what="create dialog")
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, CreateModelDialog), what="create dialog"
+        )
         app.screen.query_one("#create-name", Input).value = "brief"
         editor = app.screen.query_one("#create-modelfile", TextArea)
         editor.text = f"FROM {test_model_path}\nPARAMETER bogus 1\n"

@@ -22,8 +22,10 @@ def set_body(app, **changes) -> None:
     area.text = json.dumps(body, indent=2)
 
 
-@pytest.mark.parametrize("api, marker", [("openai", "data: "), ("ollama", '"done"'),
-                                         ("anthropic", "event: message_stop")])
+@pytest.mark.parametrize(
+    "api, marker",
+    [("openai", "data: "), ("ollama", '"done"'), ("anthropic", "event: message_stop")],
+)
 async def test_playground_streams_a_raw_response(daemon, api, marker):
     app = MullamaApp(load_settings(env=daemon.env), mode="playground")
     async with app.run_test(size=SIZE) as pilot:
@@ -38,8 +40,12 @@ async def test_playground_streams_a_raw_response(daemon, api, marker):
         assert daemon.url in curl and '"stream": true' in curl
         await pilot.press("ctrl+r")
         status = app.screen.query_one("#pg-status", Label)
-        await wait_for(pilot, lambda: " s" in str(status.render()).split("·")[-1], timeout=120,
-                       what="response finished")
+        await wait_for(
+            pilot,
+            lambda: " s" in str(status.render()).split("·")[-1],
+            timeout=120,
+            what="response finished",
+        )
         assert "200 OK" in str(status.render())
         text = "\n".join(app.screen.query_one("#pg-log", Log).lines)
         assert marker in text
@@ -48,15 +54,19 @@ async def test_playground_streams_a_raw_response(daemon, api, marker):
 async def test_playground_non_streaming_and_bad_json(daemon):
     app = MullamaApp(load_settings(env=daemon.env), mode="playground")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen.query_one("#pg-model", Select).value, str),
-                       what="models listed")
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen.query_one("#pg-model", Select).value, str),
+            what="models listed",
+        )
         app.screen.query_one("#pg-endpoint", Select).value = "/v1/models"
         await pilot.pause(0.1)
         await pilot.press("ctrl+r")
         status = app.screen.query_one("#pg-status", Label)
         await wait_for(pilot, lambda: "200 OK" in str(status.render()), what="models answered")
-        await wait_for(pilot, lambda: app.screen.query_one("#pg-log", Log).line_count > 3,
-                       what="body shown")
+        await wait_for(
+            pilot, lambda: app.screen.query_one("#pg-log", Log).line_count > 3, what="body shown"
+        )
         assert '"object": "list"' in "\n".join(app.screen.query_one("#pg-log", Log).lines)
         app.screen.query_one("#pg-endpoint", Select).value = "/v1/chat/completions"
         app.screen.query_one("#pg-stream", Switch).value = False

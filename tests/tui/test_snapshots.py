@@ -23,8 +23,9 @@ CONFIG_DIR = Path("/home/user/.config/mullama")  # shown on the Settings screen;
 
 
 def make_app(tmp_path, mode: str, engine: FakeEngine | None = None) -> MullamaApp:
-    settings = load_settings(env={}, config_dir=CONFIG_DIR, data_dir=tmp_path / "data",
-                             cache_dir=tmp_path / "cache")
+    settings = load_settings(
+        env={}, config_dir=CONFIG_DIR, data_dir=tmp_path / "data", cache_dir=tmp_path / "cache"
+    )
     return MullamaApp(settings, engine=engine or FakeEngine(), mode=mode, frozen=True)
 
 
@@ -32,14 +33,21 @@ def saved_conversation(tmp_path) -> None:
     conversation = Conversation(title="Why is the sky blue?", model="gemma3:270m")
     conversation.turns = [
         Turn("user", "Why is the sky blue?"),
-        Turn("assistant", "Because of **Rayleigh scattering**: shorter wavelengths scatter more.",
-             thinking="The user asks a physics question. Keep it short.",
-             stats="14 tokens · 42.0 tok/s"),
+        Turn(
+            "assistant",
+            "Because of **Rayleigh scattering**: shorter wavelengths scatter more.",
+            thinking="The user asks a physics question. Keep it short.",
+            stats="14 tokens · 42.0 tok/s",
+        ),
     ]
     ConversationStore(tmp_path / "data" / "conversations").save(conversation)
     ConversationStore(tmp_path / "data" / "conversations").save(
-        Conversation(title="Haiku about llamas", model="llama3.2:1b",
-                     turns=[Turn("user", "A haiku about llamas")]))
+        Conversation(
+            title="Haiku about llamas",
+            model="llama3.2:1b",
+            turns=[Turn("user", "A haiku about llamas")],
+        )
+    )
 
 
 def settle(*keys: str):
@@ -55,6 +63,7 @@ def settle(*keys: str):
             if isinstance(widget, (Input, TextArea)):
                 widget.cursor_blink = False
         await pilot.pause(0.2)
+
     return run_before
 
 
@@ -82,7 +91,9 @@ def test_models(snap_compare, tmp_path):
 
 
 def test_models_details(snap_compare, tmp_path):
-    assert snap_compare(make_app(tmp_path, "models"), terminal_size=SIZE, run_before=settle("enter"))
+    assert snap_compare(
+        make_app(tmp_path, "models"), terminal_size=SIZE, run_before=settle("enter")
+    )
 
 
 def test_models_delete_confirmation(snap_compare, tmp_path):
@@ -111,7 +122,9 @@ def test_chat_conversation(snap_compare, tmp_path):
 
 
 def test_chat_reply_with_thinking(snap_compare, tmp_path):
-    app = make_app(tmp_path, "chat", FakeEngine(thinking="Light, air, wavelengths: explain briefly."))
+    app = make_app(
+        tmp_path, "chat", FakeEngine(thinking="Light, air, wavelengths: explain briefly.")
+    )
 
     async def run_before(pilot) -> None:
         await settle()(pilot)

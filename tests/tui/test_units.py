@@ -15,7 +15,10 @@ from mullama.tui.preferences import Preferences, load_preferences, save_preferen
 def test_conversations_round_trip_and_order(tmp_path):
     store = ConversationStore(tmp_path / "conversations")
     older = Conversation(model="gemma", system="Be brief.")
-    older.turns += [Turn("user", "Hello   there\nfriend"), Turn("assistant", "Hi!", "hmm", "3 tokens")]
+    older.turns += [
+        Turn("user", "Hello   there\nfriend"),
+        Turn("assistant", "Hi!", "hmm", "3 tokens"),
+    ]
     older.retitle()
     store.save(older)
     newer = Conversation(model="gemma")
@@ -37,7 +40,12 @@ def test_preferences_keep_other_tables_and_comments(tmp_path):
     doc = tomlkit.parse(path.read_text())
     assert "# mine" in path.read_text() and doc["daemon"]["port"] == 9000
     prefs = load_preferences(path)
-    assert (prefs.theme, prefs.temperature, prefs.max_tokens, prefs.top_p) == ("nord", 0.2, 64, None)
+    assert (prefs.theme, prefs.temperature, prefs.max_tokens, prefs.top_p) == (
+        "nord",
+        0.2,
+        64,
+        None,
+    )
     assert prefs.options(top_p=0.5).temperature == 0.2 and prefs.options(top_p=0.5).top_p == 0.5
 
 

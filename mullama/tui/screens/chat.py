@@ -64,8 +64,9 @@ class ChatScreen(Screen):
             await self.action_new()
         self.query_one("#prompt").focus()  # the models load when the screen shows (resume)
         self.watch(self.app, "connection", self._connection_changed, init=False)
-        self.watch(self.query_one("#model-picker", Select), "expanded", self._picker_toggled,
-                   init=False)
+        self.watch(
+            self.query_one("#model-picker", Select), "expanded", self._picker_toggled, init=False
+        )
 
     def _connection_changed(self, old: str, new: str) -> None:
         if new in ("local", "remote", "serving") and old != new:  # connected, or back
@@ -127,7 +128,9 @@ class ChatScreen(Screen):
     async def show_list(self) -> None:
         view = self.query_one("#conversations", ListView)
         await view.clear()
-        await view.extend(ListItem(Label(c.title, markup=False), id=f"conv-{c.id}") for c in self.conversations)
+        await view.extend(
+            ListItem(Label(c.title, markup=False), id=f"conv-{c.id}") for c in self.conversations
+        )
         if self.current in self.conversations:
             view.index = self.conversations.index(self.current)
 
@@ -169,7 +172,8 @@ class ChatScreen(Screen):
     async def action_delete(self) -> None:
         c = self.current
         if c is None or not await self.app.push_screen_wait(
-                ConfirmDialog(f"Delete the conversation “{escape(c.title)}”?", "Delete")):
+            ConfirmDialog(f"Delete the conversation “{escape(c.title)}”?", "Delete")
+        ):
             return
         self.conversations.remove(c)  # first: a reply that ends now no longer saves it
         self.current = None
@@ -231,11 +235,15 @@ class ChatScreen(Screen):
     async def stream_reply(self, conversation: Conversation, view: ChatMessage) -> None:
         engine = await self.app.wait_engine()
         request = ChatRequest(
-            conversation.model, conversation.messages()[:-1],
-            options=self.app.prefs.options(temperature=conversation.temperature,
-                                           top_p=conversation.top_p,
-                                           max_tokens=conversation.max_tokens),
-            think=conversation.think)
+            conversation.model,
+            conversation.messages()[:-1],
+            options=self.app.prefs.options(
+                temperature=conversation.temperature,
+                top_p=conversation.top_p,
+                max_tokens=conversation.max_tokens,
+            ),
+            think=conversation.think,
+        )
         stats = ""
         try:
             async with contextlib.aclosing(engine.chat(request)) as events:
@@ -245,8 +253,11 @@ class ChatScreen(Screen):
                     elif isinstance(event, ThinkingDelta):
                         view.add_thinking(event.text)
                     elif isinstance(event, Done):
-                        stats = reply_stats(event.usage.completion_tokens, event.timings.eval_ns,
-                                            event.finish_reason)
+                        stats = reply_stats(
+                            event.usage.completion_tokens,
+                            event.timings.eval_ns,
+                            event.finish_reason,
+                        )
         except asyncio.CancelledError:
             stats = "stopped"
             raise
@@ -267,4 +278,3 @@ class ChatScreen(Screen):
         for worker in stopped:
             worker.cancel()
         return stopped
-

@@ -74,8 +74,9 @@ class DashboardScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#engine-info").border_title = "Engine"
         table = self.query_one("#loaded", DataTable)
-        table.add_columns("Model", "Memory", "Context", "Slots busy", "Queued", "Requests",
-                          "Tokens", "Unloads")
+        table.add_columns(
+            "Model", "Memory", "Context", "Slots busy", "Queued", "Requests", "Tokens", "Unloads"
+        )
         table.show_cursor = True
         self.refresh_status()
         if not self.app.frozen:
@@ -108,10 +109,12 @@ class DashboardScreen(Screen):
             where = f"attached to the daemon at [b]{self.app.prefs.socket(self.app.settings)}[/]"
         else:
             where = "engine running [b]embedded[/] in this app (no daemon)"
-        lines = [f"[b]Mode[/]       {where}",
-                 f"[b]Version[/]    {status.version}",
-                 f"[b]Uptime[/]     {'—' if frozen else human_duration(status.uptime_secs)}",
-                 f"[b]Default[/]    {status.default_model or self.app.prefs.default_model or '—'}"]
+        lines = [
+            f"[b]Mode[/]       {where}",
+            f"[b]Version[/]    {status.version}",
+            f"[b]Uptime[/]     {'—' if frozen else human_duration(status.uptime_secs)}",
+            f"[b]Default[/]    {status.default_model or self.app.prefs.default_model or '—'}",
+        ]
         for name, url in sorted(status.endpoints.items()):
             lines.append(f"[b]{name:<10}[/] {url}")
         if not status.endpoints and not attached:
@@ -138,7 +141,9 @@ class DashboardScreen(Screen):
 
     def show_system(self) -> None:
         if self.app.frozen:
-            self.query_one("#system-info", Static).update("CPU  —\nRAM  —\n[dim]tokens/s, last minute[/]")
+            self.query_one("#system-info", Static).update(
+                "CPU  —\nRAM  —\n[dim]tokens/s, last minute[/]"
+            )
             return
         import psutil
 
@@ -146,17 +151,25 @@ class DashboardScreen(Screen):
         self.query_one("#system-info", Static).update(
             f"[b]CPU[/]  {psutil.cpu_percent():>5.1f}%  ({psutil.cpu_count()} cores)\n"
             f"[b]RAM[/]  {human_size(mem.used)} / {human_size(mem.total)} ({mem.percent:.0f}%)\n"
-            "[dim]tokens/s, last minute[/]")
+            "[dim]tokens/s, last minute[/]"
+        )
 
     def show_loaded(self, status: EngineStatus) -> None:
         table = self.query_one("#loaded", DataTable)
         selected = self.selected_model()
         table.clear()
         for m in status.loaded:
-            table.add_row(m.name, human_size(m.size), f"{m.context_length:,}",
-                          f"{m.busy_slots}/{m.num_parallel}", str(m.queued), str(m.requests_total),
-                          f"{m.tokens_generated:,}", "—" if self.app.frozen else until(m.expires_at),
-                          key=m.name)
+            table.add_row(
+                m.name,
+                human_size(m.size),
+                f"{m.context_length:,}",
+                f"{m.busy_slots}/{m.num_parallel}",
+                str(m.queued),
+                str(m.requests_total),
+                f"{m.tokens_generated:,}",
+                "—" if self.app.frozen else until(m.expires_at),
+                key=m.name,
+            )
         if not status.loaded:
             table.border_subtitle = "none — press l to load one"
         else:
@@ -184,8 +197,9 @@ class DashboardScreen(Screen):
         except EngineError as exc:
             self.notify(exc.message, title="Cannot list models", severity="error")
             return
-        name = await self.app.push_screen_wait(PickDialog("Load which model?", names,
-                                                          "No models yet: pull one first (p)."))
+        name = await self.app.push_screen_wait(
+            PickDialog("Load which model?", names, "No models yet: pull one first (p).")
+        )
         if not name:
             return
         self.notify(f"Loading {name}…")
@@ -194,7 +208,9 @@ class DashboardScreen(Screen):
         except EngineError as exc:
             self.notify(exc.message, title="Load failed", severity="error")
             return
-        self.notify(f"{loaded.name} loaded ({human_size(loaded.size)}, ctx {loaded.context_length})")
+        self.notify(
+            f"{loaded.name} loaded ({human_size(loaded.size)}, ctx {loaded.context_length})"
+        )
         self.refresh_status()
 
     @work(exclusive=True, group="action")

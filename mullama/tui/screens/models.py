@@ -52,7 +52,8 @@ class ModelsScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#models", DataTable).add_columns(
-            "Name", "Size", "Quant", "Family", "Params", "Kind", "Modified", "")
+            "Name", "Size", "Quant", "Family", "Params", "Kind", "Modified", ""
+        )
         self.reload()
 
     def on_screen_resume(self) -> None:
@@ -78,11 +79,22 @@ class ModelsScreen(Screen):
         table.clear()
         default = self.app.prefs.default_model
         for m in models:
-            marks = " ".join(x for x, on_ in (("● loaded", m.name in loaded),
-                                              ("★ default", m.name == default)) if on_)
-            table.add_row(m.name, human_size(m.size), m.quantization or "—", m.family or "—",
-                          m.parameter_size or "—", m.kind, short_date(m.modified_at), marks,
-                          key=m.name)
+            marks = " ".join(
+                x
+                for x, on_ in (("● loaded", m.name in loaded), ("★ default", m.name == default))
+                if on_
+            )
+            table.add_row(
+                m.name,
+                human_size(m.size),
+                m.quantization or "—",
+                m.family or "—",
+                m.parameter_size or "—",
+                m.kind,
+                short_date(m.modified_at),
+                marks,
+                key=m.name,
+            )
         table.border_subtitle = f"{len(models)} models" if models else "none yet — press p to pull"
         if selected in {m.name for m in models}:
             table.move_cursor(row=table.get_row_index(selected))
@@ -97,7 +109,9 @@ class ModelsScreen(Screen):
 
     @work(exclusive=True, group="pull")
     async def action_pull(self) -> None:
-        ref = await self.app.push_screen_wait(AskDialog("Pull a model", "llama3.2:1b", hint=PULL_HINT))
+        ref = await self.app.push_screen_wait(
+            AskDialog("Pull a model", "llama3.2:1b", hint=PULL_HINT)
+        )
         if ref:
             await self.pull(ref)
 
@@ -126,7 +140,9 @@ class ModelsScreen(Screen):
             bar.update(total=step.total, progress=step.completed)
             what += f" — {human_size(step.completed)} / {human_size(step.total)}"
         self.query_one("#pull-status", Label).update(what)
-        self.query_one("#pull-rate", Label).update(f"{human_size(step.rate)}/s" if step.rate else "")
+        self.query_one("#pull-rate", Label).update(
+            f"{human_size(step.rate)}/s" if step.rate else ""
+        )
 
     def action_cancel_pull(self) -> None:
         for worker in self.workers:
@@ -149,8 +165,9 @@ class ModelsScreen(Screen):
     @work(exclusive=True, group="action")
     async def action_create(self) -> None:
         engine = await self.app.wait_engine()
-        name = await self.app.push_screen_wait(CreateModelDialog(engine.create_model,
-                                                                 self.selected() or ""))
+        name = await self.app.push_screen_wait(
+            CreateModelDialog(engine.create_model, self.selected() or "")
+        )
         if name:
             self.notify(f"Created {name}")
             self.post_message(ModelsChanged("created", name))
@@ -183,7 +200,9 @@ class ModelsScreen(Screen):
 
     @work(exclusive=True, group="action")
     async def action_unload(self) -> None:
-        if (name := self.selected()) and await self.call_engine("unload", "unload_model", name) is not None:
+        if (name := self.selected()) and await self.call_engine(
+            "unload", "unload_model", name
+        ) is not None:
             self.notify(f"{name} unloaded")
             self.reload()
 

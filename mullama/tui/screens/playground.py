@@ -30,8 +30,12 @@ class PlaygroundScreen(Screen):
         yield NavBar("playground")
         with Horizontal(id="pg-bar"):
             yield Select(reqs.APIS, value="openai", allow_blank=False, id="pg-api")
-            yield Select(self.endpoint_options("openai"), value="/v1/chat/completions",
-                         allow_blank=False, id="pg-endpoint")
+            yield Select(
+                self.endpoint_options("openai"),
+                value="/v1/chat/completions",
+                allow_blank=False,
+                id="pg-endpoint",
+            )
             yield Select([], prompt="model", id="pg-model")
             yield Label("stream", id="pg-stream-label")
             yield Switch(True, id="pg-stream")
@@ -93,7 +97,9 @@ class PlaygroundScreen(Screen):
     @on(Switch.Changed, "#pg-stream")
     def action_reset_body(self) -> None:
         stream = self.query_one("#pg-stream", Switch).value
-        self.query_one("#pg-json", TextArea).text = reqs.body_text(self.endpoint, self.model(), stream)
+        self.query_one("#pg-json", TextArea).text = reqs.body_text(
+            self.endpoint, self.model(), stream
+        )
         self.show_curl()
 
     @on(TextArea.Changed, "#pg-json")
@@ -101,8 +107,12 @@ class PlaygroundScreen(Screen):
         self.query_one("#pg-curl", Static).update(self.curl_text())
 
     def curl_text(self) -> str:
-        return reqs.curl(self.endpoint, self.app.prefs.http(self.app.settings),
-                         self.query_one("#pg-json", TextArea).text, self.app.settings.api_key)
+        return reqs.curl(
+            self.endpoint,
+            self.app.prefs.http(self.app.settings),
+            self.query_one("#pg-json", TextArea).text,
+            self.app.settings.api_key,
+        )
 
     def action_copy_curl(self) -> None:
         self.app.copy_to_clipboard(self.curl_text())
@@ -128,23 +138,33 @@ class PlaygroundScreen(Screen):
         started = time.perf_counter()
         try:
             async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None)) as client:
-                async with client.stream(endpoint.method, base + endpoint.path,
-                                         content=body.encode() if endpoint.body else None,
-                                         headers=reqs.headers(endpoint.api, self.app.settings.api_key)) as resp:
+                async with client.stream(
+                    endpoint.method,
+                    base + endpoint.path,
+                    content=body.encode() if endpoint.body else None,
+                    headers=reqs.headers(endpoint.api, self.app.settings.api_key),
+                ) as resp:
                     colour = "green" if resp.is_success else "red"
-                    head = (f"[{colour}]{resp.status_code} {resp.reason_phrase}[/] · "
-                            f"{resp.headers.get('content-type', '')}")
+                    head = (
+                        f"[{colour}]{resp.status_code} {resp.reason_phrase}[/] · "
+                        f"{resp.headers.get('content-type', '')}"
+                    )
                     status.update(head)
-                    streaming = "event-stream" in resp.headers.get("content-type", "") or \
-                        "ndjson" in resp.headers.get("content-type", "")
+                    streaming = "event-stream" in resp.headers.get(
+                        "content-type", ""
+                    ) or "ndjson" in resp.headers.get("content-type", "")
                     if streaming:
                         async for line in resp.aiter_lines():
                             log.write_line(line)
                     else:
                         log.write(_pretty(await resp.aread()))
         except httpx.HTTPError as exc:
-            status.update(f"[red]No answer from {escape(base)}: {escape(str(exc) or type(exc).__name__)}[/]")
-            log.write_line(f"Is the daemon running? Start it with `mullama serve` (HTTP on {base}).")
+            status.update(
+                f"[red]No answer from {escape(base)}: {escape(str(exc) or type(exc).__name__)}[/]"
+            )
+            log.write_line(
+                f"Is the daemon running? Start it with `mullama serve` (HTTP on {base})."
+            )
             return
         status.update(f"{head} · {time.perf_counter() - started:.2f} s")
 

@@ -18,8 +18,10 @@ NUMBERS = {"temperature": float, "top_p": float, "top_k": int, "max_tokens": int
 
 
 class SettingsScreen(Screen):
-    BINDINGS = [Binding("ctrl+s", "save", "Save", priority=True),
-                Binding("ctrl+z", "revert", "Revert")]
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save", priority=True),
+        Binding("ctrl+z", "revert", "Revert"),
+    ]
 
     def compose(self) -> ComposeResult:
         prefs, settings = self.app.prefs, self.app.settings
@@ -28,24 +30,36 @@ class SettingsScreen(Screen):
             with Grid(classes="form", id="appearance") as group:
                 group.border_title = "Appearance"
                 yield Label("Theme")
-                yield Select(((t, t) for t in sorted(self.app.available_themes)),
-                             value=self.app.theme, allow_blank=False, id="set-theme")
+                yield Select(
+                    ((t, t) for t in sorted(self.app.available_themes)),
+                    value=self.app.theme,
+                    allow_blank=False,
+                    id="set-theme",
+                )
             with Grid(classes="form", id="generation") as group:
                 group.border_title = "Generation defaults (blank = the model's own)"
                 yield Label("Default model")
                 yield Select([], prompt="none", id="set-default_model")
                 for name, kind in NUMBERS.items():
                     yield Label(name.replace("_", " ").capitalize())
-                    yield Input(_text(getattr(prefs, name)), placeholder="model default",
-                                type="integer" if kind is int else "number", id=f"set-{name}")
+                    yield Input(
+                        _text(getattr(prefs, name)),
+                        placeholder="model default",
+                        type="integer" if kind is int else "number",
+                        id=f"set-{name}",
+                    )
                 yield Label("System prompt")
                 yield TextArea(prefs.system_prompt, id="set-system_prompt")
             with Grid(classes="form", id="daemon") as group:
                 group.border_title = "Daemon"
                 yield Label("IPC socket")
-                yield Input(prefs.daemon_socket, placeholder=settings.socket, id="set-daemon_socket")
+                yield Input(
+                    prefs.daemon_socket, placeholder=settings.socket, id="set-daemon_socket"
+                )
                 yield Label("HTTP address")
-                yield Input(prefs.daemon_http, placeholder=settings.http_endpoint, id="set-daemon_http")
+                yield Input(
+                    prefs.daemon_http, placeholder=settings.http_endpoint, id="set-daemon_http"
+                )
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save [dim](ctrl+s)[/]", variant="primary", id="save")
                 yield Button("Revert [dim](ctrl+z)[/]", id="revert")
@@ -86,7 +100,9 @@ class SettingsScreen(Screen):
             try:
                 values[name] = kind(text) if text else None
             except ValueError:
-                raise ValueError(f"{name.replace('_', ' ')} must be a number, not {text!r}") from None
+                raise ValueError(
+                    f"{name.replace('_', ' ')} must be a number, not {text!r}"
+                ) from None
         values["system_prompt"] = self.query_one("#set-system_prompt", TextArea).text
         for name in ("daemon_socket", "daemon_http"):
             values[name] = self.query_one(f"#set-{name}", Input).value.strip()

@@ -61,7 +61,9 @@ class ChatMessage(Vertical):
                 text = "".join(pieces)
                 pieces.clear()
                 if target not in self._streams:
-                    self._streams[target] = Markdown.get_stream(self.query_one(f".{target}", Markdown))
+                    self._streams[target] = Markdown.get_stream(
+                        self.query_one(f".{target}", Markdown)
+                    )
                 await self._streams[target].write(text)
 
     async def finish(self, stats: str) -> None:

@@ -10,8 +10,8 @@ from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, TextArea
 
-from ..conversations import Conversation
 from ...engine.api import SamplingOptions
+from ..conversations import Conversation
 from ..preferences import check_options
 
 THINK = [("model default", "default"), ("on", "on"), ("off", "off")]
@@ -20,7 +20,10 @@ THINK = [("model default", "default"), ("on", "on"), ("off", "off")]
 class ConversationOptions(ModalScreen[dict | None]):
     """Returns the new values (system, temperature, top_p, max_tokens, think) or None."""
 
-    BINDINGS = [Binding("ctrl+s", "save", "Save", priority=True), Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save", priority=True),
+        Binding("escape", "cancel", "Cancel"),
+    ]
 
     def __init__(self, conversation: Conversation):
         super().__init__(classes="dialog-screen")
@@ -35,11 +38,23 @@ class ConversationOptions(ModalScreen[dict | None]):
             yield TextArea(c.system, id="opt-system")
             with Grid(id="opt-grid"):
                 yield Label("Temperature")
-                yield Input(_text(c.temperature), placeholder="model default", type="number", id="opt-temperature")
+                yield Input(
+                    _text(c.temperature),
+                    placeholder="model default",
+                    type="number",
+                    id="opt-temperature",
+                )
                 yield Label("Top P")
-                yield Input(_text(c.top_p), placeholder="model default", type="number", id="opt-top_p")
+                yield Input(
+                    _text(c.top_p), placeholder="model default", type="number", id="opt-top_p"
+                )
                 yield Label("Max tokens")
-                yield Input(_text(c.max_tokens), placeholder="model default", type="integer", id="opt-max_tokens")
+                yield Input(
+                    _text(c.max_tokens),
+                    placeholder="model default",
+                    type="integer",
+                    id="opt-max_tokens",
+                )
                 yield Label("Thinking")
                 yield Select(THINK, value=think, allow_blank=False, id="opt-think")
             with Horizontal(classes="dialog-buttons"):
@@ -53,14 +68,21 @@ class ConversationOptions(ModalScreen[dict | None]):
     def action_save(self) -> None:
         think = self.query_one("#opt-think", Select).value
         try:
-            numbers = {name: _number(name, self.query_one(f"#opt-{name}", Input).value, kind)
-                       for name, kind in (("temperature", float), ("top_p", float), ("max_tokens", int))}
+            numbers = {
+                name: _number(name, self.query_one(f"#opt-{name}", Input).value, kind)
+                for name, kind in (("temperature", float), ("top_p", float), ("max_tokens", int))
+            }
             check_options(SamplingOptions(**numbers))
         except ValueError as exc:
             self.notify(str(exc), title="Not saved", severity="error")
             return
-        self.dismiss({"system": self.query_one("#opt-system", TextArea).text, **numbers,
-                      "think": None if think == "default" else think == "on"})
+        self.dismiss(
+            {
+                "system": self.query_one("#opt-system", TextArea).text,
+                **numbers,
+                "think": None if think == "default" else think == "on",
+            }
+        )
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

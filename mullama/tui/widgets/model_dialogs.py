@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -11,7 +11,16 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.markup import escape
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Input, Label, Static, TabbedContent, TabPane, TextArea
+from textual.widgets import (
+    Button,
+    DataTable,
+    Input,
+    Label,
+    Static,
+    TabbedContent,
+    TabPane,
+    TextArea,
+)
 
 from ...engine.api import EngineError, ModelDetails
 from ..format import human_size, short_date
@@ -27,19 +36,21 @@ class ModelDetailsScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         d, info = self.details, self.details.info
         caps = ", ".join(k for k, v in sorted(info.capabilities.items()) if v) or "—"
-        overview = "\n".join([
-            f"[b]Name[/]          {info.name}",
-            f"[b]Kind[/]          {info.kind}",
-            f"[b]Source[/]        {info.source or '—'}",
-            f"[b]Size[/]          {human_size(info.size)}",
-            f"[b]Family[/]        {info.family or '—'}",
-            f"[b]Parameters[/]    {info.parameter_size or '—'}",
-            f"[b]Quantization[/]  {info.quantization or '—'}",
-            f"[b]Capabilities[/]  {caps}",
-            f"[b]Digest[/]        {info.digest[:19] or '—'}",
-            f"[b]Modified[/]      {short_date(info.modified_at) or '—'}",
-            f"[b]License[/]       {(d.license.splitlines() or ['—'])[0][:60]}",
-        ])
+        overview = "\n".join(
+            [
+                f"[b]Name[/]          {info.name}",
+                f"[b]Kind[/]          {info.kind}",
+                f"[b]Source[/]        {info.source or '—'}",
+                f"[b]Size[/]          {human_size(info.size)}",
+                f"[b]Family[/]        {info.family or '—'}",
+                f"[b]Parameters[/]    {info.parameter_size or '—'}",
+                f"[b]Quantization[/]  {info.quantization or '—'}",
+                f"[b]Capabilities[/]  {caps}",
+                f"[b]Digest[/]        {info.digest[:19] or '—'}",
+                f"[b]Modified[/]      {short_date(info.modified_at) or '—'}",
+                f"[b]License[/]       {(d.license.splitlines() or ['—'])[0][:60]}",
+            ]
+        )
         with Vertical(classes="dialog wide", id="details"):
             yield Label(f"[b]{escape(info.name)}[/]", classes="dialog-question")
             with TabbedContent():
@@ -67,8 +78,10 @@ class CreateModelDialog(ModalScreen[str | None]):
     """A name and a Modelfile; Ctrl+S creates (through ``create``), Esc cancels. An error keeps
     the dialog open with the text as typed; returns the created name."""
 
-    BINDINGS = [Binding("ctrl+s", "create", "Create", priority=True),
-                Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [
+        Binding("ctrl+s", "create", "Create", priority=True),
+        Binding("escape", "cancel", "Cancel"),
+    ]
 
     def __init__(self, create: Callable[[str, str], Awaitable[object]], base: str = ""):
         super().__init__(classes="dialog-screen")
@@ -76,9 +89,11 @@ class CreateModelDialog(ModalScreen[str | None]):
         self.base = base
 
     def compose(self) -> ComposeResult:
-        template = (f"FROM {self.base or 'llama3.2:1b'}\n"
-                    'SYSTEM """You are a helpful assistant."""\n'
-                    "PARAMETER temperature 0.7\n")
+        template = (
+            f"FROM {self.base or 'llama3.2:1b'}\n"
+            'SYSTEM """You are a helpful assistant."""\n'
+            "PARAMETER temperature 0.7\n"
+        )
         with Vertical(classes="dialog wide"):
             yield Label("Create a model from a Modelfile", classes="dialog-question")
             yield Input(placeholder="name, e.g. my-assistant", id="create-name")

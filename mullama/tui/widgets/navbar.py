@@ -6,8 +6,13 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label
 
-PAGES = [("dashboard", "Dashboard", "F1"), ("models", "Models", "F2"), ("chat", "Chat", "F3"),
-         ("playground", "Playground", "F4"), ("settings", "Settings", "F5")]
+PAGES = [
+    ("dashboard", "Dashboard", "F1"),
+    ("models", "Models", "F2"),
+    ("chat", "Chat", "F3"),
+    ("playground", "Playground", "F4"),
+    ("settings", "Settings", "F5"),
+]
 
 STATES = {
     "connecting": ("◌ connecting…", "-connecting"),
