@@ -280,8 +280,7 @@ class LocalEngine(Engine):
     def _check_options(self, options: SamplingOptions) -> SamplingOptions:
         if options.stop is not None and isinstance(options.stop, str):
             options.stop = [options.stop]
-        sampling.validate(options)
-        return options
+        return options  # validated once merged with the model's defaults (_merge)
 
     def _merge(
         self, entry: Loaded, request: SamplingOptions, template_stops: list[str]

@@ -1,51 +1,129 @@
-"""Checks of sampling options: light (no llama.cpp), so the TUI checks its forms with them too."""
+"""The rules of model parameters and sampling options, in one table.
+
+Light (no llama.cpp): the Modelfile parser, the HTTP protocol models, the TUI's forms and the
+engine all check values against :data:`PARAMETERS` and :data:`SAMPLING`.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from .api import InvalidRequest, SamplingOptions
 
-_RANGES = {
-    "temperature": (0.0, 100.0),
-    "top_p": (0.0, 1.0),
-    "min_p": (0.0, 1.0),
-    "typical_p": (0.0, 1.0),
-    "repeat_penalty": (0.0, 100.0),
-    "presence_penalty": (-100.0, 100.0),
-    "frequency_penalty": (-100.0, 100.0),
-    "mirostat_tau": (0.0, 100.0),
-    "mirostat_eta": (0.0, 10.0),
+
+@dataclass(frozen=True)
+class Rule:
+    """What values an option takes. ``kind`` is int, float or str (``stop``: a list of str)."""
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[int, ...] = ()
+    field: str | None = None  # the SamplingOptions field; None: a load-time parameter
+    wording: str | None = None  # how the range is said, when not by its bounds
+
+    @property
+    def expected(self) -> str:
+        """The allowed range in words: ``between 0 and 1``, ``0 or more``, ``0, 1 or 2``."""
+        if self.wording:
+            return self.wording
+        if self.choices:
+            head = ", ".join(str(c) for c in self.choices[:-1])
+            return f"{head} or {self.choices[-1]}"
+        if self.low is not None and self.high is not None:
+            return f"between {self.low:g} and {self.high:g}"
+        if self.low is not None:
+            return f"{self.low:g} or more"
+        return "a number" if self.kind is float else "an integer"
+
+    @property
+    def ranged(self) -> bool:
+        return bool(self.choices) or self.low is not None or self.high is not None
+
+    def allows(self, value: float) -> bool:
+        """Whether a value of the right type is in range."""
+        if self.choices:
+            return value in self.choices
+        if self.low is not None and value < self.low:
+            return False
+        return self.high is None or value <= self.high
+
+
+def _number(low: float | None = None, high: float | None = None, field: str = "") -> Rule:
+    return Rule(float, low, high, field=field or None)
+
+
+def _integer(
+    low: float | None = None,
+    field: str = "",
+    *,
+    high: float | None = None,
+    choices: tuple[int, ...] = (),
+    wording: str | None = None,
+) -> Rule:
+    return Rule(int, low, high, choices, field or None, wording)
+
+
+PARAMETERS: dict[str, Rule] = {
+    "temperature": _number(0, 100, "temperature"),
+    "top_p": _number(0, 1, "top_p"),
+    "top_k": _integer(0, "top_k"),
+    "min_p": _number(0, 1, "min_p"),
+    "typical_p": _number(0, 1, "typical_p"),
+    "num_ctx": _integer(),
+    "num_predict": _integer(-2, "max_tokens"),
+    "num_keep": _integer(),
+    "repeat_penalty": _number(0, 100, "repeat_penalty"),
+    "repeat_last_n": _integer(field="repeat_last_n"),
+    "presence_penalty": _number(-100, 100, "presence_penalty"),
+    "frequency_penalty": _number(-100, 100, "frequency_penalty"),
+    "seed": _integer(field="seed"),
+    "stop": Rule(str, field="stop"),
+    "mirostat": _integer(field="mirostat", choices=(0, 1, 2)),
+    "mirostat_eta": _number(0, 10, "mirostat_eta"),
+    "mirostat_tau": _number(0, 100, "mirostat_tau"),
+    "num_batch": _integer(),
+    "num_thread": _integer(),
+    "num_gpu": _integer(),
+    "num_parallel": _integer(),
 }
+"""Modelfile PARAMETER (and Ollama ``options``) names and their rules, in Modelfile order."""
+
+PARAMETER_FIELDS = {name: rule.field for name, rule in PARAMETERS.items() if rule.field}
+"""Parameter name -> SamplingOptions field (``num_predict`` is ``max_tokens``)."""
+
+SAMPLING: dict[str, Rule] = {
+    **{rule.field: rule for rule in PARAMETERS.values() if rule.field},
+    # -2 is Ollama's "fill the context", which requests turn into -1
+    "max_tokens": _integer(-1, "max_tokens", wording="positive (or -1 for no limit)"),
+    "top_logprobs": _integer(0, "top_logprobs", high=20),
+}
+"""SamplingOptions field -> rule, for the fields that have one."""
+
+
+def problem(rule: Rule, value: object) -> str | None:
+    """What is wrong with ``value`` (``must be …, got …``), or None when the rule allows it."""
+    if rule.kind is str:
+        if isinstance(value, list) and all(isinstance(s, str) for s in value):
+            return None
+        return "must be a string or a list of strings"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"must be {'a number' if rule.kind is float else 'an integer'}, got {value!r}"
+    if rule.kind is int and not isinstance(value, int):
+        return f"must be an integer, got {value!r}"
+    if math.isnan(value):
+        return f"must be a number, got {value!r}"
+    if not rule.allows(value):
+        return f"must be {rule.expected}, got {value:g}"
+    return None
 
 
 def validate(opts: SamplingOptions) -> None:
     """Raise InvalidRequest naming the first field with an impossible value."""
-    for name, (low, high) in _RANGES.items():
+    for name, rule in SAMPLING.items():
         value = getattr(opts, name)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-            raise InvalidRequest(f"{name} must be a number, got {value!r}", param=name)
-        if not low <= value <= high:
-            raise InvalidRequest(
-                f"{name} must be between {low:g} and {high:g}, got {value:g}", param=name
-            )
-    for name in ("top_k", "repeat_last_n", "seed", "max_tokens", "mirostat", "top_logprobs"):
-        value = getattr(opts, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise InvalidRequest(f"{name} must be an integer, got {value!r}", param=name)
-    if opts.top_k is not None and opts.top_k < 0:
-        raise InvalidRequest(f"top_k must be 0 or more, got {opts.top_k}", param="top_k")
-    if opts.max_tokens is not None and opts.max_tokens < -1:
-        raise InvalidRequest(
-            f"max_tokens must be positive (or -1 for no limit), got {opts.max_tokens}",
-            param="max_tokens",
-        )
-    if opts.mirostat is not None and opts.mirostat not in (0, 1, 2):
-        raise InvalidRequest(f"mirostat must be 0, 1 or 2, got {opts.mirostat}", param="mirostat")
-    if opts.top_logprobs and not 0 <= opts.top_logprobs <= 20:
-        raise InvalidRequest("top_logprobs must be between 0 and 20", param="top_logprobs")
-    if opts.stop is not None:
-        if not isinstance(opts.stop, list) or not all(isinstance(s, str) for s in opts.stop):
-            raise InvalidRequest("stop must be a string or a list of strings", param="stop")
+        if (message := problem(rule, value)) is not None:
+            raise InvalidRequest(f"{name} {message}", param=name)

@@ -10,7 +10,10 @@ import llama_cpp
 import numpy as np
 
 from .api import InvalidRequest, SamplingOptions
-from .options import validate  # noqa: F401 (sampling.validate is the engine's check)
+from .options import (
+    PARAMETER_FIELDS,
+    validate,  # noqa: F401 (sampling.validate is the engine's check)
+)
 
 DEFAULTS = SamplingOptions(
     temperature=0.8,
@@ -29,25 +32,6 @@ DEFAULTS = SamplingOptions(
     max_tokens=-1,
     stop=[],
 )
-
-# parameter name in Modelfiles/Ollama options -> SamplingOptions field
-PARAMETER_FIELDS = {
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "top_k": "top_k",
-    "min_p": "min_p",
-    "typical_p": "typical_p",
-    "repeat_penalty": "repeat_penalty",
-    "repeat_last_n": "repeat_last_n",
-    "presence_penalty": "presence_penalty",
-    "frequency_penalty": "frequency_penalty",
-    "mirostat": "mirostat",
-    "mirostat_tau": "mirostat_tau",
-    "mirostat_eta": "mirostat_eta",
-    "seed": "seed",
-    "num_predict": "max_tokens",
-    "stop": "stop",
-}
 
 
 def from_parameters(params: dict) -> SamplingOptions:

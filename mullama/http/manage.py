@@ -11,7 +11,8 @@ from .. import __version__
 from ..engine.api import EngineError
 from .errors import OLLAMA, engine_error_body
 from .events import primed
-from .fields import get, json_body
+from .protocol.common import parse
+from .protocol.manage import ModelAction
 from .sse import ndjson, open_stream
 
 blueprint = Blueprint("manage")
@@ -72,9 +73,8 @@ async def delete_model(request: Request, name: str):
 @blueprint.post("/api/models/pull")
 async def pull_model(request: Request):
     """Streams NDJSON progress lines, then ``{"status": "success"}``; ``"stream": false`` waits."""
-    body = json_body(request)
-    name = get(body, "name", str) or get(body, "model", str, required=True)
-    stream = get(body, "stream", bool, default=True)
+    body = parse(ModelAction, request.body)
+    name, stream = body.target, body.stream
     async with primed(request.app.ctx.engine.pull_model(name)) as progress:
         if not stream:
             async for _ in progress:
@@ -92,15 +92,13 @@ async def pull_model(request: Request):
 
 @blueprint.post("/api/models/load")
 async def load_model(request: Request):
-    body = json_body(request)
-    name = get(body, "name", str) or get(body, "model", str, required=True)
-    loaded = await request.app.ctx.engine.load_model(name, body.get("keep_alive"))
+    body = parse(ModelAction, request.body)
+    loaded = await request.app.ctx.engine.load_model(body.target, body.keep_alive)
     return json(dataclasses.asdict(loaded))
 
 
 @blueprint.post("/api/models/unload")
 async def unload_model(request: Request):
-    body = json_body(request)
-    name = get(body, "name", str) or get(body, "model", str, required=True)
+    name = parse(ModelAction, request.body).target
     await request.app.ctx.engine.unload_model(name)
     return json({"status": "unloaded", "name": name})

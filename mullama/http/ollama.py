@@ -1,8 +1,8 @@
 """The Ollama-compatible API (``/api/*``), so every Ollama client works unchanged.
 
 Requests and answers follow Ollama's docs/api.md field for field; each route is a thin
-translator over the Engine API (see ``ollama_requests``, ``ollama_replies``, ``ollama_models``,
-``ollama_create``). Streams are NDJSON; an error after the stream started is its last line,
+translator over the Engine API (see ``protocol.ollama``, ``convert.ollama``, ``wire.ollama``,
+``ollama_models``, ``ollama_create``). Streams are NDJSON; an error after the stream started is its last line,
 ``{"error": "..."}``, as Ollama sends it.
 
 Compatibility decisions:
@@ -27,11 +27,13 @@ from .. import __version__
 from ..engine.api import EngineError
 from . import ollama_create as create
 from . import ollama_models as models
-from . import ollama_requests as parse
-from .events import collect, primed
-from .fields import get, json_body
-from .ollama_replies import ChatReply, GenerateReply, Reply, pull_status
+from .convert import ollama as convert
+from .events import primed
+from .protocol import ollama as protocol
+from .protocol.common import load_json, parse
 from .sse import ndjson, open_stream
+from .wire.common import answer
+from .wire.ollama import ChatWriter, GenerateWriter, OllamaWriter, pull_status
 
 blueprint = Blueprint("ollama")
 
@@ -52,56 +54,39 @@ async def version(request: Request):
 # ---------------------------------------------------------------- inference
 
 
-async def _reply(request: Request, events, reply: Reply, stream: bool):
-    """Send an engine event stream as one object or as NDJSON lines."""
-    async with primed(events) as events:
-        if not stream:
-            return json(reply.whole(await collect(events)))
-        response = await open_stream(request, NDJSON)
-        try:
-            async for event in events:
-                for line in reply.event(event):
-                    await response.send(ndjson(line))
-        except EngineError as exc:
-            await response.send(ndjson({"error": exc.message}))
-        await response.eof()
-
-
-async def _load_or_unload(request: Request, model: str, keep_alive, reply: Reply):
+async def _load_or_unload(request: Request, model: str, keep_alive, writer: OllamaWriter):
     """An empty prompt loads the model; with ``keep_alive: 0`` it unloads it."""
     engine = request.app.ctx.engine
-    if parse.unloads(keep_alive):
+    if convert.unloads(keep_alive):
         await engine.unload_model(model)
-        return json(reply.loaded("unload"))
+        return json(writer.loaded("unload"))
     await engine.load_model(model, keep_alive)
-    return json(reply.loaded("load"))
+    return json(writer.loaded("load"))
 
 
 @blueprint.post("/api/chat")
 async def chat(request: Request):
-    body = json_body(request)
-    req = parse.chat_request(body)
-    reply = ChatReply(req.model, req.options.logprobs)
+    body = parse(protocol.ChatBody, request.body)
+    req = convert.chat_request(body)
+    writer = ChatWriter(req.model, req.options.logprobs)
     if not req.messages:
-        return await _load_or_unload(request, req.model, req.keep_alive, reply)
-    return await _reply(request, request.app.ctx.engine.chat(req), reply, parse.stream_flag(body))
+        return await _load_or_unload(request, req.model, req.keep_alive, writer)
+    return await answer(request, [request.app.ctx.engine.chat(req)], writer, body.stream)
 
 
 @blueprint.post("/api/generate")
 async def generate(request: Request):
-    body = json_body(request)
-    req = parse.generate_request(body)
-    reply = GenerateReply(req.model, req.options.logprobs, raw=req.raw)
+    body = parse(protocol.GenerateBody, request.body)
+    req = convert.generate_request(body)
+    writer = GenerateWriter(req.model, req.options.logprobs, raw=req.raw)
     if not req.prompt and not req.system and not req.context:
-        return await _load_or_unload(request, req.model, req.keep_alive, reply)
-    return await _reply(
-        request, request.app.ctx.engine.complete(req), reply, parse.stream_flag(body)
-    )
+        return await _load_or_unload(request, req.model, req.keep_alive, writer)
+    return await answer(request, [request.app.ctx.engine.complete(req)], writer, body.stream)
 
 
 @blueprint.post("/api/embed")
 async def embed(request: Request):
-    req = parse.embed_request(json_body(request))
+    req = convert.embed_request(parse(protocol.EmbedBody, request.body))
     engine = request.app.ctx.engine
     if not req.inputs:
         await engine.load_model(req.model, req.keep_alive)
@@ -121,7 +106,7 @@ async def embed(request: Request):
 @blueprint.post("/api/embeddings")
 async def embeddings(request: Request):
     """The legacy single-prompt endpoint, superseded by ``/api/embed``."""
-    req = parse.embed_request(json_body(request), field="prompt")
+    req = convert.embed_request(parse(protocol.EmbeddingsBody, request.body))
     engine = request.app.ctx.engine
     if not req.inputs:
         await engine.load_model(req.model, req.keep_alive)
@@ -149,18 +134,16 @@ async def ps(request: Request):
 
 @blueprint.post("/api/show")
 async def show(request: Request):
-    body = json_body(request)
-    details = await request.app.ctx.engine.show_model(parse.model_name(body))
+    body = parse(protocol.Named, request.body)
+    details = await request.app.ctx.engine.show_model(body.model)
     return json(models.show(details))
 
 
 @blueprint.post("/api/pull")
 async def pull(request: Request):
-    body = json_body(request)
-    name = parse.model_name(body)
-    get(body, "insecure", bool)  # accepted: pulls always verify their checksums
-    async with primed(request.app.ctx.engine.pull_model(name)) as progress:
-        if not parse.stream_flag(body):
+    body = parse(protocol.PullBody, request.body)
+    async with primed(request.app.ctx.engine.pull_model(body.model)) as progress:
+        if not body.stream:
             async for _ in progress:
                 pass
             return json({"status": "success"})
@@ -177,15 +160,15 @@ async def pull(request: Request):
 
 @blueprint.post("/api/create")
 async def create_model(request: Request):
-    body = json_body(request)
-    name = parse.model_name(body)
-    info = await request.app.ctx.engine.create_model(name, create.modelfile(request, body))
+    raw = load_json(request.body)
+    body = parse(protocol.Named, raw)
+    info = await request.app.ctx.engine.create_model(body.model, create.modelfile(request, raw))
     steps = [
         {"status": f"using existing layer {info.digest}"},
         {"status": "writing manifest"},
         {"status": "success"},
     ]
-    if not parse.stream_flag(body):
+    if not body.stream:
         return json(steps[-1])
     response = await open_stream(request, NDJSON)
     for step in steps:
@@ -195,15 +178,14 @@ async def create_model(request: Request):
 
 @blueprint.post("/api/copy")
 async def copy(request: Request):
-    body = json_body(request)
-    source = get(body, "source", str, required=True)
-    await request.app.ctx.engine.copy_model(source, get(body, "destination", str, required=True))
+    body = parse(protocol.CopyBody, request.body)
+    await request.app.ctx.engine.copy_model(body.source, body.destination)
     return empty(status=200)
 
 
 @blueprint.delete("/api/delete")
 async def delete(request: Request):
-    await request.app.ctx.engine.delete_model(parse.model_name(json_body(request)))
+    await request.app.ctx.engine.delete_model(parse(protocol.Named, request.body).model)
     return empty(status=200)
 
 

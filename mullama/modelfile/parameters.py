@@ -5,32 +5,11 @@ from __future__ import annotations
 import math
 import re
 
-PARAMETER_TYPES: dict[str, type] = {
-    "temperature": float,
-    "top_p": float,
-    "top_k": int,
-    "min_p": float,
-    "typical_p": float,
-    "num_ctx": int,
-    "num_predict": int,
-    "num_keep": int,
-    "repeat_penalty": float,
-    "repeat_last_n": int,
-    "presence_penalty": float,
-    "frequency_penalty": float,
-    "seed": int,
-    "stop": str,
-    "mirostat": int,
-    "mirostat_eta": float,
-    "mirostat_tau": float,
-    "num_batch": int,
-    "num_thread": int,
-    "num_gpu": int,
-    "num_parallel": int,
-}
+from ..engine.options import PARAMETERS
+
+PARAMETER_TYPES: dict[str, type] = {name: rule.kind for name, rule in PARAMETERS.items()}
 """Parameter name -> Python type. `stop` is a string that may repeat; its value is a list[str]."""
 
-_CHOICES = {"mirostat": (0, 1, 2)}
 _INT_TEXT = re.compile(r"[+-]?\d+\Z")
 _FLOAT_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
 _BOOL_WORDS = {
@@ -74,14 +53,13 @@ def parse_bool(text: str) -> bool:
 
 def convert_parameter(name: str, value: object) -> object:
     """Convert `value` for the known parameter `name`; ValueError says what was expected."""
-    kind = PARAMETER_TYPES[name]
-    if name == "stop":
+    rule = PARAMETERS[name]
+    if rule.kind is str:
         return _to_stop_list(value)
-    converted = _to_int(value) if kind is int else _to_float(value)
-    choices = _CHOICES.get(name)
-    if choices and converted not in choices:
-        allowed = ", ".join(str(c) for c in choices[:-1]) + f" or {choices[-1]}"
-        raise ValueError(f"expects {allowed}, got {describe(value)}")
+    converted = _to_int(value) if rule.kind is int else _to_float(value)
+    # ranges are checked when a request uses the value (options.validate): a Modelfile keeps any
+    if rule.choices and not rule.allows(converted):
+        raise ValueError(f"expects {rule.expected}, got {describe(value)}")
     return converted
 
 

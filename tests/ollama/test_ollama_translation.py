@@ -8,12 +8,31 @@ import pytest
 
 from mullama.engine.api import InvalidRequest, LoadedModel, ModelDetails, ModelInfo, PullProgress
 from mullama.http import ollama_models as models
-from mullama.http import ollama_requests as parse
-from mullama.http.ollama_replies import pull_status
+from mullama.http.convert import ollama as convert
+from mullama.http.protocol import ollama as protocol
+from mullama.http.protocol.common import parse
+from mullama.http.wire.ollama import pull_status
+
+
+def sampling_options(body: dict):
+    return convert.sampling_options(parse(protocol.GenerateBody, {"model": "m", **body}))
+
+
+def chat_request(body: dict):
+    return convert.chat_request(parse(protocol.ChatBody, body))
+
+
+def generate_request(body: dict):
+    return convert.generate_request(parse(protocol.GenerateBody, body))
+
+
+def embed_request(body: dict, legacy: bool = False):
+    model = protocol.EmbeddingsBody if legacy else protocol.EmbedBody
+    return convert.embed_request(parse(model, body))
 
 
 def test_options_become_sampling_options():
-    opts = parse.sampling_options(
+    opts = sampling_options(
         {
             "options": {
                 "temperature": 0.2,
@@ -26,8 +45,7 @@ def test_options_become_sampling_options():
             },
             "logprobs": True,
             "top_logprobs": 3,
-        },
-        "m",
+        }
     )
     assert (opts.temperature, opts.top_k, opts.max_tokens, opts.stop, opts.seed) == (
         0.2,
@@ -45,7 +63,7 @@ def test_options_become_sampling_options():
 
 
 def test_fill_context_num_predict_means_no_limit():
-    assert parse.sampling_options({"options": {"num_predict": -2}}, "m").max_tokens == -1
+    assert sampling_options({"options": {"num_predict": -2}}).max_tokens == -1
 
 
 @pytest.mark.parametrize(
@@ -59,15 +77,21 @@ def test_fill_context_num_predict_means_no_limit():
 )
 def test_bad_option_values_are_400s_naming_them(options, field):
     with pytest.raises(InvalidRequest) as err:
-        parse.sampling_options({"options": options}, "m")
+        sampling_options({"options": options})
     assert err.value.param == field
 
 
 def test_load_time_options_are_ignored_with_one_log_line(caplog):
     caplog.set_level(logging.INFO, logger="mullama.http.ollama")
     for _ in range(3):
-        opts = parse.sampling_options(
-            {"options": {"num_ctx": 8192, "num_gpu": 99, "penalize_newline": True}}, "unique-model"
+        opts = convert.sampling_options(
+            parse(
+                protocol.GenerateBody,
+                {
+                    "model": "unique-model",
+                    "options": {"num_ctx": 8192, "num_gpu": 99, "penalize_newline": True},
+                },
+            )
         )
     assert opts.max_tokens is None and opts.temperature is None
     notes = [r.getMessage() for r in caplog.records if "unique-model" in r.getMessage()]
@@ -91,16 +115,16 @@ def test_load_time_options_are_ignored_with_one_log_line(caplog):
     ],
 )
 def test_keep_alive_zero_unloads(keep_alive, unloads):
-    assert parse.unloads(keep_alive) is unloads
+    assert convert.unloads(keep_alive) is unloads
 
 
 def test_bad_keep_alive_is_a_400():
     with pytest.raises(InvalidRequest):
-        parse.unloads("soon")
+        convert.unloads("soon")
 
 
 def test_chat_request_fields():
-    req = parse.chat_request(
+    req = chat_request(
         {
             "model": "gemma",
             "messages": [
@@ -142,17 +166,17 @@ def test_chat_request_fields():
 )
 def test_bad_chat_fields_are_400s_naming_them(body, field):
     with pytest.raises(InvalidRequest) as err:
-        parse.chat_request(body)
+        chat_request(body)
     assert err.value.param == field
 
 
 def test_images_error_says_vision_is_unsupported():
     with pytest.raises(InvalidRequest, match="vision"):
-        parse.generate_request({"model": "m", "prompt": "x", "images": ["aGk="]})
+        generate_request({"model": "m", "prompt": "x", "images": ["aGk="]})
 
 
 def test_generate_request_fields():
-    req = parse.generate_request(
+    req = generate_request(
         {
             "name": "gemma",
             "prompt": "p",
@@ -172,21 +196,21 @@ def test_generate_request_fields():
     )
     assert req.raw is False and req.context == [1, 2] and req.format == "json"
     with pytest.raises(InvalidRequest):
-        parse.generate_request({"model": "m", "context": ["a"]})
+        generate_request({"model": "m", "context": ["a"]})
 
 
 def test_embed_inputs():
-    assert parse.embed_request({"model": "m", "input": "a"}).inputs == ["a"]
+    assert embed_request({"model": "m", "input": "a"}).inputs == ["a"]
     assert (
-        parse.embed_request(
+        embed_request(
             {"model": "m", "input": ["a", "b"], "truncate": False, "dimensions": 8}
         ).dimensions
         == 8
     )
-    assert parse.embed_request({"model": "m", "input": ""}).inputs == []
-    assert parse.embed_request({"model": "m", "prompt": "x"}, field="prompt").inputs == ["x"]
+    assert embed_request({"model": "m", "input": ""}).inputs == []
+    assert embed_request({"model": "m", "prompt": "x"}, legacy=True).inputs == ["x"]
     with pytest.raises(InvalidRequest):
-        parse.embed_request({"model": "m", "input": [1]})
+        embed_request({"model": "m", "input": [1]})
 
 
 @pytest.mark.parametrize(

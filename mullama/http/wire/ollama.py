@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 
-from ..engine.api import (
+from ...engine.api import (
     Done,
     EngineError,
     Event,
@@ -16,7 +16,8 @@ from ..engine.api import (
     ToolCall,
     ToolCallDelta,
 )
-from .events import Collected
+from ..events import Collected
+from .common import Chunk, NdjsonWriter
 
 # Ollama reports a finished tool call turn as a plain stop.
 DONE_REASONS = {"tool_calls": "stop", "cancelled": "stop"}
@@ -58,8 +59,9 @@ def tool_calls(calls: list[ToolCall]) -> list[dict]:
     return out
 
 
-class Reply(ABC):
-    """One response's objects: streamed chunks (:meth:`event`) or the whole answer."""
+class OllamaWriter(NdjsonWriter):
+    """One response's objects: NDJSON lines, or the whole answer; an error ends a stream as
+    its last line, ``{"error": "..."}``, as Ollama sends it."""
 
     def __init__(self, model: str, logprobs: bool = False):
         self.model = model
@@ -69,7 +71,10 @@ class Reply(ABC):
     def head(self) -> dict:
         return {"model": self.model, "created_at": created_at()}
 
-    def event(self, event: Event) -> list[dict]:
+    def error(self, exc: EngineError) -> Chunk:
+        return {"error": exc.message}
+
+    def event(self, event: Event, index: int = 0) -> list[Chunk]:
         if isinstance(event, TextDelta):
             extra = {"logprobs": event.logprobs or []} if self.logprobs else {}
             return [{**self.chunk(text=event.text), **extra}]
@@ -84,7 +89,8 @@ class Reply(ABC):
             return lines + [{**self.chunk(), "done": True, **stats(event), **self.final(event)}]
         return []
 
-    def whole(self, result: Collected) -> dict:
+    def whole(self, results: list[Collected]) -> dict:
+        result = results[0]
         body = {
             **self.chunk(
                 text=result.text, thinking=result.thinking, calls=tool_calls(result.tool_calls)
@@ -109,9 +115,9 @@ class Reply(ABC):
         return {}
 
 
-class ChatReply(Reply):
+class ChatWriter(OllamaWriter):
     def chunk(self, text: str = "", thinking: str = "", calls: list[dict] | None = None) -> dict:
-        message = {"role": "assistant", "content": text}
+        message: dict = {"role": "assistant", "content": text}
         if thinking:
             message["thinking"] = thinking
         if calls:
@@ -119,7 +125,7 @@ class ChatReply(Reply):
         return {**self.head(), "message": message, "done": False}
 
 
-class GenerateReply(Reply):
+class GenerateWriter(OllamaWriter):
     def __init__(self, model: str, logprobs: bool = False, raw: bool = False):
         super().__init__(model, logprobs)
         self.raw = raw

@@ -1,0 +1,1 @@
+"""Dialect request models → Engine API requests: one conversion per dialect."""

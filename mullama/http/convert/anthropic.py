@@ -1,0 +1,94 @@
+"""Anthropic Messages request models → Engine API chat requests."""
+
+from __future__ import annotations
+
+import json
+
+from ...engine import api
+from ..protocol import anthropic as ant
+
+
+def _text(value: ant.Text) -> str:
+    """A string, or text blocks joined (system prompts and tool results)."""
+    return value if isinstance(value, str) else "\n".join(b.text for b in value)
+
+
+def _message(item: ant.Message) -> list[api.Message]:
+    """One Anthropic message; tool results in it become separate ``tool`` messages first."""
+    if isinstance(item.content, str):
+        return [api.Message(item.role, item.content)]
+    message, tools = api.Message(item.role), []
+    texts, thinking = [], []
+    for block in item.content:
+        if block.type == "text":
+            texts.append(block.text or "")
+        elif block.type == "image" and block.source is not None:
+            message.images.append(block.source.data or "")
+        elif block.type == "tool_use":
+            arguments = json.dumps(block.input or {}, ensure_ascii=False)
+            message.tool_calls.append(api.ToolCall(block.id or "", block.name or "", arguments))
+        elif block.type == "tool_result":
+            content = _text(block.content or "")
+            tools.append(api.Message("tool", content, tool_call_id=block.tool_use_id))
+        elif block.type == "thinking":
+            thinking.append(block.thinking or "")
+    message.content = "\n".join(texts)
+    message.thinking = "".join(thinking) or None
+    has_content = message.content or message.images or message.tool_calls or message.thinking
+    return tools + ([message] if has_content or not tools else [])
+
+
+def messages(body: ant.CountTokensBody) -> list[api.Message]:
+    result = []
+    if body.system is not None:
+        result.append(api.Message("system", _text(body.system)))
+    for item in body.messages:
+        result.extend(_message(item))
+    return result
+
+
+def _tools(tools: list[ant.Tool] | None) -> list[dict] | None:
+    if not tools:
+        return None
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": t.name,
+                "description": t.description,
+                "parameters": t.input_schema,
+            },
+        }
+        for t in tools
+    ]
+
+
+def _tool_choice(choice: ant.ToolChoice | None) -> object:
+    if choice is None:
+        return None
+    if choice.type == "tool":
+        return {"name": choice.name}
+    return ant.TOOL_CHOICES[choice.type]
+
+
+def chat_request(body: ant.CountTokensBody) -> api.ChatRequest:
+    """The engine request of a Messages body (a count_tokens body has no sampling)."""
+    options = api.SamplingOptions()
+    if isinstance(body, ant.MessagesBody):
+        options = api.SamplingOptions(
+            max_tokens=body.max_tokens,
+            temperature=body.temperature,
+            top_p=body.top_p,
+            top_k=body.top_k,
+            stop=body.stop_sequences,
+        )
+    thinking = body.thinking
+    return api.ChatRequest(
+        model=body.model,
+        messages=messages(body),
+        options=options,
+        tools=_tools(body.tools),
+        tool_choice=_tool_choice(body.tool_choice),
+        think=None if thinking is None else thinking.type != "disabled",
+        think_budget=None if thinking is None else thinking.budget_tokens,
+    )

@@ -1,0 +1,1 @@
+"""Typed request bodies per dialect (pydantic), their errors naming the offending parameter."""

@@ -1,0 +1,153 @@
+"""Anthropic Messages request bodies: ``/v1/messages`` and ``/v1/messages/count_tokens``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator, model_validator
+
+from .common import Body, StringList, fail, required, sampling_rule
+
+BLOCK_TYPES = ("text", "image", "tool_use", "tool_result", "thinking", "redacted_thinking")
+# the field each kind of content block must have
+_BLOCK_NEEDS = {"text": "text", "tool_result": "tool_use_id", "thinking": "thinking"}
+TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
+
+
+class TextBlock(Body):
+    """A text block, where only text may be (system prompts, tool results)."""
+
+    type: str
+    text: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_only(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("type") != "text":
+            raise ValueError("must be a text block")
+        return data
+
+
+Text = str | list[TextBlock]
+
+
+class ImageSource(Body):
+    type: str
+    data: str | None = None
+
+
+class Block(Body):
+    type: str
+    text: str | None = None
+    source: ImageSource | None = None
+    id: str | None = None
+    name: str | None = None
+    input: Any = None
+    content: Text | None = None
+    tool_use_id: str | None = None
+    thinking: str | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _known(cls, kind: str) -> str:
+        if kind not in BLOCK_TYPES:
+            raise ValueError(f"{kind!r} is not supported")
+        return kind
+
+    @model_validator(mode="after")
+    def _complete(self) -> Block:
+        need = _BLOCK_NEEDS.get(self.type)
+        if need and getattr(self, need) is None:
+            raise required(need)
+        if self.type == "tool_use":
+            for name in ("id", "name"):
+                if getattr(self, name) is None:
+                    raise required(name)
+        if self.type == "image":
+            if self.source is None:
+                raise required("source")
+            if self.source.type != "base64":
+                raise fail(("source", "type"), "must be base64; remote images are not fetched")
+            if self.source.data is None:
+                raise required("source", "data")
+        return self
+
+
+class Message(Body):
+    role: str
+    content: str | list[Block]
+
+    @field_validator("role")
+    @classmethod
+    def _known(cls, role: str) -> str:
+        if role not in ("user", "assistant"):
+            raise ValueError(f"must be user or assistant, got {role!r}")
+        return role
+
+
+class Tool(Body):
+    name: str
+    description: str = ""
+    input_schema: dict = Field(default_factory=dict)
+
+
+class ToolChoice(Body):
+    type: str
+    name: str | None = None
+
+    @model_validator(mode="after")
+    def _known(self) -> ToolChoice:
+        if self.type == "tool":
+            if self.name is None:
+                raise required("name")
+        elif self.type not in TOOL_CHOICES:
+            raise fail(("type",), "must be auto, any, tool or none", self.type)
+        return self
+
+
+class Thinking(Body):
+    type: str
+    budget_tokens: Annotated[int | None, Field(ge=1)] = None
+
+    @model_validator(mode="after")
+    def _known(self) -> Thinking:
+        if self.type not in ("enabled", "disabled", "adaptive"):
+            raise fail(("type",), "must be enabled or disabled", self.type)
+        if self.type == "enabled" and self.budget_tokens is None:
+            raise required("budget_tokens")
+        return self
+
+
+class CountTokensBody(Body):
+    """What a conversation is: enough to count its tokens."""
+
+    model: str
+    metadata: dict | None = None
+    system: Text | None = None
+    messages: list[Message]
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    thinking: Thinking | None = None
+
+    @field_validator("messages", mode="before")
+    @classmethod
+    def _some(cls, items: Any) -> Any:
+        if isinstance(items, list) and not items:
+            raise ValueError("must hold at least one message")
+        return items
+
+
+class MessagesBody(CountTokensBody):
+    max_tokens: Annotated[int, Field(ge=1)]
+    temperature: float | None = None
+    top_p: Annotated[float | None, sampling_rule("top_p")] = None
+    top_k: Annotated[int | None, sampling_rule("top_k")] = None
+    stop_sequences: StringList = None
+    stream: bool = False
+
+    @field_validator("temperature")
+    @classmethod
+    def _unit(cls, value: float | None) -> float | None:
+        if value is not None and not 0 <= value <= 1:  # Anthropic's range, not llama.cpp's
+            raise ValueError(f"must be between 0 and 1, got {value:g}")
+        return value

@@ -1,0 +1,168 @@
+"""Ollama request bodies (``/api/*``), field for field as Ollama's docs/api.md has them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from ...modelfile import PARAMETER_TYPES, coerce_parameter
+from .common import Body, fail
+
+ROLES = ("system", "user", "assistant", "tool")
+THINK_LEVELS = ("low", "medium", "high")
+# Ollama options llama.cpp's sampler no longer has: accepted and ignored, as Ollama does.
+OBSOLETE_OPTIONS = frozenset({"penalize_newline", "tfs_z"})
+NO_VISION = "are not supported yet: Mullama cannot run vision models; send text only"
+
+
+def _with_function(value: Any) -> Any:
+    if not isinstance(value, dict) or not isinstance(value.get("function"), dict):
+        raise ValueError("must be an object with a function")
+    return value
+
+
+class Named(Body):
+    """A body naming a model: ``model``, or the legacy ``name``."""
+
+    model: str = ""
+    name: str | None = None
+    stream: bool = True
+
+    @model_validator(mode="after")
+    def _named(self) -> Named:
+        self.model = self.model or self.name or ""
+        if not self.model.strip():
+            raise fail(("model",), "is required")
+        return self
+
+
+class CopyBody(Body):
+    source: str
+    destination: str
+
+
+class PullBody(Named):
+    insecure: bool | None = None  # accepted: pulls always verify their checksums
+
+
+def _no_images(images: list | None) -> list | None:
+    if images:
+        raise ValueError(NO_VISION)
+    return images
+
+
+class Run(Named):
+    """What running a model takes: sampling ``options`` (Modelfile PARAMETER names)."""
+
+    options: dict = Field(default_factory=dict)
+    keep_alive: Any = None
+
+    @field_validator("options")
+    @classmethod
+    def _coerce(cls, raw: dict) -> dict:
+        """Known parameters converted to their types; unknown and load-time ones kept for
+        the conversion to note and drop."""
+        options = {}
+        for name, value in raw.items():
+            if value is None or name in OBSOLETE_OPTIONS:
+                continue
+            if name in PARAMETER_TYPES:
+                try:
+                    value = coerce_parameter(name, value)
+                except ValueError as exc:
+                    raise fail(
+                        (name,), str(exc).removeprefix(f"parameter {name} "), value
+                    ) from None
+            options[name] = value
+        return options
+
+
+class Generating(Run):
+    logprobs: bool = False
+    top_logprobs: int = 0
+    format: Any = None
+    think: Any = None
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: Any) -> Any:
+        if value in (None, ""):
+            return None
+        if value == "json" or isinstance(value, dict):
+            return value
+        raise ValueError('must be "json" or a JSON schema object')
+
+    @field_validator("think")
+    @classmethod
+    def _think(cls, value: Any) -> Any:
+        if value is None or isinstance(value, bool) or value in THINK_LEVELS:
+            return value
+        raise ValueError('must be true, false, "low", "medium" or "high"')
+
+
+class FunctionCall(Body):
+    name: str
+    arguments: dict | str = Field(default_factory=dict)
+
+
+class ToolCall(Body):
+    id: str = ""
+    function: FunctionCall
+
+
+class Message(Body):
+    role: str
+    content: str = ""
+    thinking: str | None = None
+    images: Annotated[list | None, BeforeValidator(_no_images)] = None
+    tool_calls: list[Annotated[ToolCall, BeforeValidator(_with_function)]] = []
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+    name: str | None = None
+
+    @field_validator("role")
+    @classmethod
+    def _known(cls, role: str) -> str:
+        if role not in ROLES:
+            raise ValueError(f"must be one of {', '.join(ROLES)}, got {role!r}")
+        return role
+
+
+class ChatBody(Generating):
+    messages: list[Message] = []
+    tools: list[Annotated[dict, BeforeValidator(_with_function)]] | None = None
+
+
+class GenerateBody(Generating):
+    prompt: str = ""
+    images: Annotated[list | None, BeforeValidator(_no_images)] = None
+    raw: bool = False
+    system: str | None = None
+    template: str | None = None
+    suffix: str | None = None
+    context: list[int] | None = None
+
+
+class EmbedBody(Run):
+    """``/api/embed``: ``input`` is a string or a list."""
+
+    input: str | list[str] = []
+    truncate: bool = True
+    dimensions: int | None = None
+
+    @property
+    def inputs(self) -> list[str]:
+        value = self.input
+        return ([value] if value else []) if isinstance(value, str) else value
+
+
+class EmbeddingsBody(EmbedBody):
+    """The legacy ``/api/embeddings``: one ``prompt``."""
+
+    prompt: str | list[str] = []
+
+    @property
+    def inputs(self) -> list[str]:
+        value = self.prompt
+        return ([value] if value else []) if isinstance(value, str) else value

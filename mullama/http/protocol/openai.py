@@ -1,0 +1,233 @@
+"""OpenAI request bodies: ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from .common import Body, StringList, fail, required, sampling_rule
+
+ROLES = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+    "tool": "tool",
+    "function": "tool",
+}
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
+
+
+class StreamOptions(Body):
+    include_usage: bool = False
+
+
+class ImageURL(Body):
+    url: str
+
+
+class ContentPart(Body):
+    type: str
+    text: str | None = None
+    image_url: str | ImageURL | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _known(cls, kind: str) -> str:
+        if kind not in ("text", "input_text", "image_url"):
+            raise ValueError(f"{kind!r} is not supported (use text or image_url)")
+        return kind
+
+    @model_validator(mode="after")
+    def _complete(self) -> ContentPart:
+        if self.type != "image_url":
+            if self.text is None:
+                raise required("text")
+            return self
+        if self.image_url is None:
+            raise required("image_url")
+        url = self.url
+        if not url.startswith("data:") or ";base64," not in url:
+            raise fail(
+                ("image_url", "url"),
+                "must be a base64 data URL (data:image/...;base64,...); "
+                "remote image URLs are not fetched",
+            )
+        return self
+
+    @property
+    def url(self) -> str:
+        image = self.image_url
+        return image.url if isinstance(image, ImageURL) else image or ""
+
+
+class FunctionCall(Body):
+    name: str
+    arguments: Any = ""  # JSON text; some clients send an object
+
+
+class ToolCall(Body):
+    id: str | None = None
+    function: FunctionCall
+
+
+class ChatMessage(Body):
+    role: str
+    content: str | list[ContentPart] | None = None
+    reasoning_content: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    @field_validator("role")
+    @classmethod
+    def _known(cls, role: str) -> str:
+        if role not in ROLES:
+            raise ValueError(f"must be one of {', '.join(ROLES)}, got {role!r}")
+        return role
+
+
+class JsonSchema(Body):
+    schema_: dict = Field(default_factory=dict, alias="schema")
+
+
+class ResponseFormat(Body):
+    type: str
+    json_schema: JsonSchema | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _known(cls, kind: str) -> str:
+        if kind not in ("text", "json_object", "json_schema"):
+            raise ValueError(f"must be text, json_object or json_schema, got {kind!r}")
+        return kind
+
+    @model_validator(mode="after")
+    def _schema(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise required("json_schema")
+        return self
+
+
+class Sampled(Body):
+    """What chat and text completions share: the model, streaming and sampling."""
+
+    model: str = ""
+    stream: bool = False
+    stream_options: StreamOptions = Field(default_factory=StreamOptions)
+    n: int = 1
+    logit_bias: dict | None = None
+    max_completion_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: Annotated[float | None, sampling_rule("temperature")] = None
+    top_p: Annotated[float | None, sampling_rule("top_p")] = None
+    top_k: Annotated[int | None, sampling_rule("top_k")] = None
+    min_p: Annotated[float | None, sampling_rule("min_p")] = None
+    repeat_penalty: Annotated[float | None, sampling_rule("repeat_penalty")] = None
+    presence_penalty: Annotated[float | None, sampling_rule("presence_penalty")] = None
+    frequency_penalty: Annotated[float | None, sampling_rule("frequency_penalty")] = None
+    seed: int | None = None
+    stop: StringList = None
+    # llama-server's extensions, accepted the same way
+    ignore_eos: bool = False
+    grammar: str | None = None
+
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, n: int) -> int:
+        if n != 1:
+            raise ValueError("must be 1: one choice per request is supported")
+        return n
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _no_bias(cls, bias: dict | None) -> dict | None:
+        if bias:
+            raise ValueError("is not supported")
+        return bias
+
+
+class ChatCompletionBody(Sampled):
+    messages: Annotated[list[ChatMessage], Field(min_length=1)]
+    logprobs: bool = False
+    top_logprobs: Annotated[int, sampling_rule("top_logprobs")] = 0
+    tools: list | None = None
+    tool_choice: str | dict | None = None
+    response_format: ResponseFormat | None = None
+    reasoning_effort: str | None = None
+
+    @field_validator("messages", mode="before")
+    @classmethod
+    def _some(cls, items: Any) -> Any:
+        if isinstance(items, list) and not items:
+            raise ValueError("must not be empty")
+        return items
+
+    @field_validator("reasoning_effort")
+    @classmethod
+    def _effort(cls, effort: str | None) -> str | None:
+        if effort is not None and effort not in REASONING_EFFORTS:
+            raise ValueError("must be none, minimal, low, medium or high")
+        return effort
+
+    @model_validator(mode="after")
+    def _logprobs(self) -> ChatCompletionBody:
+        if self.top_logprobs and not self.logprobs:
+            raise fail(("top_logprobs",), "requires logprobs to be true")
+        return self
+
+
+def _prompts(value: Any) -> Any:
+    """One prompt (a string or tokens) or several, as a list of prompts."""
+    if isinstance(value, str) or (
+        isinstance(value, list) and value and all(type(t) is int for t in value)
+    ):
+        return [value]
+    if (
+        isinstance(value, list)
+        and value
+        and all(
+            isinstance(p, str) or (isinstance(p, list) and all(type(t) is int for t in p))
+            for p in value
+        )
+    ):
+        return value
+    raise ValueError("must be a string, an array of strings or an array of tokens")
+
+
+class CompletionBody(Sampled):
+    prompt: Annotated[list[str | list[int]], BeforeValidator(_prompts)]
+    best_of: int = 1
+    logprobs: Annotated[int | None, Field(ge=0, le=20)] = None
+    suffix: str | None = None
+    echo: bool = False
+
+    @field_validator("best_of")
+    @classmethod
+    def _one(cls, best_of: int) -> int:
+        if best_of != 1:
+            raise ValueError("must be 1")
+        return best_of
+
+
+def _inputs(value: Any) -> Any:
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list) and value and all(isinstance(t, str) for t in value):
+        return value
+    raise ValueError("must be a non-empty string or array of strings")
+
+
+class EmbeddingBody(Body):
+    model: str = ""
+    input: Annotated[list[str], BeforeValidator(_inputs)]
+    dimensions: int | None = None
+    encoding_format: str = "float"
+
+    @field_validator("encoding_format")
+    @classmethod
+    def _encoding(cls, encoding: str) -> str:
+        if encoding not in ("float", "base64"):
+            raise ValueError("must be float or base64")
+        return encoding

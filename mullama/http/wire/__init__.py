@@ -1,0 +1,1 @@
+"""Engine events as each dialect's wire objects, through one Writer interface."""

@@ -1,0 +1,130 @@
+"""Engine events as Anthropic Messages: one message, or its stream of content-block events."""
+
+from __future__ import annotations
+
+import json
+
+from ...engine.api import Done, EngineError, Event, TextDelta, ThinkingDelta, ToolCallDelta
+from ..errors import ANTHROPIC, engine_error_body
+from ..events import Collected
+from ..sse import sse
+from .common import Chunk, Writer
+
+
+def stop_reason(done: Done, stops: list[str]) -> tuple[str, str | None]:
+    """Anthropic's ``stop_reason`` and ``stop_sequence`` for how generation ended."""
+    if done.finish_reason == "length":
+        return "max_tokens", None
+    if done.finish_reason == "tool_calls":
+        return "tool_use", None
+    if done.stop_sequence and done.stop_sequence in stops:
+        return "stop_sequence", done.stop_sequence
+    return "end_turn", None
+
+
+def usage(done: Done) -> dict:
+    return {"input_tokens": done.usage.prompt_tokens, "output_tokens": done.usage.completion_tokens}
+
+
+def tool_input(arguments: str) -> dict:
+    try:
+        value = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        return {"_raw": arguments}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+class MessagesWriter(Writer):
+    """Streamed, one content block per kind of output (text, thinking, each tool call)."""
+
+    def __init__(self, message_id: str, model: str, stops: list[str], input_tokens: int = 0):
+        self.message_id, self.model, self.stops = message_id, model, stops
+        self.input_tokens = input_tokens
+        self.index = -1
+        self.kind: str | None = None  # text | thinking | tool:<n>
+        self.pinged = False
+
+    def encode(self, chunk: Chunk) -> str:
+        return sse(chunk, event=chunk["type"])  # each event is named as its type
+
+    def error(self, exc: EngineError) -> Chunk:
+        return engine_error_body(ANTHROPIC, exc)
+
+    def _message(self, content: list[dict], done: Done | None) -> dict:
+        reason, sequence = stop_reason(done, self.stops) if done else (None, None)
+        return {
+            "id": self.message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": content,
+            "stop_reason": reason,
+            "stop_sequence": sequence,
+            "usage": usage(done)
+            if done
+            else {"input_tokens": self.input_tokens, "output_tokens": 0},
+        }
+
+    def opening(self) -> list[Chunk]:
+        return [{"type": "message_start", "message": self._message([], None)}]
+
+    def _start(self, kind: str, block: dict) -> list[Chunk]:
+        chunks = self._stop()
+        self.index += 1
+        self.kind = kind
+        chunks.append({"type": "content_block_start", "index": self.index, "content_block": block})
+        if not self.pinged:
+            self.pinged = True
+            chunks.append({"type": "ping"})
+        return chunks
+
+    def _stop(self) -> list[Chunk]:
+        if self.kind is None:
+            return []
+        self.kind = None
+        return [{"type": "content_block_stop", "index": self.index}]
+
+    def _delta(self, delta: dict) -> Chunk:
+        return {"type": "content_block_delta", "index": self.index, "delta": delta}
+
+    def event(self, event: Event, index: int = 0) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        if isinstance(event, TextDelta) and event.text:
+            if self.kind != "text":
+                chunks += self._start("text", {"type": "text", "text": ""})
+            chunks.append(self._delta({"type": "text_delta", "text": event.text}))
+        elif isinstance(event, ThinkingDelta):
+            if self.kind != "thinking":
+                block: dict = {"type": "thinking", "thinking": "", "signature": ""}
+                chunks += self._start("thinking", block)
+            chunks.append(self._delta({"type": "thinking_delta", "thinking": event.text}))
+        elif isinstance(event, ToolCallDelta):
+            kind = f"tool:{event.index}"
+            if self.kind != kind:
+                tool_id, name = event.id or f"toolu_{event.index}", event.name or ""
+                block = {"type": "tool_use", "id": tool_id, "name": name, "input": {}}
+                chunks += self._start(kind, block)
+            if event.arguments:
+                delta = {"type": "input_json_delta", "partial_json": event.arguments}
+                chunks.append(self._delta(delta))
+        elif isinstance(event, Done):
+            if self.index < 0:  # nothing was generated: still one (empty) text block
+                chunks += self._start("text", {"type": "text", "text": ""})
+            chunks += self._stop()
+            reason, sequence = stop_reason(event, self.stops)
+            stopped = {"stop_reason": reason, "stop_sequence": sequence}
+            chunks.append({"type": "message_delta", "delta": stopped, "usage": usage(event)})
+            chunks.append({"type": "message_stop"})
+        return chunks
+
+    def whole(self, results: list[Collected]) -> dict:
+        result = results[0]
+        content: list[dict] = []
+        if result.thinking:
+            content.append({"type": "thinking", "thinking": result.thinking, "signature": ""})
+        if result.text or not result.tool_calls:
+            content.append({"type": "text", "text": result.text})
+        for call in result.tool_calls:
+            input_ = tool_input(call.arguments)
+            content.append({"type": "tool_use", "id": call.id, "name": call.name, "input": input_})
+        return self._message(content, result.done)
