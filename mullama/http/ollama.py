@@ -179,7 +179,7 @@ async def pull(request: Request):
 async def create_model(request: Request):
     body = json_body(request)
     name = parse.model_name(body)
-    info = await request.app.ctx.engine.create_model(name, create.modelfile(request, body))
+    info = await request.app.ctx.engine.create_model(name, await create.modelfile(request, body))
     steps = [
         {"status": f"using existing layer {info.digest}"},
         {"status": "writing manifest"},
@@ -209,7 +209,7 @@ async def delete(request: Request):
 
 @blueprint.route("/api/blobs/<digest>", methods=["HEAD"])
 async def blob_exists(request: Request, digest: str):
-    return empty(status=200 if create.store(request).has_blob(digest) else 404)
+    return empty(status=200 if await create.has_blob(request, digest) else 404)
 
 
 @blueprint.post("/api/blobs/<digest>", stream=True)

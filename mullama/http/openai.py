@@ -104,7 +104,7 @@ async def chat_completions(request: Request):
     chat = parse.chat_request(body)
     flags = parse.stream_flags(body)
     engine = request.app.ctx.engine
-    model = chat.model or engine.default_model
+    model = chat.model or await engine.default_model()
     request_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     async with primed(engine.chat(chat)) as events:
         if not flags.stream:
@@ -177,7 +177,7 @@ async def completions(request: Request):
     flags = parse.stream_flags(body)
     echo = get(body, "echo", bool, default=False)
     engine = request.app.ctx.engine
-    model = requests[0].model or engine.default_model
+    model = requests[0].model or await engine.default_model()
     request_id, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     wants_logprobs = requests[0].options.logprobs
     async with contextlib.AsyncExitStack() as stack:
