@@ -97,7 +97,8 @@ async def test_long_generation_does_not_delay_another_client(remote, daemon):
     finally:
         await other.close()
     assert elapsed < 1.0, f"ps took {elapsed:.2f}s during a generation"
-    assert running and running[0].busy_slots >= 1
+    # other tests may have left other models loaded on the session daemon
+    assert any(m.name == "gemma:latest" and m.busy_slots >= 1 for m in running)
     await stream.aclose()
     await wait_idle(remote)
 
