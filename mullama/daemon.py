@@ -52,13 +52,13 @@ class Daemon:
         self.stopped = asyncio.Event()
         self._stopping = False
 
-    def _prune(self) -> None:
-        removed, freed = self.engine.store.prune()
-        if removed:
+    async def _prune(self) -> None:
+        pruned = await self.engine.prune_store()
+        if pruned.removed:
             log.info(
                 "removed %d unreferenced blob(s), %d bytes (MULLAMA_NOPRUNE=1 keeps them)",
-                removed,
-                freed,
+                pruned.removed,
+                pruned.freed,
             )
 
     async def start(self) -> None:
@@ -70,11 +70,11 @@ class Daemon:
         self.engine = LocalEngine(settings)
         try:
             if not settings.noprune:
-                await asyncio.to_thread(self._prune)
+                await self._prune()
             for name in self.models:
                 log.info("loading %s", name)
                 await self.engine.load_model(name, keep_alive=-1)  # resident until unloaded
-                if not self.engine.default_model:
+                if not await self.engine.default_model():
                     await self.engine.set_default_model(name)
             self.app = create_app(self.engine, settings)
             self.app.config.ACCESS_LOG = self.verbose

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from mullama.config import Settings
-from mullama.engine.api import Unavailable
+from mullama.engine.api import Liveness, Unavailable
 from mullama.ipc.client import RemoteEngine
 
 from .output import CliError, info
@@ -85,7 +85,9 @@ def clean_stale(settings: Settings) -> list[str]:
     return removed
 
 
-async def ping(settings: Settings, timeout: float = 2.0, check_version: bool = True) -> dict | None:
+async def ping(
+    settings: Settings, timeout: float = 2.0, check_version: bool = True
+) -> Liveness | None:
     """The daemon's ping answer, or None when nothing answers at the socket."""
     engine = RemoteEngine(settings.socket, ping_timeout=timeout)
     try:
@@ -132,7 +134,7 @@ def _last_log_line(settings: Settings) -> str:
     return lines[-1].strip()[:200] if lines else ""
 
 
-async def wait_ready(settings: Settings, proc: subprocess.Popen | None, timeout: float) -> dict:
+async def wait_ready(settings: Settings, proc: subprocess.Popen | None, timeout: float) -> Liveness:
     deadline = time.monotonic() + timeout
     hint = f"See the daemon log: {settings.log_file} (or run `mullama daemon logs`)."
     while True:
@@ -173,7 +175,7 @@ def spawn_lock(settings: Settings):
 
 async def start_daemon(
     settings: Settings, *, announce: bool = True, options: list[str] = ()
-) -> tuple[dict, bool]:
+) -> tuple[Liveness, bool]:
     """Ping, and start a daemon when none answers (with ``options`` of ``serve``).
     Returns (ping answer, whether we started it)."""
     answer = await ping(settings)
@@ -228,7 +230,7 @@ async def stop_daemon(settings: Settings, timeout: float = 30.0) -> int | None:
     answer = await ping(settings, check_version=False)
     record = read_pid_file(settings)
     if answer is not None:
-        pid = answer["pid"]
+        pid = answer.pid
         engine = RemoteEngine(settings.socket)
         try:
             await engine.shutdown()

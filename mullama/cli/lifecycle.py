@@ -33,16 +33,14 @@ async def _start(args, settings: Settings) -> int:
     settings, options = _with_serve_options(args, settings)
     answer = await ping(settings)
     if answer is not None:
-        print(
-            f"Daemon already running (pid {answer['pid']}, v{answer['version']}) at {settings.socket}"
-        )
+        print(f"Daemon already running (pid {answer.pid}, v{answer.version}) at {settings.socket}")
         return 0
     info("Starting daemon...")
     answer, _ = await start_daemon(settings, announce=False, options=options)
     record = read_pid_file(settings) or {}
     http = record.get("http") or settings.http_endpoint
     print(
-        f"Daemon started (pid {answer['pid']}): IPC {settings.socket}, HTTP {http}; "
+        f"Daemon started (pid {answer.pid}): IPC {settings.socket}, HTTP {http}; "
         f"log {settings.log_file}"
     )
     return 0
@@ -87,15 +85,15 @@ async def _status(args, settings: Settings) -> int:
         data = plain(status)
         data.update(
             running=True,
-            pid=answer["pid"],
-            protocol=answer["protocol"],
+            pid=answer.pid,
+            protocol=answer.protocol,
             endpoints=endpoints,
             log_file=str(settings.log_file),
         )
         print_json(data)
         return 0
     print(
-        f"Mullama daemon v{status.version} running (pid {answer['pid']}, "
+        f"Mullama daemon v{status.version} running (pid {answer.pid}, "
         f"uptime {human_duration(status.uptime_secs)})"
     )
     for name, address in endpoints.items():

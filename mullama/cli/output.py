@@ -107,8 +107,6 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
 
 def plain(obj: Any) -> Any:
     """A wire dataclass as JSON-ready data for --json output (no type tags)."""
-    from mullama.engine.api import to_wire
+    import msgspec
 
-    data = to_wire(obj)
-    data.pop("__type__", None)
-    return data
+    return msgspec.to_builtins(obj)

@@ -2,17 +2,23 @@
 
 HTTP dialects, the IPC server, the CLI and the TUI only use what is defined here.
 `LocalEngine` implements it in-process, `ipc.RemoteEngine` over nng. Requests and
-events are plain dataclasses that convert to and from JSON-ready dicts
-(:func:`to_wire` / :func:`from_wire`) so they cross the IPC socket unchanged.
+events are plain dataclasses (msgspec encodes and validates them on the IPC socket).
+
+The operations a remote client can call are declared once, here: every Engine method
+decorated with :func:`operation` names its IPC wire kind, and its signature (argument
+and result types, streaming or not) is the message schema. ``mullama.ipc`` derives the
+daemon's handlers and :class:`~mullama.ipc.RemoteEngine`'s methods from :data:`OPERATIONS`.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import collections.abc
+import inspect
+import typing
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 # ---------------------------------------------------------------- requests
 
@@ -65,7 +71,7 @@ class ChatRequest:
     model: str
     messages: list[Message]
     options: SamplingOptions = field(default_factory=SamplingOptions)
-    tools: list[dict] | None = None  # OpenAI-style tool definitions
+    tools: list[dict[str, Any]] | None = None  # OpenAI-style tool definitions
     tool_choice: Any = None  # "none" | "auto" | "required" | {"name": ...}
     format: Any = None  # "json" or a JSON schema dict
     think: Any = None  # None = model default, False/True, or "low"/"medium"/"high"
@@ -104,7 +110,9 @@ class EmbedRequest:
 @dataclass
 class TextDelta:
     text: str
-    logprobs: list[dict] | None = None  # [{token, logprob, top_logprobs:[{token, logprob}]}]
+    logprobs: list[dict[str, Any]] | None = (
+        None  # [{token, logprob, top_logprobs:[{token, logprob}]}]
+    )
 
 
 @dataclass
@@ -235,6 +243,26 @@ class EngineStatus:
     default_model: str = ""
 
 
+@dataclass
+class Liveness:
+    """Who answers a ping: the engine's version, process and instance (a fresh id per start)."""
+
+    version: str
+    pid: int
+    instance: str
+    started: float  # epoch seconds
+    pong: bool = True
+    protocol: int | None = None  # the IPC protocol of a daemon that answered; None in-process
+
+
+@dataclass
+class PruneResult:
+    """What :meth:`Engine.prune_store` removed: blob files and the bytes they held."""
+
+    removed: int = 0
+    freed: int = 0
+
+
 # ---------------------------------------------------------------- errors
 
 
@@ -316,142 +344,217 @@ ERRORS = {
 }
 
 
-def error_to_wire(exc: EngineError) -> dict:
+def error_to_wire(exc: EngineError) -> dict[str, Any]:
     return {"code": exc.code, "message": exc.message, "param": exc.param, "details": exc.details}
 
 
-def error_from_wire(data: dict) -> EngineError:
+def error_from_wire(data: dict[str, Any]) -> EngineError:
     cls = ERRORS.get(data.get("code", ""), EngineError)
     return cls(
         data.get("message", "unknown error"), param=data.get("param"), **(data.get("details") or {})
     )
 
 
-# ---------------------------------------------------------------- wire format
+# ---------------------------------------------------------------- operations
 
-_TYPES = {
-    cls.__name__: cls
-    for cls in (
-        ToolCall,
-        Message,
-        SamplingOptions,
-        ChatRequest,
-        CompletionRequest,
-        EmbedRequest,
-        TextDelta,
-        ThinkingDelta,
-        ToolCallDelta,
-        Usage,
-        Timings,
-        Done,
-        EmbedResult,
-        PullProgress,
-        ModelInfo,
-        ModelDetails,
-        LoadedModel,
-        EngineStatus,
-    )
-}
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def to_wire(obj: Any) -> dict:
-    """A dataclass as a JSON-ready dict tagged with its type name."""
-    data = dataclasses.asdict(obj)
-    data["__type__"] = type(obj).__name__
-    return data
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: Any
+    default: Any = inspect.Parameter.empty
+
+    @property
+    def required(self) -> bool:
+        return self.default is inspect.Parameter.empty
 
 
-def from_wire(data: dict) -> Any:
-    """Inverse of :func:`to_wire`, rebuilding nested dataclasses."""
-    return _build(_TYPES[data["__type__"]], data)
+@dataclass
+class Operation:
+    """One Engine method callable over IPC, as declared by :func:`operation`.
+
+    ``kind`` is the wire kind; the request's ``data`` holds one field per parameter (those in
+    ``local`` stay with the caller). The reply's ``data`` is ``{key: result}`` when ``key`` is
+    set, else the result itself (``{}`` for None). A streaming method (one returning an
+    ``AsyncIterator``) replies ``{"stream": id}`` and its events are pulled with StreamNext.
+    """
+
+    kind: str
+    method: str
+    key: str | None = None
+    local: tuple[str, ...] = ()
+    _function: Callable[..., Any] | None = None
+    _resolved: tuple[tuple[Param, ...], Any, bool] | None = None
+
+    def _resolve(self) -> tuple[tuple[Param, ...], Any, bool]:
+        if self._resolved is None:
+            assert self._function is not None
+            hints = typing.get_type_hints(self._function)
+            params = tuple(
+                Param(p.name, hints.get(p.name, Any), p.default)
+                for p in list(inspect.signature(self._function).parameters.values())[1:]
+                if p.name not in self.local
+            )
+            result = hints.get("return", Any)
+            stream = typing.get_origin(result) in (
+                collections.abc.AsyncIterator,
+                collections.abc.AsyncIterable,
+            )
+            if stream:
+                (result,) = typing.get_args(result)
+            self._resolved = params, result, stream
+        return self._resolved
+
+    @property
+    def params(self) -> tuple[Param, ...]:
+        return self._resolve()[0]
+
+    @property
+    def result(self) -> Any:
+        """The result type; for a stream, the type of each event."""
+        return self._resolve()[1]
+
+    @property
+    def stream(self) -> bool:
+        return self._resolve()[2]
 
 
-def _build(cls: type, data: dict) -> Any:
-    hints = {f.name: f.type for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for name, ftype in hints.items():
-        if name not in data:
-            continue
-        value = data[name]
-        nested = _nested_type(ftype)
-        if nested is not None and value is not None:
-            cls_n, is_list = nested
-            value = [_build(cls_n, v) for v in value] if is_list else _build(cls_n, value)
-        kwargs[name] = value
-    return cls(**kwargs)
+OPERATIONS: dict[str, Operation] = {}  # by wire kind, in declaration order
 
 
-def _nested_type(ftype: str) -> tuple[type, bool] | None:
-    for name, cls in _TYPES.items():
-        if ftype == name:
-            return cls, False
-        if ftype == f"list[{name}]":
-            return cls, True
-    return None
+def operation(
+    kind: str, *, key: str | None = None, local: tuple[str, ...] = ()
+) -> Callable[[F], F]:
+    """Declare an Engine method an IPC operation of wire kind ``kind`` (and abstract)."""
+
+    def declare(function: F) -> F:
+        if kind in OPERATIONS:
+            raise ValueError(f"operation kind {kind!r} declared twice")
+        OPERATIONS[kind] = Operation(kind, function.__name__, key, local, _function=function)
+        function.__isabstractmethod__ = True  # type: ignore[attr-defined]
+        return function
+
+    return declare
 
 
 # ---------------------------------------------------------------- the API
 
 
 class Engine(ABC):
-    """Everything a front end can ask of Mullama. All methods are async."""
+    """Everything a front end can ask of Mullama. All methods are async.
+
+    The methods decorated with :func:`operation` are abstract (an implementation must define
+    them all) and are also the IPC operations; the decorator's first argument is the wire kind.
+    """
 
     # models in the store
-    @abstractmethod
-    async def list_models(self) -> list[ModelInfo]: ...
+    @operation("ListModels", key="models")
+    async def list_models(self) -> list[ModelInfo]:
+        raise NotImplementedError
 
-    @abstractmethod
-    async def show_model(self, name: str) -> ModelDetails: ...
+    @operation("Show")
+    async def show_model(self, name: str) -> ModelDetails:
+        raise NotImplementedError
 
-    @abstractmethod
-    def pull_model(self, ref: str) -> AsyncIterator[PullProgress]: ...
+    @operation("Pull")
+    def pull_model(self, ref: str) -> AsyncIterator[PullProgress]:
+        raise NotImplementedError
 
-    @abstractmethod
+    @operation("Create")
     async def create_model(
         self, name: str, modelfile: str, base_dir: str | None = None
-    ) -> ModelInfo: ...
+    ) -> ModelInfo:
+        raise NotImplementedError
+
+    @operation("Copy")
+    async def copy_model(self, source: str, destination: str) -> ModelInfo:
+        raise NotImplementedError
+
+    @operation("Delete")
+    async def delete_model(self, name: str) -> None:
+        raise NotImplementedError
+
+    @operation("BlobPath", key="path")
+    async def blob_path(self, digest: str) -> str | None:
+        """The file of the stored blob ``digest`` (``sha256:<hex>``), or None if there is none."""
+        raise NotImplementedError
 
     @abstractmethod
-    async def copy_model(self, source: str, destination: str) -> ModelInfo: ...
+    async def add_blob(self, digest: str, chunks: AsyncIterable[bytes]) -> str:
+        """Store ``chunks`` as the blob ``digest`` (checked against it); returns the digest.
 
-    @abstractmethod
-    async def delete_model(self, name: str) -> None: ...
+        Not an :func:`operation`: its chunks cross the IPC socket as BlobUpload/BlobChunk/
+        BlobCommit (see ``mullama.ipc.protocol``)."""
+
+    @operation("PruneStore")
+    async def prune_store(self) -> PruneResult:
+        """Remove blobs no model references any more."""
+        raise NotImplementedError
 
     # loaded models
-    @abstractmethod
-    async def load_model(self, name: str, keep_alive: Any = None) -> LoadedModel: ...
+    @operation("LoadModel")
+    async def load_model(self, name: str, keep_alive: Any = None) -> LoadedModel:
+        raise NotImplementedError
 
-    @abstractmethod
-    async def unload_model(self, name: str) -> None: ...
+    @operation("UnloadModel")
+    async def unload_model(self, name: str) -> None:
+        raise NotImplementedError
 
-    @abstractmethod
-    async def running_models(self) -> list[LoadedModel]: ...
+    @operation("Ps", key="models")
+    async def running_models(self) -> list[LoadedModel]:
+        raise NotImplementedError
 
     # inference
-    @abstractmethod
-    def chat(self, request: ChatRequest) -> AsyncIterator[Event]: ...
+    @operation("ChatCompletion")
+    def chat(self, request: ChatRequest) -> AsyncIterator[Event]:
+        raise NotImplementedError
 
-    @abstractmethod
-    def complete(self, request: CompletionRequest) -> AsyncIterator[Event]: ...
+    @operation("Completion")
+    def complete(self, request: CompletionRequest) -> AsyncIterator[Event]:
+        raise NotImplementedError
 
-    @abstractmethod
-    async def embed(self, request: EmbedRequest) -> EmbedResult: ...
+    @operation("Embeddings")
+    async def embed(self, request: EmbedRequest) -> EmbedResult:
+        raise NotImplementedError
 
-    @abstractmethod
-    async def tokenize(self, model: str, text: str, special: bool = True) -> list[int]: ...
+    @operation("Tokenize", key="tokens")
+    async def tokenize(self, model: str, text: str, special: bool = True) -> list[int]:
+        raise NotImplementedError
 
-    @abstractmethod
-    async def count_chat_tokens(self, request: ChatRequest) -> int: ...
+    @operation("CountTokens", key="count")
+    async def count_chat_tokens(self, request: ChatRequest) -> int:
+        raise NotImplementedError
 
     # the engine itself
-    @abstractmethod
-    async def status(self) -> EngineStatus: ...
+    @operation("Ping", local=("timeout",))
+    async def ping(self, timeout: float | None = None) -> Liveness:
+        """Liveness: who answers (a remote engine waits at most ``timeout`` seconds and
+        raises :class:`Unavailable` when nothing answers)."""
+        raise NotImplementedError
 
-    @abstractmethod
-    async def set_default_model(self, name: str) -> None: ...
+    @operation("Status")
+    async def status(self) -> EngineStatus:
+        raise NotImplementedError
 
+    @operation("DefaultModel", key="name")
+    async def default_model(self) -> str:
+        """The model used when a request names none ("" when there is none)."""
+        raise NotImplementedError
+
+    @operation("SetDefaultModel")
+    async def set_default_model(self, name: str) -> None:
+        raise NotImplementedError
+
+    @operation("Metrics")
+    async def metrics_snapshot(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @property
     @abstractmethod
-    async def metrics_snapshot(self) -> dict[str, Any]: ...
+    def mode(self) -> str:
+        """ "local" (the engine runs in this process) or "remote" (attached to a daemon)."""
 
     @abstractmethod
     async def close(self) -> None: ...

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from typing import Any
 
 from .. import __version__
@@ -24,10 +25,12 @@ from .api import (
     EngineStatus,
     Event,
     InvalidRequest,
+    Liveness,
     LoadedModel,
     Message,
     ModelDetails,
     ModelInfo,
+    PruneResult,
     PullProgress,
     SamplingOptions,
     Timings,
@@ -59,7 +62,8 @@ class LocalEngine(Engine):
         self.manager = ModelManager(self.settings, store, _read_metadata)
         self.metrics = EngineMetrics(self)
         self.started = time.time()
-        self.default_model = self.settings.default_model
+        self.instance = os.urandom(8).hex()
+        self._default_model = self.settings.default_model
         self.endpoints: dict[str, str] = {}
         self.requests_active = 0
 
@@ -112,6 +116,27 @@ class LocalEngine(Engine):
         with contextlib.suppress(EngineError):
             await self.manager.unload(name)
         await asyncio.to_thread(self.store.delete, name)
+
+    async def blob_path(self, digest: str) -> str | None:
+        path = self.store.blob_path(digest)
+        return str(path) if await asyncio.to_thread(path.is_file) else None
+
+    async def add_blob(self, digest: str, chunks: AsyncIterable[bytes]) -> str:
+        loop = asyncio.get_running_loop()
+        source = aiter(chunks)
+
+        def pull() -> Iterator[bytes]:  # on the worker thread: each chunk from the loop
+            while (
+                chunk := asyncio.run_coroutine_threadsafe(_next(source), loop).result()
+            ) is not None:
+                yield chunk
+
+        stored: str = await asyncio.to_thread(self.store.add_blob, pull(), digest)
+        return stored
+
+    async def prune_store(self) -> PruneResult:
+        removed, freed = await asyncio.to_thread(self.store.prune)
+        return PruneResult(removed, freed)
 
     # ------------------------------------------------------------ loaded models
 
@@ -250,12 +275,22 @@ class LocalEngine(Engine):
             tokens_generated=int(_counter_total(self.metrics.tokens_generated)),
             prompt_tokens=int(_counter_total(self.metrics.prompt_tokens)),
             endpoints=dict(self.endpoints),
-            default_model=self.default_model,
+            default_model=self._default_model,
         )
+
+    async def ping(self, timeout: float | None = None) -> Liveness:
+        return Liveness(__version__, os.getpid(), self.instance, self.started)
+
+    async def default_model(self) -> str:
+        return self._default_model
 
     async def set_default_model(self, name: str) -> None:
         await asyncio.to_thread(self.store.resolve, name, verify=False)
-        self.default_model = name
+        self._default_model = name
+
+    @property
+    def mode(self) -> str:
+        return "local"
 
     async def metrics_snapshot(self) -> dict[str, Any]:
         return {"exposition": self.metrics.exposition().decode()}
@@ -266,7 +301,7 @@ class LocalEngine(Engine):
     # ------------------------------------------------------------ internals
 
     def _name(self, name: str) -> str:
-        name = (name or "").strip() or self.default_model
+        name = (name or "").strip() or self._default_model
         if not name:
             raise InvalidRequest("no model given and no default model is set", param="model")
         return name
@@ -432,6 +467,10 @@ class LocalEngine(Engine):
                 job.cancel()
             self.requests_active -= 1
             self.metrics.requests_active.dec()
+
+
+async def _next(chunks: AsyncIterator[bytes]) -> bytes | None:
+    return await anext(chunks, None)
 
 
 def _shorten(vectors: list[list[float]], dimensions: int) -> list[list[float]]:

@@ -162,7 +162,9 @@ async def pull(request: Request):
 async def create_model(request: Request):
     raw = load_json(request.body)
     body = parse(protocol.Named, raw)
-    info = await request.app.ctx.engine.create_model(body.model, create.modelfile(request, raw))
+    info = await request.app.ctx.engine.create_model(
+        body.model, await create.modelfile(request, raw)
+    )
     steps = [
         {"status": f"using existing layer {info.digest}"},
         {"status": "writing manifest"},
@@ -191,7 +193,7 @@ async def delete(request: Request):
 
 @blueprint.route("/api/blobs/<digest>", methods=["HEAD"])
 async def blob_exists(request: Request, digest: str):
-    return empty(status=200 if create.store(request).has_blob(digest) else 404)
+    return empty(status=200 if await create.has_blob(request, digest) else 404)
 
 
 @blueprint.post("/api/blobs/<digest>", stream=True)

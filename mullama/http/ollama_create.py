@@ -1,4 +1,4 @@
-"""``/api/create`` bodies as a Modelfile, and ``/api/blobs`` on the daemon's model store.
+"""``/api/create`` bodies as a Modelfile, and ``/api/blobs`` through the Engine API's blobs.
 
 Ollama clients create models from another model (``from``), from uploaded GGUF blobs
 (``files``/``adapters``: file name -> ``sha256:`` digest, uploaded first through
@@ -8,12 +8,9 @@ other fields (``system``, ``template``, ``parameters``, ``messages``, ``license`
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
-
 from sanic import Request
 
-from ..engine.api import EngineError, InvalidRequest
+from ..engine.api import InvalidRequest
 from ..modelfile import (
     ModelfileError,
     ModelfileSpec,
@@ -26,17 +23,13 @@ from .fields import get
 ROLES = ("system", "user", "assistant")
 
 
-def store(request: Request):
-    """The daemon's model store (blobs are files in it, so only a local engine has them)."""
-    found = getattr(request.app.ctx.engine, "store", None)
-    if found is None:
-        raise EngineError("blob uploads need the daemon's local model store")
-    return found
+async def has_blob(request: Request, digest: str) -> bool:
+    return await request.app.ctx.engine.blob_path(digest) is not None
 
 
-def blob_file(request: Request, digest: str, field: str) -> Path:
-    path = store(request).blob_path(digest)
-    if not path.is_file():
+async def blob_file(request: Request, digest: str, field: str) -> str:
+    path = await request.app.ctx.engine.blob_path(digest)
+    if path is None:
         raise InvalidRequest(
             f"{field}: blob {digest} does not exist; upload it first with POST /api/blobs/{digest}",
             param=field,
@@ -44,7 +37,7 @@ def blob_file(request: Request, digest: str, field: str) -> Path:
     return path
 
 
-def _gguf_blobs(request: Request, body: dict, name: str) -> list[str]:
+async def _gguf_blobs(request: Request, body: dict, name: str) -> list[str]:
     files = get(body, name, dict) or {}
     paths = []
     for filename, digest in files.items():
@@ -58,14 +51,14 @@ def _gguf_blobs(request: Request, body: dict, name: str) -> list[str]:
                 "models only (convert safetensors with llama.cpp first)",
                 param=name,
             )
-        paths.append(str(blob_file(request, digest, f"{name}.{filename}")))
+        paths.append(await blob_file(request, digest, f"{name}.{filename}"))
     return paths
 
 
-def _base_spec(request: Request, body: dict) -> ModelfileSpec:
+async def _base_spec(request: Request, body: dict) -> ModelfileSpec:
     text = get(body, "modelfile", str)
     source = get(body, "from", str)
-    weights = _gguf_blobs(request, body, "files")
+    weights = await _gguf_blobs(request, body, "files")
     if len(weights) > 1:
         raise InvalidRequest(
             "files: give one GGUF file (split GGUFs are pulled, not uploaded)", param="files"
@@ -87,7 +80,7 @@ def _base_spec(request: Request, body: dict) -> ModelfileSpec:
     raise InvalidRequest("neither 'from' nor 'files' was specified", param="from")
 
 
-def modelfile(request: Request, body: dict) -> str:
+async def modelfile(request: Request, body: dict) -> str:
     """The Modelfile text an ``/api/create`` body describes."""
     if get(body, "quantize", str):
         raise InvalidRequest(
@@ -95,8 +88,8 @@ def modelfile(request: Request, body: dict) -> str:
             "pull a quantized GGUF instead (e.g. hf.co/owner/repo:Q4_K_M)",
             param="quantize",
         )
-    spec = _base_spec(request, body)
-    adapters = _gguf_blobs(request, body, "adapters")
+    spec = await _base_spec(request, body)
+    adapters = await _gguf_blobs(request, body, "adapters")
     if adapters:
         spec.adapters = adapters
     for name in ("system", "template"):
@@ -130,13 +123,9 @@ def _message(raw, index: int) -> tuple[str, str]:
 async def receive_blob(request: Request, digest: str) -> str:
     """Store a streamed request body as a blob, checking it against ``digest``."""
     request.stream.request_max_size = float("inf")  # GGUF uploads are gigabytes
-    loop = asyncio.get_running_loop()
 
-    def chunks():
-        while True:
-            chunk = asyncio.run_coroutine_threadsafe(request.stream.read(), loop).result()
-            if chunk is None:
-                return
+    async def chunks():
+        while (chunk := await request.stream.read()) is not None:
             yield chunk
 
-    return await asyncio.to_thread(store(request).add_blob, chunks(), digest)
+    return await request.app.ctx.engine.add_blob(digest, chunks())

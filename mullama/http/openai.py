@@ -30,7 +30,7 @@ async def chat_completions(request: Request):
     body = parse(protocol.ChatCompletionBody, request.body)
     chat = convert.chat_request(body)
     engine = request.app.ctx.engine
-    model = chat.model or engine.default_model
+    model = chat.model or await engine.default_model()
     request_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     include_usage = body.stream_options.include_usage
     writer = ChatWriter(model, request_id, created, include_usage, logprobs=chat.options.logprobs)
@@ -45,7 +45,7 @@ async def completions(request: Request):
     body = parse(protocol.CompletionBody, request.body)
     requests = convert.completion_requests(body)
     engine = request.app.ctx.engine
-    model = requests[0].model or engine.default_model
+    model = requests[0].model or await engine.default_model()
     request_id, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     writer = CompletionWriter(
         model,

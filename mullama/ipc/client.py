@@ -10,37 +10,83 @@ afresh, so a client fails fast while no daemon runs and recovers once one is bac
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import functools
+import inspect
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
+import msgspec
 import pynng
 
 from mullama.engine.api import (
-    ChatRequest,
-    CompletionRequest,
-    EmbedRequest,
-    EmbedResult,
+    OPERATIONS,
     Engine,
-    EngineStatus,
-    Event,
-    LoadedModel,
-    ModelDetails,
-    ModelInfo,
-    PullProgress,
+    Liveness,
+    Operation,
     Unavailable,
     error_from_wire,
-    from_wire,
-    to_wire,
 )
 
-from .protocol import ERROR, PROTOCOL_VERSION, VersionMismatch, decode, encode, mismatch_message
+from .codec import decode_result, decode_value, encode_args
+from .protocol import (
+    BLOB_CHUNK_BYTES,
+    ERROR,
+    PROTOCOL_VERSION,
+    StreamBatch,
+    VersionMismatch,
+    decode,
+    encode,
+    mismatch_message,
+)
 
 SLOW_REPLY_SECONDS = 10.0  # after this, check the daemon is still alive
 
 
+def _remote_method(op: Operation, function: Callable[..., Any]) -> Callable[..., Any]:
+    """The RemoteEngine method of ``op``: its arguments as the request, its reply decoded."""
+    signature = inspect.signature(function)
+
+    def request(self: RemoteEngine, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        values = {p.name: bound.arguments[p.name] for p in op.params}
+        return encode_args(values)
+
+    if op.stream:
+
+        async def stream(self: RemoteEngine, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            async for event in self._stream(op, request(self, args, kwargs)):
+                yield event
+
+        method: Callable[..., Any] = stream
+    else:
+
+        async def unary(self: RemoteEngine, *args: Any, **kwargs: Any) -> Any:
+            return decode_result(op, await self._call(op.kind, request(self, args, kwargs)))
+
+        method = unary
+    functools.update_wrapper(method, function)
+    method.__qualname__ = f"RemoteEngine.{function.__name__}"
+    method.__isabstractmethod__ = False  # type: ignore[attr-defined]
+    return method
+
+
+def _derive_operations(cls: type[Engine]) -> type[Engine]:
+    """Give ``cls`` a method for every declared operation it does not define itself."""
+    for op in OPERATIONS.values():
+        if op.method not in cls.__dict__:
+            setattr(cls, op.method, _remote_method(op, getattr(Engine, op.method)))
+    abc.update_abstractmethods(cls)
+    return cls
+
+
+@_derive_operations
 class RemoteEngine(Engine):
+    """The Engine API over nng; the methods of the declared operations are derived from them."""
+
     def __init__(self, address: str, *, ping_timeout: float = 5.0):
         self.address = address
         self.ping_timeout = ping_timeout
@@ -81,8 +127,13 @@ class RemoteEngine(Engine):
             self._instance = None
 
     async def _exchange(
-        self, kind: str, data: dict | None, *, liveness: bool = True, timeout: float | None = None
-    ) -> dict:
+        self,
+        kind: str,
+        data: dict[str, Any] | None,
+        *,
+        liveness: bool = True,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
         """Send one request and return the reply envelope."""
         if self._sock is not None and self._lost.is_set():
             self._drop_socket()  # the daemon went away since the last call: dial afresh
@@ -93,7 +144,8 @@ class RemoteEngine(Engine):
 
         async def roundtrip() -> bytes:
             await ctx.asend(encode(kind, data, msg_id))
-            return await ctx.arecv()
+            raw: bytes = await ctx.arecv()
+            return raw
 
         try:
             recv = asyncio.ensure_future(roundtrip())
@@ -138,9 +190,9 @@ class RemoteEngine(Engine):
             info = await self.ping(timeout=self.ping_timeout)
         except Unavailable:
             return False
-        return info["instance"] == self._instance or self._instance is None
+        return info.instance == self._instance or self._instance is None
 
-    async def _call(self, kind: str, data: dict | None = None) -> Any:
+    async def _call(self, kind: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
         reply = await self._exchange(kind, data)
         if reply["type"] == ERROR:
             error = reply["data"]
@@ -152,22 +204,24 @@ class RemoteEngine(Engine):
             raise error_from_wire(error)
         if reply.get("v") != PROTOCOL_VERSION:
             raise VersionMismatch(mismatch_message(PROTOCOL_VERSION, reply.get("v")))
-        return reply["data"]
+        result: dict[str, Any] = reply["data"]
+        return result
 
-    async def _stream(self, kind: str, data: dict) -> AsyncIterator[Any]:
-        stream_id = (await self._call(kind, data))["stream"]
+    async def _stream(self, op: Operation, data: dict[str, Any]) -> AsyncIterator[Any]:
+        stream_id = decode_value((await self._call(op.kind, data)).get("stream"), str, op.kind)
         after, finished = 0, False
         try:
             while True:
-                batch = await self._call("StreamNext", {"stream": stream_id, "after": after})
-                after = batch["offset"]
-                for wire in batch["events"]:
+                reply = await self._call("StreamNext", {"stream": stream_id, "after": after})
+                batch = decode_value(reply, StreamBatch, "StreamNext reply")
+                after = batch.offset
+                for wire in batch.events:
                     after += 1
-                    yield from_wire(wire)
-                if batch["end"]:
+                    yield decode_value(wire, op.result, f"{op.kind} event")
+                if batch.end:
                     finished = True
-                    if batch.get("error"):
-                        raise error_from_wire(batch["error"])
+                    if batch.error:
+                        raise error_from_wire(batch.error)
                     return
         finally:
             if not finished and self._sock is not None:
@@ -176,98 +230,58 @@ class RemoteEngine(Engine):
 
     # ------------------------------------------------------------ the daemon
 
-    async def ping(self, timeout: float | None = None, check_version: bool = True) -> dict:
+    async def ping(self, timeout: float | None = None, check_version: bool = True) -> Liveness:
         """Who answers: version, protocol, pid, instance, started (epoch seconds)."""
         reply = await self._exchange(
             "Ping", None, liveness=False, timeout=timeout or self.ping_timeout
         )
-        info = reply["data"]
-        if check_version and info.get("protocol") != PROTOCOL_VERSION:
+        data = reply["data"]
+        if check_version and data.get("protocol") != PROTOCOL_VERSION:
             raise VersionMismatch(
-                mismatch_message(PROTOCOL_VERSION, info.get("protocol"), info.get("version", "")),
-                daemon_protocol=info.get("protocol"),
-                daemon_version=info.get("version"),
+                mismatch_message(PROTOCOL_VERSION, data.get("protocol"), data.get("version", "")),
+                daemon_protocol=data.get("protocol"),
+                daemon_version=data.get("version"),
             )
+        try:
+            info: Liveness = msgspec.convert(data, type=Liveness)
+        except msgspec.ValidationError as exc:
+            raise Unavailable(f"unreadable Ping reply from {self.address}: {exc}") from None
         if self._instance is None:
-            self._instance = info.get("instance")
+            self._instance = info.instance
         return info
 
-    async def shutdown(self) -> dict:
+    async def shutdown(self) -> dict[str, Any]:
         """Ask the daemon to exit; answered whatever protocol version it speaks."""
         reply = await self._exchange("Shutdown", None, liveness=False, timeout=self.ping_timeout)
-        return reply["data"]
+        data: dict[str, Any] = reply["data"]
+        return data
 
-    async def status(self) -> EngineStatus:
-        return from_wire(await self._call("Status"))
+    async def add_blob(self, digest: str, chunks: AsyncIterable[bytes]) -> str:
+        upload = (await self._call("BlobUpload", {"digest": digest}))["upload"]
+        committed = False
+        try:
+            pending = bytearray()
+            async for chunk in chunks:
+                pending += chunk
+                while len(pending) >= BLOB_CHUNK_BYTES:
+                    await self._send_chunk(upload, bytes(pending[:BLOB_CHUNK_BYTES]))
+                    del pending[:BLOB_CHUNK_BYTES]
+            if pending:
+                await self._send_chunk(upload, bytes(pending))
+            committed = True
+            result = await self._call("BlobCommit", {"upload": upload})
+            return str(decode_value(result.get("digest"), str, "BlobCommit reply"))
+        finally:
+            if not committed and self._sock is not None:
+                with contextlib.suppress(Exception):
+                    await self._exchange("Cancel", {"stream": upload}, timeout=self.ping_timeout)
 
-    async def set_default_model(self, name: str) -> None:
-        await self._call("SetDefaultModel", {"name": name})
+    async def _send_chunk(self, upload: str, data: bytes) -> None:
+        await self._call("BlobChunk", {"upload": upload, "data": msgspec.to_builtins(data)})
 
-    async def metrics_snapshot(self) -> dict[str, Any]:
-        return await self._call("Metrics")
+    @property
+    def mode(self) -> str:
+        return "remote"
 
     async def close(self) -> None:
         self._drop_socket()
-
-    # ------------------------------------------------------------ the store
-
-    async def list_models(self) -> list[ModelInfo]:
-        return [from_wire(m) for m in (await self._call("ListModels"))["models"]]
-
-    async def show_model(self, name: str) -> ModelDetails:
-        return from_wire(await self._call("Show", {"name": name}))
-
-    async def pull_model(self, ref: str) -> AsyncIterator[PullProgress]:
-        async for progress in self._stream("Pull", {"ref": ref}):
-            yield progress
-
-    async def create_model(
-        self, name: str, modelfile: str, base_dir: str | None = None
-    ) -> ModelInfo:
-        return from_wire(
-            await self._call("Create", {"name": name, "modelfile": modelfile, "base_dir": base_dir})
-        )
-
-    async def copy_model(self, source: str, destination: str) -> ModelInfo:
-        return from_wire(await self._call("Copy", {"source": source, "destination": destination}))
-
-    async def delete_model(self, name: str) -> None:
-        await self._call("Delete", {"name": name})
-
-    # ------------------------------------------------------------ loaded models
-
-    async def load_model(self, name: str, keep_alive: Any = None) -> LoadedModel:
-        return from_wire(await self._call("LoadModel", {"name": name, "keep_alive": keep_alive}))
-
-    async def unload_model(self, name: str) -> None:
-        await self._call("UnloadModel", {"name": name})
-
-    async def running_models(self) -> list[LoadedModel]:
-        return [from_wire(m) for m in (await self._call("Ps"))["models"]]
-
-    # ------------------------------------------------------------ inference
-
-    async def chat(self, request: ChatRequest) -> AsyncIterator[Event]:
-        async for event in self._stream("ChatCompletion", {"request": _plain(request)}):
-            yield event
-
-    async def complete(self, request: CompletionRequest) -> AsyncIterator[Event]:
-        async for event in self._stream("Completion", {"request": _plain(request)}):
-            yield event
-
-    async def embed(self, request: EmbedRequest) -> EmbedResult:
-        return from_wire(await self._call("Embeddings", {"request": _plain(request)}))
-
-    async def tokenize(self, model: str, text: str, special: bool = True) -> list[int]:
-        return (await self._call("Tokenize", {"model": model, "text": text, "special": special}))[
-            "tokens"
-        ]
-
-    async def count_chat_tokens(self, request: ChatRequest) -> int:
-        return (await self._call("CountTokens", {"request": _plain(request)}))["count"]
-
-
-def _plain(obj: Any) -> dict:
-    data = to_wire(obj)
-    data.pop("__type__", None)
-    return data

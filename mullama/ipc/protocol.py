@@ -15,46 +15,74 @@ to :data:`POLL_SECONDS` for at least one), ``"end": true`` with the last batch,
 and the stream's error if it failed. Because every batch is a reply to a request
 on the client's own context, events arrive complete and in order; because the
 cursor acknowledges what arrived, a batch is never lost or doubled.
+
+The kinds are the Engine API's operations (:data:`mullama.engine.api.OPERATIONS`: one
+field per method parameter in ``data``, the result in the reply; see ``codec.py``) plus the
+transport's own (:data:`TRANSPORT_KINDS`): StreamNext, Cancel, Shutdown, and a blob upload
+(BlobUpload opens one, BlobChunk carries its bytes base64-encoded, BlobCommit stores it).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from mullama.engine.api import EngineError, InvalidRequest
+import msgspec
+
+from mullama.engine.api import OPERATIONS, EngineError, InvalidRequest
 
 PROTOCOL_VERSION = 1
 
-# the guide's request kinds, then what the CLI and TUI need
-REQUEST_KINDS = frozenset(
-    {
-        "Ping",
-        "Status",
-        "ListModels",
-        "LoadModel",
-        "UnloadModel",
-        "SetDefaultModel",
-        "ChatCompletion",
-        "Completion",
-        "Embeddings",
-        "Tokenize",
-        "Cancel",
-        "Shutdown",
-        "Pull",
-        "Create",
-        "Copy",
-        "Delete",
-        "Show",
-        "Ps",
-        "CountTokens",
-        "Metrics",
-        "StreamNext",
-    }
-)
-STREAM_KINDS = frozenset({"ChatCompletion", "Completion", "Pull"})
+
+# What the transport itself does (the rest are the Engine API's operations, declared in
+# mullama.engine.api): each kind's ``data``, validated with msgspec.
+class StreamNextArgs(msgspec.Struct, kw_only=True):
+    stream: str
+    after: int
+
+
+class CancelArgs(msgspec.Struct, kw_only=True):
+    stream: str  # a stream's or a blob upload's id
+
+
+class NoArgs(msgspec.Struct):
+    pass
+
+
+class BlobUploadArgs(msgspec.Struct, kw_only=True):
+    digest: str
+
+
+class BlobChunkArgs(msgspec.Struct, kw_only=True):
+    upload: str
+    data: bytes  # base64 on the wire
+
+
+class BlobCommitArgs(msgspec.Struct, kw_only=True):
+    upload: str
+
+
+class StreamBatch(msgspec.Struct, kw_only=True):
+    """The reply to StreamNext."""
+
+    offset: int
+    events: list[dict[str, Any]]
+    end: bool
+    error: dict[str, Any] | None = None
+
+
+TRANSPORT_KINDS: dict[str, type[msgspec.Struct]] = {
+    "StreamNext": StreamNextArgs,
+    "Cancel": CancelArgs,
+    "Shutdown": NoArgs,
+    # Engine.add_blob: open an upload, send its bytes in chunks, commit (checks the digest)
+    "BlobUpload": BlobUploadArgs,
+    "BlobChunk": BlobChunkArgs,
+    "BlobCommit": BlobCommitArgs,
+}
+REQUEST_KINDS = frozenset(OPERATIONS) | frozenset(TRANSPORT_KINDS)
 # answered whatever version the client speaks, so an old daemon can be found and stopped
 VERSIONLESS_KINDS = frozenset({"Ping", "Shutdown"})
+BLOB_CHUNK_BYTES = 4 * 1024 * 1024
 
 RESULT, ERROR = "Result", "Error"
 POLL_SECONDS = 2.0  # longest a StreamNext waits for the next event
@@ -75,16 +103,19 @@ def mismatch_message(client: Any, daemon: Any, daemon_version: str = "") -> str:
     )
 
 
-def encode(kind: str, data: dict | None = None, msg_id: Any = None) -> bytes:
-    envelope = {"type": kind, "data": data or {}, "id": msg_id, "v": PROTOCOL_VERSION}
-    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+def encode(kind: str, data: dict[str, Any] | None = None, msg_id: Any = None) -> bytes:
+    return _encoder.encode({"type": kind, "data": data or {}, "id": msg_id, "v": PROTOCOL_VERSION})
 
 
-def decode(raw: bytes) -> dict:
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+
+
+def decode(raw: bytes) -> dict[str, Any]:
     """A parsed envelope; :class:`InvalidRequest` when it is not one."""
     try:
-        envelope = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        envelope = _decoder.decode(raw)
+    except msgspec.DecodeError as exc:
         raise InvalidRequest(f"malformed IPC message: not UTF-8 JSON ({exc})") from None
     if not isinstance(envelope, dict):
         raise InvalidRequest("malformed IPC message: expected a JSON object envelope")
@@ -97,18 +128,3 @@ def decode(raw: bytes) -> dict:
     elif not isinstance(data, dict):
         raise InvalidRequest('malformed IPC message: "data" must be an object', param="data")
     return envelope
-
-
-def field(data: dict, name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
-    """``data[name]`` checked against ``kind``; InvalidRequest names what is wrong."""
-    if name not in data or data[name] is None:
-        if default is ...:
-            raise InvalidRequest(f"missing field {name!r}", param=name)
-        return default
-    value = data[name]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        names = "/".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
-        raise InvalidRequest(
-            f"field {name!r} must be {names}, got {type(value).__name__}", param=name
-        )
-    return value

@@ -66,7 +66,7 @@ class IpcServer:
         self.streams = Streams()
         self.handlers = Handlers(engine, self.streams)
         self._sock: pynng.Rep0 | None = None
-        self._workers: set[asyncio.Task] = set()
+        self._workers: set[asyncio.Task[None]] = set()
         self._idle = 0
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -97,6 +97,7 @@ class IpcServer:
         if self._sock is None:
             return
         await self.streams.close()
+        await self.handlers.close()
         sock, self._sock = self._sock, None
         for task in list(self._workers):
             task.cancel()
@@ -138,7 +139,7 @@ class IpcServer:
                     return
                 except pynng.NNGException as exc:
                     log.info("could not reply to %s: %s", kind, exc)
-                if kind == "Shutdown":
+                if kind == "Shutdown" and self._loop is not None:
                     log.info("Shutdown requested over IPC")
                     self._loop.call_later(0.05, self.on_shutdown)
                 busy = False
@@ -156,8 +157,12 @@ class IpcServer:
         if self._loop is not None and not self._loop.is_closed():
             pipe_id = pipe.id
             self._loop.call_soon_threadsafe(
-                lambda: asyncio.ensure_future(self.streams.cancel_pipe(pipe_id))
+                lambda: asyncio.ensure_future(self._disconnected(pipe_id))
             )
+
+    async def _disconnected(self, pipe: int) -> None:
+        await self.streams.cancel_pipe(pipe)
+        await self.handlers.cancel_pipe(pipe)
 
     # ------------------------------------------------------------ requests
 

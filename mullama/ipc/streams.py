@@ -20,9 +20,9 @@ from mullama.engine.api import (
     InvalidRequest,
     PullProgress,
     error_to_wire,
-    to_wire,
 )
 
+from .codec import encode_value
 from .protocol import MAX_BATCH, POLL_SECONDS
 
 log = logging.getLogger("mullama.ipc")
@@ -34,10 +34,12 @@ class Stream:
     def __init__(self, iterator: AsyncIterator[Any], pipe: int | None):
         self.id = secrets.token_hex(8)
         self.pipe = pipe
-        self.events: list[dict] = []  # not yet acknowledged; events[0] has index self.offset
+        self.events: list[
+            dict[str, Any]
+        ] = []  # not yet acknowledged; events[0] has index self.offset
         self.offset = 0
         self.end = False
-        self.error: dict | None = None
+        self.error: dict[str, Any] | None = None
         self.changed = asyncio.Event()
         self.touched = time.monotonic()
         self.task = asyncio.create_task(self._pump(iterator), name=f"ipc-stream-{self.id}")
@@ -58,7 +60,7 @@ class Stream:
             self.changed.set()
 
     def _append(self, event: Any) -> None:
-        wire = to_wire(event)
+        wire = encode_value(event)
         last = self.events[-1] if self.events else None
         # download progress supersedes itself: keep only the newest unread one
         if (
@@ -74,7 +76,7 @@ class Stream:
             self.events.append(wire)
         self.changed.set()
 
-    async def next_batch(self, after: int) -> dict:
+    async def next_batch(self, after: int) -> dict[str, Any]:
         """Events from index ``after`` on (waiting briefly for one), and whether that is all."""
         if after < self.offset or after > self.offset + len(self.events):
             raise InvalidRequest(
@@ -111,7 +113,7 @@ class Streams:
 
     def __init__(self) -> None:
         self._streams: dict[str, Stream] = {}
-        self._reaper: asyncio.Task | None = None
+        self._reaper: asyncio.Task[None] | None = None
 
     def open(self, iterator: AsyncIterator[Any], pipe: int | None) -> Stream:
         stream = Stream(iterator, pipe)
@@ -129,7 +131,7 @@ class Streams:
             )
         return stream
 
-    async def next_batch(self, stream_id: str, after: int) -> dict:
+    async def next_batch(self, stream_id: str, after: int) -> dict[str, Any]:
         stream = self.get(stream_id)
         reply = await stream.next_batch(after)
         if reply["end"]:

@@ -111,7 +111,7 @@ class MullamaApp(App[None]):
         elif self.engine is None:
             self.call_after_refresh(self.connect_engine)  # paint first, then import the engine
         else:
-            self.post_message(EngineConnected(self.engine, _mode_of(self.engine)))
+            self.post_message(EngineConnected(self.engine, self.engine.mode))
 
     @work(exclusive=True, group="connect")
     async def connect_engine(self) -> None:
@@ -122,7 +122,7 @@ class MullamaApp(App[None]):
         except EngineError as exc:
             self.post_message(EngineFailed(exc.message))
             return
-        self.post_message(EngineConnected(engine, _mode_of(engine)))
+        self.post_message(EngineConnected(engine, engine.mode))
 
     @work(exclusive=True, group="connect")
     async def serve(self) -> None:
@@ -247,12 +247,6 @@ class MullamaApp(App[None]):
             await self.daemon.stop()
         elif self.owns_engine and self.engine is not None:
             await self.engine.close()
-
-
-def _mode_of(engine: Engine) -> str:
-    from ..ipc.client import RemoteEngine
-
-    return "remote" if isinstance(engine, RemoteEngine) else "local"
 
 
 def run_app(

@@ -55,7 +55,7 @@ def test_socket_file_is_private(daemon):
 
 async def test_ping_status_and_models(remote, daemon):
     info = await remote.ping()
-    assert info["protocol"] == PROTOCOL_VERSION and info["pid"] == daemon.proc.pid
+    assert info.protocol == PROTOCOL_VERSION and info.pid == daemon.proc.pid
     status = await remote.status()
     assert status.endpoints["socket"] == daemon.socket
     assert "gemma:latest" in [m.name for m in await remote.list_models()]
@@ -97,7 +97,8 @@ async def test_long_generation_does_not_delay_another_client(remote, daemon):
     finally:
         await other.close()
     assert elapsed < 1.0, f"ps took {elapsed:.2f}s during a generation"
-    assert running and running[0].busy_slots >= 1
+    # other tests may have left other models loaded on the session daemon
+    assert any(m.name == "gemma:latest" and m.busy_slots >= 1 for m in running)
     await stream.aclose()
     await wait_idle(remote)
 
@@ -184,17 +185,31 @@ MALFORMED = [
     (b"[]", "invalid_request", "JSON object"),
     (b'{"v": 1, "data": {}}', "invalid_request", '"type"'),
     (b'{"type": "Frobnicate", "v": 1}', "invalid_request", "unknown request type 'Frobnicate'"),
-    (b'{"type": "Show", "v": 1, "data": {}}', "invalid_request", "missing field 'name'"),
-    (b'{"type": "Show", "v": 1, "data": {"name": 5}}', "invalid_request", "must be str"),
+    (b'{"type": "Show", "v": 1, "data": {}}', "invalid_request", "missing required field `name`"),
+    (
+        b'{"type": "Show", "v": 1, "data": {"name": 5}}',
+        "invalid_request",
+        "Expected `str`, got `int` - at `$.name`",
+    ),
     (
         b'{"type": "ChatCompletion", "v": 1, "data": {"request": "hi"}}',
         "invalid_request",
-        "must be dict",
+        "malformed ChatCompletion request: Expected `object`, got `str` - at `$.request`",
     ),
     (
         b'{"type": "ChatCompletion", "v": 1, "data": {"request": {"model": "gemma", "messages": [3]}}}',
         "invalid_request",
-        "malformed ChatRequest",
+        "at `$.request.messages[0]`",
+    ),
+    (
+        b'{"type": "StreamNext", "v": 1, "data": {"stream": "s", "after": "0"}}',
+        "invalid_request",
+        "malformed StreamNext request: Expected `int`, got `str` - at `$.after`",
+    ),
+    (
+        b'{"type": "BlobChunk", "v": 1, "data": {"upload": "u", "data": "not base64!"}}',
+        "invalid_request",
+        "Invalid base64 encoded string - at `$.data`",
     ),
     (
         b'{"type": "StreamNext", "v": 1, "data": {"stream": "nope", "after": 0}}',
@@ -250,7 +265,7 @@ async def test_tcp_address(tmp_path):
     with run_daemon(tmp_path, env=env):
         engine = RemoteEngine(env["MULLAMA_SOCKET"])
         try:
-            assert (await engine.ping())["protocol"] == PROTOCOL_VERSION
+            assert (await engine.ping()).protocol == PROTOCOL_VERSION
             assert await engine.list_models() == []
         finally:
             await engine.close()
@@ -282,7 +297,7 @@ async def test_a_daemon_killed_mid_stream_is_noticed_and_a_new_one_reached(
         with pytest.raises(Unavailable):
             await engine.list_models()
         with run_daemon(tmp_path, env=env) as second:
-            assert (await engine.ping())["pid"] == second.proc.pid
+            assert (await engine.ping()).pid == second.proc.pid
             assert [m.name for m in await engine.list_models()] == ["gemma:latest"]
             second.proc.send_signal(signal.SIGKILL)  # this time between two calls
             second.proc.wait(10)

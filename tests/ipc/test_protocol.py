@@ -1,4 +1,4 @@
-"""The envelope codec and field checks, without a daemon."""
+"""The envelope codec, without a daemon (the operations' codec: test_codec.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mullama.engine.api import InvalidRequest
-from mullama.ipc.protocol import PROTOCOL_VERSION, decode, encode, field, mismatch_message
+from mullama.ipc.protocol import PROTOCOL_VERSION, decode, encode, mismatch_message
 
 
 def test_encode_carries_type_data_id_and_version():
@@ -35,17 +35,6 @@ def test_decode_rejects_what_is_not_an_envelope(raw, words):
     with pytest.raises(InvalidRequest) as info:
         decode(raw)
     assert words in info.value.message
-
-
-def test_field_checks_presence_and_type():
-    assert field({"n": 3}, "n", int) == 3
-    assert field({}, "n", int, 5) == 5
-    with pytest.raises(InvalidRequest, match="missing field 'n'"):
-        field({}, "n", int)
-    with pytest.raises(InvalidRequest, match="must be int, got bool"):
-        field({"n": True}, "n", int)
-    with pytest.raises(InvalidRequest, match="must be str, got int"):
-        field({"name": 1}, "name", str)
 
 
 def test_mismatch_message_names_both_versions_and_the_fix():

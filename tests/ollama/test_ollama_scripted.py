@@ -35,7 +35,8 @@ DONE = Done(
 class ScriptedEngine:
     """Answers every chat/complete request with ``events`` (an exception is raised there)."""
 
-    default_model = ""
+    async def default_model(self) -> str:
+        return ""
 
     def __init__(self, events):
         self.events = events

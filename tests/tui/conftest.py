@@ -19,6 +19,17 @@ SVGImageExtension.dirname = classmethod(_snapshot_dir)
 SIZE = (120, 36)
 
 
+async def wait_for_default(pilot, engine, name: str, timeout: float = 60.0) -> None:
+    """Let the app run until ``engine`` reports ``name`` as its default model."""
+    import asyncio
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while await engine.default_model() != name:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out waiting for the engine default")
+        await pilot.pause(0.05)
+
+
 async def wait_for(pilot, predicate, timeout: float = 60.0, what: str = "condition"):
     """Let the app run until ``predicate()`` is true."""
     import asyncio

@@ -16,9 +16,11 @@ from mullama.engine.api import (
     EmbedResult,
     Engine,
     EngineStatus,
+    Liveness,
     LoadedModel,
     ModelDetails,
     ModelInfo,
+    PruneResult,
     PullProgress,
     TextDelta,
     ThinkingDelta,
@@ -166,6 +168,25 @@ class FakeEngine(Engine):
 
     async def set_default_model(self, name: str) -> None:
         return None
+
+    async def default_model(self) -> str:
+        return "gemma3:270m"
+
+    async def ping(self, timeout: float | None = None) -> Liveness:
+        return Liveness("0.1.0", 1, "fake", 0.0)
+
+    async def blob_path(self, digest: str) -> str | None:
+        return None
+
+    async def add_blob(self, digest: str, chunks) -> str:
+        return digest
+
+    async def prune_store(self) -> PruneResult:
+        return PruneResult()
+
+    @property
+    def mode(self) -> str:
+        return "local"
 
     async def metrics_snapshot(self) -> dict[str, Any]:
         return {}

@@ -9,7 +9,7 @@ from textual.widgets import DataTable, Input, Select, Static
 from mullama.tui.app import MullamaApp
 from mullama.tui.widgets.dialogs import PickDialog
 
-from .conftest import SIZE, wait_for
+from .conftest import SIZE, wait_for, wait_for_default
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,7 @@ async def test_settings_are_saved_and_reloaded(engine, settings):
         app.screen.query_one("#set-max_tokens", Input).value = "200"
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: settings.settings_file.exists(), what="settings file")
-        await wait_for(pilot, lambda: engine.default_model == "gemma:latest", what="engine default")
+        await wait_for_default(pilot, engine, "gemma:latest")
         assert app.theme == "nord"
     saved = tomlkit.parse(settings.settings_file.read_text())["tui"]
     assert (saved["theme"], saved["temperature"], saved["max_tokens"], saved["default_model"]) == (

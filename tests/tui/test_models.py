@@ -10,7 +10,7 @@ from mullama.tui.widgets.dialogs import ConfirmDialog
 from mullama.tui.widgets.model_dialogs import ModelDetailsScreen
 from tests.fakehub import make_gguf_bytes
 
-from .conftest import SIZE, wait_for
+from .conftest import SIZE, wait_for, wait_for_default
 
 pytestmark = pytest.mark.slow
 
@@ -160,4 +160,4 @@ async def test_set_default_marks_the_model_at_once(engine, settings):
         await pilot.press("s")
         table = app.screen.query_one("#models", DataTable)
         await wait_for(pilot, lambda: "★ default" in str(table.get_row_at(0)[-1]), what="star")
-        await wait_for(pilot, lambda: engine.default_model == "gemma:latest", what="engine default")
+        await wait_for_default(pilot, engine, "gemma:latest")
