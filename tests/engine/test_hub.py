@@ -138,8 +138,8 @@ def test_pinned_revision_downloads_that_revision(model_store, fake_hub):
     assert pinned.digest == f"sha256:{sha256_hex(old)}" == short.digest
     assert latest.digest == f"sha256:{sha256_hex(new)}"
     assert pinned.name == f"hf:acme/Rev-GGUF:Q4_K_M@{first}"
-    manifest = model_store._read_manifest(pinned.name)
-    assert manifest["hub"]["commit"] == first
+    manifest = model_store.manifests.read(pinned.name)
+    assert manifest is not None and manifest.hub and manifest.hub.commit == first
     # every content request named the commit, never the branch
     assert all(first in r["path"] or repo.refs["main"] in r["path"] for r in fake_hub.gets(".gguf"))
     with pytest.raises(ModelNotFound, match="revision"):
