@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import threading
 
+import msgspec
 import pytest
 
 from mullama.engine.api import Cancelled, EngineError, ModelNotFound
@@ -64,7 +64,9 @@ def test_pull_hf_default_quant_preference(model_store, tiny, fake_hub):
     resolved = model_store.resolve("hf:acme/Tiny-GGUF")
     assert resolved.weights == model_store.blob_path(digest) and resolved.projector is None
     # the settings preference list is honoured
-    fresh = ModelStore(dataclasses.replace(model_store.settings, quant_preference="q8_0,Q4_K_M"))
+    fresh = ModelStore(
+        msgspec.structs.replace(model_store.settings, quant_preference="q8_0,Q4_K_M")
+    )
     info8 = fresh.pull("hf.co/acme/Tiny-GGUF:latest")
     assert info8.quantization == "Q8_0" and info8.name == "hf:acme/Tiny-GGUF"
 
