@@ -93,7 +93,10 @@ class Spinner:
 
 async def stream_reply(engine: Engine, request: ChatRequest, renderer: Renderer | None) -> dict:
     """Stream one reply through ``renderer`` (None: silently); the collected result."""
-    text, thinking, calls, done = [], [], {}, None
+    text: list[str] = []
+    thinking: list[str] = []
+    calls: dict[int, dict[str, str]] = {}
+    done: Done | None = None
     spinner = Spinner() if renderer else None
     try:
         async for event in engine.chat(request):
