@@ -18,11 +18,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from mullama import pidfile
 from mullama.config import Settings
 from mullama.engine.api import Unavailable
 from mullama.ipc.client import RemoteEngine
 from mullama.pidfile import daemon_alive, process_alive
-from mullama.pidfile import read as read_pid_file
 
 from .output import CliError, info
 
@@ -36,7 +36,7 @@ def _socket_path(settings: Settings) -> Path | None:
 def clean_stale(settings: Settings) -> list[str]:
     """Remove the PID and socket files of a daemon that is no longer running."""
     removed: list[str] = []
-    record = read_pid_file(settings.pid_file)
+    record = pidfile.read(settings.pid_file)
     if record is not None and daemon_alive(record.pid):
         return removed
     if settings.pid_file.exists():
@@ -147,7 +147,7 @@ async def start_daemon(
         answer = await ping(settings)
         if answer is not None:
             return answer, False
-        record = read_pid_file(settings.pid_file)
+        record = pidfile.read(settings.pid_file)
         if record is not None and daemon_alive(record.pid) and record.socket == settings.socket:
             # a daemon is starting (or hung): give it the start-up time before judging
             return await wait_ready(settings, None, settings.spawn_timeout), False
@@ -186,7 +186,7 @@ async def connect(settings: Settings, *, spawn_daemon: bool = True) -> RemoteEng
 async def stop_daemon(settings: Settings, timeout: float = 30.0) -> int | None:
     """Stop the daemon gracefully (SIGKILL after ``timeout``); its PID, or None if none ran."""
     answer = await ping(settings, check_version=False)
-    record = read_pid_file(settings.pid_file)
+    record = pidfile.read(settings.pid_file)
     if answer is not None:
         pid = answer["pid"]
         engine = RemoteEngine(settings.socket)
