@@ -1,17 +1,23 @@
 """Paths and settings: the one place that knows where things live.
 
-Every setting has an environment override named ``MULLAMA_<FIELD>`` (upper case),
-read when :func:`load_settings` runs; explicit keyword overrides win over the
-environment. Nothing here imports anything heavy, so the CLI stays quick.
+:class:`Settings` is a typed msgspec Struct. :func:`load_settings` merges, lowest first: the
+defaults, the top-level keys of ``settings.toml`` in the config folder (its tables, such as
+``[tui]``, belong to their owners), the environment overrides ``MULLAMA_<FIELD>`` (upper case;
+``HF_TOKEN`` too), then explicit keyword overrides; ``msgspec.convert`` checks the merged values
+against the field types. A wrong value is a ValueError naming the setting where it came from
+(``MULLAMA_HTTP_PORT must be an integer, got 'x'``). Nothing here imports anything heavy, so
+the CLI stays quick.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+import msgspec
 
 APP = "mullama"
 
@@ -48,11 +54,10 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME") or _home() / ".local" / "share") / APP
 
 
-@dataclass
-class Settings:
-    cache_dir: Path = field(default_factory=default_cache_dir)
-    config_dir: Path = field(default_factory=default_config_dir)
-    data_dir: Path = field(default_factory=default_data_dir)
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    cache_dir: Path = msgspec.field(default_factory=default_cache_dir)
+    config_dir: Path = msgspec.field(default_factory=default_config_dir)
+    data_dir: Path = msgspec.field(default_factory=default_data_dir)
     bin: str = ""  # MULLAMA_BIN: the mullama executable auto-spawn starts
     hf_token: str = ""  # falls back to HF_TOKEN
     socket: str = "ipc:///tmp/mullama.sock"
@@ -99,47 +104,78 @@ class Settings:
         return [q.strip().upper() for q in self.quant_preference.split(",") if q.strip()]
 
 
-def _convert(kind: type, raw: str, name: str):
-    if kind is bool:
-        lowered = raw.strip().lower()
-        if lowered in {"1", "true", "yes", "on"}:
-            return True
-        if lowered in {"0", "false", "no", "off", ""}:
-            return False
-        raise ValueError(f"MULLAMA_{name.upper()} must be true or false, got {raw!r}")
-    if kind is int:
-        try:
-            return int(raw)
-        except ValueError:
-            raise ValueError(f"MULLAMA_{name.upper()} must be an integer, got {raw!r}") from None
-    if kind is float:
-        try:
-            return float(raw)
-        except ValueError:
-            raise ValueError(f"MULLAMA_{name.upper()} must be a number, got {raw!r}") from None
-    if kind is Path:
-        return Path(os.path.expanduser(raw))
-    return raw
+SETTINGS_FILE = "settings.toml"
+
+_BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True}
+_BOOL_WORDS.update({"0": False, "false": False, "no": False, "off": False, "": False})
+_KIND_WORDS = {int: "an integer", float: "a number", bool: "true or false", Path: "a path"}
 
 
-_FIELD_TYPES = {
-    "Path": Path,
-    "int": int,
-    "float": float,
-    "bool": bool,
-    "str": str,
-}
+def _decode_path(kind: type, value: object) -> object:
+    if kind is Path and isinstance(value, (str, Path)):
+        return Path(os.path.expanduser(value))
+    raise TypeError(f"Expected a path, got {type(value).__name__}")
 
 
-def load_settings(env: dict[str, str] | None = None, **overrides) -> Settings:
-    """Defaults, then ``MULLAMA_*`` environment variables, then ``overrides``."""
-    env = os.environ if env is None else env
-    values = {}
-    for f in dataclasses.fields(Settings):
-        raw = env.get(f"MULLAMA_{f.name.upper()}")
+def _file_values(config_dir: Path) -> dict[str, Any]:
+    """The top-level (non-table) keys of ``settings.toml``; none when there is no file."""
+    path = Path(config_dir) / SETTINGS_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from None
+    import tomllib
+
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"cannot parse {path}: {exc}") from None
+    values = {k: v for k, v in doc.items() if not isinstance(v, dict)}
+    unknown = sorted(set(values) - set(Settings.__struct_fields__))
+    if unknown:
+        raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+    return values
+
+
+def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Defaults, then ``settings.toml``, then ``MULLAMA_*`` variables, then ``overrides``."""
+    env_vars: Mapping[str, str] = os.environ if env is None else env
+    kinds = {name: Settings.__annotations__[name] for name in Settings.__struct_fields__}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    from_env: dict[str, Any] = {}
+    for name, kind in kinds.items():
+        raw = env_vars.get(f"MULLAMA_{name.upper()}")
         if raw is not None:
-            values[f.name] = _convert(_FIELD_TYPES[str(f.type)], raw, f.name)
-    if "hf_token" not in values and env.get("HF_TOKEN"):
-        values["hf_token"] = env["HF_TOKEN"]
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return Settings(**values)
+            from_env[name] = _BOOL_WORDS.get(raw.strip().lower(), raw) if kind == "bool" else raw
+    if "hf_token" not in from_env and env_vars.get("HF_TOKEN"):
+        from_env["hf_token"] = env_vars["HF_TOKEN"]
+    where = {name: f"MULLAMA_{name.upper()}" for name in from_env}
+    where.update({name: name for name in given})
+    config_dir = given.get("config_dir") or from_env.get("config_dir") or default_config_dir()
+    config_dir = Path(os.path.expanduser(config_dir))
+    from_file = _file_values(config_dir)
+    for name in from_file:
+        where.setdefault(name, f"{name} in {config_dir / SETTINGS_FILE}")
+    values = {**from_file, **from_env, **given}
+    try:
+        return msgspec.convert(values, Settings, strict=False, dec_hook=_decode_path)
+    except msgspec.ValidationError as exc:
+        raise ValueError(_setting_error(exc, values, where)) from None
+
+
+def _setting_error(
+    exc: msgspec.ValidationError, values: dict[str, Any], where: dict[str, str]
+) -> str:
+    """``MULLAMA_HTTP_PORT must be an integer, got 'x'`` from msgspec's ``... - at `$.http_port```."""
+    message, _, path = str(exc).rpartition(" - at `$.")
+    name = path.rstrip("`")
+    if name not in values:
+        return str(exc)
+    kind = {"int": int, "float": float, "bool": bool, "Path": Path}.get(
+        Settings.__annotations__[name]
+    )
+    wanted = _KIND_WORDS.get(kind, "") if kind else ""
+    what = f"must be {wanted}" if wanted else message.lower()
+    return f"{where.get(name, name)} {what}, got {values[name]!r}"

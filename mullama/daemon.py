@@ -8,10 +8,10 @@ are removed. A second signal exits at once.
 Also runnable as ``python -m mullama.daemon [serve options]``; the CLI reuses
 :func:`add_serve_arguments` and :func:`settings_from_args` for ``mullama serve``.
 
-TUI hook: ``serve`` in an interactive terminal without ``--headless`` hands the running
-:class:`Daemon` to ``mullama.tui.daemon_dashboard.run(daemon) -> int`` when that module exists
-(the TUI Dashboard then owns the terminal and calls ``await daemon.stop()`` when it quits);
-otherwise, and always when headless, the daemon logs to stdout.
+The daemon never imports the TUI. :func:`serve` takes an optional ``dashboard(daemon) -> int``:
+``mullama serve`` in an interactive terminal without ``--headless`` passes the TUI's
+(:mod:`mullama.cli.serve` wires the two), which then owns the terminal and calls
+``await daemon.stop()`` when it quits; without one the daemon logs to stdout.
 """
 
 from __future__ import annotations
@@ -19,22 +19,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
-import importlib
-import importlib.util
-import json
 import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 
-from . import __version__
+from . import __version__, pidfile
 from .config import Settings, load_settings
 from .engine.api import EngineError
 
 log = logging.getLogger("mullama.daemon")
 
-TUI_HOOK = "mullama.tui.daemon_dashboard"
 DRAIN_TIMEOUT = 10.0
 
 
@@ -64,9 +60,15 @@ class Daemon:
     async def start(self) -> None:
         from .engine.local import LocalEngine
         from .http.app import create_app
+        from .ipc.server import IpcServer
 
         settings = self.settings
-        _claim_pid_file(settings)
+        holder = pidfile.running_daemon(settings.pid_file)
+        if holder is not None:
+            raise EngineError(
+                f"a Mullama daemon is already running (pid {holder.pid}, {holder.http or '?'}); "
+                f"stop it or remove {settings.pid_file}"
+            )
         self.engine = LocalEngine(settings)
         try:
             if not settings.noprune:
@@ -90,12 +92,14 @@ class Daemon:
             await self.server.start_serving()
             await self.server.after_start()
             self.engine.endpoints = {"http": settings.http_endpoint, "socket": settings.socket}
-            if importlib.util.find_spec("mullama.ipc.server") is not None:
-                from .ipc.server import IpcServer
-
-                self.ipc = IpcServer(self.engine, settings.socket, on_shutdown=self.request_stop)
-                await self.ipc.start()
-            _write_pid_file(settings)
+            self.ipc = IpcServer(self.engine, settings.socket, on_shutdown=self.request_stop)
+            await self.ipc.start()
+            pidfile.write(
+                settings.pid_file,
+                http=settings.http_endpoint,
+                socket=settings.socket,
+                version=__version__,
+            )
         except BaseException:
             await self._close()
             raise
@@ -157,54 +161,8 @@ class Daemon:
             await self.server.wait_closed()
             if self.app.state.is_started:
                 await self.server.after_stop()
-        _remove_pid_file(self.settings)
+        pidfile.remove(self.settings.pid_file)
         self.stopped.set()
-
-
-# ---------------------------------------------------------------- pid file
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _claim_pid_file(settings: Settings) -> None:
-    try:
-        info = json.loads(settings.pid_file.read_text())
-        pid = int(info["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return
-    if pid != os.getpid() and _pid_alive(pid):
-        raise EngineError(
-            f"a Mullama daemon is already running (pid {pid}, {info.get('http', '?')}); "
-            f"stop it or remove {settings.pid_file}"
-        )
-
-
-def _write_pid_file(settings: Settings) -> None:
-    data = {
-        "pid": os.getpid(),
-        "http": settings.http_endpoint,
-        "socket": settings.socket,
-        "started": dt.datetime.now(dt.UTC).isoformat(),
-        "version": __version__,
-    }
-    settings.pid_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = settings.pid_file.with_name(settings.pid_file.name + ".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, settings.pid_file)
-
-
-def _remove_pid_file(settings: Settings) -> None:
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        if json.loads(settings.pid_file.read_text())["pid"] == os.getpid():
-            settings.pid_file.unlink()
 
 
 # ---------------------------------------------------------------- entry points
@@ -242,12 +200,17 @@ async def _serve_until_signalled(daemon: Daemon) -> None:
     await daemon.run()
 
 
-def serve(settings: Settings, models: list[str], headless: bool, verbose: bool) -> int:
-    """Run the daemon in the foreground until SIGINT/SIGTERM; returns the exit status."""
-    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+def serve(
+    settings: Settings,
+    models: list[str],
+    verbose: bool,
+    dashboard: Callable[[Daemon], int] | None = None,
+) -> int:
+    """Run the daemon in the foreground until SIGINT/SIGTERM (or, with ``dashboard``, until
+    that returns: it runs the daemon inside its own event loop); returns the exit status."""
     daemon = Daemon(settings, models, verbose)
-    if not headless and interactive and importlib.util.find_spec(TUI_HOOK) is not None:
-        return importlib.import_module(TUI_HOOK).run(daemon)
+    if dashboard is not None:
+        return dashboard(daemon)
     _log_to_stdout(verbose)
     try:
         asyncio.run(_serve_until_signalled(daemon))
@@ -331,11 +294,13 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def main(argv: list[str] | None = None) -> int:
     parser = add_serve_arguments(
         argparse.ArgumentParser(
-            prog="python -m mullama.daemon", description="Run the Mullama daemon in the foreground."
+            prog="python -m mullama.daemon",
+            description="Run the Mullama daemon in the foreground (headless; `mullama serve` "
+            "shows the dashboard in a terminal).",
         )
     )
     args = parser.parse_args(argv)
-    return serve(settings_from_args(args), args.model, args.headless, args.verbose)
+    return serve(settings_from_args(args), args.model, args.verbose)
 
 
 if __name__ == "__main__":

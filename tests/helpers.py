@@ -69,12 +69,8 @@ class Daemon:
 
 
 def serve_command() -> list[str]:
-    """``python -m mullama serve`` once the CLI has it, else ``python -m mullama.daemon``."""
-    import importlib.util
-
-    if importlib.util.find_spec("mullama.cli.serve") is not None:
-        return [sys.executable, "-m", "mullama", "serve"]
-    return [sys.executable, "-m", "mullama.daemon"]
+    """``python -m mullama serve``."""
+    return [sys.executable, "-m", "mullama", "serve"]
 
 
 @contextlib.contextmanager

@@ -10,59 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
+from mullama import pidfile
 from mullama.config import Settings
 from mullama.engine.api import Liveness, Unavailable
 from mullama.ipc.client import RemoteEngine
+from mullama.pidfile import daemon_alive, process_alive
 
 from .output import CliError, info
 
 POLL = 0.1
-
-
-def read_pid_file(settings: Settings) -> dict | None:
-    """The daemon's PID file ({pid, http, socket, started, version}), or None."""
-    try:
-        text = settings.pid_file.read_text().strip()
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
-        return None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    if isinstance(data, int):
-        data = {"pid": data}
-    return data if isinstance(data, dict) and isinstance(data.get("pid"), int) else None
-
-
-def process_alive(pid: int) -> bool:
-    """True when ``pid`` runs and is not a zombie."""
-    import psutil
-
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-        return False
-
-
-def daemon_alive(pid: int) -> bool:
-    """True when ``pid`` is a live Mullama daemon (not another program that reused the PID)."""
-    import psutil
-
-    if not process_alive(pid):
-        return False
-    try:
-        cmdline = psutil.Process(pid).cmdline()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
-    return "serve" in cmdline or any("mullama" in part for part in cmdline)
 
 
 def _socket_path(settings: Settings) -> Path | None:
@@ -71,9 +35,9 @@ def _socket_path(settings: Settings) -> Path | None:
 
 def clean_stale(settings: Settings) -> list[str]:
     """Remove the PID and socket files of a daemon that is no longer running."""
-    removed = []
-    record = read_pid_file(settings)
-    if record is not None and daemon_alive(record["pid"]):
+    removed: list[str] = []
+    record = pidfile.read(settings.pid_file)
+    if record is not None and daemon_alive(record.pid):
         return removed
     if settings.pid_file.exists():
         settings.pid_file.unlink(missing_ok=True)
@@ -98,7 +62,7 @@ async def ping(
         await engine.close()
 
 
-def spawn_command(settings: Settings, options: list[str] = ()) -> list[str]:
+def spawn_command(settings: Settings, options: Sequence[str] = ()) -> list[str]:
     if settings.bin:
         if not os.access(settings.bin, os.X_OK):
             raise CliError(
@@ -111,7 +75,7 @@ def spawn_command(settings: Settings, options: list[str] = ()) -> list[str]:
     return program + ["serve", "--headless", "--socket", settings.socket, *options]
 
 
-def spawn(settings: Settings, options: list[str] = ()) -> subprocess.Popen:
+def spawn(settings: Settings, options: Sequence[str] = ()) -> subprocess.Popen:
     """Start a daemon in the background, its output appended to the log file."""
     settings.log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(settings.log_file, "ab") as log:
@@ -174,7 +138,7 @@ def spawn_lock(settings: Settings):
 
 
 async def start_daemon(
-    settings: Settings, *, announce: bool = True, options: list[str] = ()
+    settings: Settings, *, announce: bool = True, options: Sequence[str] = ()
 ) -> tuple[Liveness, bool]:
     """Ping, and start a daemon when none answers (with ``options`` of ``serve``).
     Returns (ping answer, whether we started it)."""
@@ -185,12 +149,8 @@ async def start_daemon(
         answer = await ping(settings)
         if answer is not None:
             return answer, False
-        record = read_pid_file(settings)
-        if (
-            record is not None
-            and daemon_alive(record["pid"])
-            and record.get("socket") == settings.socket
-        ):
+        record = pidfile.read(settings.pid_file)
+        if record is not None and daemon_alive(record.pid) and record.socket == settings.socket:
             # a daemon is starting (or hung): give it the start-up time before judging
             return await wait_ready(settings, None, settings.spawn_timeout), False
         clean_stale(settings)
@@ -228,7 +188,7 @@ async def connect(settings: Settings, *, spawn_daemon: bool = True) -> RemoteEng
 async def stop_daemon(settings: Settings, timeout: float = 30.0) -> int | None:
     """Stop the daemon gracefully (SIGKILL after ``timeout``); its PID, or None if none ran."""
     answer = await ping(settings, check_version=False)
-    record = read_pid_file(settings)
+    record = pidfile.read(settings.pid_file)
     if answer is not None:
         pid = answer.pid
         engine = RemoteEngine(settings.socket)
@@ -238,8 +198,8 @@ async def stop_daemon(settings: Settings, timeout: float = 30.0) -> int | None:
             os.kill(pid, signal.SIGTERM)
         finally:
             await engine.close()
-    elif record is not None and daemon_alive(record["pid"]):
-        pid = record["pid"]  # running but not answering: signal it
+    elif record is not None and daemon_alive(record.pid):
+        pid = record.pid  # running but not answering: signal it
         os.kill(pid, signal.SIGTERM)
     else:
         clean_stale(settings)

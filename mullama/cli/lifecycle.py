@@ -6,9 +6,10 @@ import sys
 import time
 from collections import deque
 
+from mullama import pidfile
 from mullama.config import Settings
 
-from .daemonctl import connect, ping, read_pid_file, start_daemon, stop_daemon
+from .daemonctl import connect, ping, start_daemon, stop_daemon
 from .output import CliError, human_duration, human_size, info, plain, print_json
 
 
@@ -37,8 +38,8 @@ async def _start(args, settings: Settings) -> int:
         return 0
     info("Starting daemon...")
     answer, _ = await start_daemon(settings, announce=False, options=options)
-    record = read_pid_file(settings) or {}
-    http = record.get("http") or settings.http_endpoint
+    record = pidfile.read(settings.pid_file)
+    http = (record.http if record else "") or settings.http_endpoint
     print(
         f"Daemon started (pid {answer.pid}): IPC {settings.socket}, HTTP {http}; "
         f"log {settings.log_file}"
@@ -75,10 +76,10 @@ async def _status(args, settings: Settings) -> int:
         status = await engine.status()
     finally:
         await engine.close()
-    record = read_pid_file(settings) or {}
+    record = pidfile.read(settings.pid_file)
     endpoints = {
         "socket": settings.socket,
-        **({"http": record["http"]} if record.get("http") else {}),
+        **({"http": record.http} if record and record.http else {}),
         **status.endpoints,
     }
     if args.json:

@@ -19,7 +19,7 @@ from mullama.engine.api import (
 )
 
 from .output import error
-from .run import Renderer, parse_think, print_stats, stream_reply
+from .reply import Renderer, parse_think, print_stats, stream_reply
 
 HELP = """Available commands:
   /set parameter KEY VALUE   set a sampling parameter (temperature, num_predict, top_k, top_p,

@@ -1,6 +1,13 @@
-"""`serve`: run the daemon in the foreground (HTTP APIs, IPC socket, optional dashboard)."""
+"""`serve`: run the daemon in the foreground (HTTP APIs, IPC socket, optional dashboard).
+
+Here the daemon and the TUI meet: in an interactive terminal without ``--headless`` the
+daemon runs inside the TUI's Dashboard (:func:`mullama.tui.daemon_dashboard.run`); the daemon
+itself never imports the TUI.
+"""
 
 from __future__ import annotations
+
+import sys
 
 from mullama.config import Settings
 
@@ -26,4 +33,9 @@ def cmd_serve(args, settings: Settings) -> int:
     from mullama.daemon import serve, settings_from_args
 
     check_args(args)
-    return serve(settings_from_args(args), args.model, args.headless, args.verbose) or 0
+    settings = settings_from_args(args)
+    if not args.headless and sys.stdin.isatty() and sys.stdout.isatty():
+        from mullama.tui.daemon_dashboard import run as dashboard
+
+        return serve(settings, args.model, args.verbose, dashboard) or 0
+    return serve(settings, args.model, args.verbose) or 0

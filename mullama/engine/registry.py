@@ -375,6 +375,6 @@ def _read_doc(path: Path):
 def _write_doc(path: Path, doc) -> None:
     import tomlkit
 
-    from mullama.engine.store_files import atomic_write
+    from mullama.engine.store.files import atomic_write
 
     atomic_write(path, tomlkit.dumps(doc).encode("utf-8"))

@@ -10,8 +10,6 @@ module exists; each exposes a ``blueprint`` attribute.
 from __future__ import annotations
 
 import hmac
-import importlib
-import importlib.util
 import itertools
 
 from sanic import Request, Sanic
@@ -20,10 +18,9 @@ from sanic.response import empty
 
 from ..config import Settings
 from ..engine.api import Engine
-from . import anthropic, manage, openai
+from . import anthropic, manage, ollama, openai, ui
 from .errors import dialect_for, error_response, handle_exception
 
-OPTIONAL_BLUEPRINTS = ("mullama.http.ollama", "mullama.http.ui")
 AUTH_EXEMPT = ("/health", "/ui")  # /ui checks the key itself (login form, cookie)
 # Generation can legitimately take a long time: Sanic's 60 s default would cut streams.
 RESPONSE_TIMEOUT = 24 * 3600
@@ -48,11 +45,14 @@ def create_app(engine: Engine, settings: Settings, name: str | None = None) -> S
     app.ctx.settings = settings
     app.ctx.draining = False
     app.ctx.cors = {o.strip() for o in settings.cors_origins.split(",") if o.strip()}
-    for bp in (openai.blueprint, anthropic.blueprint, manage.blueprint):
+    for bp in (
+        openai.blueprint,
+        anthropic.blueprint,
+        manage.blueprint,
+        ollama.blueprint,
+        ui.blueprint,
+    ):
         app.blueprint(bp)
-    for module in OPTIONAL_BLUEPRINTS:
-        if importlib.util.find_spec(module) is not None:
-            app.blueprint(importlib.import_module(module).blueprint)
     app.error_handler.add(Exception, _on_error)
     app.on_request(_check_request, priority=100)
     app.on_response(_add_cors)

@@ -1,24 +1,25 @@
 """TUI preferences, stored in the ``[tui]`` table of ``settings.settings_file``.
 
-Read with the standard library's ``tomllib`` (the app's first frame waits for it); written
-with tomlkit, so other tables in that file are kept as they are, comments included.
+Read with the standard library's ``tomllib`` (the app's first frame waits for it) and checked
+by msgspec against :class:`Preferences`; written with tomlkit, so other tables in that file
+(and the top-level settings) are kept as they are, comments included.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import msgspec
 
 from ..config import Settings
 from ..engine.api import InvalidRequest, SamplingOptions
 from ..engine.options import validate
 
 
-@dataclass
-class Preferences:
+class Preferences(msgspec.Struct):
     theme: str = "textual-dark"
     default_model: str = ""
     # generation defaults for new requests; None = the model's own default
@@ -30,9 +31,9 @@ class Preferences:
     daemon_socket: str = ""  # empty: settings.socket
     daemon_http: str = ""  # empty: settings.http_endpoint
 
-    def options(self, **overrides) -> SamplingOptions:
+    def options(self, **overrides: Any) -> SamplingOptions:
         """Sampling options from these defaults, with non-None ``overrides`` on top."""
-        values = {
+        values: dict[str, Any] = {
             "temperature": self.temperature,
             "top_p": self.top_p,
             "top_k": self.top_k,
@@ -66,21 +67,16 @@ def load_preferences(path: Path) -> Preferences:
         return Preferences()
     if not isinstance(table, dict):
         return Preferences()
-    values = {}
-    for f in dataclasses.fields(Preferences):
-        value = table.get(f.name)
-        kind = _KINDS[f.name]
-        if isinstance(value, bool) or value is None:
-            continue
-        if kind is float and isinstance(value, int):
-            value = float(value)
-        if isinstance(value, kind):
-            values[f.name] = kind(value)
-    return Preferences(**values)
-
-
-_KINDS = {"temperature": float, "top_p": float, "top_k": int, "max_tokens": int}
-_KINDS.update({f.name: str for f in dataclasses.fields(Preferences) if f.name not in _KINDS})
+    values = {k: v for k, v in table.items() if k in Preferences.__struct_fields__}
+    while True:
+        try:
+            return msgspec.convert(values, Preferences)
+        except msgspec.ValidationError as exc:
+            # drop the value msgspec names (``... - at `$.top_k```) and keep the rest
+            name = str(exc).rpartition("`$.")[2].rstrip("`")
+            if name not in values:
+                return Preferences()
+            del values[name]
 
 
 def save_preferences(path: Path, prefs: Preferences) -> None:
@@ -95,7 +91,7 @@ def save_preferences(path: Path, prefs: Preferences) -> None:
     if table is None:
         table = tomlkit.table()
         doc["tui"] = table
-    for name, value in dataclasses.asdict(prefs).items():
+    for name, value in msgspec.structs.asdict(prefs).items():
         if value is None:
             table.pop(name, None)
         else:

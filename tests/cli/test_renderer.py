@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from mullama.cli.run import Renderer
+from mullama.cli.reply import Renderer
 
 
 class Terminal(io.StringIO):

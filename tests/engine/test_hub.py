@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import threading
 
+import msgspec
 import pytest
 
 from mullama.engine.api import Cancelled, EngineError, ModelNotFound
@@ -64,7 +64,9 @@ def test_pull_hf_default_quant_preference(model_store, tiny, fake_hub):
     resolved = model_store.resolve("hf:acme/Tiny-GGUF")
     assert resolved.weights == model_store.blob_path(digest) and resolved.projector is None
     # the settings preference list is honoured
-    fresh = ModelStore(dataclasses.replace(model_store.settings, quant_preference="q8_0,Q4_K_M"))
+    fresh = ModelStore(
+        msgspec.structs.replace(model_store.settings, quant_preference="q8_0,Q4_K_M")
+    )
     info8 = fresh.pull("hf.co/acme/Tiny-GGUF:latest")
     assert info8.quantization == "Q8_0" and info8.name == "hf:acme/Tiny-GGUF"
 
@@ -138,8 +140,8 @@ def test_pinned_revision_downloads_that_revision(model_store, fake_hub):
     assert pinned.digest == f"sha256:{sha256_hex(old)}" == short.digest
     assert latest.digest == f"sha256:{sha256_hex(new)}"
     assert pinned.name == f"hf:acme/Rev-GGUF:Q4_K_M@{first}"
-    manifest = model_store._read_manifest(pinned.name)
-    assert manifest["hub"]["commit"] == first
+    manifest = model_store.manifests.read(pinned.name)
+    assert manifest is not None and manifest.hub and manifest.hub.commit == first
     # every content request named the commit, never the branch
     assert all(first in r["path"] or repo.refs["main"] in r["path"] for r in fake_hub.gets(".gguf"))
     with pytest.raises(ModelNotFound, match="revision"):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import mullama.engine.store as store_mod
+import mullama.engine.store.blobs as blobs_mod
 from mullama.engine.api import InvalidRequest, ModelLoadError, ModelNotFound
 from mullama.engine.store import ModelStore
 from tests.fakehub import make_gguf, make_gguf_bytes, sha256_hex, write_user_registry
@@ -86,8 +86,8 @@ def test_digest_checked_at_create_and_on_every_load(model_store, model_file, mon
     assert model_store.resolve("pinned").spec.digest == f"sha256:{good}"
 
     calls = []
-    real = store_mod.sha256_file
-    monkeypatch.setattr(store_mod, "sha256_file", lambda p, c=None: calls.append(p) or real(p, c))
+    real = blobs_mod.sha256_file
+    monkeypatch.setattr(blobs_mod, "sha256_file", lambda p, c=None: calls.append(p) or real(p, c))
     for _ in range(3):
         model_store.resolve("pinned")
     assert calls == []  # hashed at create; cached by (path, size, mtime) since
@@ -159,7 +159,7 @@ def test_copy_shares_weights_and_delete_keeps_shared_blobs(model_store, fake_hub
         "derived:latest",
     }
     assert len(list(model_store.blobs_dir.iterdir())) == 1
-    assert model_store._manifest_path("my/copy:latest").stat().st_size < 10_000
+    assert model_store.manifests.path("my/copy:latest").stat().st_size < 10_000
     assert model_store.resolve("my/copy").weights == blob
 
     model_store.delete("hf:acme/Cp-GGUF")

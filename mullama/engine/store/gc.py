@@ -16,24 +16,20 @@ import shutil
 import time
 from pathlib import Path
 
-from .store_files import normalize_digest
+from .blobs import Blobs, Locks
+from .files import normalize_digest
+from .manifest import Manifest
 
 BLOB_NAME = re.compile(r"sha256-([0-9a-f]{64})")
 DIGEST_MENTION = re.compile(r"sha256[-:]([0-9a-fA-F]{64})")
 
 
-def _items(manifest: dict) -> list[dict]:
-    return manifest.get("weights", []) + (
-        [manifest["projector"]] if manifest.get("projector") else []
-    )
-
-
-def referenced_digests(store) -> set[str]:
+def referenced_digests(manifests_dir: Path) -> set[str]:
     """Every digest any manifest mentions, however: weights and projectors (stored or by path,
     e.g. a model created from an uploaded blob's file), adapter paths, sources. Erring towards
     'referenced' only ever keeps a file."""
     found: set[str] = set()
-    for path in store.manifests_dir.glob("*.json"):
+    for path in manifests_dir.glob("*.json"):
         try:
             found.update(
                 d.lower() for d in DIGEST_MENTION.findall(path.read_text(encoding="utf-8"))
@@ -43,32 +39,32 @@ def referenced_digests(store) -> set[str]:
     return found
 
 
-def collect(store, removed: dict) -> None:
+def collect(blobs: Blobs, manifests_dir: Path, removed: Manifest) -> None:
     """Delete the blobs of ``removed`` that no remaining manifest references (gc lock held):
     stored weights and projector, and files it used straight from the blob folder (a model
     created from an uploaded blob). The user's own files it was created from are never touched."""
-    referenced = referenced_digests(store)
-    for item in _items(removed):
-        if "path" in item:
-            path = Path(item["path"])
+    referenced = referenced_digests(manifests_dir)
+    for item in removed.items():
+        if not item.stored:
+            path = blobs.item_path(item)
             match = BLOB_NAME.fullmatch(path.name)
             digest = (
-                match.group(1)
-                if match and path.parent.resolve() == store.blobs_dir.resolve()
-                else ""
+                match.group(1) if match and path.parent.resolve() == blobs.dir.resolve() else ""
             )
         else:
-            digest = normalize_digest(item["digest"]) if item.get("digest") else ""
+            digest = normalize_digest(item.digest) if item.digest else ""
         if digest and digest not in referenced:
-            _unlink(store.blob_path(digest))
-    weights = removed.get("weights", [])
-    if len(weights) > 1 and "path" not in weights[0]:
-        first = normalize_digest(weights[0]["digest"])
+            _unlink(blobs.path(digest))
+    weights = removed.weights
+    if len(weights) > 1 and weights[0].stored:
+        first = normalize_digest(weights[0].digest)
         if first not in referenced:
-            shutil.rmtree(store.shards_dir / f"sha256-{first}", ignore_errors=True)
+            shutil.rmtree(blobs.shard_folder(weights), ignore_errors=True)
 
 
-def prune(store, grace_seconds: float = 3600.0) -> tuple[int, int]:
+def prune(
+    blobs: Blobs, manifests_dir: Path, locks: Locks, grace_seconds: float = 3600.0
+) -> tuple[int, int]:
     """Remove unreferenced blobs (and shard link folders) older than ``grace_seconds``.
 
     The grace period spares a blob uploaded moments ago for a create that is about to use it.
@@ -76,9 +72,9 @@ def prune(store, grace_seconds: float = 3600.0) -> tuple[int, int]:
     """
     removed = freed = 0
     cutoff = time.time() - grace_seconds
-    with store._gc_lock():
-        referenced = referenced_digests(store)
-        for directory in (store.blobs_dir, store.shards_dir):
+    with locks.gc():
+        referenced = referenced_digests(manifests_dir)
+        for directory in (blobs.dir, blobs.shards_dir):
             for path in directory.iterdir():
                 match = BLOB_NAME.fullmatch(path.name)
                 if not match or match.group(1) in referenced:

@@ -1,0 +1,223 @@
+"""``create`` (a model from a Modelfile) and ``copy`` (a manifest under a new name).
+
+Neither copies weights: a created model points at its base's blobs, or at the file it was
+created ``FROM``. The manifest is written under the name's lock and the gc lock, after checking
+that every blob it needs is still there.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from mullama.engine.api import InvalidRequest, ModelInfo, ModelLoadError
+from mullama.engine.gguf_info import is_gguf
+from mullama.engine.hub import ProgressFn
+from mullama.engine.refs import parse_ref, validate_name
+
+from .files import abs_path, normalize_digest, now_iso
+from .info import VISION_SUPPORTED, info_of, spec_of, summary_of
+from .manifest import SCHEMA, Item, Manifest, RegistryInfo
+
+if TYPE_CHECKING:
+    from mullama.modelfile import ModelfileSpec
+
+    from .model_store import ModelStore
+
+
+def merge_specs(parent: ModelfileSpec | None, child: ModelfileSpec) -> ModelfileSpec:
+    """``child`` over ``parent``: set fields win, parameters and flag tables merge."""
+    if parent is None:
+        return _copy.deepcopy(child)
+    out = _copy.deepcopy(parent)
+    c = child
+    params = dict(out.parameters)
+    params.update(_copy.deepcopy(c.parameters))
+    out.parameters = params
+    for attr in (
+        "system",
+        "template",
+        "gpu_layers",
+        "flash_attention",
+        "vision_projector",
+        "license",
+        "author",
+        "digest",
+    ):
+        value = getattr(c, attr)
+        if value is not None:
+            setattr(out, attr, _copy.deepcopy(value))
+    if c.messages:
+        out.messages = list(c.messages)
+    if c.adapters:
+        out.adapters = list(c.adapters)
+    for attr in ("thinking", "toolformat", "capabilities"):
+        merged = dict(getattr(out, attr))
+        merged.update(getattr(c, attr))
+        setattr(out, attr, merged)
+    out.from_ref = c.from_ref
+    return out
+
+
+def _check_stored(store: ModelStore, items: list[Item], model: str) -> None:
+    """ModelLoadError when a blob the manifest needs is gone (gc lock held)."""
+    for item in items:
+        if item.stored and not store.blob_path(item.digest).exists():
+            raise ModelLoadError(f"weights of {model} are missing from the store; pull it again")
+
+
+def create(
+    store: ModelStore,
+    name: str,
+    modelfile_text: str,
+    base_dir: str | Path | None = None,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> ModelInfo:
+    """Create ``name`` from a Modelfile; FROM may be an alias/hf reference (pulled if
+    needed), a path (relative to ``base_dir``) or another model in the store."""
+    from mullama.modelfile import ModelfileError, parse_modelfile
+
+    key = validate_name(name)
+    base = Path(base_dir) if base_dir else Path.cwd()
+    try:
+        spec = parse_modelfile(modelfile_text)
+    except ModelfileError as exc:
+        raise InvalidRequest(
+            str(exc), param="modelfile", line=exc.line, column=exc.column
+        ) from None
+    spec = _copy.deepcopy(spec)
+    ref = parse_ref(spec.from_ref, base_dir=base)
+    base_manifest: Manifest | None = None
+    projector: Item | None
+    parent_spec: ModelfileSpec | None
+    if ref.kind == "path":
+        assert ref.path is not None
+        path = ref.path.resolve()
+        if not path.is_file():
+            raise InvalidRequest(f"FROM {spec.from_ref}: no such file {path}", param="modelfile")
+        if not is_gguf(path):
+            raise InvalidRequest(
+                f"FROM {spec.from_ref}: {path} is not a GGUF file", param="modelfile"
+            )
+        digest = store.digests.digest(path, cancel)
+        weights = [
+            Item(
+                path=str(path),
+                digest=f"sha256:{digest}",
+                size=path.stat().st_size,
+                file=path.name,
+            )
+        ]
+        projector = None
+        parent_spec = None
+        spec.from_ref = str(path)
+        source = str(path)
+    else:
+        bkey, base_manifest, entry = store.lookup(ref)
+        if base_manifest is None:
+            if entry is not None or ref.is_hf:
+                store.pull(spec.from_ref, progress, cancel)
+                bkey, base_manifest, entry = store.lookup(ref)
+            if base_manifest is None:
+                raise store.not_found(spec.from_ref)
+        if bkey == key:
+            raise InvalidRequest(
+                f"a model cannot be created FROM itself ({key})", param="modelfile"
+            )
+        weights = list(base_manifest.weights)
+        projector = base_manifest.projector
+        parent_spec = spec_of(base_manifest)
+        source = bkey
+    merged = merge_specs(parent_spec, spec)
+    merged.from_ref = spec.from_ref
+    # paths in the Modelfile are relative to the Modelfile's folder
+    merged.adapters = [str(abs_path(a, base)) for a in spec.adapters] or (
+        parent_spec.adapters if parent_spec else []
+    )
+    for adapter in merged.adapters:
+        if not Path(adapter).is_file():
+            raise InvalidRequest(f"ADAPTER {adapter}: no such file", param="modelfile")
+        if not is_gguf(Path(adapter)):
+            raise InvalidRequest(
+                f"ADAPTER {adapter}: not a GGUF file; llama.cpp loads LoRA "
+                "adapters as GGUF (convert it with llama.cpp's "
+                "convert_lora_to_gguf.py)",
+                param="modelfile",
+            )
+    if spec.capabilities.get("vision") and not VISION_SUPPORTED:
+        raise InvalidRequest(
+            "CAPABILITY vision: Mullama cannot take image input yet, so it "
+            "does not advertise vision",
+            param="modelfile",
+        )
+    if spec.vision_projector:
+        proj = abs_path(spec.vision_projector, base)
+        if not proj.is_file():
+            raise InvalidRequest(
+                f"VISION_PROJECTOR {spec.vision_projector}: no such file", param="modelfile"
+            )
+        merged.vision_projector = str(proj)
+        projector = Item(
+            path=str(proj),
+            file=proj.name,
+            size=proj.stat().st_size,
+            digest=f"sha256:{store.digests.digest(proj, cancel)}",
+        )
+    if merged.digest:
+        want = normalize_digest(merged.digest)
+        have = normalize_digest(weights[0].digest)
+        if weights[0].stored and not store.blob_path(have).exists():
+            raise ModelLoadError(f"weights of {source} are missing from the store; pull it again")
+        if want != have:
+            raise InvalidRequest(
+                f"DIGEST mismatch for {spec.from_ref}: the Modelfile says sha256:{want}, "
+                f"the weights are sha256:{have}",
+                param="modelfile",
+                expected=f"sha256:{want}",
+                actual=f"sha256:{have}",
+            )
+        merged.digest = f"sha256:{want}"
+    weights_path = store.blobs.weights_path(weights)
+    with store.locks.model(key), store.locks.gc():
+        _check_stored(store, weights + ([projector] if projector else []), source)
+        manifest = Manifest(
+            schema=SCHEMA,
+            name=key,
+            kind="created",
+            source=source,
+            weights=weights,
+            projector=projector,
+            modelfile=merged.to_dict(),
+            modelfile_text=modelfile_text,
+            registry=base_manifest.registry if base_manifest else RegistryInfo(),
+            gguf=(base_manifest.gguf if base_manifest else {}) or summary_of(weights_path),
+            digest=weights[0].digest,
+            size=sum(w.size for w in weights) + (projector.size if projector else 0),
+            modified_at=now_iso(),
+        )
+        store.manifests.write(manifest)
+    return info_of(manifest)
+
+
+def copy(store: ModelStore, source: str, destination: str) -> ModelInfo:
+    """Copy a model's manifest under a new name (the weights are shared, never copied)."""
+    skey, _ = store.find(source)
+    dkey = validate_name(destination)
+    if dkey.lower() == skey.lower():
+        raise InvalidRequest(
+            f"source and destination are the same model ({skey})", param="destination"
+        )
+    with store.locks.model(dkey), store.locks.gc():
+        # read the source again under the lock: it may have been deleted meanwhile
+        manifest = store.manifests.read(skey)
+        if manifest is None:
+            raise store.not_found(source)
+        new = msgspec.structs.replace(manifest, name=dkey, modified_at=now_iso(), copied_from=skey)
+        _check_stored(store, new.items(), skey)
+        store.manifests.write(new)
+    return info_of(new)
