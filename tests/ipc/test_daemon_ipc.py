@@ -86,19 +86,20 @@ async def test_stream_arrives_complete_and_in_order(remote, daemon):
 
 
 async def test_long_generation_does_not_delay_another_client(remote, daemon):
-    stream = remote.chat(chat(400))
+    request = chat(2000)
+    request.options.ignore_eos = True  # a generation that lasts until this test ends it
+    stream = remote.chat(request)
     first = await anext(stream)
     assert isinstance(first, TextDelta)
     other = RemoteEngine(daemon.socket)
     try:
-        started = time.perf_counter()
         running = await other.running_models()
-        elapsed = time.perf_counter() - started
     finally:
         await other.close()
-    assert elapsed < 1.0, f"ps took {elapsed:.2f}s during a generation"
-    # other tests may have left other models loaded on the session daemon
-    assert any(m.name == "gemma:latest" and m.busy_slots >= 1 for m in running)
+    # answered while the generation still runs: its slot is busy in the very answer
+    # (other tests may have left other models loaded on the session daemon)
+    assert any(m.name == "gemma:latest" and m.busy_slots >= 1 for m in running), running
+    assert isinstance(await anext(stream), TextDelta)  # and the stream goes on
     await stream.aclose()
     await wait_idle(remote)
 
