@@ -24,6 +24,7 @@ async def _pull_bars(engine: Engine, ref: str) -> None:
         BarColumn,
         DownloadColumn,
         Progress,
+        TaskID,
         TextColumn,
         TimeRemainingColumn,
         TransferSpeedColumn,
@@ -38,7 +39,7 @@ async def _pull_bars(engine: Engine, ref: str) -> None:
     ]
     status_line = None
     with Progress(*columns, console=console(stderr=True), transient=False) as progress:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
         async for p in engine.pull_model(ref):
             if p.status == "downloading" and p.total:
                 name = p.file or p.digest or ref

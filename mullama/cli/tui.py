@@ -29,7 +29,8 @@ def _run_app(**kwargs) -> int:
             f"the terminal UI is not available in this installation ({exc})",
             "Use the command line meanwhile: `mullama run MODEL`, `mullama --help`.",
         ) from None
-    return run_app(**kwargs) or 0
+    run_app(**kwargs)
+    return 0
 
 
 def cmd_dashboard(args, settings: Settings) -> int:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .api import ChatRequest, InvalidRequest
 from .pipeline import OutputPipeline
 from .reasoning import ThinkingConfig, ThinkingSplitter, thinking_config
 from .structured import format_grammar
-from .tools import ToolCallParser, ToolFormat, call_grammar, tool_format
+from .tools import ToolCallParser, ToolDef, ToolFormat, call_grammar, tool_format
+
+if TYPE_CHECKING:
+    from ..modelfile.spec import ModelfileSpec
+    from .api import ModelInfo
 
 
 @dataclass
@@ -16,7 +21,7 @@ class ChatPlan:
     thinking: ThinkingConfig
     think: bool | None  # what the template is told (None: leave the template's default)
     emit_thinking: bool
-    tools: list[dict] | None
+    tools: list[ToolDef] | None
     tool_format: ToolFormat | None
     grammar: str | None
     think_budget: int | None
@@ -35,7 +40,7 @@ class ChatPlan:
         return OutputPipeline(splitter, parser)
 
 
-def _think_switch(value) -> bool | None:
+def _think_switch(value: object) -> bool | None:
     if value is None:
         return None
     if isinstance(value, bool):
@@ -56,7 +61,9 @@ def _think_switch(value) -> bool | None:
     )
 
 
-def plan_chat(request: ChatRequest, spec, info, template: str) -> ChatPlan:
+def plan_chat(
+    request: ChatRequest, spec: ModelfileSpec | None, info: ModelInfo | None, template: str
+) -> ChatPlan:
     caps = dict(getattr(info, "capabilities", None) or {})
     family = getattr(info, "family", "") or ""
     name = getattr(info, "name", request.model)
@@ -87,6 +94,7 @@ def plan_chat(request: ChatRequest, spec, info, template: str) -> ChatPlan:
                 "a JSON response format and a required tool call cannot be combined",
                 param="tool_choice",
             )
+        assert tools and fmt is not None  # _forced_tool raised when there are no tools
         grammar = call_grammar(tools, fmt, only=forced or None)
     budget = request.think_budget
     if budget is not None and (not isinstance(budget, int) or budget < 1):
@@ -96,7 +104,7 @@ def plan_chat(request: ChatRequest, spec, info, template: str) -> ChatPlan:
     return ChatPlan(config, think, think is not False, tools, fmt, grammar, budget)
 
 
-def _forced_tool(choice, tools) -> str | None:
+def _forced_tool(choice: object, tools: list[ToolDef] | None) -> str | None:
     """ "" to force any tool, a name to force that one, None when the model may choose."""
     if choice in (None, "auto", "none"):
         return None
@@ -109,7 +117,7 @@ def _forced_tool(choice, tools) -> str | None:
         if isinstance(choice, dict)
         else None
     )
-    if not name:
+    if not name or not isinstance(name, str):
         raise InvalidRequest(
             f"tool_choice {choice!r} is not none, auto, required or a named tool",
             param="tool_choice",

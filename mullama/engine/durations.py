@@ -10,7 +10,7 @@ _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, 
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 
 
-def parse_keep_alive(value, default: float) -> float | None:
+def parse_keep_alive(value: object, default: float | None) -> float | None:
     """Seconds to keep a model loaded after its last request; ``None`` means forever.
 
     0 unloads right after the request; any negative value keeps the model forever.

@@ -20,10 +20,16 @@ from __future__ import annotations
 
 import collections
 import math
+from typing import TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from .api import SamplingOptions
+
+_T = TypeVar("_T")
+Logits = npt.NDArray[np.float32]  # one row, float32, as llama.cpp writes it
+TokenIds = npt.NDArray[np.intp]
 
 MAX_TOP_K = 1024
 # candidates are first looked for within this many logits of the best one, widening as needed
@@ -34,21 +40,31 @@ def handles(opts: SamplingOptions) -> bool:
     """Whether :class:`FastSampler` reproduces the native chain for these (merged) options."""
     if opts.grammar or opts.logprobs:
         return False
-    if opts.temperature <= 0:
+    if _merged(opts.temperature) <= 0:
         return True
-    return not opts.mirostat and opts.typical_p >= 1.0 and 0 < opts.top_k <= MAX_TOP_K
+    return (
+        not opts.mirostat
+        and _merged(opts.typical_p) >= 1.0
+        and 0 < _merged(opts.top_k) <= MAX_TOP_K
+    )
+
+
+def _merged(value: _T | None) -> _T:
+    """An option of merged options: ``sampling.merge`` over its DEFAULTS leaves none unset."""
+    assert value is not None, "the sampling options are not merged"
+    return value
 
 
 class FastSampler:
     """One sequence's sampler state: recent tokens for the penalties, and its random generator."""
 
-    def __init__(self, opts: SamplingOptions, seed: int):
-        self.greedy = opts.temperature <= 0
+    def __init__(self, opts: SamplingOptions, seed: int) -> None:
+        self.greedy = _merged(opts.temperature) <= 0
         self.temperature = np.float32(opts.temperature)
-        self.top_k = opts.top_k
+        self.top_k = _merged(opts.top_k)
         self.top_p = np.float32(opts.top_p)
-        self.min_p = opts.min_p
-        last_n = max(opts.repeat_last_n, 0)
+        self.min_p = _merged(opts.min_p)
+        last_n = max(_merged(opts.repeat_last_n), 0)
         self.penalised = last_n > 0 and (
             opts.repeat_penalty != 1.0
             or bool(opts.presence_penalty)
@@ -61,7 +77,7 @@ class FastSampler:
         self.counts: collections.Counter[int] = collections.Counter()
         self.rng = np.random.default_rng(seed)
 
-    def sample(self, logits: np.ndarray) -> int:
+    def sample(self, logits: Logits) -> int:
         """The next token; ``logits`` (float32, one row) may be changed in place."""
         if self.penalised and self.counts:
             self._penalise(logits)
@@ -70,7 +86,7 @@ class FastSampler:
             self._accept(token)
         return token
 
-    def _penalise(self, logits: np.ndarray) -> None:
+    def _penalise(self, logits: Logits) -> None:
         ids = np.fromiter(self.counts.keys(), dtype=np.intp, count=len(self.counts))
         counts = np.fromiter(self.counts.values(), dtype=np.float32, count=len(self.counts))
         values = logits[ids]
@@ -86,7 +102,7 @@ class FastSampler:
         self.recent.append(token)
         self.counts[token] += 1
 
-    def _top_k(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _top_k(self, logits: Logits) -> tuple[TokenIds, Logits]:
         """The ``top_k`` best (ids, logits), best first."""
         k = min(self.top_k, logits.shape[0])
         best = logits.max()
@@ -104,7 +120,7 @@ class FastSampler:
         order = np.argsort(-values, kind="stable")
         return ids[order], values[order]
 
-    def candidates(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def candidates(self, logits: Logits) -> tuple[TokenIds, npt.NDArray[np.float64]]:
         """What the draw chooses from: token ids, best first, and their probabilities (after
         top-k, top-p, min-p and temperature, as llama.cpp's chain leaves them)."""
         ids, values = self._top_k(logits)
@@ -122,7 +138,7 @@ class FastSampler:
         weights = np.exp(scaled - scaled[0]).astype(np.float64)
         return ids[:n], weights / weights.sum()
 
-    def _draw(self, logits: np.ndarray) -> int:
+    def _draw(self, logits: Logits) -> int:
         ids, probs = self.candidates(logits)
         u = self.rng.random()  # one draw per token, whatever the candidate count
         if len(ids) == 1:

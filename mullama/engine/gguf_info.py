@@ -169,7 +169,7 @@ class GGUFHeader:
             if len(t.shape) >= 2:
                 name = TENSOR_TYPES.get(t.type, f"type{t.type}")
                 counts[name] = counts.get(name, 0) + t.n_elements
-        return max(counts, key=counts.get) if counts else ""
+        return max(counts, key=counts.__getitem__) if counts else ""
 
     @property
     def chat_template(self) -> str:
@@ -264,7 +264,7 @@ class _Reader:
         return None
 
 
-_HEADER_CACHE: dict[tuple, GGUFHeader] = {}
+_HEADER_CACHE: dict[tuple[str, int, int, bool], GGUFHeader] = {}
 _HEADER_CACHE_SIZE = 32
 
 

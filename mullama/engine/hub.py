@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mullama.engine.api import (
     Cancelled,
@@ -32,6 +33,11 @@ from mullama.engine.api import (
     Unavailable,
 )
 from mullama.engine.refs import ModelRef
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi, HfFileMetadata
+
+    from mullama.config import Settings
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 CHUNK = 256 * 1024
@@ -315,7 +321,7 @@ class _Meter:
 class Hub:
     """Talks to the hub for one store. Thread-safe; holds no connection of its own."""
 
-    def __init__(self, settings):
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
     # ------------------------------------------------------------ plumbing
@@ -323,7 +329,7 @@ class Hub:
     def token(self) -> str | None:
         return getattr(self.settings, "hf_token", "") or os.environ.get("HF_TOKEN") or None
 
-    def api(self):
+    def api(self) -> HfApi:
         from huggingface_hub import HfApi
 
         return HfApi(endpoint=hf_endpoint(), token=self.token())
@@ -434,7 +440,7 @@ class Hub:
 
         return hf_hub_url(repo, path, revision=commit, endpoint=hf_endpoint())
 
-    def file_metadata(self, repo: str, path: str, commit: str):
+    def file_metadata(self, repo: str, path: str, commit: str) -> HfFileMetadata:
         from huggingface_hub import get_hf_file_metadata
 
         with self.errors(repo, commit, path):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import llama_cpp
 import numpy as np
+import numpy.typing as npt
 
 log = logging.getLogger("mullama.llama")
 
@@ -22,12 +23,15 @@ _backend_ready = False
 FLASH_ATTN_AUTO, FLASH_ATTN_DISABLED, FLASH_ATTN_ENABLED = -1, 0, 1
 POOLING_UNSPECIFIED, POOLING_NONE, POOLING_MEAN = -1, 0, 1
 
+# llama-cpp-python's functions are untyped for mypy (its ctypes_function decorator is), so the
+# values they return are annotated here, with the types its own signatures name
+LoraAdapter = llama_cpp.llama_adapter_lora_p
+
 
 _verbose = False
 
 
-@llama_cpp.llama_log_callback
-def _log_callback(level: int, text: bytes, user_data) -> None:
+def _log(level: int, text: bytes, user_data: int | None) -> None:
     # llama.cpp is chatty: pass errors through, everything else only when verbose
     if _verbose or level == GGML_LOG_LEVEL_ERROR:
         log.log(
@@ -36,6 +40,9 @@ def _log_callback(level: int, text: bytes, user_data) -> None:
             text.decode("utf-8", "replace").rstrip(),
         )
 
+
+# a module global, so the C callback outlives every call that llama.cpp makes through it
+_log_callback = llama_cpp.llama_log_callback(_log)
 
 GGML_LOG_LEVEL_ERROR = 4  # ggml.h: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5
 
@@ -72,30 +79,32 @@ class Model:
                 requested,
             )
             return 0
-        total = llama_cpp.llama_model_n_layer(self.ptr) + 1  # + the output layer
+        total: int = llama_cpp.llama_model_n_layer(self.ptr) + 1  # + the output layer
         return total if requested < 0 else min(requested, total)
 
-    def __init__(self, path: str, *, gpu_layers: int = 0, use_mmap: bool = True):
+    def __init__(self, path: str, *, gpu_layers: int = 0, use_mmap: bool = True) -> None:
         init_backend()
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = gpu_layers
         params.use_mmap = use_mmap
         self.path = path
-        self.ptr = llama_cpp.llama_model_load_from_file(path.encode(), params)
+        self.ptr: llama_cpp.llama_model_p | None = llama_cpp.llama_model_load_from_file(
+            path.encode(), params
+        )
         if not self.ptr:
             raise LlamaError(
                 f"llama.cpp could not load {path} (not a GGUF, corrupt, or unsupported)"
             )
         self.gpu_layers = self._offloaded(gpu_layers)
-        self.vocab = llama_cpp.llama_model_get_vocab(self.ptr)
-        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
-        self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(self.ptr)
-        self.n_embd = llama_cpp.llama_model_n_embd(self.ptr)
-        self.n_params = llama_cpp.llama_model_n_params(self.ptr)
-        self.size = llama_cpp.llama_model_size(self.ptr)
-        self.n_swa = llama_cpp.llama_model_n_swa(self.ptr)
-        self.bos = llama_cpp.llama_vocab_bos(self.vocab)
-        self.eos = llama_cpp.llama_vocab_eos(self.vocab)
+        self.vocab: llama_cpp.llama_vocab_p = llama_cpp.llama_model_get_vocab(self.ptr)
+        self.n_vocab: int = llama_cpp.llama_vocab_n_tokens(self.vocab)
+        self.n_ctx_train: int = llama_cpp.llama_model_n_ctx_train(self.ptr)
+        self.n_embd: int = llama_cpp.llama_model_n_embd(self.ptr)
+        self.n_params: int = llama_cpp.llama_model_n_params(self.ptr)
+        self.size: int = llama_cpp.llama_model_size(self.ptr)
+        self.n_swa: int = llama_cpp.llama_model_n_swa(self.ptr)
+        self.bos: int = llama_cpp.llama_vocab_bos(self.vocab)
+        self.eos: int = llama_cpp.llama_vocab_eos(self.vocab)
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
         self._piece_cache: dict[int, bytes] = {}
         self._eog_cache: dict[int, bool] = {}
@@ -108,7 +117,7 @@ class Model:
 
     def _read_metadata(self) -> dict[str, str]:
         buf = ctypes.create_string_buffer(1 << 16)
-        meta = {}
+        meta: dict[str, str] = {}
         for i in range(llama_cpp.llama_model_meta_count(self.ptr)):
             n = llama_cpp.llama_model_meta_key_by_index(self.ptr, i, buf, len(buf))
             if n < 0:
@@ -195,7 +204,7 @@ class ContextParams:
 class Context:
     """A llama context (KV cache + compute buffers) over a model."""
 
-    def __init__(self, model: Model, p: ContextParams):
+    def __init__(self, model: Model, p: ContextParams) -> None:
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = p.n_ctx
         params.n_batch = p.n_batch
@@ -218,11 +227,13 @@ class Context:
         params.no_perf = True
         self.model = model
         self.params = p
-        self.ptr = llama_cpp.llama_init_from_model(model.ptr, params)
+        self.ptr: llama_cpp.llama_context_p | None = llama_cpp.llama_init_from_model(
+            model.ptr, params
+        )
         if not self.ptr:
             raise LlamaError(f"llama.cpp could not create a context of {p.n_ctx} tokens")
-        self.n_ctx = llama_cpp.llama_n_ctx(self.ptr)
-        self.memory = llama_cpp.llama_get_memory(self.ptr)
+        self.n_ctx: int = llama_cpp.llama_n_ctx(self.ptr)
+        self.memory: llama_cpp.llama_memory_t = llama_cpp.llama_get_memory(self.ptr)
         self._row = ctypes.c_float * model.n_vocab
 
     def close(self) -> None:
@@ -242,32 +253,41 @@ class Context:
         return bool(llama_cpp.llama_memory_seq_rm(self.memory, seq, start, end))
 
     def seq_pos_max(self, seq: int) -> int:
-        return llama_cpp.llama_memory_seq_pos_max(self.memory, seq)
+        pos: int = llama_cpp.llama_memory_seq_pos_max(self.memory, seq)
+        return pos
 
     def clear(self) -> None:
         llama_cpp.llama_memory_clear(self.memory, True)
 
-    def logits(self, index: int):
-        return llama_cpp.llama_get_logits_ith(self.ptr, index)
+    def logits(self, index: int) -> llama_cpp.CtypesArray[ctypes.c_float]:
+        row: llama_cpp.CtypesArray[ctypes.c_float] = llama_cpp.llama_get_logits_ith(self.ptr, index)
+        return row
 
-    def logits_row(self, index: int) -> np.ndarray:
+    def logits_row(self, index: int) -> npt.NDArray[np.float32]:
         """The logits of batch entry ``index`` as a float32 view, valid until the next decode."""
-        ptr = llama_cpp.llama_get_logits_ith(self.ptr, index)
+        ptr = llama_cpp.llama_get_logits_ith(self.ptr, index)  # a float pointer, in fact
         if not ptr:
             raise LlamaError(f"no logits for batch entry {index}")
-        return np.frombuffer(
-            self._row.from_address(ctypes.addressof(ptr.contents)), dtype=np.float32
+        # numpy's stubs do not count ctypes arrays as buffers (they are: PEP 3118)
+        row: npt.NDArray[np.float32] = np.frombuffer(
+            self._row.from_address(ctypes.addressof(ptr.contents)),  # type: ignore[call-overload]
+            dtype=np.float32,
         )
+        return row
 
     def seq_embedding(self, seq: int, n: int) -> list[float]:
-        ptr = llama_cpp.llama_get_embeddings_seq(self.ptr, seq)
+        ptr: llama_cpp.CtypesArray[ctypes.c_float] = llama_cpp.llama_get_embeddings_seq(
+            self.ptr, seq
+        )
         if not ptr:
             ptr = llama_cpp.llama_get_embeddings_ith(self.ptr, -1)
         if not ptr:
             raise LlamaError("the model returned no embedding")
-        return ptr[:n]
+        vector: list[float] = ptr[:n]
+        return vector
 
-    def set_lora(self, adapters: list) -> None:
+    def set_lora(self, adapters: list[LoraAdapter]) -> None:
+        assert self.ptr is not None, "the context is closed"
         for adapter in adapters:
             if llama_cpp.llama_set_adapter_lora(self.ptr, adapter, 1.0) != 0:
                 raise LlamaError("could not apply the LoRA adapter")
@@ -276,9 +296,9 @@ class Context:
 class Batch:
     """A reusable ``llama_batch`` filled token by token from several sequences."""
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.raw = llama_cpp.llama_batch_init(capacity, 0, 1)
+        self.raw: llama_cpp.llama_batch | None = llama_cpp.llama_batch_init(capacity, 0, 1)
         self.n = 0
 
     def close(self) -> None:
@@ -287,6 +307,7 @@ class Batch:
             self.raw = None
 
     def clear(self) -> None:
+        assert self.raw is not None, "the batch is closed"
         self.n = 0
         self.raw.n_tokens = 0
 
@@ -294,8 +315,9 @@ class Batch:
         """Append one token; returns its index in the batch (for logits/sampling)."""
         i = self.n
         raw = self.raw
+        assert raw is not None, "the batch is closed"
         raw.token[i] = token
-        raw.pos[i] = pos
+        raw.pos[i] = pos  # type: ignore[call-overload]  # llama_cpp types pos as an array of arrays
         raw.n_seq_id[i] = 1
         raw.seq_id[i][0] = seq
         raw.logits[i] = logits
@@ -308,8 +330,8 @@ class Batch:
         return self.capacity - self.n
 
 
-def load_lora(model: Model, path: str):
-    adapter = llama_cpp.llama_adapter_lora_init(model.ptr, path.encode())
+def load_lora(model: Model, path: str) -> LoraAdapter:
+    adapter: LoraAdapter | None = llama_cpp.llama_adapter_lora_init(model.ptr, path.encode())
     if not adapter:
         raise LlamaError(f"could not load the LoRA adapter {path} (llama.cpp needs a GGUF adapter)")
     return adapter

@@ -7,26 +7,53 @@ import datetime as dt
 import logging
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psutil
 
 from ..config import Settings
 from .api import InsufficientMemory, LoadedModel, ModelLoadError
 from .durations import parse_keep_alive
-from .llm import LlamaError, Model, load_lora
+from .llm import LlamaError, LoraAdapter, Model, load_lora
 from .runner import Runner, RunnerConfig
+
+if TYPE_CHECKING:
+    from ..modelfile.spec import ModelfileSpec
 
 log = logging.getLogger("mullama.manager")
 
 DEFAULT_CTX = 4096
 AUTO_PARALLEL = 4
 
+Metadata = Mapping[str, Any]  # GGUF key/values
+
+
+class Resolved(Protocol):
+    """What loading needs of a resolved model (``store.ResolvedModel``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def weights(self) -> Path: ...
+    @property
+    def spec(self) -> ModelfileSpec | None: ...
+    @property
+    def digest(self) -> str: ...
+
+
+class Store(Protocol):
+    """What the manager needs of the model store."""
+
+    def resolve(self, ref: str, verify: bool = ...) -> Resolved: ...
+
 
 @dataclass
 class Loaded:
     name: str
-    resolved: object  # store.ResolvedModel
+    resolved: Resolved
     model: Model
     runner: Runner
     estimate: int
@@ -37,7 +64,7 @@ class Loaded:
     last_used: float = field(default_factory=time.monotonic)
     in_use: int = 0
     expires_at: float | None = None  # monotonic; None = never (or busy)
-    lora: list = field(default_factory=list)
+    lora: list[LoraAdapter] = field(default_factory=list)
 
     def info(self) -> LoadedModel:
         expires = ""
@@ -64,17 +91,21 @@ class Loaded:
         )
 
 
-def _param(spec, name: str, default=None):
+def _param(spec: ModelfileSpec | None, name: str, default: Any = None) -> Any:
+    """A Modelfile parameter (of the type modelfile.parameters coerced it to), or ``default``."""
     if spec is None:
         return default
     value = spec.parameters.get(name)
     return default if value is None else value
 
 
-def kv_cache_bytes(meta: dict, n_ctx: int) -> int:
+def kv_cache_bytes(meta: Metadata, n_ctx: int) -> int:
     """f16 K and V for every layer and position, from GGUF metadata."""
     arch = meta.get("general.architecture", "llama")
-    get = lambda key, default=0: int(float(meta.get(f"{arch}.{key}", default) or default))  # noqa: E731
+
+    def get(key: str, default: int = 0) -> int:
+        return int(float(meta.get(f"{arch}.{key}", default) or default))
+
     n_layer = get("block_count", 32)
     n_embd = get("embedding_length", 4096)
     n_head = get("attention.head_count", 32) or 1
@@ -85,18 +116,20 @@ def kv_cache_bytes(meta: dict, n_ctx: int) -> int:
 
 
 class ModelManager:
-    def __init__(self, settings: Settings, store, read_metadata):
+    def __init__(
+        self, settings: Settings, store: Store, read_metadata: Callable[[str], Metadata]
+    ) -> None:
         self.settings = settings
         self.store = store
         self.read_metadata = read_metadata  # path -> GGUF metadata dict (without loading)
         self.loaded: dict[str, Loaded] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._reaper: asyncio.Task | None = None
+        self._reaper: asyncio.Task[None] | None = None
         self.default_keep_alive = parse_keep_alive(settings.keep_alive, 300.0)
 
     # ------------------------------------------------------------ acquire / release
 
-    async def acquire(self, name: str, keep_alive=None) -> Loaded:
+    async def acquire(self, name: str, keep_alive: object = None) -> Loaded:
         """The loaded model for ``name`` (loading it if needed), marked in use."""
         self._ensure_reaper()
         keep = parse_keep_alive(keep_alive, self.default_keep_alive)
@@ -145,7 +178,7 @@ class ModelManager:
 
     # ------------------------------------------------------------ loading
 
-    async def _load(self, resolved, keep: float | None) -> Loaded:
+    async def _load(self, resolved: Resolved, keep: float | None) -> Loaded:
         spec = resolved.spec
         path = str(resolved.weights)
         meta = await asyncio.to_thread(self.read_metadata, path)
@@ -217,7 +250,8 @@ class ModelManager:
 
     def _budget_after_eviction(self) -> int:
         idle = sum(e.estimate for e in self.loaded.values() if e.in_use == 0)
-        return psutil.virtual_memory().available + idle - self.settings.memory_headroom_mb * 2**20
+        available: int = psutil.virtual_memory().available
+        return available + idle - self.settings.memory_headroom_mb * 2**20
 
     async def _make_room(self, needed: int, name: str) -> None:
         headroom = self.settings.memory_headroom_mb * 2**20
@@ -276,9 +310,11 @@ def default_threads() -> int:
     return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)
 
 
-def _start_model(path: str, gpu_layers: int, config: RunnerConfig, name: str, adapters: list[str]):
+def _start_model(
+    path: str, gpu_layers: int, config: RunnerConfig, name: str, adapters: list[str]
+) -> tuple[Model, Runner, list[LoraAdapter]]:
     model = Model(path, gpu_layers=gpu_layers)
-    lora = []
+    lora: list[LoraAdapter] = []
     try:
         lora = [load_lora(model, a) for a in adapters]
         runner = Runner(model, config, name=name, lora=lora)

@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 
 from .. import __version__
+
+if TYPE_CHECKING:
+    from .api import Done
+    from .manager import Loaded, ModelManager
+
+
+class _Engine(Protocol):
+    """What the scrape-time gauges read: the engine's loaded models."""
+
+    @property
+    def manager(self) -> ModelManager: ...
+
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
 class EngineMetrics:
-    def __init__(self, engine):
+    def __init__(self, engine: _Engine) -> None:
         self.started = time.time()
         self.registry = CollectorRegistry()
         r = self.registry
@@ -52,7 +66,7 @@ class EngineMetrics:
         )
         r.register(_StateCollector(engine, self.started))
 
-    def observe_done(self, model: str, kind: str, done) -> None:
+    def observe_done(self, model: str, kind: str, done: Done) -> None:
         self.requests_total.labels(model, kind).inc()
         self.tokens_generated.labels(model).inc(done.usage.completion_tokens)
         self.prompt_tokens.labels(model).inc(done.usage.prompt_tokens)
@@ -70,11 +84,11 @@ class EngineMetrics:
 class _StateCollector:
     """Gauges read from the engine's state at scrape time."""
 
-    def __init__(self, engine, started: float):
+    def __init__(self, engine: _Engine, started: float) -> None:
         self.engine = engine
         self.started = started
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         info = InfoMetricFamily("mullama", "Version information")
         info.add_metric([], {"version": __version__})
         yield info
@@ -83,7 +97,7 @@ class _StateCollector:
         )
         loaded = list(self.engine.manager.loaded.values())
         yield GaugeMetricFamily("mullama_models_loaded", "Models loaded", value=len(loaded))
-        families = {
+        families: dict[str, tuple[str, Callable[[Loaded], float]]] = {
             "mullama_model_parameters": ("Model parameter count", lambda e: e.model.n_params),
             "mullama_model_context_size": ("Context size per sequence", lambda e: e.runner.n_ctx),
             "mullama_model_gpu_layers": ("Layers offloaded to the GPU", lambda e: e.gpu_layers),

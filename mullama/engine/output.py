@@ -13,7 +13,7 @@ import codecs
 class Utf8Stream:
     """Token bytes in, whole characters out (a token may end mid-character)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
     def feed(self, data: bytes) -> str:
@@ -26,7 +26,7 @@ class Utf8Stream:
 class StopMatcher:
     """Finds stop strings across piece boundaries, holding back partial matches."""
 
-    def __init__(self, stops: list[str]):
+    def __init__(self, stops: list[str]) -> None:
         self.stops = [s for s in stops if s]
         self._held = ""
         self.matched: str | None = None

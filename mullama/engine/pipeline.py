@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from .api import TextDelta, ThinkingDelta, ToolCallDelta
 from .reasoning import ThinkingSplitter
-from .tools import ParsedCall, ToolCallParser
+from .tools import ParsedCall, ToolCallParser, ToolPart
+
+TextEvent = TextDelta | ThinkingDelta | ToolCallDelta
 
 
 class OutputPipeline:
@@ -12,14 +14,14 @@ class OutputPipeline:
 
     def __init__(
         self, thinking: ThinkingSplitter | None = None, tools: ToolCallParser | None = None
-    ):
+    ) -> None:
         self.thinking = thinking
         self.tools = tools
         self.tool_calls = 0
         self.thinking_pieces = 0
         self.answer_started = False
 
-    def feed(self, delta: TextDelta) -> list:
+    def feed(self, delta: TextDelta) -> list[TextEvent]:
         if self.thinking is None and self.tools is None:
             return [delta]
         parts = self.thinking.feed(delta.text) if self.thinking else [("text", delta.text)]
@@ -28,7 +30,7 @@ class OutputPipeline:
             events[-1].logprobs = delta.logprobs
         return events
 
-    def flush(self) -> list:
+    def flush(self) -> list[TextEvent]:
         parts = self.thinking.flush() if self.thinking else []
         events = self._translate(parts)
         if self.tools is not None:
@@ -43,8 +45,8 @@ class OutputPipeline:
             and self.thinking.thinking_chars > 0
         )
 
-    def _translate(self, parts: list[tuple[str, str]]) -> list:
-        events: list = []
+    def _translate(self, parts: list[tuple[str, str]]) -> list[TextEvent]:
+        events: list[TextEvent] = []
         for kind, text in parts:
             if kind == "thinking":
                 self.thinking_pieces += 1
@@ -55,15 +57,15 @@ class OutputPipeline:
                 events.append(TextDelta(text))
         return events
 
-    def _tool_events(self, parts: list[tuple[str, object]]) -> list:
-        events: list = []
-        for kind, value in parts:
-            if kind == "call":
-                call: ParsedCall = value  # type: ignore[assignment]
+    def _tool_events(self, parts: list[ToolPart]) -> list[TextEvent]:
+        events: list[TextEvent] = []
+        for _kind, value in parts:
+            if isinstance(value, ParsedCall):  # kind "call"
+                call = value
                 index = self.tool_calls
                 self.tool_calls += 1
                 events.append(ToolCallDelta(index, id=call.id, name=call.name, arguments=""))
                 events.append(ToolCallDelta(index, arguments=call.arguments))
             elif value:
-                events.append(TextDelta(value))  # type: ignore[arg-type]
+                events.append(TextDelta(value))
         return events

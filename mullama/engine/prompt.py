@@ -6,8 +6,13 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .api import InvalidRequest, Message
+from .tools import ToolDef
+
+if TYPE_CHECKING:
+    from jinja2 import Template
 
 # used only when a model has neither a TEMPLATE nor a chat template of its own
 CHATML = (
@@ -24,11 +29,11 @@ class RenderedPrompt:
     template_kind: str = "jinja"  # go | jinja | chatml
 
 
-def message_dicts(messages: list[Message]) -> list[dict]:
+def message_dicts(messages: list[Message]) -> list[dict[str, Any]]:
     """Messages as the plain dicts both template kinds consume (OpenAI-like shape)."""
     out = []
     for m in messages:
-        d: dict = {"role": m.role, "content": m.content or ""}
+        d: dict[str, Any] = {"role": m.role, "content": m.content or ""}
         if m.thinking:
             d["thinking"] = m.thinking
             d["reasoning_content"] = m.thinking
@@ -49,7 +54,7 @@ def message_dicts(messages: list[Message]) -> list[dict]:
     return out
 
 
-def _arguments(text: str):
+def _arguments(text: str) -> object:
     try:
         return json.loads(text)
     except (TypeError, ValueError):
@@ -61,11 +66,11 @@ def render_chat(
     go_template: str | None,
     jinja_template: str | None,
     messages: list[Message],
-    tools: list[dict] | None,
+    tools: list[ToolDef] | None,
     bos_token: str,
     eos_token: str,
     think: bool | None = None,
-    extra: dict | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> RenderedPrompt:
     dicts = message_dicts(messages)
     extra = dict(extra or {})
@@ -93,7 +98,7 @@ def render_chat(
     )
 
 
-def _raise(message: str):
+def _raise(message: str) -> NoReturn:
     raise InvalidRequest(f"the chat template refused this conversation: {message}")
 
 
@@ -102,7 +107,7 @@ def _strftime_now(fmt: str) -> str:
 
 
 @lru_cache(maxsize=32)
-def _compile(source: str):
+def _compile(source: str) -> Template:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     env = ImmutableSandboxedEnvironment(
@@ -116,7 +121,14 @@ def _compile(source: str):
     return env.from_string(source)
 
 
-def _render_jinja(source: str, messages: list[dict], tools, bos: str, eos: str, extra) -> str:
+def _render_jinja(
+    source: str,
+    messages: list[dict[str, Any]],
+    tools: list[ToolDef] | None,
+    bos: str,
+    eos: str,
+    extra: dict[str, Any] | None,
+) -> str:
     from jinja2 import TemplateError
 
     context = {

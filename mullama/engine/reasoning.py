@@ -10,6 +10,10 @@ in an answer stays text); a model that never closes its thinking ends cleanly.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..modelfile.spec import ModelfileSpec
 
 # families whose models think between these markers by default
 THINKING_FAMILIES = ("deepseek-r1", "deepseek2", "qwq", "qwen3", "gpt-oss", "phi4-reasoning")
@@ -23,7 +27,7 @@ class ThinkingConfig:
     enabled: bool = False
 
 
-def thinking_config(spec, family: str, template: str) -> ThinkingConfig:
+def thinking_config(spec: ModelfileSpec | None, family: str, template: str) -> ThinkingConfig:
     """From the THINKING directive, else the family or template."""
     declared = dict(getattr(spec, "thinking", None) or {}) if spec is not None else {}
     start = declared.get("start") or DEFAULT_START
@@ -53,7 +57,7 @@ class ThinkingSplitter:
 
     def __init__(
         self, config: ThinkingConfig, opened_in_prompt: bool = False, emit_thinking: bool = True
-    ):
+    ) -> None:
         self.config = config
         self.emit_thinking = emit_thinking
         self.state = "thinking" if opened_in_prompt else "start"  # start -> thinking -> text
@@ -105,7 +109,7 @@ class ThinkingSplitter:
             return out
         return [("text", held)] if held.strip() or self.state == "text" else []
 
-    def _thinking(self, out: list, text: str) -> None:
+    def _thinking(self, out: list[tuple[str, str]], text: str) -> None:
         if text:
             self.thinking_chars += len(text)
             if self.emit_thinking:

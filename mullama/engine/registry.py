@@ -14,10 +14,16 @@ import threading
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mullama.engine.api import InvalidRequest, ModelNotFound
 from mullama.engine.refs import DEFAULT_TAG, ModelRef, hf_ref, split_name, validate_name
+
+if TYPE_CHECKING:
+    from tomlkit import TOMLDocument
+
+# (mtime_ns, size) of the bundled and the user's file, None for one that is not there
+FileStamp = tuple[tuple[int, int] | None, ...]
 
 _FIELDS = (
     "repo",
@@ -150,7 +156,7 @@ class Registry:
 
     def __init__(
         self, settings: Any = None, *, bundled: Path | None = None, user: Path | None = None
-    ):
+    ) -> None:
         from mullama import resources
 
         self.bundled_path = Path(bundled) if bundled else resources.models_toml()
@@ -164,14 +170,14 @@ class Registry:
         else:
             self.user_path = None
         self._lock = threading.RLock()
-        self._stamp: tuple = ()
+        self._stamp: FileStamp = ()
         self._entries: dict[str, RegistryEntry] = {}
         self._index: dict[str, str] = {}
 
     # ------------------------------------------------------------ loading
 
-    def _file_stamp(self) -> tuple:
-        stamp = []
+    def _file_stamp(self) -> FileStamp:
+        stamp: list[tuple[int, int] | None] = []
         for p in (self.bundled_path, self.user_path):
             try:
                 st = p.stat() if p else None
@@ -359,7 +365,7 @@ class Registry:
             self._stamp = ()
 
 
-def _read_doc(path: Path):
+def _read_doc(path: Path) -> TOMLDocument:
     import tomlkit
 
     try:
@@ -372,7 +378,7 @@ def _read_doc(path: Path):
         raise InvalidRequest(f"cannot parse {path}: {exc}") from None
 
 
-def _write_doc(path: Path, doc) -> None:
+def _write_doc(path: Path, doc: TOMLDocument) -> None:
     import tomlkit
 
     from mullama.engine.store.files import atomic_write

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import llama_cpp
 import numpy as np
@@ -36,11 +37,15 @@ from .api import (
     Timings,
     Usage,
 )
-from .fast_sampler import FastSampler, handles
-from .llm import Batch, Context, ContextParams, LlamaError, Model
+from .fast_sampler import FastSampler, Logits, handles
+from .llm import Batch, Context, ContextParams, LlamaError, LoraAdapter, Model
 from .output import StopMatcher, Utf8Stream
 
 log = logging.getLogger("mullama.runner")
+
+_T = TypeVar("_T")
+# what a job's queue receives: text as it is generated, then Done or an error
+RunnerEvent = TextDelta | Done | EngineError
 
 # a cached prefix this long (or half of a shorter prompt) decides the slot; shorter ones (a
 # template's first tokens) are not worth splitting the batch or evicting another cache for
@@ -66,27 +71,33 @@ class Job:
     # TextDelta, Done or EngineError events go to this queue on its loop: the runner hands over
     # all events of a decode step in one callback per loop (see Runner._flush)
     loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue
+    queue: asyncio.Queue[RunnerEvent]
     cancelled: threading.Event = field(default_factory=threading.Event)
     # runner state
     slot: Slot | None = None
     pending: list[int] = field(default_factory=list)
     generated: int = 0
     cached: int = 0
-    chain: object = None  # a native sampler chain, or None when ``fast`` samples
+    chain: int | None = None  # a native sampler chain, or None when ``fast`` samples
     fast: FastSampler | None = None
     utf8: Utf8Stream = field(default_factory=Utf8Stream)
-    stops: StopMatcher | None = None
+    stops: StopMatcher = field(default_factory=lambda: StopMatcher([]))  # the request's: _start
     t_queued: float = field(default_factory=time.perf_counter)
     t_started: float = 0.0
     t_prompt_done: float = 0.0
     out_tokens: list[int] = field(default_factory=list)
     prefilling: bool = True  # feeding prompt (or forced) tokens rather than sampled ones
-    replay: np.ndarray | None = None  # the whole prompt is cached: sample from these logits
+    replay: Logits | None = None  # the whole prompt is cached: sample from these logits
     inject: list[int] | None = None  # tokens to force next (set from another thread)
 
     def cancel(self) -> None:
         self.cancelled.set()
+
+    @property
+    def started_slot(self) -> Slot:
+        """The slot of a job the runner has started (``_start`` sets it, nothing clears it)."""
+        assert self.slot is not None, "the job has not started"
+        return self.slot
 
 
 @dataclass
@@ -97,14 +108,17 @@ class Slot:
     last_used: float = 0.0
     # the logits after the last prompt this slot evaluated (its first ``logits_at`` tokens), so
     # that the same prompt again starts from them: no decode, and the very same first token
-    logits: np.ndarray | None = None
+    logits: Logits | None = None
     logits_at: int = 0
 
     def forget_logits(self) -> None:
         self.logits, self.logits_at = None, 0
 
 
-def _deliver(items: list[tuple[asyncio.Queue, object]]) -> None:
+Outbox = list[tuple[asyncio.Queue[RunnerEvent], RunnerEvent]]
+
+
+def _deliver(items: Outbox) -> None:
     for queue, event in items:
         queue.put_nowait(event)
 
@@ -119,8 +133,12 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 
 class Runner:
     def __init__(
-        self, model: Model, config: RunnerConfig, name: str = "", lora: list | None = None
-    ):
+        self,
+        model: Model,
+        config: RunnerConfig,
+        name: str = "",
+        lora: list[LoraAdapter] | None = None,
+    ) -> None:
         self.model = model
         self.config = config
         self.name = name or model.path
@@ -140,11 +158,11 @@ class Runner:
         self.batch = Batch(max(config.n_batch, config.n_parallel))
         self.slots = [Slot(i) for i in range(config.n_parallel)]
         self._queue: collections.deque[Job] = collections.deque()
-        self._calls: collections.deque[tuple[Callable, Future]] = collections.deque()
+        self._calls: collections.deque[tuple[Callable[[], Any], Future[Any]]] = collections.deque()
         self._wake = threading.Condition()
         self._stopping = False
         self._embed_ctx: Context | None = None
-        self._outbox: dict[asyncio.AbstractEventLoop, list] = {}
+        self._outbox: dict[asyncio.AbstractEventLoop, Outbox] = {}
         # counters for status and metrics
         self.requests_total = 0
         self.tokens_generated = 0
@@ -188,9 +206,9 @@ class Runner:
             self._queue.append(job)
             self._wake.notify()
 
-    def call(self, fn: Callable[[], object]) -> Future:
+    def call(self, fn: Callable[[], _T]) -> Future[_T]:
         """Run ``fn`` on the runner thread between decode steps."""
-        future: Future = Future()
+        future: Future[_T] = Future()
         with self._wake:
             self._calls.append((fn, future))
             self._wake.notify()
@@ -222,7 +240,7 @@ class Runner:
             self._shutdown()
             self._flush()
 
-    def _emit(self, job: Job, event: object) -> None:
+    def _emit(self, job: Job, event: RunnerEvent) -> None:
         self._outbox.setdefault(job.loop, []).append((job.queue, event))
 
     def _flush(self) -> None:
@@ -342,6 +360,7 @@ class Runner:
         now = time.perf_counter()
         for job in replays:
             row, job.replay = job.replay, None
+            assert row is not None  # only this loop clears it
             job.prefilling = False
             job.t_prompt_done = now
             self._sample(job, kept=row.copy())
@@ -349,14 +368,15 @@ class Runner:
     def _decode(self, plan: list[tuple[Job, int, bool]]) -> None:
         # in sequence id order: llama.cpp makes one compute pass per run of consecutive ids in
         # the order the batch lists them, so an unordered batch costs several passes
-        plan.sort(key=lambda entry: entry[0].slot.id)
+        plan.sort(key=lambda entry: entry[0].started_slot.id)
         batch = self.batch
         batch.clear()
         sample_at: list[tuple[Job, int]] = []
         for job, n, sample in plan:
-            pos = len(job.slot.tokens)
+            slot = job.started_slot
+            pos = len(slot.tokens)
             for k in range(n):
-                idx = batch.add(job.pending[k], pos + k, job.slot.id, sample and k == n - 1)
+                idx = batch.add(job.pending[k], pos + k, slot.id, sample and k == n - 1)
             if sample:
                 sample_at.append((job, idx))
         jobs = [job for job, _, _ in plan]
@@ -369,25 +389,28 @@ class Runner:
             return
         now = time.perf_counter()
         for job, n, _ in plan:  # those tokens are now in the slot's KV cache
-            job.slot.tokens.extend(job.pending[:n])
+            job.started_slot.tokens.extend(job.pending[:n])
             del job.pending[:n]
             if job.prefilling and not job.pending:
                 job.prefilling = False
                 job.t_prompt_done = job.t_prompt_done or now
         for job, idx in sample_at:
-            if job.generated == 0 and len(job.slot.tokens) == len(job.prompt):
+            slot = job.started_slot
+            if job.generated == 0 and len(slot.tokens) == len(job.prompt):
                 # the prompt is in: keep its logits, so that the same prompt again gives the
                 # same first token (decoding its last token alone would round differently)
-                job.slot.logits = self.ctx.logits_row(idx).copy()
-                job.slot.logits_at = len(job.prompt)
+                slot.logits = self.ctx.logits_row(idx).copy()
+                slot.logits_at = len(job.prompt)
             self._sample(job, idx)
 
-    def _sample(self, job: Job, idx: int = -1, kept: np.ndarray | None = None) -> None:
+    def _sample(self, job: Job, idx: int = -1, kept: Logits | None = None) -> None:
         """The next token from batch entry ``idx``'s logits, or from ``kept`` logits."""
         row = kept
         if row is None and (job.fast is not None or job.opts.logprobs):
             row = self.ctx.logits_row(idx)
+        token: int
         if job.fast is not None:
+            assert row is not None  # read above for the fast sampler
             token = job.fast.sample(row)
         elif kept is not None:
             token = sampling.sample_row(job.chain, kept)
@@ -400,7 +423,10 @@ class Runner:
             job.pending = forced
             job.prefilling = True
             return
-        logprobs = self._logprobs(job, row, token) if job.opts.logprobs else None
+        logprobs = None
+        if job.opts.logprobs:
+            assert row is not None  # read above for logprobs
+            logprobs = self._logprobs(job, row, token)
         if self.model.is_eog(token) and not job.opts.ignore_eos:
             self._finish(job, "stop")
             return
@@ -413,18 +439,18 @@ class Runner:
         if job.stops.matched is not None:
             self._finish(job, "stop")
         elif (job.opts.max_tokens is not None and 0 <= job.opts.max_tokens <= job.generated) or len(
-            job.slot.tokens
+            job.started_slot.tokens
         ) + 1 >= self.n_ctx:
             self._finish(job, "length")
         else:
             job.pending = [token]
 
-    def _logprobs(self, job: Job, logits: np.ndarray, token: int) -> list[dict]:
+    def _logprobs(self, job: Job, logits: Logits, token: int) -> list[dict[str, Any]]:
         top = max(job.opts.top_logprobs, 0)
         shifted = logits - logits.max()
         logz = math.log(float(np.exp(shifted).sum()))
         logp = shifted - logz
-        entry = {
+        entry: dict[str, Any] = {
             "token": self.model.token_text(token),
             "logprob": float(logp[token]),
             "bytes": list(self.model.piece(token, special=True)),
@@ -465,7 +491,7 @@ class Runner:
                     eval_ns=int((now - prompt_done) * 1e9),
                     total_ns=int((now - job.t_queued) * 1e9),
                 ),
-                stop_sequence=job.stops.matched if job.stops else None,
+                stop_sequence=job.stops.matched,
                 context=job.prompt + job.out_tokens,
             ),
         )
@@ -526,7 +552,8 @@ class Runner:
                 ),
             )
         ctx = self._embed_ctx
-        vectors, total = [], 0
+        vectors: list[list[float]] = []
+        total = 0
         batch = Batch(ctx.n_ctx)
         try:
             for text in texts:

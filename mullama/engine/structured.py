@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from .api import InvalidRequest
 
@@ -47,7 +48,7 @@ _SCHEMA_MAPS = ("properties", "$defs", "definitions")
 _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 
 
-def unsupported_features(schema, path: str = "#") -> list[str]:
+def unsupported_features(schema: object, path: str = "#") -> list[str]:
     """JSON-schema keywords the grammar converter would silently ignore, with where they are."""
     if not isinstance(schema, dict):
         return [] if isinstance(schema, bool) else [f"{path} (not a schema object)"]
@@ -67,7 +68,7 @@ def unsupported_features(schema, path: str = "#") -> list[str]:
     return found
 
 
-def schema_to_grammar(schema: dict, param: str = "format") -> str:
+def schema_to_grammar(schema: dict[str, Any], param: str = "format") -> str:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     problems = unsupported_features(schema)
@@ -77,7 +78,8 @@ def schema_to_grammar(schema: dict, param: str = "format") -> str:
             param=param,
         )
     try:
-        return json_schema_to_gbnf(json.dumps(schema))
+        grammar: str = json_schema_to_gbnf(json.dumps(schema))
+        return grammar
     except (ValueError, KeyError, TypeError, AssertionError) as exc:
         raise InvalidRequest(
             f"the JSON schema cannot be turned into a grammar: {exc}", param=param
@@ -89,7 +91,7 @@ def json_grammar() -> str:
     return schema_to_grammar({"type": "object"})
 
 
-def format_grammar(fmt, param: str = "format") -> str | None:
+def format_grammar(fmt: object, param: str = "format") -> str | None:
     """The grammar for a request's ``format`` ("json", a schema, or nothing)."""
     if fmt is None or fmt == "":
         return None

@@ -15,8 +15,14 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..modelfile.spec import ModelfileSpec
 
 log = logging.getLogger("mullama.tools")
+
+ToolDef = dict[str, Any]  # an OpenAI-style tool definition (JSON)
 
 STYLE_MARKERS = {
     "qwen": ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"),
@@ -50,7 +56,7 @@ class ToolFormat:
     result_end: str = "</tool_response>"
 
 
-def tool_format(spec, family: str) -> ToolFormat:
+def tool_format(spec: ModelfileSpec | None, family: str) -> ToolFormat:
     declared = dict(getattr(spec, "toolformat", None) or {}) if spec is not None else {}
     style = declared.get("style") or FAMILY_STYLES.get((family or "").lower(), "qwen")
     start, end, rstart, rend = STYLE_MARKERS.get(style, STYLE_MARKERS["qwen"])
@@ -70,13 +76,16 @@ class ParsedCall:
     arguments: str  # JSON text
 
 
+ToolPart = tuple[str, str | ParsedCall]  # ("text", str) or ("call", ParsedCall)
+
+
 def new_call_id() -> str:
     return "call_" + uuid.uuid4().hex[:24]
 
 
-def _calls_from_json(value) -> list[ParsedCall] | None:
-    items = value if isinstance(value, list) else [value]
-    calls = []
+def _calls_from_json(value: object) -> list[ParsedCall] | None:
+    items: list[object] = value if isinstance(value, list) else [value]
+    calls: list[ParsedCall] = []
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             return None
@@ -100,7 +109,7 @@ def parse_call_text(text: str) -> list[ParsedCall] | None:
     except ValueError:
         pass
     if ";" in text:
-        calls = []
+        calls: list[ParsedCall] = []
         for part in text.split(";"):
             if part.strip():
                 parsed = parse_call_text(part)
@@ -114,18 +123,19 @@ def parse_call_text(text: str) -> list[ParsedCall] | None:
 class ToolCallParser:
     """Feed answer text; get ``("text", str)`` and ``("call", ParsedCall)`` parts back."""
 
-    def __init__(self, fmt: ToolFormat):
+    def __init__(self, fmt: ToolFormat) -> None:
         self.fmt = fmt
         self._held = ""
         self._in_call = False
         self._whole = fmt.style in ("llama3", "mistral")  # the reply itself is the call
         self._started = False
+        self._passthrough = False  # whole-reply style, and the reply is plain text
         self.calls = 0
 
-    def feed(self, piece: str) -> list[tuple[str, object]]:
+    def feed(self, piece: str) -> list[ToolPart]:
         if self._whole:
             return self._feed_whole(piece)
-        out: list[tuple[str, object]] = []
+        out: list[ToolPart] = []
         buf = self._held + piece
         self._held = ""
         start, end = self.fmt.call_start, self.fmt.call_end
@@ -151,7 +161,7 @@ class ToolCallParser:
             buf = buf[i + len(end) :]
         return out
 
-    def flush(self) -> list[tuple[str, object]]:
+    def flush(self) -> list[ToolPart]:
         held, self._held = self._held, ""
         if self._whole:
             if not held:
@@ -166,9 +176,9 @@ class ToolCallParser:
             return self._emit(held, self.fmt.call_start + held)
         return [("text", held)] if held else []
 
-    def _feed_whole(self, piece: str) -> list[tuple[str, object]]:
+    def _feed_whole(self, piece: str) -> list[ToolPart]:
         if self._started:
-            if self._held is None:
+            if self._passthrough:
                 return [("text", piece)]
             self._held += piece
             return []
@@ -186,10 +196,11 @@ class ToolCallParser:
             self._held = buf
             return []
         self._started = True
-        self._held = None  # plain text answer: pass everything through
+        self._passthrough = True  # plain text answer: pass everything through
+        self._held = ""
         return [("text", buf)]
 
-    def _emit(self, payload: str, original: str) -> list[tuple[str, object]]:
+    def _emit(self, payload: str, original: str) -> list[ToolPart]:
         calls = parse_call_text(payload)
         if not calls:
             log.warning(
@@ -207,12 +218,12 @@ def _held_prefix(buf: str, marker: str) -> int:
     return 0
 
 
-def call_grammar(tools: list[dict], fmt: ToolFormat, only: str | None = None) -> str:
+def call_grammar(tools: list[ToolDef], fmt: ToolFormat, only: str | None = None) -> str:
     """GBNF that makes the model call a tool (any of ``tools``, or the one named ``only``)."""
     from .structured import schema_to_grammar
 
     chosen = [t for t in tools if _tool_name(t) == only] if only else tools
-    variants = [
+    variants: list[dict[str, Any]] = [
         {
             "type": "object",
             "properties": {"name": {"const": _tool_name(t)}, "arguments": _tool_parameters(t)},
@@ -220,7 +231,7 @@ def call_grammar(tools: list[dict], fmt: ToolFormat, only: str | None = None) ->
         }
         for t in chosen
     ]
-    schema = variants[0] if len(variants) == 1 else {"anyOf": variants}
+    schema: dict[str, Any] = variants[0] if len(variants) == 1 else {"anyOf": variants}
     if fmt.style == "mistral":
         schema = {"type": "array", "items": schema, "minItems": 1}
     body = schema_to_grammar(schema)
@@ -229,12 +240,13 @@ def call_grammar(tools: list[dict], fmt: ToolFormat, only: str | None = None) ->
     return body.replace("root ::=", "call ::=", 1) + f"\nroot ::= {start} call {end}\n"
 
 
-def _tool_name(tool: dict) -> str:
-    return (tool.get("function") or tool).get("name", "")
+def _tool_name(tool: ToolDef) -> str:
+    name: str = (tool.get("function") or tool).get("name", "")
+    return name
 
 
-def _tool_parameters(tool: dict) -> dict:
-    params = (tool.get("function") or tool).get("parameters") or {"type": "object"}
+def _tool_parameters(tool: ToolDef) -> dict[str, Any]:
+    params: dict[str, Any] = (tool.get("function") or tool).get("parameters") or {"type": "object"}
     return (
         params if params.get("type") == "object" or "properties" in params else {"type": "object"}
     )
@@ -244,10 +256,10 @@ def template_shows_tools(go_template: str | None, jinja_template: str | None) ->
     """Whether the template that renders the prompt puts the tool definitions in it."""
     if go_template:
         return ".Tools" in go_template
-    return bool(jinja_template) and "tools" in jinja_template
+    return bool(jinja_template and "tools" in jinja_template)
 
 
-def tool_instructions(tools: list[dict], fmt: ToolFormat) -> str:
+def tool_instructions(tools: list[ToolDef], fmt: ToolFormat) -> str:
     """The tool definitions and how to call them, for a system message: used when the model's
     template has no place for tools, so the model still learns they exist."""
     definitions = "\n".join(

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .gotemplate import Template
 from .govalues import GoStruct, JSONMap
 
-Message = Mapping[str, object]
+# JSON-shaped request data (messages, tool calls, tool definitions): nested values are whatever
+# the request held, and are read the way Ollama's template data reads them
+JSONObject = Mapping[str, Any]
+Message = JSONObject
 
 
 def render_prompt(
@@ -16,7 +20,7 @@ def render_prompt(
     *,
     system: str | None,
     messages: Sequence[Message],
-    tools: Sequence[Mapping[str, object]] | None = None,
+    tools: Sequence[JSONObject] | None = None,
     response: str = "",
     think: bool | None = None,
 ) -> str:
@@ -47,7 +51,7 @@ def render_prompt(
     return _render_rounds(parsed, collated, response)
 
 
-def _render_rounds(template: Template, messages: list[dict[str, object]], response: str) -> str:
+def _render_rounds(template: Template, messages: list[dict[str, Any]], response: str) -> str:
     """Legacy templates: one rendering per (system, prompt, response) round."""
     rendered: list[str] = []
     round_values = {"System": "", "Prompt": "", "Response": ""}
@@ -73,9 +77,9 @@ def _render_rounds(template: Template, messages: list[dict[str, object]], respon
     return "".join(rendered)
 
 
-def _collate(messages: Sequence[Message]) -> list[dict[str, object]]:
+def _collate(messages: Sequence[Message]) -> list[dict[str, Any]]:
     """Copy messages, merging consecutive same-role ones (except tool results) with a blank line."""
-    collated: list[dict[str, object]] = []
+    collated: list[dict[str, Any]] = []
     for message in messages:
         current = {**message, "content": str(message.get("content") or "")}
         previous = collated[-1] if collated else None
@@ -86,7 +90,7 @@ def _collate(messages: Sequence[Message]) -> list[dict[str, object]]:
     return collated
 
 
-def _go_message(message: Mapping[str, object]) -> GoStruct:
+def _go_message(message: JSONObject) -> GoStruct:
     """api.Message as the template sees it."""
     return GoStruct(
         [
@@ -109,7 +113,7 @@ def _go_message(message: Mapping[str, object]) -> GoStruct:
     )
 
 
-def _go_tool_call(call: Mapping[str, object]) -> GoStruct:
+def _go_tool_call(call: JSONObject) -> GoStruct:
     """An OpenAI or Ollama tool call as api.ToolCall; JSON-string arguments are decoded."""
     function = call.get("function") or {}
     arguments = function.get("arguments") or {}
@@ -134,7 +138,7 @@ def _go_tool_call(call: Mapping[str, object]) -> GoStruct:
     )
 
 
-def _go_tool(tool: Mapping[str, object]) -> GoStruct:
+def _go_tool(tool: JSONObject) -> GoStruct:
     """An OpenAI-style tool definition as api.Tool (prints as JSON, like Ollama's String())."""
     function = tool.get("function") or {}
     parameters = function.get("parameters") or {}
@@ -172,7 +176,7 @@ def _go_tool(tool: Mapping[str, object]) -> GoStruct:
     )
 
 
-def _go_property(spec: Mapping[str, object]) -> GoStruct:
+def _go_property(spec: JSONObject) -> GoStruct:
     kind = spec.get("type")
     return GoStruct(
         [

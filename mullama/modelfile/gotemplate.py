@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator, Sequence
 
 from .template_exec import execute
 from .template_funcs import BUILTINS, LAZY_FUNCTIONS
@@ -59,10 +60,10 @@ def _idents(node: object) -> tuple[str, ...]:
     return node.idents if isinstance(node, (FieldNode, VariableNode, ChainNode)) else ()
 
 
-def _iter_nodes(node: object):
+def _iter_nodes(node: object) -> Iterator[object]:
     """Every node of the tree, depth first."""
     yield node
-    children: list[object] = []
+    children: Sequence[object] = []
     if isinstance(node, ListNode):
         children = node.nodes
     elif isinstance(node, ActionNode):

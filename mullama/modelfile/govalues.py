@@ -21,7 +21,7 @@ class _Missing:
 MISSING = _Missing()
 
 
-class GoStruct(dict):
+class GoStruct(dict[str, object]):
     """A Go struct: fields by Go name, JSON by tag in declaration order, always truthy.
 
     `fields` is (go_name, json_tag, value); a tag may end in ",omitempty". With
@@ -48,7 +48,7 @@ class GoStruct(dict):
         return items
 
 
-class JSONMap(dict):
+class JSONMap(dict[str, object]):
     """A Go map type whose String() method returns its JSON (Ollama's tool-call arguments)."""
 
 
@@ -123,6 +123,7 @@ def format_value(value: object, *, top_level: bool = True) -> str:
 def _shortest_digits(number: float) -> tuple[str, int]:
     """Shortest round-trip decimal digits of |number| and its decimal exponent."""
     _, digits, exponent = Decimal(repr(abs(number))).as_tuple()
+    assert isinstance(exponent, int)  # callers handle NaN and the infinities first
     text = "".join(map(str, digits)).rstrip("0") or "0"
     return text, len(digits) + exponent - 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 from .parameters import PARAMETER_TYPES, convert_parameter, parse_bool, parse_int
 from .refs import normalise_digest
@@ -16,6 +17,8 @@ from .spec import (
     ModelfileError,
     ModelfileSpec,
 )
+
+_T = TypeVar("_T")
 
 
 def parse_modelfile(text: str) -> ModelfileSpec:
@@ -51,7 +54,7 @@ class _SpecBuilder:
     def value(self, what: str) -> str:
         return self.scanner.read_value(what)[0]
 
-    def converted(self, what: str, convert: Callable[[str], object]) -> object:
+    def converted(self, what: str, convert: Callable[[str], _T]) -> _T:
         """Read a value and convert it, reporting failures at the value's position."""
         text, offset = self.scanner.read_value(what)
         try:
@@ -91,7 +94,9 @@ class _SpecBuilder:
             )
         value = self.converted(f"PARAMETER {name}", lambda text: convert_parameter(name, text))
         if name == "stop":
-            self.spec.parameters.setdefault("stop", []).extend(value)
+            stops = self.spec.parameters.setdefault("stop", [])
+            assert isinstance(stops, list) and isinstance(value, list)  # stop is a list[str]
+            stops.extend(value)
         else:
             self.spec.parameters[name] = value
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .parameters import PARAMETER_TYPES
 from .spec import CAPABILITY_NAMES, THINKING_KEYS, TOOLFORMAT_KEYS, ModelfileSpec
 
@@ -53,11 +55,12 @@ def _parameter_lines(parameters: dict[str, object]) -> list[str]:
     unknown = sorted(set(parameters) - set(PARAMETER_TYPES))
     if unknown:
         raise ValueError(f"cannot serialize unknown parameter(s): {', '.join(unknown)}")
-    lines = []
+    lines: list[str] = []
     for name in PARAMETER_TYPES:
         if name not in parameters:
             continue
-        values = parameters[name] if name == "stop" else [parameters[name]]
+        value = parameters[name]
+        values = value if name == "stop" and isinstance(value, (list, tuple)) else [value]
         lines.extend(f"PARAMETER {name} {_format_scalar(value)}" for value in values)
     return lines
 
@@ -73,5 +76,5 @@ def _runtime_lines(spec: ModelfileSpec) -> list[str]:
     return lines
 
 
-def _keyed_lines(directive: str, values: dict[str, object], keys: tuple[str, ...]) -> list[str]:
+def _keyed_lines(directive: str, values: Mapping[str, object], keys: tuple[str, ...]) -> list[str]:
     return [f"{directive} {key} {_format_scalar(values[key])}" for key in keys if key in values]

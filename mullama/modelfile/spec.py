@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 MESSAGE_ROLES = ("system", "user", "assistant", "tool")
 THINKING_KEYS = ("start", "end", "enabled")
@@ -55,6 +56,6 @@ class ModelfileSpec:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown ModelfileSpec field(s): {', '.join(unknown)}")
-        values = copy.deepcopy(dict(data))
+        values: dict[str, Any] = copy.deepcopy(dict(data))  # checked by the constructor's types
         values["messages"] = [(role, content) for role, content in values.get("messages", [])]
         return cls(**values)

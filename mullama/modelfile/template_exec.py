@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 
@@ -181,6 +182,7 @@ class _State:
             return node.value
         if isinstance(node, NilNode):
             return None
+        assert isinstance(node, IdentifierNode)  # the parser makes no other operand
         return self.call(dot, node.name, [], _NO_FINAL)
 
     def fields(self, receiver: object, idents: tuple[str, ...]) -> object:
@@ -216,9 +218,11 @@ class _State:
 
     def call_lazy(self, dot: object, name: str, arg_nodes: list[object], final: object) -> object:
         """`and` / `or`: stop at the first falsy / truthy argument and return it."""
-        thunks = [lambda node=node: self.argument(dot, node) for node in arg_nodes]
+        thunks: list[Callable[[], object]] = [
+            functools.partial(self.argument, dot, node) for node in arg_nodes
+        ]
         if final is not _NO_FINAL:
-            thunks.append(lambda: _as_argument(final))
+            thunks.append(functools.partial(_as_argument, final))
         if len(thunks) < 2:
             raise TemplateError(
                 self.line, f"wrong number of args for {name}: want at least 2 got {len(thunks)}"

@@ -43,6 +43,9 @@ def go_lt(first: object, second: object) -> bool:
         raise ValueError(
             f"incompatible types for comparison: {kind_name(first)} and {kind_name(second)}"
         )
+    if isinstance(first, str) and isinstance(second, str):
+        return first < second
+    assert isinstance(first, (int, float)) and isinstance(second, (int, float))  # "number"
     return first < second
 
 
@@ -102,7 +105,9 @@ def go_slice(item: object, *indexes: object) -> object:
     if isinstance(item, str):
         if len(indexes) > 2:
             raise ValueError("cannot 3-index slice a string")
-        return go_slice(item.encode(), *indexes).decode(errors="replace")
+        sliced = go_slice(item.encode(), *indexes)
+        assert isinstance(sliced, bytes)
+        return sliced.decode(errors="replace")
     if not isinstance(item, (list, tuple, bytes)):
         raise ValueError(f"can't slice item of type {kind_name(item)}")
     if len(indexes) > 3:
@@ -171,7 +176,13 @@ def _format_verb(verb: str, precision: str | None, arg: object) -> str:
     if isinstance(arg, bool):
         return f"%!{verb}(bool={format_value(arg)})"
     if verb in "dxXc" and isinstance(arg, int):
-        return {"d": str, "x": "{:x}".format, "X": "{:X}".format, "c": chr}[verb](arg)
+        integer_verbs: dict[str, Callable[[int], str]] = {
+            "d": str,
+            "x": "{:x}".format,
+            "X": "{:X}".format,
+            "c": chr,
+        }
+        return integer_verbs[verb](arg)
     if verb in "feE" and isinstance(arg, (int, float)):
         return f"{float(arg):.{int(precision) if precision else 6}{verb}}"
     if verb in "gG" and isinstance(arg, (int, float)):

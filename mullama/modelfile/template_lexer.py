@@ -31,6 +31,12 @@ class Token:
     line: int
     space_before: bool = False
 
+    @property
+    def text(self) -> str:
+        """The value of a token that carries a name or text (TEXT, FIELD, VAR, IDENT, KEYWORD)."""
+        assert isinstance(self.value, str), f"{self.kind} token has no text"
+        return self.value
+
 
 _NUMBER = re.compile(
     r"[+-]?(?:0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+"

@@ -69,7 +69,7 @@ class _Parser:
             if token.kind == "EOF":
                 return ListNode(nodes), None
             if token.kind == "TEXT":
-                nodes.append(TextNode(token.value))
+                nodes.append(TextNode(token.text))
                 continue
             keyword = self.peek()
             if keyword.kind == "KEYWORD" and keyword.value in ("end", "else"):
@@ -146,13 +146,13 @@ class _Parser:
         while self.peek().kind == "VAR":
             follower = self.peek(1).kind
             if follower in ("DECLARE", "ASSIGN"):
-                names.append(self.next().value)
+                names.append(self.next().text)
                 is_assign = self.next().kind == "ASSIGN"
                 self.register(names, is_assign)
                 return names, is_assign
             if follower != "COMMA" or context != "range" or names:
                 break
-            names.append(self.next().value)
+            names.append(self.next().text)
             self.next()
         if names:
             raise TemplateError(
@@ -179,11 +179,11 @@ class _Parser:
     def operand(self) -> object:
         token = self.next()
         if token.kind == "FIELD":
-            return FieldNode((token.value, *self.field_chain()))
+            return FieldNode((token.text, *self.field_chain()))
         if token.kind == "VAR":
             if token.value not in self.variables:
                 raise TemplateError(token.line, f"undefined variable: {token.value}")
-            return VariableNode(token.value, self.field_chain())
+            return VariableNode(token.text, self.field_chain())
         if token.kind == "LPAREN":
             pipe = self.pipeline("parenthesized pipeline")
             self.expect("RPAREN", "parenthesized pipeline")
@@ -198,7 +198,7 @@ class _Parser:
         if token.kind == "IDENT":
             if token.value not in self.functions:
                 raise TemplateError(token.line, f'function "{token.value}" not defined')
-            return IdentifierNode(token.value)
+            return IdentifierNode(token.text)
         if token.kind in ("STRING", "NUMBER", "BOOL"):
             return LiteralNode(token.value)
         if token.kind == "DOT":
@@ -208,9 +208,9 @@ class _Parser:
         raise TemplateError(token.line, f"unexpected {_describe(token)} in operand")
 
     def field_chain(self) -> tuple[str, ...]:
-        idents = []
+        idents: list[str] = []
         while self.peek().kind == "FIELD" and not self.peek().space_before:
-            idents.append(self.next().value)
+            idents.append(self.next().text)
         return tuple(idents)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, cast
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -13,7 +15,7 @@ from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, ListItem, ListView, Select
 
-from ...engine.api import ChatRequest, Done, EngineError, TextDelta, ThinkingDelta
+from ...engine.api import ChatRequest, Done, EngineError, Event, TextDelta, ThinkingDelta
 from ..conversations import Conversation, ConversationStore, Turn
 from ..format import reply_stats
 from ..widgets.chat_message import ChatMessage
@@ -21,8 +23,14 @@ from ..widgets.conversation_options import ConversationOptions
 from ..widgets.dialogs import ConfirmDialog
 from ..widgets.navbar import NavBar
 
+if TYPE_CHECKING:
+    from ..app import MullamaApp
+
 
 class ChatScreen(Screen):
+    if TYPE_CHECKING:
+        app: MullamaApp  # the App these screens run in
+
     BINDINGS = [
         Binding("escape", "stop", "Stop reply"),
         Binding("ctrl+n", "new", "New chat"),
@@ -146,7 +154,8 @@ class ChatScreen(Screen):
             self.use_model(conversation.model)
 
     def message_view(self, turn: Turn) -> ChatMessage:
-        author = "You" if turn.role == "user" else (self.current.model or "assistant")
+        model = self.current.model if self.current is not None else ""
+        author = "You" if turn.role == "user" else (model or "assistant")
         return ChatMessage(turn, author)
 
     @on(ListView.Selected, "#conversations")
@@ -246,7 +255,9 @@ class ChatScreen(Screen):
         )
         stats = ""
         try:
-            async with contextlib.aclosing(engine.chat(request)) as events:
+            # Engine implementations are async generators; the API types them as AsyncIterator
+            stream = cast("AsyncGenerator[Event, None]", engine.chat(request))
+            async with contextlib.aclosing(stream) as events:
                 async for event in events:
                     if isinstance(event, TextDelta):
                         view.add_text(event.text)

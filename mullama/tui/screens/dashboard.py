@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, cast
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -17,6 +18,10 @@ from ..format import human_duration, human_size, until
 from ..messages import ChatRequested, DaemonLost, DaemonReconnected
 from ..widgets.dialogs import PickDialog
 from ..widgets.navbar import NavBar
+
+if TYPE_CHECKING:
+    from ..app import MullamaApp
+    from .models import ModelsScreen
 
 POLL_SECONDS = 1.0
 
@@ -34,6 +39,9 @@ class StatCard(Vertical):
 
 
 class DashboardScreen(Screen):
+    if TYPE_CHECKING:
+        app: MullamaApp  # the App these screens run in
+
     BINDINGS = [
         Binding("l", "load", "Load model"),
         Binding("u", "unload", "Unload"),
@@ -61,7 +69,7 @@ class DashboardScreen(Screen):
             yield StatCard("Tokens generated", "stat-tokens")
             yield StatCard("Prompt tokens", "stat-prompt")
             yield StatCard("Tokens/s", "stat-rate")
-        table = DataTable(id="loaded", cursor_type="row", zebra_stripes=True)
+        table: DataTable[str] = DataTable(id="loaded", cursor_type="row", zebra_stripes=True)
         table.border_title = "Loaded models"
         yield table
         with Horizontal(id="actions"):
@@ -187,7 +195,9 @@ class DashboardScreen(Screen):
 
     @on(Button.Pressed, "#actions Button")
     async def _action_button(self, event: Button.Pressed) -> None:
-        await self.run_action(event.button.id.removeprefix("act-"))
+        button_id = event.button.id
+        assert button_id is not None  # every action button has an id: act-<action>
+        await self.run_action(button_id.removeprefix("act-"))
 
     @work(exclusive=True, group="action")
     async def action_load(self) -> None:
@@ -230,7 +240,7 @@ class DashboardScreen(Screen):
 
     def action_pull(self) -> None:
         self.app.switch_mode("models")
-        self.app.screen.action_pull()
+        cast("ModelsScreen", self.app.screen).action_pull()
 
     def action_chat(self) -> None:
         self.post_message(ChatRequested(self.selected_model() or ""))

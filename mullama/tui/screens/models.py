@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, cast
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -19,10 +21,16 @@ from ..widgets.dialogs import AskDialog, ConfirmDialog
 from ..widgets.model_dialogs import CreateModelDialog, ModelDetailsScreen
 from ..widgets.navbar import NavBar
 
+if TYPE_CHECKING:
+    from ..app import MullamaApp
+
 PULL_HINT = "an alias (llama3.2:1b) or hf:owner/repo[:QUANT|:file.gguf][@rev]"
 
 
 class ModelsScreen(Screen):
+    if TYPE_CHECKING:
+        app: MullamaApp  # the App these screens run in
+
     BINDINGS = [
         Binding("p", "pull", "Pull"),
         Binding("enter", "details", "Details", show=False),
@@ -39,7 +47,7 @@ class ModelsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield NavBar("models")
-        table = DataTable(id="models", cursor_type="row", zebra_stripes=True)
+        table: DataTable[str] = DataTable(id="models", cursor_type="row", zebra_stripes=True)
         table.border_title = "Local models"
         yield table
         with Vertical(id="pull-panel", classes="panel") as panel:
@@ -122,7 +130,9 @@ class ModelsScreen(Screen):
         panel.add_class("-active")
         self.query_one("#pull-bar", ProgressBar).update(total=None, progress=0)
         try:
-            async with contextlib.aclosing(engine.pull_model(ref)) as progress:
+            # Engine implementations are async generators; the API types them as AsyncIterator
+            pulls = cast("AsyncGenerator[PullProgress, None]", engine.pull_model(ref))
+            async with contextlib.aclosing(pulls) as progress:
                 async for step in progress:
                     self.show_progress(step)
         except EngineError as exc:

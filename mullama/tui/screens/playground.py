@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -17,8 +18,14 @@ from ...engine.api import EngineError
 from .. import playground_requests as reqs
 from ..widgets.navbar import NavBar
 
+if TYPE_CHECKING:
+    from ..app import MullamaApp
+
 
 class PlaygroundScreen(Screen):
+    if TYPE_CHECKING:
+        app: MullamaApp  # the App these screens run in
+
     BINDINGS = [
         Binding("ctrl+r", "send", "Send", priority=True),
         Binding("ctrl+y", "copy_curl", "Copy cURL", priority=True),
@@ -77,7 +84,9 @@ class PlaygroundScreen(Screen):
     @property
     def endpoint(self) -> reqs.Endpoint:
         api = self.query_one("#pg-api", Select).value
-        return reqs.find(api, self.query_one("#pg-endpoint", Select).value)
+        path = self.query_one("#pg-endpoint", Select).value
+        assert isinstance(api, str) and isinstance(path, str)  # both pickers allow no blank
+        return reqs.find(api, path)
 
     def model(self) -> str:
         value = self.query_one("#pg-model", Select).value
@@ -85,7 +94,9 @@ class PlaygroundScreen(Screen):
 
     @on(Select.Changed, "#pg-api")
     def _api_changed(self, event: Select.Changed) -> None:
-        options = self.endpoint_options(event.value)
+        api = event.value
+        assert isinstance(api, str)  # the API picker allows no blank
+        options = self.endpoint_options(api)
         endpoint = self.query_one("#pg-endpoint", Select)
         with endpoint.prevent(Select.Changed):
             endpoint.set_options(options)

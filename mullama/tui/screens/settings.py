@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,10 +16,16 @@ from ..messages import DefaultModelChanged
 from ..preferences import Preferences, check_options
 from ..widgets.navbar import NavBar
 
+if TYPE_CHECKING:
+    from ..app import MullamaApp
+
 NUMBERS = {"temperature": float, "top_p": float, "top_k": int, "max_tokens": int}
 
 
 class SettingsScreen(Screen):
+    if TYPE_CHECKING:
+        app: MullamaApp  # the App these screens run in
+
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", priority=True),
         Binding("ctrl+z", "revert", "Revert"),
@@ -89,7 +97,9 @@ class SettingsScreen(Screen):
 
     @on(Select.Changed, "#set-theme")
     def _theme_changed(self, event: Select.Changed) -> None:
-        self.app.theme = event.value  # live preview; saved with ctrl+s
+        theme = event.value
+        assert isinstance(theme, str)  # the picker lists theme names and allows no blank
+        self.app.theme = theme  # live preview; saved with ctrl+s
 
     def read_form(self) -> Preferences:
         values: dict = {"theme": self.query_one("#set-theme", Select).value}

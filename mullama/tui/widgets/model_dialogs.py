@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -65,8 +66,8 @@ class ModelDetailsScreen(ModalScreen[None]):
             yield Label("[dim]Esc closes · Tab switches panes[/]", classes="dialog-hint")
 
 
-def _table(key_title: str, values: dict) -> DataTable:
-    table = DataTable(cursor_type="row", zebra_stripes=True)
+def _table(key_title: str, values: dict[str, Any]) -> DataTable[str]:
+    table: DataTable[str] = DataTable(cursor_type="row", zebra_stripes=True)
     table.add_columns(key_title, "Value")
     for key, value in sorted(values.items()):
         text = value if isinstance(value, str) else json.dumps(value)
