@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -99,6 +100,29 @@ def _param(spec: ModelfileSpec | None, name: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
+SHARD = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
+
+
+def weights_bytes(path: str) -> int:
+    """Bytes of a model's weights: every shard of a split GGUF (``x-00001-of-00003.gguf``; the
+    store links them side by side under their original names), else the one file."""
+    file = Path(path)
+    shard = SHARD.match(file.name)
+    if shard is None:
+        return file.stat().st_size
+    count = int(shard["count"])
+    total = 0
+    for i in range(1, count + 1):
+        name = f"{shard['stem']}-{i:05d}-of-{count:05d}.gguf"
+        try:
+            total += (file.parent / name).stat().st_size
+        except FileNotFoundError:
+            raise ModelLoadError(
+                f"{name} is missing beside {file}: a split model needs all {count} shards"
+            ) from None
+    return total
+
+
 def kv_cache_bytes(meta: Metadata, n_ctx: int) -> int:
     """f16 K and V for every layer and position, from GGUF metadata."""
     arch = meta.get("general.architecture", "llama")
@@ -190,7 +214,7 @@ class ModelManager:
             or min(n_train or DEFAULT_CTX, DEFAULT_CTX)
         )
         n_parallel = int(_param(spec, "num_parallel", 0) or self.settings.num_parallel or 0)
-        weights = sum(os.path.getsize(p) for p in getattr(resolved, "shards", None) or [path])
+        weights = weights_bytes(path)
         per_seq = kv_cache_bytes(meta, n_ctx)
         overhead = 64 * 2**20 + int(meta.get("tokenizer.ggml.tokens_count", 0) or 0)
         if n_parallel <= 0:  # automatic: 4 slots when memory allows it, else one

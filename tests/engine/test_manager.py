@@ -205,3 +205,16 @@ def test_engine_imports_no_ui_or_transport_library():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_memory_estimate_counts_every_shard_of_a_split_model(tmp_path):
+    from mullama.engine.manager import weights_bytes
+
+    for i, size in enumerate((1000, 2000, 3000), start=1):
+        (tmp_path / f"big-{i:05d}-of-00003.gguf").write_bytes(b"x" * size)
+    assert weights_bytes(str(tmp_path / "big-00001-of-00003.gguf")) == 6000
+    (tmp_path / "single.gguf").write_bytes(b"x" * 123)
+    assert weights_bytes(str(tmp_path / "single.gguf")) == 123
+    (tmp_path / "big-00002-of-00003.gguf").unlink()
+    with pytest.raises(ModelLoadError, match="big-00002-of-00003.gguf is missing"):
+        weights_bytes(str(tmp_path / "big-00001-of-00003.gguf"))
