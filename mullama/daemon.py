@@ -24,10 +24,18 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, pidfile
 from .config import Settings, load_settings
 from .engine.api import EngineError
+
+if TYPE_CHECKING:
+    from sanic import Sanic
+    from sanic.server.async_server import AsyncioServer
+
+    from .engine.local import LocalEngine
+    from .ipc.server import IpcServer
 
 log = logging.getLogger("mullama.daemon")
 
@@ -41,15 +49,16 @@ class Daemon:
         self.settings = settings
         self.models = list(models or [])
         self.verbose = verbose
-        self.engine = None
-        self.app = None
-        self.server = None
-        self.ipc = None
+        # set by start(), in this order
+        self.engine: LocalEngine | None = None
+        self.app: Sanic[Any, Any] | None = None
+        self.server: AsyncioServer | None = None
+        self.ipc: IpcServer | None = None
         self.stopped = asyncio.Event()
         self._stopping = False
 
-    async def _prune(self) -> None:
-        pruned = await self.engine.prune_store()
+    async def _prune(self, engine: LocalEngine) -> None:
+        pruned = await engine.prune_store()
         if pruned.removed:
             log.info(
                 "removed %d unreferenced blob(s), %d bytes (MULLAMA_NOPRUNE=1 keeps them)",
@@ -69,30 +78,33 @@ class Daemon:
                 f"a Mullama daemon is already running (pid {holder.pid}, {holder.http or '?'}); "
                 f"stop it or remove {settings.pid_file}"
             )
-        self.engine = LocalEngine(settings)
+        self.engine = engine = LocalEngine(settings)
         try:
             if not settings.noprune:
-                await self._prune()
+                await self._prune(engine)
             for name in self.models:
                 log.info("loading %s", name)
-                await self.engine.load_model(name, keep_alive=-1)  # resident until unloaded
-                if not await self.engine.default_model():
-                    await self.engine.set_default_model(name)
-            self.app = create_app(self.engine, settings)
-            self.app.config.ACCESS_LOG = self.verbose
-            self.server = await self.app.create_server(
+                await engine.load_model(name, keep_alive=-1)  # resident until unloaded
+                if not await engine.default_model():
+                    await engine.set_default_model(name)
+            self.app = app = create_app(engine, settings)
+            app.config.ACCESS_LOG = self.verbose
+            self.server = server = await app.create_server(
                 host=settings.http_addr,
                 port=settings.http_port,
                 return_asyncio_server=True,
                 asyncio_server_kwargs={"start_serving": False},
             )
-            settings.http_port = self.server.server.sockets[0].getsockname()[1]
-            await self.server.startup()
-            await self.server.before_start()
-            await self.server.start_serving()
-            await self.server.after_start()
-            self.engine.endpoints = {"http": settings.http_endpoint, "socket": settings.socket}
-            self.ipc = IpcServer(self.engine, settings.socket, on_shutdown=self.request_stop)
+            listener = _listener(server) if server is not None else None
+            if server is None or listener is None:  # create_server returns one, awaited
+                raise RuntimeError("Sanic created no listening server")
+            settings.http_port = listener.sockets[0].getsockname()[1]
+            await server.startup()
+            await server.before_start()
+            await server.start_serving()
+            await server.after_start()
+            engine.endpoints = {"http": settings.http_endpoint, "socket": settings.socket}
+            self.ipc = IpcServer(engine, settings.socket, on_shutdown=self.request_stop)
             await self.ipc.start()
             pidfile.write(
                 settings.pid_file,
@@ -134,7 +146,8 @@ class Daemon:
             await self.server.before_stop()
         # Unloading ends every in-flight generation with its final event, then the
         # handlers finish their responses and the connections go idle.
-        await self.engine.close()
+        if self.engine is not None:
+            await self.engine.close()
         await self._drain_connections()
         await self._close()
         log.info("stopped")
@@ -157,12 +170,19 @@ class Daemon:
                 await self.ipc.stop()
         if self.engine is not None:
             await self.engine.close()  # also anything an IPC client loaded meanwhile
-        if self.server is not None and self.server.server is not None:
+        if self.server is not None and _listener(self.server) is not None:
             await self.server.wait_closed()
-            if self.app.state.is_started:
+            if self.app is not None and self.app.state.is_started:
                 await self.server.after_stop()
         pidfile.remove(self.settings.pid_file)
         self.stopped.set()
+
+
+def _listener(server: AsyncioServer) -> asyncio.Server | None:
+    """The asyncio server inside Sanic's wrapper: set once the wrapper is awaited (which
+    ``create_server`` does). Sanic's own annotations infer that attribute as always None."""
+    listener: asyncio.Server | None = server.server
+    return listener
 
 
 # ---------------------------------------------------------------- entry points

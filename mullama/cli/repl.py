@@ -196,6 +196,7 @@ class Repl:
         if field is None or not value:
             print(f"Usage: /set parameter KEY VALUE, KEY one of: {', '.join(PARAMETERS)}")
             return
+        parsed: list[str] | float  # the stop list, or a number (an int for integer parameters)
         try:
             if field == "stop":
                 parsed = (self.options.stop or []) + [value.strip('"')]

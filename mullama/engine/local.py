@@ -9,7 +9,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..config import Settings, load_settings
@@ -39,20 +39,26 @@ from .api import (
 from .chat_plan import ChatPlan, plan_chat
 from .manager import Loaded, ModelManager
 from .metrics import EngineMetrics
+from .options import validate
 from .pipeline import OutputPipeline
 from .prompt import RenderedPrompt, render_chat
-from .runner import Job
+from .runner import Job, RunnerEvent
 from .tools import ToolFormat, template_shows_tools, tool_instructions
 
+if TYPE_CHECKING:
+    from prometheus_client import Counter
 
-def _read_metadata(path: str) -> dict:
+    from .store import ModelStore
+
+
+def _read_metadata(path: str) -> dict[str, Any]:
     from .gguf_info import read_header
 
     return read_header(path, with_tensors=False).metadata
 
 
 class LocalEngine(Engine):
-    def __init__(self, settings: Settings | None = None, store=None):
+    def __init__(self, settings: Settings | None = None, store: ModelStore | None = None):
         self.settings = settings or load_settings()
         if store is None:
             from .store import ModelStore
@@ -77,13 +83,13 @@ class LocalEngine(Engine):
 
     async def pull_model(self, ref: str) -> AsyncIterator[PullProgress]:
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
+        queue: asyncio.Queue[PullProgress | BaseException | None] = asyncio.Queue()
         cancel = threading.Event()
 
         def progress(p: PullProgress) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, p)
 
-        def work():
+        def work() -> None:
             try:
                 self.store.pull(ref, progress, cancel)
                 loop.call_soon_threadsafe(queue.put_nowait, None)
@@ -306,7 +312,7 @@ class LocalEngine(Engine):
             raise InvalidRequest("no model given and no default model is set", param="model")
         return name
 
-    async def _acquire(self, name: str, keep_alive) -> tuple[Loaded, int]:
+    async def _acquire(self, name: str, keep_alive: object) -> tuple[Loaded, int]:
         before = set(self.manager.loaded)
         entry = await self.manager.acquire(self._name(name), keep_alive)
         load_ns = entry.load_ns if entry.name not in before else 0
@@ -331,7 +337,7 @@ class LocalEngine(Engine):
         cap = self.settings.max_tokens_cap
         if cap > 0 and (opts.max_tokens is None or opts.max_tokens < 0 or opts.max_tokens > cap):
             opts.max_tokens = cap
-        sampling.validate(opts)
+        validate(opts)
         return opts
 
     def _plan(self, entry: Loaded, request: ChatRequest) -> ChatPlan:
@@ -378,7 +384,7 @@ class LocalEngine(Engine):
         request: ChatRequest,
         history: bool = True,
         think: bool | None = None,
-        tools: list[dict] | None = None,
+        tools: list[dict[str, Any]] | None = None,
         tool_fmt: ToolFormat | None = None,
     ) -> RenderedPrompt:
         spec = getattr(entry.resolved, "spec", None)
@@ -421,7 +427,7 @@ class LocalEngine(Engine):
         """Runs one job, translating its text through ``pipeline`` (thinking, tool calls)."""
         pipeline = pipeline or OutputPipeline()
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
+        queue: asyncio.Queue[RunnerEvent] = asyncio.Queue()
         job = Job(tokens, opts, loop, queue)
         if opts.max_tokens == 0:
             yield Done(
@@ -486,7 +492,7 @@ def _shorten(vectors: list[list[float]], dimensions: int) -> list[list[float]]:
     return out
 
 
-def _counter_total(counter) -> float:
+def _counter_total(counter: Counter) -> float:
     return sum(
         s.value for metric in counter.collect() for s in metric.samples if s.name.endswith("_total")
     )

@@ -78,7 +78,8 @@ class Job:
     pending: list[int] = field(default_factory=list)
     generated: int = 0
     cached: int = 0
-    chain: int | None = None  # a native sampler chain, or None when ``fast`` samples
+    # a native sampler chain, or None when ``fast`` samples
+    chain: llama_cpp.llama_sampler_p | None = None
     fast: FastSampler | None = None
     utf8: Utf8Stream = field(default_factory=Utf8Stream)
     stops: StopMatcher = field(default_factory=lambda: StopMatcher([]))  # the request's: _start
@@ -412,10 +413,12 @@ class Runner:
         if job.fast is not None:
             assert row is not None  # read above for the fast sampler
             token = job.fast.sample(row)
-        elif kept is not None:
-            token = sampling.sample_row(job.chain, kept)
         else:
-            token = llama_cpp.llama_sampler_sample(job.chain, self.ctx.ptr, idx)
+            assert job.chain is not None  # _start builds one whenever ``fast`` is not used
+            if kept is not None:
+                token = sampling.sample_row(job.chain, kept)
+            else:
+                token = llama_cpp.llama_sampler_sample(job.chain, self.ctx.ptr, idx)
         if job.inject:  # the caller forces a continuation (e.g. closing a thinking budget)
             forced, job.inject = job.inject, None
             self._emit(job, TextDelta(self.model.detokenize(forced, special=True)))

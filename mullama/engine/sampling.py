@@ -1,19 +1,21 @@
-"""Sampling options: validation, model defaults, and native llama.cpp sampler chains."""
+"""Sampling options: model defaults, merging, and native llama.cpp sampler chains (the checks
+are :func:`mullama.engine.options.validate`)."""
 
 from __future__ import annotations
 
 import ctypes
 import dataclasses
 import random
+from typing import Any, TypeVar
 
 import llama_cpp
 import numpy as np
 
 from .api import InvalidRequest, SamplingOptions
-from .options import (
-    PARAMETER_FIELDS,
-    validate,  # noqa: F401 (sampling.validate is the engine's check)
-)
+from .llm import Model
+from .options import PARAMETER_FIELDS
+
+_T = TypeVar("_T")
 
 DEFAULTS = SamplingOptions(
     temperature=0.8,
@@ -34,7 +36,7 @@ DEFAULTS = SamplingOptions(
 )
 
 
-def from_parameters(params: dict) -> SamplingOptions:
+def from_parameters(params: dict[str, Any]) -> SamplingOptions:
     """Modelfile PARAMETERs (or Ollama ``options``) as SamplingOptions; others are ignored."""
     values = {PARAMETER_FIELDS[k]: v for k, v in params.items() if k in PARAMETER_FIELDS}
     if "stop" in values and isinstance(values["stop"], str):
@@ -44,7 +46,7 @@ def from_parameters(params: dict) -> SamplingOptions:
 
 def merge(*layers: SamplingOptions) -> SamplingOptions:
     """Later layers override earlier ones wherever they set a value."""
-    merged = {}
+    merged: dict[str, Any] = {}
     for layer in layers:
         for f in dataclasses.fields(layer):
             value = getattr(layer, f.name)
@@ -63,10 +65,23 @@ def seed_for(opts: SamplingOptions) -> int:
     return seed & 0xFFFFFFFF
 
 
-def build_chain(opts: SamplingOptions, model, seed: int | None = None) -> int:
+def _merged(value: _T | None) -> _T:
+    """An option of merged options: :func:`merge` over :data:`DEFAULTS` leaves none unset."""
+    assert value is not None, "the sampling options are not merged"
+    return value
+
+
+def build_chain(
+    opts: SamplingOptions, model: Model, seed: int | None = None
+) -> llama_cpp.llama_sampler_p:
     """A native sampler chain for fully merged options; the caller frees it."""
-    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-    add = lambda s: llama_cpp.llama_sampler_chain_add(chain, s)  # noqa: E731
+    chain: llama_cpp.llama_sampler_p = llama_cpp.llama_sampler_chain_init(
+        llama_cpp.llama_sampler_chain_default_params()
+    )
+
+    def add(sampler: llama_cpp.llama_sampler_p) -> None:
+        llama_cpp.llama_sampler_chain_add(chain, sampler)
+
     seed = seed_for(opts) if seed is None else seed
     if opts.grammar:
         grammar = llama_cpp.llama_sampler_init_grammar(model.vocab, opts.grammar.encode(), b"root")
@@ -86,11 +101,12 @@ def build_chain(opts: SamplingOptions, model, seed: int | None = None) -> int:
                 opts.presence_penalty,
             )
         )
-    if opts.temperature <= 0:
+    temperature = _merged(opts.temperature)
+    if temperature <= 0:
         add(llama_cpp.llama_sampler_init_greedy())
         return chain
     if opts.mirostat == 1:
-        add(llama_cpp.llama_sampler_init_temp(opts.temperature))
+        add(llama_cpp.llama_sampler_init_temp(temperature))
         add(
             llama_cpp.llama_sampler_init_mirostat(
                 model.n_vocab, seed, opts.mirostat_tau, opts.mirostat_eta, 100
@@ -98,18 +114,20 @@ def build_chain(opts: SamplingOptions, model, seed: int | None = None) -> int:
         )
         return chain
     if opts.mirostat == 2:
-        add(llama_cpp.llama_sampler_init_temp(opts.temperature))
+        add(llama_cpp.llama_sampler_init_temp(temperature))
         add(llama_cpp.llama_sampler_init_mirostat_v2(seed, opts.mirostat_tau, opts.mirostat_eta))
         return chain
-    if opts.top_k > 0:
-        add(llama_cpp.llama_sampler_init_top_k(opts.top_k))
-    if opts.typical_p < 1.0:
-        add(llama_cpp.llama_sampler_init_typical(opts.typical_p, 1))
-    if opts.top_p < 1.0:
-        add(llama_cpp.llama_sampler_init_top_p(opts.top_p, 1))
-    if opts.min_p > 0.0:
-        add(llama_cpp.llama_sampler_init_min_p(opts.min_p, 1))
-    add(llama_cpp.llama_sampler_init_temp(opts.temperature))
+    top_k, typical_p = _merged(opts.top_k), _merged(opts.typical_p)
+    top_p, min_p = _merged(opts.top_p), _merged(opts.min_p)
+    if top_k > 0:
+        add(llama_cpp.llama_sampler_init_top_k(top_k))
+    if typical_p < 1.0:
+        add(llama_cpp.llama_sampler_init_typical(typical_p, 1))
+    if top_p < 1.0:
+        add(llama_cpp.llama_sampler_init_top_p(top_p, 1))
+    if min_p > 0.0:
+        add(llama_cpp.llama_sampler_init_min_p(min_p, 1))
+    add(llama_cpp.llama_sampler_init_temp(temperature))
     add(llama_cpp.llama_sampler_init_dist(seed))
     return chain
 
@@ -125,7 +143,7 @@ def candidates_of(row: np.ndarray) -> tuple[np.ndarray, llama_cpp.llama_token_da
     )
 
 
-def sample_row(chain, row: np.ndarray) -> int:
+def sample_row(chain: llama_cpp.llama_sampler_p, row: np.ndarray) -> int:
     """``llama_sampler_sample`` on a logits row kept in memory instead of the context's."""
     data, candidates = candidates_of(row)
     llama_cpp.llama_sampler_apply(chain, ctypes.byref(candidates))
@@ -136,6 +154,6 @@ def sample_row(chain, row: np.ndarray) -> int:
     return token
 
 
-def free_chain(chain) -> None:
+def free_chain(chain: llama_cpp.llama_sampler_p | None) -> None:
     if chain:
         llama_cpp.llama_sampler_free(chain)

@@ -132,7 +132,7 @@ class MullamaApp(App[None]):
         try:
             await self.daemon.start()
         except (EngineError, OSError) as exc:
-            self.exit(1, message=f"mullama serve: {getattr(exc, 'message', exc)}")
+            self.exit(return_code=1, message=f"mullama serve: {getattr(exc, 'message', exc)}")
             return
         self.serving = True
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.daemon.request_stop)

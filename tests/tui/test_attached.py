@@ -101,6 +101,22 @@ async def test_serve_with_the_dashboard_runs_and_stops_the_daemon(tmp_path):
     assert not settings.pid_file.exists()
 
 
+async def test_serve_with_the_dashboard_exits_1_when_the_daemon_cannot_start(tmp_path):
+    from mullama.daemon import Daemon
+    from mullama.engine.api import EngineError
+
+    async def refuse() -> None:
+        raise EngineError("a Mullama daemon is already running")
+
+    settings = load_settings(env=settings_env(tmp_path))
+    daemon = Daemon(settings)
+    daemon.start = refuse
+    app = MullamaApp(settings, daemon=daemon)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.return_code is not None, what="exit")
+    assert app.return_code == 1
+
+
 async def test_a_lost_daemon_is_noticed_anywhere_and_screens_recover(tmp_path, test_model_path):
     from tests.helpers import GEMMA_MODELFILE, GEMMA_TEMPLATE
 
