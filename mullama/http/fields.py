@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..engine.api import InvalidRequest
-from .protocol.common import describe
+from .common.protocol import describe
 
 _NAMES = {
     str: "a string",

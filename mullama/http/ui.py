@@ -89,7 +89,9 @@ async def page(request: Request) -> HTTPResponse:
 
 @blueprint.post("/login")
 async def login(request: Request) -> HTTPResponse:
-    if not _authorized(request, (request.form.get("key") or "").strip()):
+    form = request.form
+    given = form.get("key") if form is not None else None
+    if not _authorized(request, (given or "").strip()):
         return html_response(
             LOGIN_PAGE.format(error="<p class=error>That key is not right.</p>"), status=401
         )

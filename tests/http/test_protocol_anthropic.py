@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 
 from mullama.engine.api import Done, InvalidRequest, TextDelta, ThinkingDelta, ToolCallDelta, Usage
-from mullama.http.convert import anthropic as convert
+from mullama.http.anthropic import convert, protocol
+from mullama.http.anthropic.wire import MessagesWriter
+from mullama.http.common.protocol import parse
+from mullama.http.common.wire import stream_chunks
 from mullama.http.errors import ANTHROPIC, engine_error_body
 from mullama.http.events import Collected
-from mullama.http.protocol import anthropic as protocol
-from mullama.http.protocol.common import parse
-from mullama.http.wire.anthropic import MessagesWriter
-from mullama.http.wire.common import stream_chunks
 
 BASE = {"model": "gemma", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
 

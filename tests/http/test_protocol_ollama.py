@@ -16,14 +16,13 @@ from mullama.engine.api import (
     ToolCallDelta,
     Usage,
 )
-from mullama.http.convert import ollama as convert
+from mullama.http.common.protocol import parse
+from mullama.http.common.wire import stream_chunks
 from mullama.http.errors import OLLAMA, engine_error_body
 from mullama.http.events import Collected
-from mullama.http.protocol import ollama as protocol
-from mullama.http.protocol.common import parse
-from mullama.http.protocol.manage import ModelAction
-from mullama.http.wire.common import stream_chunks
-from mullama.http.wire.ollama import ChatWriter, GenerateWriter
+from mullama.http.manage import ModelAction
+from mullama.http.ollama import convert, protocol
+from mullama.http.ollama.wire import ChatWriter, GenerateWriter
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,9 @@ import logging
 import pytest
 
 from mullama.engine.api import InvalidRequest, LoadedModel, ModelDetails, ModelInfo, PullProgress
-from mullama.http import ollama_models as models
-from mullama.http.convert import ollama as convert
-from mullama.http.protocol import ollama as protocol
-from mullama.http.protocol.common import parse
-from mullama.http.wire.ollama import pull_status
+from mullama.http.common.protocol import parse
+from mullama.http.ollama import convert, models, protocol
+from mullama.http.ollama.wire import pull_status
 
 
 def sampling_options(body: dict):

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from .common import Body, StringList, fail, required, sampling_rule
+from ..common.protocol import Body, StringList, fail, required, sampling_rule
 
 BLOCK_TYPES = ("text", "image", "tool_use", "tool_result", "thinking", "redacted_thinking")
 # the field each kind of content block must have

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from ... import __version__
 from ...engine.api import Done, EngineError, Event, TextDelta, ThinkingDelta, ToolCallDelta
+from ..common.wire import Chunk, Writer
 from ..errors import OPENAI, engine_error_body
 from ..events import Collected
-from .common import Chunk, Writer
 
 FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
 FINGERPRINT = f"fp_mullama_{__version__}"

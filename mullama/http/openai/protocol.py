@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from .common import Body, StringList, fail, required, sampling_rule
+from ..common.protocol import Body, StringList, fail, required, sampling_rule
 
 ROLES = {
     "system": "system",

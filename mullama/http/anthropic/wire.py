@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 from ...engine.api import Done, EngineError, Event, TextDelta, ThinkingDelta, ToolCallDelta
+from ..common.wire import Chunk, Writer
 from ..errors import ANTHROPIC, engine_error_body
 from ..events import Collected
 from ..sse import sse
-from .common import Chunk, Writer
 
 
 def stop_reason(done: Done, stops: list[str]) -> tuple[str, str | None]:

@@ -12,12 +12,11 @@ from datetime import datetime
 from sanic import Blueprint, Request
 from sanic.response import json
 
-from ..engine.api import ModelInfo
-from .convert import openai as convert
-from .protocol import openai as protocol
-from .protocol.common import parse
-from .wire.common import answer
-from .wire.openai import ChatWriter, CompletionWriter
+from ...engine.api import ModelInfo
+from ..common.protocol import parse
+from ..common.wire import answer
+from . import convert, protocol
+from .wire import ChatWriter, CompletionWriter
 
 blueprint = Blueprint("openai", url_prefix="/v1")
 

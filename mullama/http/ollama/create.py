@@ -8,17 +8,19 @@ other fields (``system``, ``template``, ``parameters``, ``messages``, ``license`
 
 from __future__ import annotations
 
+from typing import Any
+
 from sanic import Request
 
-from ..engine.api import InvalidRequest
-from ..modelfile import (
+from ...engine.api import InvalidRequest
+from ...modelfile import (
     ModelfileError,
     ModelfileSpec,
     coerce_parameter,
     parse_modelfile,
     to_modelfile,
 )
-from .fields import get
+from ..fields import get
 
 ROLES = ("system", "user", "assistant")
 
@@ -122,10 +124,13 @@ def _message(raw, index: int) -> tuple[str, str]:
 
 async def receive_blob(request: Request, digest: str) -> str:
     """Store a streamed request body as a blob, checking it against ``digest``."""
-    request.stream.request_max_size = float("inf")  # GGUF uploads are gigabytes
+    stream: Any = request.stream  # sanic's Http (the route is declared stream=True)
+    if stream is None:
+        raise InvalidRequest("the blob upload has no body")
+    stream.request_max_size = float("inf")  # GGUF uploads are gigabytes
 
     async def chunks():
-        while (chunk := await request.stream.read()) is not None:
+        while (chunk := await stream.read()) is not None:
             yield chunk
 
     return await request.app.ctx.engine.add_blob(digest, chunks())

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from ...modelfile import PARAMETER_TYPES, coerce_parameter
-from .common import Body, fail
+from ..common.protocol import Body, fail
 
 ROLES = ("system", "user", "assistant", "tool")
 THINK_LEVELS = ("low", "medium", "high")

@@ -16,8 +16,8 @@ from ...engine.api import (
     ToolCall,
     ToolCallDelta,
 )
+from ..common.wire import Chunk, NdjsonWriter
 from ..events import Collected
-from .common import Chunk, NdjsonWriter
 
 # Ollama reports a finished tool call turn as a plain stop.
 DONE_REASONS = {"tool_calls": "stop", "cancelled": "stop"}

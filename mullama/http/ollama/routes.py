@@ -1,9 +1,9 @@
 """The Ollama-compatible API (``/api/*``), so every Ollama client works unchanged.
 
 Requests and answers follow Ollama's docs/api.md field for field; each route is a thin
-translator over the Engine API (see ``protocol.ollama``, ``convert.ollama``, ``wire.ollama``,
-``ollama_models``, ``ollama_create``). Streams are NDJSON; an error after the stream started is its last line,
-``{"error": "..."}``, as Ollama sends it.
+translator over the Engine API (see :mod:`.protocol`, :mod:`.convert`, :mod:`.wire`,
+:mod:`.models` and :mod:`.create` beside it). Streams are NDJSON; an error after the stream
+started is its last line, ``{"error": "..."}``, as Ollama sends it.
 
 Compatibility decisions:
 
@@ -23,17 +23,14 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import empty, json, text
 
-from .. import __version__
-from ..engine.api import EngineError
-from . import ollama_create as create
-from . import ollama_models as models
-from .convert import ollama as convert
-from .events import primed
-from .protocol import ollama as protocol
-from .protocol.common import load_json, parse
-from .sse import ndjson, open_stream
-from .wire.common import answer
-from .wire.ollama import ChatWriter, GenerateWriter, OllamaWriter, pull_status
+from ... import __version__
+from ...engine.api import EngineError
+from ..common.protocol import load_json, parse
+from ..common.wire import answer
+from ..events import primed
+from ..sse import ndjson, open_stream
+from . import convert, create, models, protocol
+from .wire import ChatWriter, GenerateWriter, OllamaWriter, pull_status
 
 blueprint = Blueprint("ollama")
 

@@ -6,8 +6,8 @@ import datetime as dt
 import json
 import re
 
-from ..engine.api import LoadedModel, ModelDetails, ModelInfo
-from ..engine.refs import is_path_like
+from ...engine.api import LoadedModel, ModelDetails, ModelInfo
+from ...engine.refs import is_path_like
 
 # The capabilities Ollama clients know (oterm, Open WebUI read this list).
 CAPABILITIES = ("completion", "tools", "thinking", "vision", "embedding")
