@@ -73,6 +73,14 @@ def required(*loc: str | int) -> ValidationError:
     return fail(loc, "")
 
 
+def said(loc: tuple[str | int, ...], message: str, value: Any = None) -> ValidationError:
+    """An error at ``loc`` whose ``message`` is the whole text (it names the field itself)."""
+    return ValidationError.from_exception_data(
+        "request",
+        [InitErrorDetails(type=PydanticCustomError("mullama_said", message), loc=loc, input=value)],
+    )
+
+
 def load_json(raw: bytes) -> dict:
     if not raw:
         raise InvalidRequest("the request body is empty; send a JSON object")
@@ -151,6 +159,8 @@ def invalid(exc: ValidationError) -> InvalidRequest:
 
 def _message(param: str, group: list[ErrorDetails]) -> str:
     for error in group:
+        if error["type"] == "mullama_said":
+            return error["msg"]
         if error["type"] in ("mullama", "value_error"):
             text = error["msg"].removeprefix("Value error, ")
             return f"{param} {text}" if param else text

@@ -4,6 +4,8 @@ Ollama clients create models from another model (``from``), from uploaded GGUF b
 (``files``/``adapters``: file name -> ``sha256:`` digest, uploaded first through
 ``POST /api/blobs/:digest``) or, in older clients, from Modelfile text (``modelfile``); the
 other fields (``system``, ``template``, ``parameters``, ``messages``, ``license``) override.
+:class:`~.protocol.CreateBody` checks the body; what needs the engine (do the blobs exist?)
+is checked here.
 """
 
 from __future__ import annotations
@@ -13,16 +15,8 @@ from typing import Any
 from sanic import Request
 
 from ...engine.api import InvalidRequest
-from ...modelfile import (
-    ModelfileError,
-    ModelfileSpec,
-    coerce_parameter,
-    parse_modelfile,
-    to_modelfile,
-)
-from ..fields import get
-
-ROLES = ("system", "user", "assistant")
+from ...modelfile import ModelfileError, ModelfileSpec, parse_modelfile, to_modelfile
+from .protocol import CreateBody
 
 
 async def has_blob(request: Request, digest: str) -> bool:
@@ -39,87 +33,40 @@ async def blob_file(request: Request, digest: str, field: str) -> str:
     return path
 
 
-async def _gguf_blobs(request: Request, body: dict, name: str) -> list[str]:
-    files = get(body, name, dict) or {}
-    paths = []
-    for filename, digest in files.items():
-        if not isinstance(digest, str):
-            raise InvalidRequest(
-                f"{name}[{filename!r}] must be a sha256 digest string", param=f"{name}.{filename}"
-            )
-        if not filename.lower().endswith(".gguf"):
-            raise InvalidRequest(
-                f"{name}: {filename} is not a GGUF file; Mullama runs GGUF "
-                "models only (convert safetensors with llama.cpp first)",
-                param=name,
-            )
-        paths.append(await blob_file(request, digest, f"{name}.{filename}"))
-    return paths
+async def _blob_files(request: Request, files: dict | None, name: str) -> list[str]:
+    """The stored paths of ``files``' blobs (the model checked the names and digests)."""
+    return [
+        await blob_file(request, digest, f"{name}.{filename}")
+        for filename, digest in (files or {}).items()
+    ]
 
 
-async def _base_spec(request: Request, body: dict) -> ModelfileSpec:
-    text = get(body, "modelfile", str)
-    source = get(body, "from", str)
-    weights = await _gguf_blobs(request, body, "files")
-    if len(weights) > 1:
-        raise InvalidRequest(
-            "files: give one GGUF file (split GGUFs are pulled, not uploaded)", param="files"
-        )
-    if sum(bool(x) for x in (text, source, weights)) > 1:
-        raise InvalidRequest("give only one of from, files or modelfile", param="from")
-    if text:
+async def _base_spec(request: Request, body: CreateBody) -> ModelfileSpec:
+    if body.modelfile:
         try:
-            return parse_modelfile(text)
+            return parse_modelfile(body.modelfile)
         except ModelfileError as exc:
             raise InvalidRequest(f"modelfile: {exc}", param="modelfile") from None
-    if source or weights:
-        return ModelfileSpec(from_ref=source or weights[0])
-    if get(body, "path", str):
-        raise InvalidRequest(
-            "path is not supported: send the Modelfile text as modelfile, or use from/files",
-            param="path",
-        )
-    raise InvalidRequest("neither 'from' nor 'files' was specified", param="from")
+    weights = await _blob_files(request, body.files, "files")
+    return ModelfileSpec(from_ref=body.from_ or weights[0])
 
 
-async def modelfile(request: Request, body: dict) -> str:
+async def modelfile(request: Request, body: CreateBody) -> str:
     """The Modelfile text an ``/api/create`` body describes."""
-    if get(body, "quantize", str):
-        raise InvalidRequest(
-            "quantize is not supported: Mullama does not quantize models; "
-            "pull a quantized GGUF instead (e.g. hf.co/owner/repo:Q4_K_M)",
-            param="quantize",
-        )
     spec = await _base_spec(request, body)
-    adapters = await _gguf_blobs(request, body, "adapters")
+    adapters = await _blob_files(request, body.adapters, "adapters")
     if adapters:
         spec.adapters = adapters
-    for name in ("system", "template"):
-        value = get(body, name, str)
-        if value is not None:
-            setattr(spec, name, value)
-    license_ = get(body, "license", str, list)
-    if license_ is not None:
-        spec.license = license_ if isinstance(license_, str) else "\n\n".join(map(str, license_))
-    for name, value in (get(body, "parameters", dict) or {}).items():
-        try:
-            spec.parameters[name] = coerce_parameter(name, value)
-        except ValueError as exc:
-            raise InvalidRequest(f"parameters: {exc}", param=f"parameters.{name}") from None
-    messages = get(body, "messages", list)
-    if messages is not None:
-        spec.messages = [_message(m, i) for i, m in enumerate(messages)]
+    if body.system is not None:
+        spec.system = body.system
+    if body.template is not None:
+        spec.template = body.template
+    if body.license is not None:
+        spec.license = body.license_text
+    spec.parameters.update(body.parameters)
+    if body.messages is not None:
+        spec.messages = [(m.role, m.content) for m in body.messages]
     return to_modelfile(spec)
-
-
-def _message(raw, index: int) -> tuple[str, str]:
-    where = f"messages[{index}]."
-    if not isinstance(raw, dict):
-        raise InvalidRequest(f"messages[{index}] must be an object", param=f"messages[{index}]")
-    role = get(raw, "role", str, required=True, where=where)
-    if role not in ROLES:
-        raise InvalidRequest(f"{where}role must be system, user or assistant", param=f"{where}role")
-    return role, get(raw, "content", str, default="", where=where)
 
 
 async def receive_blob(request: Request, digest: str) -> str:

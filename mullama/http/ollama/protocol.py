@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from ...modelfile import PARAMETER_TYPES, coerce_parameter
-from ..common.protocol import Body, fail
+from ..common.protocol import Body, fail, said
 
 ROLES = ("system", "user", "assistant", "tool")
+MODELFILE_ROLES = ("system", "user", "assistant")  # a Modelfile's MESSAGE roles
 THINK_LEVELS = ("low", "medium", "high")
 # Ollama options llama.cpp's sampler no longer has: accepted and ignored, as Ollama does.
 OBSOLETE_OPTIONS = frozenset({"penalize_newline", "tfs_z"})
@@ -166,3 +167,106 @@ class EmbeddingsBody(EmbedBody):
     def inputs(self) -> list[str]:
         value = self.prompt
         return ([value] if value else []) if isinstance(value, str) else value
+
+
+# ---------------------------------------------------------------- /api/create
+
+
+def _gguf_files(field: str, files: dict) -> dict:
+    """``files``/``adapters``: GGUF file names mapped to ``sha256:`` digests of uploaded blobs."""
+    for filename, digest in files.items():
+        if not isinstance(digest, str):
+            raise said((), f"{field}[{filename!r}] must be a sha256 digest string", digest)
+        if not filename.lower().endswith(".gguf"):
+            raise said(
+                (),
+                f"{field}: {filename} is not a GGUF file; Mullama runs GGUF "
+                "models only (convert safetensors with llama.cpp first)",
+            )
+    return files
+
+
+class CreateMessage(Body):
+    """A ``MESSAGE`` of the Modelfile: an example turn."""
+
+    role: str
+    content: str = ""
+
+    @field_validator("role")
+    @classmethod
+    def _known(cls, role: str) -> str:
+        if role not in MODELFILE_ROLES:
+            raise ValueError("must be system, user or assistant")
+        return role
+
+
+class CreateBody(Named):
+    """``/api/create``: the base (``from`` a model, uploaded GGUF ``files``, or the older
+    ``modelfile`` text), then what overrides it. Empty strings count as absent."""
+
+    quantize: str | None = None
+    modelfile: str | None = None
+    from_: str | None = Field(None, alias="from")
+    files: dict | None = None
+    adapters: dict | None = None
+    path: str | None = None
+    system: str | None = None
+    template: str | None = None
+    license: str | list | None = None
+    parameters: dict = Field(default_factory=dict)
+    messages: list[CreateMessage] | None = None
+
+    @field_validator("quantize")
+    @classmethod
+    def _no_quantize(cls, value: str | None) -> str | None:
+        if value:
+            raise ValueError(
+                "is not supported: Mullama does not quantize models; "
+                "pull a quantized GGUF instead (e.g. hf.co/owner/repo:Q4_K_M)"
+            )
+        return value
+
+    @field_validator("files")
+    @classmethod
+    def _one_file(cls, files: dict | None) -> dict | None:
+        files = _gguf_files("files", files or {})
+        if len(files) > 1:
+            raise said((), "files: give one GGUF file (split GGUFs are pulled, not uploaded)")
+        return files
+
+    @field_validator("adapters")
+    @classmethod
+    def _adapters(cls, adapters: dict | None) -> dict | None:
+        return _gguf_files("adapters", adapters or {})
+
+    @field_validator("parameters")
+    @classmethod
+    def _coerce(cls, raw: dict) -> dict:
+        parameters = {}
+        for name, value in raw.items():
+            try:
+                parameters[name] = coerce_parameter(name, value)
+            except ValueError as exc:
+                raise said((name,), f"parameters: {exc}", value) from None
+        return parameters
+
+    @model_validator(mode="after")
+    def _one_base(self) -> CreateBody:
+        given = [bool(x) for x in (self.modelfile, self.from_, self.files)]
+        if sum(given) > 1:
+            raise said(("from",), "give only one of from, files or modelfile")
+        if not any(given):
+            if self.path:
+                raise said(
+                    ("path",),
+                    "path is not supported: send the Modelfile text as modelfile, "
+                    "or use from/files",
+                )
+            raise said(("from",), "neither 'from' nor 'files' was specified")
+        return self
+
+    @property
+    def license_text(self) -> str | None:
+        """``license``: one text, or several joined by blank lines."""
+        value = self.license
+        return value if isinstance(value, str | None) else "\n\n".join(map(str, value))

@@ -25,7 +25,7 @@ from sanic.response import empty, json, text
 
 from ... import __version__
 from ...engine.api import EngineError
-from ..common.protocol import load_json, parse
+from ..common.protocol import parse
 from ..common.wire import answer
 from ..events import primed
 from ..sse import ndjson, open_stream
@@ -157,10 +157,9 @@ async def pull(request: Request):
 
 @blueprint.post("/api/create")
 async def create_model(request: Request):
-    raw = load_json(request.body)
-    body = parse(protocol.Named, raw)
+    body = parse(protocol.CreateBody, request.body)
     info = await request.app.ctx.engine.create_model(
-        body.model, await create.modelfile(request, raw)
+        body.model, await create.modelfile(request, body)
     )
     steps = [
         {"status": f"using existing layer {info.digest}"},
