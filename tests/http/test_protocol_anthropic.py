@@ -168,7 +168,7 @@ def test_whole_message():
     result = Collected()
     for event in (ToolCallDelta(0, id="t1", name="f", arguments="[1]"), Done("tool_calls")):
         result.add(event)
-    body = MessagesWriter("msg_1", "gemma", []).whole([result])
+    body = MessagesWriter("msg_1", "gemma", []).whole([result]).wire()
     assert body["content"] == [
         {"type": "tool_use", "id": "t1", "name": "f", "input": {"value": [1]}}
     ]

@@ -119,6 +119,6 @@ def test_generate_whole_has_context_unless_raw():
     result = Collected()
     for event in (TextDelta("ok"), Done("stop", context=[1, 2])):
         result.add(event)
-    assert GenerateWriter("m").whole([result])["context"] == [1, 2]
-    raw = GenerateWriter("m", raw=True).whole([result])
+    assert GenerateWriter("m").whole([result]).wire()["context"] == [1, 2]
+    raw = GenerateWriter("m", raw=True).whole([result]).wire()
     assert "context" not in raw and raw["response"] == "ok" and raw["done"] is True

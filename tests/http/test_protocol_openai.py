@@ -201,7 +201,7 @@ def test_chat_events_as_one_completion():
     result = Collected()
     for _, event in EVENTS:
         result.add(event)
-    body = ChatWriter("", "chatcmpl-1", 7).whole([result])
+    body = ChatWriter("", "chatcmpl-1", 7).whole([result]).wire()
     assert body["object"] == "chat.completion" and body["model"] == ""
     message = body["choices"][0]["message"]
     assert (message["content"], message["reasoning_content"]) == ("Hi", "so")

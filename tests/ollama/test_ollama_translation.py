@@ -243,7 +243,7 @@ INFO = ModelInfo(
 
 
 def test_tag_entry():
-    entry = models.tag(INFO)
+    entry = models.tag(INFO).wire()
     assert entry["name"] == entry["model"] == "pirate:latest"
     assert entry["digest"] == "ab" * 32
     assert entry["details"] == {
@@ -258,7 +258,7 @@ def test_tag_entry():
 
 def test_running_entry_kept_forever_expires_far_in_the_future():
     loaded = LoadedModel(name="pirate:latest", size=100, context_length=2048, expires_at="")
-    entry = models.running(loaded, INFO)
+    entry = models.running(loaded, INFO).wire()
     assert entry["expires_at"] > "2300"
     assert (entry["size"], entry["size_vram"], entry["context_length"]) == (100, 0, 2048)
     assert entry["digest"] == "ab" * 32
@@ -278,7 +278,7 @@ def test_show_body():
             "projector": "/p",
         },
     )
-    body = models.show(details)
+    body = models.show(details).wire()
     assert body["capabilities"] == ["completion", "tools"]
     assert body["model_info"] == {
         "general.architecture": "gemma3",

@@ -29,4 +29,5 @@ async def messages(request: Request):
 @blueprint.post("/count_tokens")
 async def count_tokens(request: Request):
     chat = convert.chat_request(parse(protocol.CountTokensBody, request.body))
-    return json({"input_tokens": await request.app.ctx.engine.count_chat_tokens(chat)})
+    count = await request.app.ctx.engine.count_chat_tokens(chat)
+    return json(protocol.TokenCount(input_tokens=count).wire())

@@ -1,6 +1,13 @@
-"""What the dialects' request models share: the base model, JSON bodies, and errors that name
-the offending parameter (``messages[2].content``) as an :class:`InvalidRequest`, which
-``http.errors`` answers in the dialect of the route."""
+"""What the dialects' models share: the request base (:class:`Body`), JSON bodies, errors that
+name the offending parameter (``messages[2].content``) as an :class:`InvalidRequest`, which
+``http.errors`` answers in the dialect of the route, and the base of whole replies
+(:class:`Reply`).
+
+Each dialect declares its replies in its ``protocol.py``: whole replies (sent once per request)
+as :class:`Reply` models; streamed chunks, sent thousands a second, as TypedDicts — plain
+dicts at run time, checked by mypy where the writers build them (a pydantic model would cost
+3–10 µs more per chunk than the dict and its JSON encoding together). The shapes both kinds
+share (usage, logprobs, content blocks…) are TypedDicts, which pydantic validates too."""
 
 from __future__ import annotations
 
@@ -35,6 +42,19 @@ class Body(BaseModel):
         if isinstance(data, dict):
             return {k: v for k, v in data.items() if v is not None}
         return data
+
+
+class Reply(BaseModel):
+    """A whole JSON reply, fields declared in wire order. A field left unset is left out of
+    the JSON, one set to ``None`` is sent as ``null`` (clients tell the two apart), so
+    optional fields default to ``None`` and writers set only what they send. Numbers are
+    not converted (an ``int`` stays an ``int``): fields typed ``float`` get floats."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON-ready dict, as sent."""
+        return self.model_dump(exclude_unset=True)
 
 
 def sampling_rule(field: str) -> AfterValidator:

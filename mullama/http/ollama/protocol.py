@@ -1,13 +1,15 @@
-"""Ollama request bodies (``/api/*``), field for field as Ollama's docs/api.md has them."""
+"""Ollama bodies and replies (``/api/*``), field for field as Ollama's docs/api.md has them
+(requests first, then replies and streamed lines)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
+from typing_extensions import TypedDict
 
 from ...modelfile import PARAMETER_TYPES, coerce_parameter
-from ..common.protocol import Body, fail, said
+from ..common.protocol import Body, Reply, fail, said
 
 ROLES = ("system", "user", "assistant", "tool")
 MODELFILE_ROLES = ("system", "user", "assistant")  # a Modelfile's MESSAGE roles
@@ -270,3 +272,168 @@ class CreateBody(Named):
         """``license``: one text, or several joined by blank lines."""
         value = self.license
         return value if isinstance(value, str | None) else "\n\n".join(map(str, value))
+
+
+# ---------------------------------------------------------------- replies: shared shapes
+
+
+class ReplyFunction(TypedDict):
+    index: int
+    name: str
+    arguments: dict[str, Any]  # an object, as Ollama clients read it
+
+
+class ReplyToolCall(TypedDict):
+    id: str
+    function: ReplyFunction
+
+
+class ReplyMessage(TypedDict):
+    role: Literal["assistant"]
+    content: str
+    thinking: NotRequired[str]
+    tool_calls: NotRequired[list[ReplyToolCall]]
+
+
+class ModelDetails(TypedDict):
+    parent_model: str
+    format: str
+    family: str
+    families: list[str] | None
+    parameter_size: str
+    quantization_level: str
+
+
+# ---------------------------------------------------------------- replies: whole
+# The stats are absent from the answer to a request that only loads or unloads the model.
+
+
+class ChatResponse(Reply):
+    model: str
+    created_at: str
+    message: ReplyMessage
+    done: bool
+    done_reason: str
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
+    prompt_eval_duration: int | None = None
+    eval_count: int | None = None
+    eval_duration: int | None = None
+    logprobs: list[dict[str, Any]] | None = None
+
+
+class GenerateResponse(Reply):
+    model: str
+    created_at: str
+    response: str
+    done: bool
+    thinking: str | None = None  # after done, where Ollama puts it
+    done_reason: str
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
+    prompt_eval_duration: int | None = None
+    eval_count: int | None = None
+    eval_duration: int | None = None
+    context: list[int] | None = None
+    logprobs: list[dict[str, Any]] | None = None
+
+
+class EmbedResponse(Reply):
+    model: str
+    embeddings: list[list[float]]
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
+
+
+class EmbeddingResponse(Reply):
+    """The legacy ``/api/embeddings``."""
+
+    embedding: list[float]
+
+
+class ModelTag(Reply):
+    name: str
+    model: str
+    modified_at: str
+    size: int
+    digest: str
+    details: ModelDetails
+
+
+class TagsResponse(Reply):
+    models: list[ModelTag]
+
+
+class RunningModel(Reply):
+    name: str
+    model: str
+    size: int
+    digest: str
+    details: ModelDetails
+    expires_at: str
+    size_vram: int
+    context_length: int
+
+
+class PsResponse(Reply):
+    models: list[RunningModel]
+
+
+class ShowResponse(Reply):
+    license: str
+    modelfile: str
+    parameters: str
+    template: str
+    system: str
+    details: ModelDetails
+    model_info: dict[str, Any]
+    capabilities: list[str]
+    modified_at: str
+
+
+class VersionResponse(Reply):
+    version: str
+    mullama: str
+
+
+# ---------------------------------------------------------------- replies: streamed lines
+
+
+class _Streamed(TypedDict):
+    model: str
+    created_at: str
+    done: bool
+    # on the last line (done), its stats
+    done_reason: NotRequired[str]
+    total_duration: NotRequired[int]
+    load_duration: NotRequired[int]
+    prompt_eval_count: NotRequired[int]
+    prompt_eval_duration: NotRequired[int]
+    eval_count: NotRequired[int]
+    eval_duration: NotRequired[int]
+    logprobs: NotRequired[list[dict[str, Any]]]
+
+
+class ChatChunk(_Streamed):
+    message: ReplyMessage
+
+
+class GenerateChunk(_Streamed):
+    response: str
+    thinking: NotRequired[str]
+    context: NotRequired[list[int]]
+
+
+Chunk = ChatChunk | GenerateChunk
+
+
+class Status(TypedDict):
+    """A line of ``/api/pull`` or ``/api/create`` progress."""
+
+    status: str
+    digest: NotRequired[str]
+    total: NotRequired[int]
+    completed: NotRequired[int]

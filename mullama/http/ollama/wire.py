@@ -1,10 +1,12 @@
-"""Engine events as Ollama's ``/api/chat`` and ``/api/generate`` objects, and pull progress."""
+"""Engine events as Ollama's ``/api/chat`` and ``/api/generate`` objects, and pull progress
+(see the reply shapes in :mod:`.protocol`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 from abc import abstractmethod
+from typing import Any, Generic, TypeVar
 
 from ...engine.api import (
     Done,
@@ -16,18 +18,22 @@ from ...engine.api import (
     ToolCall,
     ToolCallDelta,
 )
-from ..common.wire import Chunk, NdjsonWriter
+from ..common.wire import ErrorBody, NdjsonWriter
 from ..events import Collected
+from . import protocol as p
 
 # Ollama reports a finished tool call turn as a plain stop.
 DONE_REASONS = {"tool_calls": "stop", "cancelled": "stop"}
+
+C = TypeVar("C", p.ChatChunk, p.GenerateChunk)
 
 
 def created_at() -> str:
     return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def stats(done: Done) -> dict:
+def stats(done: Done) -> dict[str, Any]:
+    """The last line's (and a whole answer's) ``done_reason`` and counters, in wire order."""
     t, u = done.timings, done.usage
     return {
         "done_reason": DONE_REASONS.get(done.finish_reason, done.finish_reason),
@@ -40,9 +46,9 @@ def stats(done: Done) -> dict:
     }
 
 
-def tool_calls(calls: list[ToolCall]) -> list[dict]:
+def tool_calls(calls: list[ToolCall]) -> list[p.ReplyToolCall]:
     """Tool calls with their arguments as an object, as Ollama clients read them."""
-    out = []
+    out: list[p.ReplyToolCall] = []
     for index, call in enumerate(calls):
         try:
             arguments = json.loads(call.arguments or "{}")
@@ -59,7 +65,7 @@ def tool_calls(calls: list[ToolCall]) -> list[dict]:
     return out
 
 
-class OllamaWriter(NdjsonWriter):
+class OllamaWriter(NdjsonWriter[C], Generic[C]):
     """One response's objects: NDJSON lines, or the whole answer; an error ends a stream as
     its last line, ``{"error": "..."}``, as Ollama sends it."""
 
@@ -68,16 +74,15 @@ class OllamaWriter(NdjsonWriter):
         self.logprobs = logprobs
         self.calls = Collected()  # tool-call deltas, sent whole when the turn ends
 
-    def head(self) -> dict:
-        return {"model": self.model, "created_at": created_at()}
-
-    def error(self, exc: EngineError) -> Chunk:
+    def error(self, exc: EngineError) -> ErrorBody:
         return {"error": exc.message}
 
-    def event(self, event: Event, index: int = 0) -> list[Chunk]:
+    def event(self, event: Event, index: int = 0) -> list[C]:
         if isinstance(event, TextDelta):
-            extra = {"logprobs": event.logprobs or []} if self.logprobs else {}
-            return [{**self.chunk(text=event.text), **extra}]
+            line = self.chunk(text=event.text)
+            if self.logprobs:
+                line["logprobs"] = event.logprobs or []
+            return [line]
         if isinstance(event, ThinkingDelta):
             return [self.chunk(thinking=event.text)]
         if isinstance(event, ToolCallDelta):
@@ -85,63 +90,120 @@ class OllamaWriter(NdjsonWriter):
             return []
         if isinstance(event, Done):
             calls = tool_calls(self.calls.tool_calls)
-            lines = [self.chunk(calls=calls)] if calls else []
-            return lines + [{**self.chunk(), "done": True, **stats(event), **self.final(event)}]
+            lines: list[C] = [self.chunk(calls=calls)] if calls else []
+            last = self.chunk()
+            last["done"] = True
+            last.update(stats(event))  # type: ignore[typeddict-item]  # the NotRequired stats
+            last.update(self.final(event))  # type: ignore[typeddict-item]
+            lines.append(last)
+            return lines
         return []
 
-    def whole(self, results: list[Collected]) -> dict:
-        result = results[0]
-        body = {
-            **self.chunk(
-                text=result.text, thinking=result.thinking, calls=tool_calls(result.tool_calls)
-            ),
-            "done": True,
-            **stats(result.done),
-            **self.final(result.done),
-        }
-        if self.logprobs:
-            body["logprobs"] = result.logprobs
-        return body
-
-    def loaded(self, reason: str) -> dict:
-        """The answer to an empty request that only loads or unloads the model."""
-        return {**self.chunk(), "done": True, "done_reason": reason}
-
     @abstractmethod
-    def chunk(self, text: str = "", thinking: str = "", calls: list[dict] | None = None) -> dict:
+    def chunk(
+        self, text: str = "", thinking: str = "", calls: list[p.ReplyToolCall] | None = None
+    ) -> C:
         """A streamed object carrying these pieces (``done`` false)."""
 
-    def final(self, done: Done) -> dict:
+    def final(self, done: Done) -> dict[str, Any]:
         return {}
 
+    @abstractmethod
+    def loaded(self, reason: str) -> p.ChatResponse | p.GenerateResponse:
+        """The answer to an empty request that only loads or unloads the model."""
 
-class ChatWriter(OllamaWriter):
-    def chunk(self, text: str = "", thinking: str = "", calls: list[dict] | None = None) -> dict:
-        message: dict = {"role": "assistant", "content": text}
+
+class ChatWriter(OllamaWriter[p.ChatChunk]):
+    def message(
+        self, text: str = "", thinking: str = "", calls: list[p.ReplyToolCall] | None = None
+    ) -> p.ReplyMessage:
+        message: p.ReplyMessage = {"role": "assistant", "content": text}
         if thinking:
             message["thinking"] = thinking
         if calls:
             message["tool_calls"] = calls
-        return {**self.head(), "message": message, "done": False}
+        return message
+
+    def chunk(
+        self, text: str = "", thinking: str = "", calls: list[p.ReplyToolCall] | None = None
+    ) -> p.ChatChunk:
+        return {
+            "model": self.model,
+            "created_at": created_at(),
+            "message": self.message(text, thinking, calls),
+            "done": False,
+        }
+
+    def whole(self, results: list[Collected]) -> p.ChatResponse:
+        result = results[0]
+        reply = p.ChatResponse(
+            model=self.model,
+            created_at=created_at(),
+            message=self.message(result.text, result.thinking, tool_calls(result.tool_calls)),
+            done=True,
+            **stats(result.done),
+        )
+        if self.logprobs:
+            reply.logprobs = result.logprobs
+        return reply
+
+    def loaded(self, reason: str) -> p.ChatResponse:
+        """The answer to an empty request that only loads or unloads the model."""
+        return p.ChatResponse(
+            model=self.model,
+            created_at=created_at(),
+            message=self.message(),
+            done=True,
+            done_reason=reason,
+        )
 
 
-class GenerateWriter(OllamaWriter):
+class GenerateWriter(OllamaWriter[p.GenerateChunk]):
     def __init__(self, model: str, logprobs: bool = False, raw: bool = False):
         super().__init__(model, logprobs)
         self.raw = raw
 
-    def chunk(self, text: str = "", thinking: str = "", calls: list[dict] | None = None) -> dict:
-        body = {**self.head(), "response": text, "done": False}
+    def chunk(
+        self, text: str = "", thinking: str = "", calls: list[p.ReplyToolCall] | None = None
+    ) -> p.GenerateChunk:
+        line: p.GenerateChunk = {
+            "model": self.model,
+            "created_at": created_at(),
+            "response": text,
+            "done": False,
+        }
         if thinking:
-            body["thinking"] = thinking
-        return body
+            line["thinking"] = thinking
+        return line
 
-    def final(self, done: Done) -> dict:
+    def final(self, done: Done) -> dict[str, Any]:
         # Ollama returns no context in raw mode: it would not match a templated prompt.
         return {"context": done.context} if done.context is not None and not self.raw else {}
 
+    def whole(self, results: list[Collected]) -> p.GenerateResponse:
+        result = results[0]
+        reply = p.GenerateResponse(
+            model=self.model,
+            created_at=created_at(),
+            response=result.text,
+            done=True,
+            **stats(result.done),
+            **self.final(result.done),
+        )
+        if result.thinking:
+            reply.thinking = result.thinking
+        if self.logprobs:
+            reply.logprobs = result.logprobs
+        return reply
 
-def pull_status(progress: PullProgress) -> dict | None:
+    def loaded(self, reason: str) -> p.GenerateResponse:
+        """The answer to an empty request that only loads or unloads the model."""
+        return p.GenerateResponse(
+            model=self.model, created_at=created_at(), response="", done=True, done_reason=reason
+        )
+
+
+def pull_status(progress: PullProgress) -> p.Status | None:
     """One Ollama pull status line (``None`` for steps Ollama does not report)."""
     if progress.status == "resolving":
         return {"status": "pulling manifest"}

@@ -1,12 +1,16 @@
-"""Engine events as OpenAI chat completion and text completion objects."""
+"""Engine events as OpenAI chat completion and text completion objects (see the reply shapes
+in :mod:`.protocol`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ... import __version__
 from ...engine.api import Done, EngineError, Event, TextDelta, ThinkingDelta, ToolCallDelta
-from ..common.wire import Chunk, Writer
+from ..common.wire import ErrorBody, Writer
 from ..errors import OPENAI, engine_error_body
 from ..events import Collected
+from . import protocol as p
 
 FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
 FINGERPRINT = f"fp_mullama_{__version__}"
@@ -16,7 +20,7 @@ def finish_reason(done: Done) -> str:
     return FINISH_REASONS.get(done.finish_reason, "stop")
 
 
-def usage(done: Done) -> dict:
+def usage(done: Done) -> p.CompletionUsage:
     u = done.usage
     return {
         "prompt_tokens": u.prompt_tokens,
@@ -26,8 +30,8 @@ def usage(done: Done) -> dict:
     }
 
 
-def chat_logprobs(entries: list[dict]) -> dict:
-    def one(e: dict) -> dict:
+def chat_logprobs(entries: list[dict]) -> p.ChatLogprobs:
+    def one(e: dict) -> p.TokenLogprob:
         return {
             "token": e["token"],
             "logprob": e["logprob"],
@@ -41,7 +45,7 @@ def chat_logprobs(entries: list[dict]) -> dict:
     return {"content": [one(e) for e in entries]}
 
 
-def text_logprobs(entries: list[dict], offset: int) -> dict:
+def text_logprobs(entries: list[dict], offset: int) -> p.TextLogprobs:
     offsets = []
     for e in entries:
         offsets.append(offset)
@@ -56,126 +60,143 @@ def text_logprobs(entries: list[dict], offset: int) -> dict:
     }
 
 
-def tool_call_delta(event: ToolCallDelta) -> dict:
-    delta: dict = {"index": event.index}
-    if event.id is not None:
-        delta.update(id=event.id, type="function")
-    function = {"arguments": event.arguments}
+def tool_call_delta(event: ToolCallDelta) -> p.ChunkToolCall:
+    function: p.ChunkFunction = {"arguments": event.arguments}
     if event.name is not None:
         function["name"] = event.name
-    delta["function"] = function
-    return delta
+    if event.id is None:
+        return {"index": event.index, "function": function}
+    return {"index": event.index, "id": event.id, "type": "function", "function": function}
 
 
-class OpenAIWriter(Writer):
-    object_kind = ""
-
+class OpenAIWriter(Writer[p.Chunk]):
     def __init__(self, model: str, request_id: str, created: int, include_usage: bool = False):
         self.model, self.request_id, self.created = model, request_id, created
         self.include_usage = include_usage
 
-    def head(self, kind: str, model: str) -> dict:
+    def head(self, model: str) -> dict[str, Any]:
+        """The fields every object starts with (``object`` comes second, from the caller)."""
         return {
             "id": self.request_id,
-            "object": kind,
             "created": self.created,
             "model": model,
             "system_fingerprint": FINGERPRINT,
         }
 
-    def error(self, exc: EngineError) -> Chunk:
+    def error(self, exc: EngineError) -> ErrorBody:
         return engine_error_body(OPENAI, exc)
 
 
 class ChatWriter(OpenAIWriter):
     """``chat.completion`` (whole) and ``chat.completion.chunk`` objects (streamed)."""
 
-    def __init__(self, *args, logprobs: bool = False, **kwargs):
+    def __init__(self, *args: Any, logprobs: bool = False, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.logprobs = logprobs
 
-    def _chunk(self, delta: dict, finish: str | None = None, logprobs: dict | None = None):
-        choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
-        usage_field = {"usage": None} if self.include_usage else {}
-        return {
-            **self.head("chat.completion.chunk", self.model),
-            "choices": [choice],
-            **usage_field,
+    def _chunk(
+        self,
+        choices: list[p.ChunkChoice],
+        usage: p.CompletionUsage | None = None,
+    ) -> p.ChatCompletionChunk:
+        chunk: p.ChatCompletionChunk = {
+            "id": self.request_id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": FINGERPRINT,
+            "choices": choices,
         }
+        if self.include_usage:
+            chunk["usage"] = usage
+        return chunk
 
-    def opening(self) -> list[Chunk]:
-        return [self._chunk({"role": "assistant", "content": ""})]
+    def _delta(
+        self, delta: p.ChunkDelta, finish: str | None = None, logprobs: p.ChatLogprobs | None = None
+    ) -> p.ChatCompletionChunk:
+        return self._chunk(
+            [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]
+        )
 
-    def event(self, event: Event, index: int = 0) -> list[Chunk]:
+    def opening(self) -> list[p.Chunk]:
+        return [self._delta({"role": "assistant", "content": ""})]
+
+    def event(self, event: Event, index: int = 0) -> list[p.Chunk]:
         if isinstance(event, TextDelta):
             logprobs = chat_logprobs(event.logprobs) if event.logprobs else None
-            return [self._chunk({"content": event.text}, logprobs=logprobs)]
+            return [self._delta({"content": event.text}, logprobs=logprobs)]
         if isinstance(event, ThinkingDelta):
-            return [self._chunk({"reasoning_content": event.text, "thinking": event.text})]
+            return [self._delta({"reasoning_content": event.text, "thinking": event.text})]
         if isinstance(event, ToolCallDelta):
-            return [self._chunk({"tool_calls": [tool_call_delta(event)]})]
+            return [self._delta({"tool_calls": [tool_call_delta(event)]})]
         if not isinstance(event, Done):
             return []
-        chunks = [self._chunk({}, finish=finish_reason(event))]
+        chunks: list[p.Chunk] = [self._delta({}, finish=finish_reason(event))]
         if self.include_usage:
-            head = self.head("chat.completion.chunk", self.model)
-            chunks.append({**head, "choices": [], "usage": usage(event)})
+            chunks.append(self._chunk([], usage(event)))
         return chunks
 
-    def closing(self) -> list[Chunk]:
-        return ["[DONE]"]
+    def closing(self) -> list[p.Chunk]:
+        return [p.DONE_MARKER]
 
-    def whole(self, results: list[Collected]) -> dict:
+    def whole(self, results: list[Collected]) -> p.ChatCompletion:
         result = results[0]
-        message: dict = {"role": "assistant", "content": result.text}
+        message = p.AssistantMessage(role="assistant", content=result.text)
         if result.thinking:
-            # reasoning_content as DeepSeek and vLLM name it; thinking as Mullama's guide does
-            message["reasoning_content"] = message["thinking"] = result.thinking
+            message.reasoning_content = message.thinking = result.thinking
         if result.tool_calls:
-            message["tool_calls"] = [
-                {
-                    "id": c.id,
-                    "type": "function",
-                    "function": {"name": c.name, "arguments": c.arguments},
-                }
+            message.tool_calls = [
+                p.AssistantToolCall(
+                    id=c.id,
+                    type="function",
+                    function=p.AssistantFunction(name=c.name, arguments=c.arguments),
+                )
                 for c in result.tool_calls
             ]
-        choice = {
-            "index": 0,
-            "message": message,
-            "logprobs": chat_logprobs(result.logprobs) if self.logprobs else None,
-            "finish_reason": finish_reason(result.done),
-        }
-        return {
-            **self.head("chat.completion", self.model or result.done.model),
-            "choices": [choice],
-            "usage": usage(result.done),
-        }
+        choice = p.ChatChoice(
+            index=0,
+            message=message,
+            logprobs=chat_logprobs(result.logprobs) if self.logprobs else None,
+            finish_reason=finish_reason(result.done),
+        )
+        return p.ChatCompletion(
+            object="chat.completion",
+            **self.head(self.model or result.done.model),
+            choices=[choice],
+            usage=usage(result.done),
+        )
 
 
 class CompletionWriter(OpenAIWriter):
     """``text_completion`` objects, one choice per prompt; ``echo`` repeats the prompts."""
 
-    def __init__(self, *args, prompts: list[str], echo: bool, logprobs: bool, **kwargs):
+    def __init__(self, *args: Any, prompts: list[str], echo: bool, logprobs: bool, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.echo = echo
-        self.prompts = [p if echo else "" for p in prompts]
+        self.prompts = [prompt if echo else "" for prompt in prompts]
         self.logprobs = logprobs
-        self.offsets = [len(p) for p in self.prompts]
+        self.offsets = [len(prompt) for prompt in self.prompts]
         self.total = Done("stop")
 
-    def _chunk(self, choice: dict) -> dict:
-        return {**self.head("text_completion", self.model), "choices": [choice]}
+    def _chunk(self, choices: list[p.TextChoice]) -> p.TextCompletionChunk:
+        return {
+            "id": self.request_id,
+            "object": "text_completion",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": FINGERPRINT,
+            "choices": choices,
+        }
 
-    def opening(self) -> list[Chunk]:
+    def opening(self) -> list[p.Chunk]:
         return [
-            self._chunk({"index": i, "text": p, "logprobs": None, "finish_reason": None})
-            for i, p in enumerate(self.prompts)
+            self._chunk([{"index": i, "text": text, "logprobs": None, "finish_reason": None}])
+            for i, text in enumerate(self.prompts)
             if self.echo
         ]
 
-    def event(self, event: Event, index: int = 0) -> list[Chunk]:
-        choice = {"index": index, "text": "", "logprobs": None, "finish_reason": None}
+    def event(self, event: Event, index: int = 0) -> list[p.Chunk]:
+        choice: p.TextChoice = {"index": index, "text": "", "logprobs": None, "finish_reason": None}
         if isinstance(event, TextDelta):
             choice["text"] = event.text
             if self.logprobs:
@@ -187,16 +208,18 @@ class CompletionWriter(OpenAIWriter):
             self.total.usage.completion_tokens += event.usage.completion_tokens
         else:
             return []
-        return [self._chunk(choice)]
+        return [self._chunk([choice])]
 
-    def closing(self) -> list[Chunk]:
-        head = self.head("text_completion", self.model)
-        return (
-            [{**head, "choices": [], "usage": usage(self.total)}] if self.include_usage else []
-        ) + ["[DONE]"]
+    def closing(self) -> list[p.Chunk]:
+        chunks: list[p.Chunk] = []
+        if self.include_usage:
+            last = self._chunk([])
+            last["usage"] = usage(self.total)
+            chunks.append(last)
+        return [*chunks, p.DONE_MARKER]
 
-    def whole(self, results: list[Collected]) -> dict:
-        choices = []
+    def whole(self, results: list[Collected]) -> p.TextCompletion:
+        choices: list[p.TextChoice] = []
         for i, (prefix, result) in enumerate(zip(self.prompts, results)):
             choices.append(
                 {
@@ -213,8 +236,9 @@ class CompletionWriter(OpenAIWriter):
             done.usage.prompt_tokens += result.done.usage.prompt_tokens
             done.usage.completion_tokens += result.done.usage.completion_tokens
             done.usage.cached_tokens += result.done.usage.cached_tokens
-        return {
-            **self.head("text_completion", self.model or done.model),
-            "choices": choices,
-            "usage": usage(done),
-        }
+        return p.TextCompletion(
+            object="text_completion",
+            **self.head(self.model or done.model),
+            choices=choices,
+            usage=usage(done),
+        )
