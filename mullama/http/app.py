@@ -3,8 +3,9 @@
 Blueprints reach the engine as ``request.app.ctx.engine`` and the settings as
 ``request.app.ctx.settings``; they raise :class:`~mullama.engine.api.EngineError` and the
 app-wide handler answers in the dialect of the route (see :mod:`mullama.http.errors`).
-Optional blueprints (``mullama.http.ollama``, ``mullama.http.ui``) are registered when their
-module exists; each exposes a ``blueprint`` attribute.
+Each dialect is a package (:mod:`mullama.http.openai`, :mod:`~mullama.http.anthropic`,
+:mod:`~mullama.http.ollama`) exporting its ``blueprint``; the management API and ``/ui/`` are
+modules beside them. Adding a dialect means adding its package and one line below.
 """
 
 from __future__ import annotations

@@ -64,7 +64,9 @@ async def primed(stream: AsyncIterator[Event]):
 
         yield events()
     finally:
-        await stream.aclose()
+        aclose = getattr(stream, "aclose", None)  # engine streams are async generators
+        if aclose is not None:
+            await aclose()
 
 
 async def merge(streams: list[AsyncIterator[Event]]) -> AsyncIterator[tuple[int, Event]]:

@@ -1,23 +1,45 @@
-"""The management API (``/api/models``, ``/api/system/status``), ``/health`` and ``/metrics``."""
+"""The management API (``/api/models``, ``/api/system/status``), ``/health`` and ``/metrics``.
+
+Its bodies (``/api/models/*``) name a model by ``name`` or ``model``: :class:`ModelAction`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
+from pydantic import model_validator
 from sanic import Blueprint, Request
 from sanic.response import json, raw
 
 from .. import __version__
 from ..engine.api import EngineError
+from .common.protocol import Body, fail, parse
 from .errors import OLLAMA, engine_error_body
 from .events import primed
-from .protocol.common import parse
-from .protocol.manage import ModelAction
 from .sse import ndjson, open_stream
 
 blueprint = Blueprint("manage")
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class ModelAction(Body):
+    name: str | None = None
+    model: str | None = None
+    stream: bool = True
+    keep_alive: Any = None
+
+    @model_validator(mode="after")
+    def _named(self) -> ModelAction:
+        self.name = self.name or self.model
+        if not self.name:
+            raise fail(("model",), "is required")
+        return self
+
+    @property
+    def target(self) -> str:
+        return self.name or ""
 
 
 @blueprint.get("/health")

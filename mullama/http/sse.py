@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from sanic import Request
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def sse(data: dict | str, event: str | None = None) -> str:
+def sse(data: Mapping[str, Any] | str, event: str | None = None) -> str:
     """One SSE event; dicts are sent as compact JSON."""
     payload = (
         data
@@ -20,7 +22,7 @@ def sse(data: dict | str, event: str | None = None) -> str:
     return f"{head}data: {payload}\n\n"
 
 
-def ndjson(data: dict) -> str:
+def ndjson(data: Mapping[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False) + "\n"
 
 

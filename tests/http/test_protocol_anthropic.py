@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 
 from mullama.engine.api import Done, InvalidRequest, TextDelta, ThinkingDelta, ToolCallDelta, Usage
-from mullama.http.convert import anthropic as convert
+from mullama.http.anthropic import convert, protocol
+from mullama.http.anthropic.wire import MessagesWriter
+from mullama.http.common.protocol import parse
+from mullama.http.common.wire import stream_chunks
 from mullama.http.errors import ANTHROPIC, engine_error_body
 from mullama.http.events import Collected
-from mullama.http.protocol import anthropic as protocol
-from mullama.http.protocol.common import parse
-from mullama.http.wire.anthropic import MessagesWriter
-from mullama.http.wire.common import stream_chunks
 
 BASE = {"model": "gemma", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
 
@@ -169,7 +168,7 @@ def test_whole_message():
     result = Collected()
     for event in (ToolCallDelta(0, id="t1", name="f", arguments="[1]"), Done("tool_calls")):
         result.add(event)
-    body = MessagesWriter("msg_1", "gemma", []).whole([result])
+    body = MessagesWriter("msg_1", "gemma", []).whole([result]).wire()
     assert body["content"] == [
         {"type": "tool_use", "id": "t1", "name": "f", "input": {"value": [1]}}
     ]

@@ -16,14 +16,13 @@ from mullama.engine.api import (
     ToolCallDelta,
     Usage,
 )
-from mullama.http.convert import ollama as convert
+from mullama.http.common.protocol import parse
+from mullama.http.common.wire import stream_chunks
 from mullama.http.errors import OLLAMA, engine_error_body
 from mullama.http.events import Collected
-from mullama.http.protocol import ollama as protocol
-from mullama.http.protocol.common import parse
-from mullama.http.protocol.manage import ModelAction
-from mullama.http.wire.common import stream_chunks
-from mullama.http.wire.ollama import ChatWriter, GenerateWriter
+from mullama.http.manage import ModelAction
+from mullama.http.ollama import convert, protocol
+from mullama.http.ollama.wire import ChatWriter, GenerateWriter
 
 
 @pytest.mark.parametrize(
@@ -120,6 +119,6 @@ def test_generate_whole_has_context_unless_raw():
     result = Collected()
     for event in (TextDelta("ok"), Done("stop", context=[1, 2])):
         result.add(event)
-    assert GenerateWriter("m").whole([result])["context"] == [1, 2]
-    raw = GenerateWriter("m", raw=True).whole([result])
+    assert GenerateWriter("m").whole([result]).wire()["context"] == [1, 2]
+    raw = GenerateWriter("m", raw=True).whole([result]).wire()
     assert "context" not in raw and raw["response"] == "ok" and raw["done"] is True

@@ -14,13 +14,12 @@ from mullama.engine.api import (
     Unavailable,
     Usage,
 )
-from mullama.http.convert import openai as convert
+from mullama.http.common.protocol import parse
+from mullama.http.common.wire import stream_chunks
 from mullama.http.errors import OPENAI, engine_error_body
 from mullama.http.events import Collected
-from mullama.http.protocol import openai as protocol
-from mullama.http.protocol.common import parse
-from mullama.http.wire.common import stream_chunks
-from mullama.http.wire.openai import ChatWriter, CompletionWriter
+from mullama.http.openai import convert, protocol
+from mullama.http.openai.wire import ChatWriter, CompletionWriter
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -202,7 +201,7 @@ def test_chat_events_as_one_completion():
     result = Collected()
     for _, event in EVENTS:
         result.add(event)
-    body = ChatWriter("", "chatcmpl-1", 7).whole([result])
+    body = ChatWriter("", "chatcmpl-1", 7).whole([result]).wire()
     assert body["object"] == "chat.completion" and body["model"] == ""
     message = body["choices"][0]["message"]
     assert (message["content"], message["reasoning_content"]) == ("Hi", "so")

@@ -7,11 +7,9 @@ import logging
 import pytest
 
 from mullama.engine.api import InvalidRequest, LoadedModel, ModelDetails, ModelInfo, PullProgress
-from mullama.http import ollama_models as models
-from mullama.http.convert import ollama as convert
-from mullama.http.protocol import ollama as protocol
-from mullama.http.protocol.common import parse
-from mullama.http.wire.ollama import pull_status
+from mullama.http.common.protocol import parse
+from mullama.http.ollama import convert, models, protocol
+from mullama.http.ollama.wire import pull_status
 
 
 def sampling_options(body: dict):
@@ -245,7 +243,7 @@ INFO = ModelInfo(
 
 
 def test_tag_entry():
-    entry = models.tag(INFO)
+    entry = models.tag(INFO).wire()
     assert entry["name"] == entry["model"] == "pirate:latest"
     assert entry["digest"] == "ab" * 32
     assert entry["details"] == {
@@ -260,7 +258,7 @@ def test_tag_entry():
 
 def test_running_entry_kept_forever_expires_far_in_the_future():
     loaded = LoadedModel(name="pirate:latest", size=100, context_length=2048, expires_at="")
-    entry = models.running(loaded, INFO)
+    entry = models.running(loaded, INFO).wire()
     assert entry["expires_at"] > "2300"
     assert (entry["size"], entry["size_vram"], entry["context_length"]) == (100, 0, 2048)
     assert entry["digest"] == "ab" * 32
@@ -280,7 +278,7 @@ def test_show_body():
             "projector": "/p",
         },
     )
-    body = models.show(details)
+    body = models.show(details).wire()
     assert body["capabilities"] == ["completion", "tools"]
     assert body["model_info"] == {
         "general.architecture": "gemma3",

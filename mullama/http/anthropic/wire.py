@@ -1,14 +1,17 @@
-"""Engine events as Anthropic Messages: one message, or its stream of content-block events."""
+"""Engine events as Anthropic Messages: one message, or its stream of content-block events
+(see the reply shapes in :mod:`.protocol`)."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from ...engine.api import Done, EngineError, Event, TextDelta, ThinkingDelta, ToolCallDelta
+from ..common.wire import ErrorBody, Writer
 from ..errors import ANTHROPIC, engine_error_body
 from ..events import Collected
 from ..sse import sse
-from .common import Chunk, Writer
+from . import protocol as p
 
 
 def stop_reason(done: Done, stops: list[str]) -> tuple[str, str | None]:
@@ -22,11 +25,11 @@ def stop_reason(done: Done, stops: list[str]) -> tuple[str, str | None]:
     return "end_turn", None
 
 
-def usage(done: Done) -> dict:
+def usage(done: Done) -> p.MessageUsage:
     return {"input_tokens": done.usage.prompt_tokens, "output_tokens": done.usage.completion_tokens}
 
 
-def tool_input(arguments: str) -> dict:
+def tool_input(arguments: str) -> dict[str, Any]:
     try:
         value = json.loads(arguments) if arguments.strip() else {}
     except ValueError:
@@ -34,7 +37,7 @@ def tool_input(arguments: str) -> dict:
     return value if isinstance(value, dict) else {"value": value}
 
 
-class MessagesWriter(Writer):
+class MessagesWriter(Writer[p.StreamEvent]):
     """Streamed, one content block per kind of output (text, thinking, each tool call)."""
 
     def __init__(self, message_id: str, model: str, stops: list[str], input_tokens: int = 0):
@@ -44,31 +47,29 @@ class MessagesWriter(Writer):
         self.kind: str | None = None  # text | thinking | tool:<n>
         self.pinged = False
 
-    def encode(self, chunk: Chunk) -> str:
+    def encode(self, chunk: p.StreamEvent | ErrorBody) -> str:
         return sse(chunk, event=chunk["type"])  # each event is named as its type
 
-    def error(self, exc: EngineError) -> Chunk:
+    def error(self, exc: EngineError) -> ErrorBody:
         return engine_error_body(ANTHROPIC, exc)
 
-    def _message(self, content: list[dict], done: Done | None) -> dict:
+    def _message(self, content: list[p.ContentBlock], done: Done | None) -> p.MessageReply:
         reason, sequence = stop_reason(done, self.stops) if done else (None, None)
-        return {
-            "id": self.message_id,
-            "type": "message",
-            "role": "assistant",
-            "model": self.model,
-            "content": content,
-            "stop_reason": reason,
-            "stop_sequence": sequence,
-            "usage": usage(done)
-            if done
-            else {"input_tokens": self.input_tokens, "output_tokens": 0},
-        }
+        return p.MessageReply(
+            id=self.message_id,
+            type="message",
+            role="assistant",
+            model=self.model,
+            content=content,
+            stop_reason=reason,
+            stop_sequence=sequence,
+            usage=usage(done) if done else {"input_tokens": self.input_tokens, "output_tokens": 0},
+        )
 
-    def opening(self) -> list[Chunk]:
-        return [{"type": "message_start", "message": self._message([], None)}]
+    def opening(self) -> list[p.StreamEvent]:
+        return [{"type": "message_start", "message": self._message([], None).wire()}]
 
-    def _start(self, kind: str, block: dict) -> list[Chunk]:
+    def _start(self, kind: str, block: p.ContentBlock) -> list[p.StreamEvent]:
         chunks = self._stop()
         self.index += 1
         self.kind = kind
@@ -78,48 +79,56 @@ class MessagesWriter(Writer):
             chunks.append({"type": "ping"})
         return chunks
 
-    def _stop(self) -> list[Chunk]:
+    def _stop(self) -> list[p.StreamEvent]:
         if self.kind is None:
             return []
         self.kind = None
         return [{"type": "content_block_stop", "index": self.index}]
 
-    def _delta(self, delta: dict) -> Chunk:
+    def _delta(self, delta: p.TextDelta | p.ThinkingDelta | p.InputJsonDelta) -> p.StreamEvent:
         return {"type": "content_block_delta", "index": self.index, "delta": delta}
 
-    def event(self, event: Event, index: int = 0) -> list[Chunk]:
-        chunks: list[Chunk] = []
+    def event(self, event: Event, index: int = 0) -> list[p.StreamEvent]:
+        chunks: list[p.StreamEvent] = []
         if isinstance(event, TextDelta) and event.text:
             if self.kind != "text":
                 chunks += self._start("text", {"type": "text", "text": ""})
             chunks.append(self._delta({"type": "text_delta", "text": event.text}))
         elif isinstance(event, ThinkingDelta):
             if self.kind != "thinking":
-                block: dict = {"type": "thinking", "thinking": "", "signature": ""}
-                chunks += self._start("thinking", block)
+                chunks += self._start(
+                    "thinking", {"type": "thinking", "thinking": "", "signature": ""}
+                )
             chunks.append(self._delta({"type": "thinking_delta", "thinking": event.text}))
         elif isinstance(event, ToolCallDelta):
             kind = f"tool:{event.index}"
             if self.kind != kind:
                 tool_id, name = event.id or f"toolu_{event.index}", event.name or ""
-                block = {"type": "tool_use", "id": tool_id, "name": name, "input": {}}
-                chunks += self._start(kind, block)
+                chunks += self._start(
+                    kind, {"type": "tool_use", "id": tool_id, "name": name, "input": {}}
+                )
             if event.arguments:
-                delta = {"type": "input_json_delta", "partial_json": event.arguments}
-                chunks.append(self._delta(delta))
+                chunks.append(
+                    self._delta({"type": "input_json_delta", "partial_json": event.arguments})
+                )
         elif isinstance(event, Done):
             if self.index < 0:  # nothing was generated: still one (empty) text block
                 chunks += self._start("text", {"type": "text", "text": ""})
             chunks += self._stop()
             reason, sequence = stop_reason(event, self.stops)
-            stopped = {"stop_reason": reason, "stop_sequence": sequence}
-            chunks.append({"type": "message_delta", "delta": stopped, "usage": usage(event)})
+            chunks.append(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": reason, "stop_sequence": sequence},
+                    "usage": usage(event),
+                }
+            )
             chunks.append({"type": "message_stop"})
         return chunks
 
-    def whole(self, results: list[Collected]) -> dict:
+    def whole(self, results: list[Collected]) -> p.MessageReply:
         result = results[0]
-        content: list[dict] = []
+        content: list[p.ContentBlock] = []
         if result.thinking:
             content.append({"type": "thinking", "thinking": result.thinking, "signature": ""})
         if result.text or not result.tool_calls:

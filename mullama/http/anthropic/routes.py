@@ -7,11 +7,10 @@ import uuid
 from sanic import Blueprint, Request
 from sanic.response import json
 
-from .convert import anthropic as convert
-from .protocol import anthropic as protocol
-from .protocol.common import parse
-from .wire.anthropic import MessagesWriter
-from .wire.common import answer
+from ..common.protocol import parse
+from ..common.wire import answer
+from . import convert, protocol
+from .wire import MessagesWriter
 
 blueprint = Blueprint("anthropic", url_prefix="/v1/messages")
 
@@ -30,4 +29,5 @@ async def messages(request: Request):
 @blueprint.post("/count_tokens")
 async def count_tokens(request: Request):
     chat = convert.chat_request(parse(protocol.CountTokensBody, request.body))
-    return json({"input_tokens": await request.app.ctx.engine.count_chat_tokens(chat)})
+    count = await request.app.ctx.engine.count_chat_tokens(chat)
+    return json(protocol.TokenCount(input_tokens=count).wire())

@@ -12,12 +12,11 @@ from datetime import datetime
 from sanic import Blueprint, Request
 from sanic.response import json
 
-from ..engine.api import ModelInfo
-from .convert import openai as convert
-from .protocol import openai as protocol
-from .protocol.common import parse
-from .wire.common import answer
-from .wire.openai import ChatWriter, CompletionWriter
+from ...engine.api import ModelInfo
+from ..common.protocol import parse
+from ..common.wire import answer
+from . import convert, protocol
+from .wire import ChatWriter, CompletionWriter
 
 blueprint = Blueprint("openai", url_prefix="/v1")
 
@@ -74,52 +73,54 @@ async def embeddings(request: Request):
             if body.encoding_format == "base64"
             else vector
         )
-        data.append({"object": "embedding", "index": i, "embedding": value})
-    return json(
-        {
-            "object": "list",
-            "data": data,
-            "model": embed.model or result.model,
-            "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
-        }
+        data.append(protocol.EmbeddingData(object="embedding", index=i, embedding=value))
+    reply = protocol.EmbeddingList(
+        object="list",
+        data=data,
+        model=embed.model or result.model,
+        usage=protocol.EmbeddingUsage(
+            prompt_tokens=result.prompt_tokens, total_tokens=result.prompt_tokens
+        ),
     )
+    return json(reply.wire())
 
 
 # ---------------------------------------------------------------- models
 
 
-def model_object(info: ModelInfo) -> dict:
+def model_card(info: ModelInfo) -> protocol.ModelCard:
     created = 0
     if info.modified_at:
         with contextlib.suppress(ValueError):
             created = int(datetime.fromisoformat(info.modified_at).timestamp())
     flags = dict.fromkeys(("json", "tools", "thinking", "vision"), False)
-    return {
-        "id": info.name,
-        "object": "model",
-        "created": created,
-        "owned_by": "mullama",
-        "capabilities": {**flags, **{k: bool(v) for k, v in info.capabilities.items()}},
-        "details": {
-            "family": info.family,
-            "parameter_size": info.parameter_size,
-            "quantization": info.quantization,
-            "size": info.size,
-            "kind": info.kind,
-        },
-    }
+    return protocol.ModelCard(
+        id=info.name,
+        object="model",
+        created=created,
+        owned_by="mullama",
+        capabilities={**flags, **{k: bool(v) for k, v in info.capabilities.items()}},
+        details=protocol.ModelCardDetails(
+            family=info.family,
+            parameter_size=info.parameter_size,
+            quantization=info.quantization,
+            size=info.size,
+            kind=info.kind,
+        ),
+    )
 
 
 @blueprint.get("/models")
 async def list_models(request: Request):
     models = await request.app.ctx.engine.list_models()
-    return json({"object": "list", "data": [model_object(m) for m in models]})
+    cards = [model_card(m) for m in models]
+    return json(protocol.ModelList(object="list", data=cards).wire())
 
 
 @blueprint.get("/models/<name:path>")
 async def get_model(request: Request, name: str):
     for info in await request.app.ctx.engine.list_models():
         if info.name == name:
-            return json(model_object(info))
+            return json(model_card(info).wire())
     details = await request.app.ctx.engine.show_model(name)  # resolves aliases, or raises 404
-    return json(model_object(details.info))
+    return json(model_card(details.info).wire())

@@ -1,9 +1,9 @@
 """The Ollama-compatible API (``/api/*``), so every Ollama client works unchanged.
 
 Requests and answers follow Ollama's docs/api.md field for field; each route is a thin
-translator over the Engine API (see ``protocol.ollama``, ``convert.ollama``, ``wire.ollama``,
-``ollama_models``, ``ollama_create``). Streams are NDJSON; an error after the stream started is its last line,
-``{"error": "..."}``, as Ollama sends it.
+translator over the Engine API (see :mod:`.protocol`, :mod:`.convert`, :mod:`.wire`,
+:mod:`.models` and :mod:`.create` beside it). Streams are NDJSON; an error after the stream
+started is its last line, ``{"error": "..."}``, as Ollama sends it.
 
 Compatibility decisions:
 
@@ -23,17 +23,14 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import empty, json, text
 
-from .. import __version__
-from ..engine.api import EngineError
-from . import ollama_create as create
-from . import ollama_models as models
-from .convert import ollama as convert
-from .events import primed
-from .protocol import ollama as protocol
-from .protocol.common import load_json, parse
-from .sse import ndjson, open_stream
-from .wire.common import answer
-from .wire.ollama import ChatWriter, GenerateWriter, OllamaWriter, pull_status
+from ... import __version__
+from ...engine.api import EngineError
+from ..common.protocol import parse
+from ..common.wire import answer
+from ..events import primed
+from ..sse import ndjson, open_stream
+from . import convert, create, models, protocol
+from .wire import ChatWriter, GenerateWriter, OllamaWriter, pull_status
 
 blueprint = Blueprint("ollama")
 
@@ -48,7 +45,7 @@ async def root(request: Request):
 
 @blueprint.get("/api/version")
 async def version(request: Request):
-    return json({"version": OLLAMA_API_VERSION, "mullama": __version__})
+    return json(protocol.VersionResponse(version=OLLAMA_API_VERSION, mullama=__version__).wire())
 
 
 # ---------------------------------------------------------------- inference
@@ -59,9 +56,9 @@ async def _load_or_unload(request: Request, model: str, keep_alive, writer: Olla
     engine = request.app.ctx.engine
     if convert.unloads(keep_alive):
         await engine.unload_model(model)
-        return json(writer.loaded("unload"))
+        return json(writer.loaded("unload").wire())
     await engine.load_model(model, keep_alive)
-    return json(writer.loaded("load"))
+    return json(writer.loaded("load").wire())
 
 
 @blueprint.post("/api/chat")
@@ -90,17 +87,16 @@ async def embed(request: Request):
     engine = request.app.ctx.engine
     if not req.inputs:
         await engine.load_model(req.model, req.keep_alive)
-        return json({"model": req.model, "embeddings": []})
+        return json(protocol.EmbedResponse(model=req.model, embeddings=[]).wire())
     result = await engine.embed(req)
-    return json(
-        {
-            "model": req.model,
-            "embeddings": result.embeddings,
-            "total_duration": result.timings.total_ns,
-            "load_duration": result.timings.load_ns,
-            "prompt_eval_count": result.prompt_tokens,
-        }
+    reply = protocol.EmbedResponse(
+        model=req.model,
+        embeddings=result.embeddings,
+        total_duration=result.timings.total_ns,
+        load_duration=result.timings.load_ns,
+        prompt_eval_count=result.prompt_tokens,
     )
+    return json(reply.wire())
 
 
 @blueprint.post("/api/embeddings")
@@ -110,9 +106,9 @@ async def embeddings(request: Request):
     engine = request.app.ctx.engine
     if not req.inputs:
         await engine.load_model(req.model, req.keep_alive)
-        return json({"embedding": []})
+        return json(protocol.EmbeddingResponse(embedding=[]).wire())
     result = await engine.embed(req)
-    return json({"embedding": result.embeddings[0]})
+    return json(protocol.EmbeddingResponse(embedding=result.embeddings[0]).wire())
 
 
 # ---------------------------------------------------------------- models
@@ -121,7 +117,7 @@ async def embeddings(request: Request):
 @blueprint.get("/api/tags")
 async def tags(request: Request):
     infos = await request.app.ctx.engine.list_models()
-    return json({"models": [models.tag(info) for info in infos]})
+    return json(protocol.TagsResponse(models=[models.tag(info) for info in infos]).wire())
 
 
 @blueprint.get("/api/ps")
@@ -129,14 +125,15 @@ async def ps(request: Request):
     engine = request.app.ctx.engine
     infos = {info.name: info for info in await engine.list_models()}
     loaded = await engine.running_models()
-    return json({"models": [models.running(m, infos.get(m.name)) for m in loaded]})
+    running = [models.running(m, infos.get(m.name)) for m in loaded]
+    return json(protocol.PsResponse(models=running).wire())
 
 
 @blueprint.post("/api/show")
 async def show(request: Request):
     body = parse(protocol.Named, request.body)
     details = await request.app.ctx.engine.show_model(body.model)
-    return json(models.show(details))
+    return json(models.show(details).wire())
 
 
 @blueprint.post("/api/pull")
@@ -160,12 +157,11 @@ async def pull(request: Request):
 
 @blueprint.post("/api/create")
 async def create_model(request: Request):
-    raw = load_json(request.body)
-    body = parse(protocol.Named, raw)
+    body = parse(protocol.CreateBody, request.body)
     info = await request.app.ctx.engine.create_model(
-        body.model, await create.modelfile(request, raw)
+        body.model, await create.modelfile(request, body)
     )
-    steps = [
+    steps: list[protocol.Status] = [
         {"status": f"using existing layer {info.digest}"},
         {"status": "writing manifest"},
         {"status": "success"},

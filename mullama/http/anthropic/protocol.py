@@ -1,12 +1,14 @@
-"""Anthropic Messages request bodies: ``/v1/messages`` and ``/v1/messages/count_tokens``."""
+"""Anthropic Messages bodies and replies: ``/v1/messages`` (a message, or its stream of events)
+and ``/v1/messages/count_tokens`` (requests first, then replies and stream events)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
+from typing_extensions import TypedDict
 
-from .common import Body, StringList, fail, required, sampling_rule
+from ..common.protocol import Body, Reply, StringList, fail, required, sampling_rule
 
 BLOCK_TYPES = ("text", "image", "tool_use", "tool_result", "thinking", "redacted_thinking")
 # the field each kind of content block must have
@@ -151,3 +153,128 @@ class MessagesBody(CountTokensBody):
         if value is not None and not 0 <= value <= 1:  # Anthropic's range, not llama.cpp's
             raise ValueError(f"must be between 0 and 1, got {value:g}")
         return value
+
+
+# ---------------------------------------------------------------- replies: shared shapes
+
+
+class MessageUsage(TypedDict):
+    input_tokens: int
+    output_tokens: int
+
+
+class TextContent(TypedDict):
+    type: Literal["text"]
+    text: str
+
+
+class ThinkingContent(TypedDict):
+    type: Literal["thinking"]
+    thinking: str
+    signature: str  # empty: Mullama signs no thinking
+
+
+class ToolUseContent(TypedDict):
+    type: Literal["tool_use"]
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+ContentBlock = Annotated[
+    TextContent | ThinkingContent | ToolUseContent, Field(discriminator="type")
+]
+
+
+# ---------------------------------------------------------------- replies: whole
+
+
+class MessageReply(Reply):
+    """A ``message``: whole, or (no content, no stop reason yet) opening a stream."""
+
+    id: str
+    type: Literal["message"]
+    role: Literal["assistant"]
+    model: str
+    content: list[ContentBlock]
+    stop_reason: str | None
+    stop_sequence: str | None
+    usage: MessageUsage
+
+
+class TokenCount(Reply):
+    """``/v1/messages/count_tokens``."""
+
+    input_tokens: int
+
+
+# ---------------------------------------------------------------- replies: stream events
+# Each is sent as an SSE event named as its type.
+
+
+class MessageStart(TypedDict):
+    type: Literal["message_start"]
+    message: dict[str, Any]  # a MessageReply, as its wire() dict (once per stream)
+
+
+class ContentBlockStart(TypedDict):
+    type: Literal["content_block_start"]
+    index: int
+    content_block: ContentBlock
+
+
+class Ping(TypedDict):
+    type: Literal["ping"]
+
+
+class TextDelta(TypedDict):
+    type: Literal["text_delta"]
+    text: str
+
+
+class ThinkingDelta(TypedDict):
+    type: Literal["thinking_delta"]
+    thinking: str
+
+
+class InputJsonDelta(TypedDict):
+    type: Literal["input_json_delta"]
+    partial_json: str
+
+
+class ContentBlockDelta(TypedDict):
+    type: Literal["content_block_delta"]
+    index: int
+    delta: Annotated[TextDelta | ThinkingDelta | InputJsonDelta, Field(discriminator="type")]
+
+
+class ContentBlockStop(TypedDict):
+    type: Literal["content_block_stop"]
+    index: int
+
+
+class StopInfo(TypedDict):
+    stop_reason: str
+    stop_sequence: str | None
+
+
+class MessageDelta(TypedDict):
+    type: Literal["message_delta"]
+    delta: StopInfo
+    usage: MessageUsage
+
+
+class MessageStop(TypedDict):
+    type: Literal["message_stop"]
+
+
+StreamEvent = Annotated[
+    MessageStart
+    | ContentBlockStart
+    | Ping
+    | ContentBlockDelta
+    | ContentBlockStop
+    | MessageDelta
+    | MessageStop,
+    Field(discriminator="type"),
+]

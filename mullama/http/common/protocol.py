@@ -1,6 +1,13 @@
-"""What the dialects' request models share: the base model, JSON bodies, and errors that name
-the offending parameter (``messages[2].content``) as an :class:`InvalidRequest`, which
-``http.errors`` answers in the dialect of the route."""
+"""What the dialects' models share: the request base (:class:`Body`), JSON bodies, errors that
+name the offending parameter (``messages[2].content``) as an :class:`InvalidRequest`, which
+``http.errors`` answers in the dialect of the route, and the base of whole replies
+(:class:`Reply`).
+
+Each dialect declares its replies in its ``protocol.py``: whole replies (sent once per request)
+as :class:`Reply` models; streamed chunks, sent thousands a second, as TypedDicts — plain
+dicts at run time, checked by mypy where the writers build them (a pydantic model would cost
+3–10 µs more per chunk than the dict and its JSON encoding together). The shapes both kinds
+share (usage, logprobs, content blocks…) are TypedDicts, which pydantic validates too."""
 
 from __future__ import annotations
 
@@ -37,6 +44,19 @@ class Body(BaseModel):
         return data
 
 
+class Reply(BaseModel):
+    """A whole JSON reply, fields declared in wire order. A field left unset is left out of
+    the JSON, one set to ``None`` is sent as ``null`` (clients tell the two apart), so
+    optional fields default to ``None`` and writers set only what they send. Numbers are
+    not converted (an ``int`` stays an ``int``): fields typed ``float`` get floats."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON-ready dict, as sent."""
+        return self.model_dump(exclude_unset=True)
+
+
 def sampling_rule(field: str) -> AfterValidator:
     """The engine's rule for a SamplingOptions field (its range), as a field validator."""
     rule = SAMPLING[field]
@@ -71,6 +91,14 @@ def fail(loc: tuple[str | int, ...], message: str, value: Any = None) -> Validat
 
 def required(*loc: str | int) -> ValidationError:
     return fail(loc, "")
+
+
+def said(loc: tuple[str | int, ...], message: str, value: Any = None) -> ValidationError:
+    """An error at ``loc`` whose ``message`` is the whole text (it names the field itself)."""
+    return ValidationError.from_exception_data(
+        "request",
+        [InitErrorDetails(type=PydanticCustomError("mullama_said", message), loc=loc, input=value)],
+    )
 
 
 def load_json(raw: bytes) -> dict:
@@ -151,6 +179,8 @@ def invalid(exc: ValidationError) -> InvalidRequest:
 
 def _message(param: str, group: list[ErrorDetails]) -> str:
     for error in group:
+        if error["type"] == "mullama_said":
+            return error["msg"]
         if error["type"] in ("mullama", "value_error"):
             text = error["msg"].removeprefix("Value error, ")
             return f"{param} {text}" if param else text

@@ -1,15 +1,16 @@
 """The one path from engine event streams to a dialect's reply, streamed or whole.
 
-A :class:`Writer` turns events into wire objects (dicts, or OpenAI's ``"[DONE]"``) and knows
-how its dialect frames them; :func:`answer` runs the streams and sends what the writer makes.
+A :class:`Writer` turns events into wire objects (its dialect's chunk TypedDicts, or
+OpenAI's ``"[DONE]"``; a :class:`~.protocol.Reply` when not streamed) and knows how its
+dialect frames them; :func:`answer` runs the streams and sends what the writer makes.
 """
 
 from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Generic, TypeVar
 
 from sanic import HTTPResponse, Request
 from sanic.response import json
@@ -17,11 +18,15 @@ from sanic.response import json
 from ...engine.api import EngineError, Event
 from ..events import Collected, merge, primed
 from ..sse import ndjson, open_stream, sse
+from .protocol import Reply
 
-Chunk = Any  # a JSON-ready dict, or a dialect's literal marker such as "[DONE]"
+# a dialect's streamed chunk: a TypedDict (or a literal marker such as OpenAI's "[DONE]")
+ChunkT = TypeVar("ChunkT", bound=Mapping[str, Any] | str)
+ObjectT = TypeVar("ObjectT", bound=Mapping[str, Any])  # a chunk that is a JSON object
+ErrorBody = dict[str, Any]  # an error as the dialect words it (see http.errors)
 
 
-class Writer(ABC):
+class Writer(ABC, Generic[ChunkT]):
     """Engine events of one response as one dialect's objects.
 
     Streamed: :meth:`opening`, then :meth:`event` for each event (``index``: which of several
@@ -31,33 +36,33 @@ class Writer(ABC):
 
     content_type = "text/event-stream"
 
-    def opening(self) -> list[Chunk]:
+    def opening(self) -> list[ChunkT]:
         return []
 
     @abstractmethod
-    def event(self, event: Event, index: int = 0) -> list[Chunk]: ...
+    def event(self, event: Event, index: int = 0) -> list[ChunkT]: ...
 
-    def closing(self) -> list[Chunk]:
+    def closing(self) -> list[ChunkT]:
         return []
 
     @abstractmethod
-    def error(self, exc: EngineError) -> Chunk: ...
+    def error(self, exc: EngineError) -> ErrorBody: ...
 
     @abstractmethod
-    def whole(self, results: list[Collected]) -> dict: ...
+    def whole(self, results: list[Collected]) -> Reply: ...
 
-    def encode(self, chunk: Chunk) -> str:
+    def encode(self, chunk: ChunkT | ErrorBody) -> str:
         return sse(chunk)
 
 
-class NdjsonWriter(Writer):
+class NdjsonWriter(Writer[ObjectT]):
     content_type = "application/x-ndjson"
 
-    def encode(self, chunk: Chunk) -> str:
+    def encode(self, chunk: ObjectT | ErrorBody) -> str:
         return ndjson(chunk)
 
 
-def stream_chunks(writer: Writer, events: list[tuple[int, Event]]) -> list[Chunk]:
+def stream_chunks(writer: Writer[ChunkT], events: list[tuple[int, Event]]) -> list[ChunkT]:
     """Everything a writer sends for an event sequence (the tests' view of a stream)."""
     chunks = writer.opening()
     for index, event in events:
@@ -66,7 +71,10 @@ def stream_chunks(writer: Writer, events: list[tuple[int, Event]]) -> list[Chunk
 
 
 async def answer(
-    request: Request, streams: list[AsyncIterator[Event]], writer: Writer, stream: bool
+    request: Request,
+    streams: list[AsyncIterator[Event]],
+    writer: Writer[Any],
+    stream: bool,
 ) -> HTTPResponse | None:
     """Send engine event streams through ``writer``, as one JSON body or streamed.
 
@@ -80,7 +88,7 @@ async def answer(
             results = [Collected() for _ in streams]
             async for index, event in merged:
                 results[index].add(event)
-            return json(writer.whole(results))
+            return json(writer.whole(results).wire())
         response = await open_stream(request, writer.content_type)
         try:
             for chunk in writer.opening():

@@ -1,12 +1,14 @@
-"""OpenAI request bodies: ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``."""
+"""OpenAI bodies and replies: ``/v1/chat/completions``, ``/v1/completions``,
+``/v1/embeddings`` and ``/v1/models`` (requests first, then replies and streamed chunks)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
+from typing_extensions import TypedDict
 
-from .common import Body, StringList, fail, required, sampling_rule
+from ..common.protocol import Body, Reply, StringList, fail, required, sampling_rule
 
 ROLES = {
     "system": "system",
@@ -231,3 +233,202 @@ class EmbeddingBody(Body):
         if encoding not in ("float", "base64"):
             raise ValueError("must be float or base64")
         return encoding
+
+
+# ---------------------------------------------------------------- replies: shared shapes
+
+
+class PromptTokensDetails(TypedDict):
+    cached_tokens: int
+
+
+class CompletionUsage(TypedDict):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: PromptTokensDetails
+
+
+class TopLogprob(TypedDict):
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+class TokenLogprob(TypedDict):
+    token: str
+    logprob: float
+    bytes: list[int]
+    top_logprobs: list[TopLogprob]
+
+
+class ChatLogprobs(TypedDict):
+    content: list[TokenLogprob]
+
+
+class TextLogprobs(TypedDict):
+    """A text completion's logprobs, the legacy columns (one entry per token)."""
+
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]]
+    text_offset: list[int]
+
+
+class TextChoice(TypedDict):
+    """A ``text_completion`` choice, whole (finished) or streamed (``finish_reason`` null)."""
+
+    index: int
+    text: str
+    logprobs: TextLogprobs | None
+    finish_reason: str | None
+
+
+# ---------------------------------------------------------------- replies: whole
+
+
+class AssistantFunction(Reply):
+    name: str
+    arguments: str  # JSON text
+
+
+class AssistantToolCall(Reply):
+    id: str
+    type: Literal["function"]
+    function: AssistantFunction
+
+
+class AssistantMessage(Reply):
+    role: Literal["assistant"]
+    content: str
+    reasoning_content: str | None = None  # as DeepSeek and vLLM name it
+    thinking: str | None = None  # as Mullama's guide names it
+    tool_calls: list[AssistantToolCall] | None = None
+
+
+class ChatChoice(Reply):
+    index: int
+    message: AssistantMessage
+    logprobs: ChatLogprobs | None
+    finish_reason: str
+
+
+class ChatCompletion(Reply):
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    system_fingerprint: str
+    choices: list[ChatChoice]
+    usage: CompletionUsage
+
+
+class TextCompletion(Reply):
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    system_fingerprint: str
+    choices: list[TextChoice]
+    usage: CompletionUsage
+
+
+class EmbeddingData(Reply):
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str  # floats, or base64 of little-endian float32
+
+
+class EmbeddingUsage(Reply):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(Reply):
+    object: Literal["list"]
+    data: list[EmbeddingData]
+    model: str
+    usage: EmbeddingUsage
+
+
+class ModelCardDetails(Reply):
+    family: str
+    parameter_size: str
+    quantization: str
+    size: int
+    kind: str
+
+
+class ModelCard(Reply):
+    """A ``/v1/models`` entry, with Mullama's ``capabilities`` and ``details`` beside OpenAI's."""
+
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+    capabilities: dict[str, bool]
+    details: ModelCardDetails
+
+
+class ModelList(Reply):
+    object: Literal["list"]
+    data: list[ModelCard]
+
+
+# ---------------------------------------------------------------- replies: streamed chunks
+
+
+class ChunkFunction(TypedDict):
+    arguments: str
+    name: NotRequired[str]
+
+
+class ChunkToolCall(TypedDict):
+    index: int
+    id: NotRequired[str]
+    type: NotRequired[Literal["function"]]
+    function: ChunkFunction
+
+
+class ChunkDelta(TypedDict, total=False):
+    role: Literal["assistant"]
+    content: str
+    reasoning_content: str
+    thinking: str
+    tool_calls: list[ChunkToolCall]
+
+
+class ChunkChoice(TypedDict):
+    index: int
+    delta: ChunkDelta
+    logprobs: ChatLogprobs | None
+    finish_reason: str | None
+
+
+class ChatCompletionChunk(TypedDict):
+    """A ``chat.completion.chunk``; with ``include_usage`` every chunk has ``usage`` (null),
+    and the last one has no choices and the usage."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    system_fingerprint: str
+    choices: list[ChunkChoice]
+    usage: NotRequired[CompletionUsage | None]
+
+
+class TextCompletionChunk(TypedDict):
+    """A streamed ``text_completion``; with ``include_usage`` the last has only the usage."""
+
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    system_fingerprint: str
+    choices: list[TextChoice]
+    usage: NotRequired[CompletionUsage]
+
+
+DONE_MARKER: Literal["[DONE]"] = "[DONE]"  # the last SSE event of a stream, not JSON
+Chunk = ChatCompletionChunk | TextCompletionChunk | Literal["[DONE]"]

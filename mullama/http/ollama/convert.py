@@ -9,7 +9,7 @@ import logging
 from ...engine import api, sampling
 from ...engine.durations import parse_keep_alive
 from ...modelfile import PARAMETER_TYPES
-from ..protocol import ollama as oll
+from . import protocol as oll
 
 log = logging.getLogger("mullama.http.ollama")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ...engine import api
-from ..protocol import anthropic as ant
+from . import protocol as ant
 
 
 def _text(value: ant.Text) -> str:

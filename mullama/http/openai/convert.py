@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from ...engine import api
-from ..protocol import openai as oai
+from . import protocol as oai
 
 
 def _sampling(body: oai.Sampled) -> api.SamplingOptions:

@@ -1,1 +1,0 @@
-"""Dialect request models → Engine API requests: one conversion per dialect."""

@@ -1,1 +1,0 @@
-"""Typed request bodies per dialect (pydantic), their errors naming the offending parameter."""

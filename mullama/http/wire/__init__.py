@@ -1,1 +1,0 @@
-"""Engine events as each dialect's wire objects, through one Writer interface."""
