@@ -43,6 +43,7 @@ from .options import validate
 from .pipeline import OutputPipeline
 from .prompt import RenderedPrompt, render_chat
 from .runner import Job, RunnerEvent
+from .structured import format_grammar
 from .tools import ToolFormat, template_shows_tools, tool_instructions
 
 if TYPE_CHECKING:
@@ -215,6 +216,9 @@ class LocalEngine(Engine):
                 text, add_special=not tokens and self._wants_bos(entry, text)
             )
             opts = self._merge(entry, opts, stops)
+            grammar = format_grammar(request.format)
+            if grammar:  # Ollama's generate `format`, llama-server's `json_schema`
+                opts.grammar = grammar
             if not tokens:
                 yield Done(
                     "load", model=entry.name, timings=Timings(load_ns=load_ns, total_ns=load_ns)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import math
 import re
 import struct
@@ -128,11 +129,82 @@ def test_penalties_and_max_completion_tokens(oai):
     assert r.usage.completion_tokens == 6
 
 
-def test_n_other_than_one_is_a_clear_error(oai):
+def test_n_choices_are_sampled_each_in_its_own_sequence(oai):
+    r = oai.chat.completions.create(
+        model="gemma",
+        messages=HELLO,
+        n=3,
+        max_tokens=12,
+        temperature=1.5,
+        seed=5,
+        extra_body={"ignore_eos": True},
+    )
+    assert [c.index for c in r.choices] == [0, 1, 2]
+    assert all(c.message.content and c.finish_reason == "length" for c in r.choices)
+    assert len({c.message.content for c in r.choices}) > 1  # three seeds, three samples
+    single = oai.chat.completions.create(model="gemma", messages=HELLO, max_tokens=12)
+    assert r.usage.prompt_tokens == single.usage.prompt_tokens  # the prompt counted once
+    assert r.usage.completion_tokens == 3 * 12  # every choice's tokens
+    stream = oai.chat.completions.create(
+        model="gemma",
+        messages=HELLO,
+        n=2,
+        max_tokens=6,
+        temperature=1.5,
+        seed=5,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body={"ignore_eos": True},
+    )
+    texts, finished, usage = ["", ""], set(), None
+    for chunk in stream:
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+            if choice.finish_reason:
+                finished.add(choice.index)
+        usage = chunk.usage or usage
+    assert finished == {0, 1} and all(texts)
+    assert usage is not None and usage.completion_tokens == 12
+
+
+def test_text_completion_choices_per_prompt(oai):
+    r = oai.completions.create(
+        model="gemma", prompt=["1, 2,", "a, b,"], n=2, max_tokens=3, temperature=0
+    )
+    assert [c.index for c in r.choices] == [0, 1, 2, 3]
+    assert r.choices[0].text == r.choices[1].text != r.choices[2].text == r.choices[3].text
+
+
+def test_llama_server_json_schema_field_constrains_the_output(oai):
+    schema = {
+        "type": "object",
+        "properties": {"ok": {"type": "boolean"}},
+        "required": ["ok"],
+    }
+    r = oai.chat.completions.create(
+        model="gemma",
+        messages=[{"role": "user", "content": "Is water wet? Answer in JSON."}],
+        max_tokens=60,
+        extra_body={"json_schema": schema},
+    )
+    assert isinstance(json.loads(r.choices[0].message.content)["ok"], bool)
+    r = oai.chat.completions.create(
+        model="gemma",
+        messages=[{"role": "user", "content": "Is water wet? Answer in JSON."}],
+        max_tokens=60,
+        response_format={"type": "json_object", "schema": schema},
+    )
+    assert isinstance(json.loads(r.choices[0].message.content)["ok"], bool)
+    text = oai.completions.create(
+        model="gemma", prompt="JSON:", max_tokens=60, extra_body={"json_schema": schema}
+    )
+    assert isinstance(json.loads(text.choices[0].text)["ok"], bool)
+
+
+def test_a_user_message_without_content_is_a_400(oai):
     with pytest.raises(openai.BadRequestError) as err:
-        oai.chat.completions.create(model="gemma", messages=HELLO, n=2)
-    assert err.value.body["param"] == "n"
-    assert "n must be 1" in err.value.body["message"]
+        oai.chat.completions.create(model="gemma", messages=[{"role": "user"}], max_tokens=4)
+    assert err.value.body["param"] == "messages[0].content"
 
 
 def test_unknown_model_is_404(oai):

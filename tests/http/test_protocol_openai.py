@@ -44,7 +44,14 @@ def chat(**body):
         ({"stop": [1, 2]}, "stop", "a string or an array of strings"),
         ({"stream": "yes"}, "stream", "boolean"),
         ({"stream_options": {"include_usage": 1}}, "stream_options.include_usage", "boolean"),
-        ({"n": 2}, "n", "n must be 1"),
+        ({"n": 0}, "n", "n must be at least 1"),
+        ({"n": 65}, "n", "n must be at most 64"),
+        ({"messages": [{"role": "user"}]}, "messages[0].content", "content is required"),
+        (
+            {"messages": [{"role": "system", "content": None}]},
+            "messages[0].content",
+            "content is required",
+        ),
         ({"logit_bias": {"1": 2}}, "logit_bias", "not supported"),
         ({"top_logprobs": 3}, "top_logprobs", "requires logprobs"),
         ({"response_format": {"type": "xml"}}, "response_format.type", "json_schema"),
@@ -229,3 +236,70 @@ def test_completion_events_echo_and_sum_usage():
     assert texts == [(0, "ab"), (1, "cd"), (1, "x")]
     assert [c["choices"][0]["finish_reason"] for c in chunks[3:5]] == ["length", "stop"]
     assert chunks[5]["usage"]["total_tokens"] == 6 and chunks[6] == "[DONE]"
+
+
+def test_n_choices_are_requests_of_their_own_with_their_own_seeds():
+    body = parse(protocol.ChatCompletionBody, {"messages": HI, "n": 3, "seed": 10})
+    requests = convert.chat_requests(body)
+    assert [r.options.seed for r in requests] == [10, 11, 12]
+    assert (
+        len({id(r.options) for r in requests}) == 3 and requests[0].messages == requests[2].messages
+    )
+    unseeded = convert.chat_requests(parse(protocol.ChatCompletionBody, {"messages": HI, "n": 4}))
+    assert all(r.options.seed is not None for r in unseeded)
+    assert (
+        convert.chat_requests(parse(protocol.ChatCompletionBody, {"messages": HI}))[0].options.seed
+        is None
+    )
+    prompts = parse(protocol.CompletionBody, {"prompt": ["a", "b"], "n": 2, "seed": 1})
+    assert [(r.prompt, r.options.seed) for r in convert.completion_requests(prompts)] == [
+        ("a", 1),
+        ("a", 2),
+        ("b", 1),
+        ("b", 2),
+    ]
+
+
+def test_n_choices_stream_by_index_and_count_the_prompt_once():
+    writer = ChatWriter("gemma", "chatcmpl-1", 7, include_usage=True, choices=2)
+    chunks = stream_chunks(
+        writer,
+        [
+            (1, TextDelta("b")),
+            (0, TextDelta("a")),
+            (1, Done("stop", usage=Usage(5, 1, 2))),
+            (0, Done("length", usage=Usage(5, 3, 2))),
+        ],
+    )
+    choices = [c["choices"][0] for c in chunks[:6]]
+    assert [(c["index"], c["delta"]) for c in choices[:4]] == [
+        (0, {"role": "assistant", "content": ""}),
+        (1, {"role": "assistant", "content": ""}),
+        (1, {"content": "b"}),
+        (0, {"content": "a"}),
+    ]
+    assert [(c["index"], c["finish_reason"]) for c in choices[4:]] == [(1, "stop"), (0, "length")]
+    assert chunks[6]["usage"] == {
+        "prompt_tokens": 5,
+        "completion_tokens": 4,
+        "total_tokens": 9,
+        "prompt_tokens_details": {"cached_tokens": 2},
+    }
+    results = [Collected(), Collected()]
+    results[0].add(TextDelta("a"))
+    results[0].add(Done("length", usage=Usage(5, 3)))
+    results[1].add(TextDelta("b"))
+    results[1].add(Done("stop", usage=Usage(5, 1)))
+    whole = ChatWriter("gemma", "x", 0, choices=2).whole(results).wire()
+    assert [(c["index"], c["message"]["content"]) for c in whole["choices"]] == [(0, "a"), (1, "b")]
+    assert whole["usage"]["prompt_tokens"] == 5 and whole["usage"]["completion_tokens"] == 4
+
+
+def test_llama_server_schema_fields_become_the_format():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    assert chat(json_schema=schema).format == schema
+    assert chat(response_format={"type": "json_object", "schema": schema}).format == schema
+    assert chat(response_format={"type": "json_object"}).format == "json"
+    assert chat().format is None
+    body = parse(protocol.CompletionBody, {"prompt": "x", "json_schema": schema})
+    assert convert.completion_requests(body)[0].format == schema

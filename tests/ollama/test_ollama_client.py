@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import time
 
@@ -90,6 +91,18 @@ def test_generate_options_and_raw(client):
     assert reply.eval_count == 3 and reply.done_reason == "length"
     assert reply.context is None
     assert reply.prompt_eval_count == 9  # BOS and "1, 2, 3," alone: no chat template
+
+
+def test_generate_format_constrains_the_output(client):
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    r = client.generate(
+        model="gemma", prompt="Is water wet?", format=schema, options={"num_predict": 60}
+    )
+    assert isinstance(json.loads(r.response)["ok"], bool)
+    r = client.generate(
+        model="gemma", prompt="Is water wet?", format="json", options={"num_predict": 60}
+    )
+    assert isinstance(json.loads(r.response), (dict, list))
 
 
 def test_generate_continues_from_context(client):

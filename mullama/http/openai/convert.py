@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from typing import Any
+import random
+from typing import Any, TypeVar
 
 from ...engine import api
 from . import protocol as oai
@@ -27,11 +29,13 @@ def _sampling(body: oai.Sampled) -> api.SamplingOptions:
     )
 
 
-def _format(fmt: oai.ResponseFormat | None) -> Any:
+def _format(fmt: oai.ResponseFormat | None, json_schema: dict | None = None) -> Any:
+    """The engine's ``format``: a JSON schema, "json", or None. ``json_schema`` is llama-server's
+    top-level field, used where ``response_format`` sets no schema of its own."""
     if fmt is None or fmt.type == "text":
-        return None
+        return json_schema
     if fmt.type == "json_object":
-        return "json"
+        return fmt.schema_ or json_schema or "json"
     return fmt.json_schema.schema_ if fmt.json_schema else {}
 
 
@@ -78,6 +82,28 @@ def _think(effort: str | None) -> Any:
     return False if effort == "none" else ("low" if effort == "minimal" else effort)
 
 
+R = TypeVar("R", api.ChatRequest, api.CompletionRequest)
+
+
+def choices(request: R, n: int) -> list[R]:
+    """``n`` copies of a request, one per choice, each sampled with its own seed: the request's
+    seed + i when it gives one (reproducible), else a random one per choice."""
+    if n == 1:
+        return [request]
+    base = request.options.seed
+    copies = []
+    for i in range(n):
+        seed = base + i if base is not None and base >= 0 else random.getrandbits(31)
+        options = dataclasses.replace(request.options, seed=seed)
+        copies.append(dataclasses.replace(request, options=options))
+    return copies
+
+
+def chat_requests(body: oai.ChatCompletionBody) -> list[api.ChatRequest]:
+    """The chat request, once per choice (``n``)."""
+    return choices(chat_request(body), body.n)
+
+
 def chat_request(body: oai.ChatCompletionBody) -> api.ChatRequest:
     options = _sampling(body)
     options.logprobs, options.top_logprobs = body.logprobs, body.top_logprobs
@@ -87,24 +113,30 @@ def chat_request(body: oai.ChatCompletionBody) -> api.ChatRequest:
         options=options,
         tools=body.tools or None,
         tool_choice=body.tool_choice,
-        format=_format(body.response_format),
+        format=_format(body.response_format, body.json_schema),
         think=_think(body.reasoning_effort),
     )
 
 
 def completion_requests(body: oai.CompletionBody) -> list[api.CompletionRequest]:
-    """One request per prompt (a string or token ids)."""
+    """One request per prompt (a string or token ids) and choice: prompt i's choices are
+    ``i * n`` to ``i * n + n - 1``, the order of OpenAI's choice indexes."""
     requests = []
     for prompt in body.prompt:
         options = _sampling(body)
         options.logprobs = body.logprobs is not None
         options.top_logprobs = body.logprobs or 0
         text, tokens = ("", prompt) if isinstance(prompt, list) else (prompt, None)
-        requests.append(
-            api.CompletionRequest(
-                body.model, text, options, raw=True, suffix=body.suffix, context=tokens
-            )
+        request = api.CompletionRequest(
+            body.model,
+            text,
+            options,
+            raw=True,
+            suffix=body.suffix,
+            context=tokens,
+            format=body.json_schema,
         )
+        requests.extend(choices(request, body.n))
     return requests
 
 

@@ -19,6 +19,7 @@ ROLES = {
     "function": "tool",
 }
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
+MAX_CHOICES = 64
 
 
 class StreamOptions(Body):
@@ -89,6 +90,13 @@ class ChatMessage(Body):
             raise ValueError(f"must be one of {', '.join(ROLES)}, got {role!r}")
         return role
 
+    @model_validator(mode="after")
+    def _said_something(self) -> ChatMessage:
+        # only an assistant turn may be empty (it may consist of tool calls)
+        if self.content is None and ROLES[self.role] != "assistant":
+            raise required("content")
+        return self
+
 
 class JsonSchema(Body):
     schema_: dict = Field(default_factory=dict, alias="schema")
@@ -97,6 +105,7 @@ class JsonSchema(Body):
 class ResponseFormat(Body):
     type: str
     json_schema: JsonSchema | None = None
+    schema_: dict | None = Field(None, alias="schema")  # llama-server: json_object + schema
 
     @field_validator("type")
     @classmethod
@@ -118,7 +127,7 @@ class Sampled(Body):
     model: str = ""
     stream: bool = False
     stream_options: StreamOptions = Field(default_factory=StreamOptions)
-    n: int = 1
+    n: int = Field(1, ge=1, le=MAX_CHOICES)  # choices, each its own sequence in the batch
     logit_bias: dict | None = None
     max_completion_tokens: int | None = Field(None, ge=1)
     max_tokens: int | None = Field(None, ge=1)
@@ -134,13 +143,7 @@ class Sampled(Body):
     # llama-server's extensions, accepted the same way
     ignore_eos: bool = False
     grammar: str | None = None
-
-    @field_validator("n")
-    @classmethod
-    def _one_choice(cls, n: int) -> int:
-        if n != 1:
-            raise ValueError("must be 1: one choice per request is supported")
-        return n
+    json_schema: dict | None = None  # constrains the output as response_format's schema does
 
     @field_validator("logit_bias")
     @classmethod

@@ -27,13 +27,15 @@ blueprint = Blueprint("openai", url_prefix="/v1")
 @blueprint.post("/chat/completions")
 async def chat_completions(request: Request):
     body = parse(protocol.ChatCompletionBody, request.body)
-    chat = convert.chat_request(body)
+    chats = convert.chat_requests(body)
     engine = request.app.ctx.engine
-    model = chat.model or await engine.default_model()
+    model = chats[0].model or await engine.default_model()
     request_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     include_usage = body.stream_options.include_usage
-    writer = ChatWriter(model, request_id, created, include_usage, logprobs=chat.options.logprobs)
-    return await answer(request, [engine.chat(chat)], writer, body.stream)
+    writer = ChatWriter(
+        model, request_id, created, include_usage, logprobs=body.logprobs, choices=len(chats)
+    )
+    return await answer(request, [engine.chat(chat) for chat in chats], writer, body.stream)
 
 
 # ---------------------------------------------------------------- completions
@@ -54,6 +56,7 @@ async def completions(request: Request):
         prompts=[r.prompt for r in requests],
         echo=body.echo,
         logprobs=requests[0].options.logprobs,
+        choices_per_prompt=body.n,
     )
     return await answer(request, [engine.complete(r) for r in requests], writer, body.stream)
 

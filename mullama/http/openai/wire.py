@@ -90,9 +90,11 @@ class OpenAIWriter(Writer[p.Chunk]):
 class ChatWriter(OpenAIWriter):
     """``chat.completion`` (whole) and ``chat.completion.chunk`` objects (streamed)."""
 
-    def __init__(self, *args: Any, logprobs: bool = False, **kwargs: Any):
+    def __init__(self, *args: Any, logprobs: bool = False, choices: int = 1, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.logprobs = logprobs
+        self.choices = choices  # n: one stream per choice, all of the same prompt
+        self.finished: list[Done | None] = [None] * choices
 
     def _chunk(
         self,
@@ -112,35 +114,50 @@ class ChatWriter(OpenAIWriter):
         return chunk
 
     def _delta(
-        self, delta: p.ChunkDelta, finish: str | None = None, logprobs: p.ChatLogprobs | None = None
+        self,
+        delta: p.ChunkDelta,
+        finish: str | None = None,
+        logprobs: p.ChatLogprobs | None = None,
+        index: int = 0,
     ) -> p.ChatCompletionChunk:
         return self._chunk(
-            [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]
+            [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]
         )
 
     def opening(self) -> list[p.Chunk]:
-        return [self._delta({"role": "assistant", "content": ""})]
+        return [
+            self._delta({"role": "assistant", "content": ""}, index=i) for i in range(self.choices)
+        ]
 
     def event(self, event: Event, index: int = 0) -> list[p.Chunk]:
         if isinstance(event, TextDelta):
             logprobs = chat_logprobs(event.logprobs) if event.logprobs else None
-            return [self._delta({"content": event.text}, logprobs=logprobs)]
+            return [self._delta({"content": event.text}, logprobs=logprobs, index=index)]
         if isinstance(event, ThinkingDelta):
-            return [self._delta({"reasoning_content": event.text, "thinking": event.text})]
+            delta: p.ChunkDelta = {"reasoning_content": event.text, "thinking": event.text}
+            return [self._delta(delta, index=index)]
         if isinstance(event, ToolCallDelta):
-            return [self._delta({"tool_calls": [tool_call_delta(event)]})]
+            return [self._delta({"tool_calls": [tool_call_delta(event)]}, index=index)]
         if not isinstance(event, Done):
             return []
-        chunks: list[p.Chunk] = [self._delta({}, finish=finish_reason(event))]
-        if self.include_usage:
-            chunks.append(self._chunk([], usage(event)))
-        return chunks
+        self.finished[index] = event
+        return [self._delta({}, finish=finish_reason(event), index=index)]
 
     def closing(self) -> list[p.Chunk]:
+        done = [d for d in self.finished if d is not None]
+        if self.include_usage and done:
+            return [self._chunk([], usage(shared_prompt(done))), p.DONE_MARKER]
         return [p.DONE_MARKER]
 
     def whole(self, results: list[Collected]) -> p.ChatCompletion:
-        result = results[0]
+        return p.ChatCompletion(
+            object="chat.completion",
+            **self.head(self.model or results[0].done.model),
+            choices=[self._choice(i, result) for i, result in enumerate(results)],
+            usage=usage(shared_prompt([r.done for r in results])),
+        )
+
+    def _choice(self, index: int, result: Collected) -> p.ChatChoice:
         message = p.AssistantMessage(role="assistant", content=result.text)
         if result.thinking:
             message.reasoning_content = message.thinking = result.thinking
@@ -153,25 +170,37 @@ class ChatWriter(OpenAIWriter):
                 )
                 for c in result.tool_calls
             ]
-        choice = p.ChatChoice(
-            index=0,
+        return p.ChatChoice(
+            index=index,
             message=message,
             logprobs=chat_logprobs(result.logprobs) if self.logprobs else None,
             finish_reason=finish_reason(result.done),
         )
-        return p.ChatCompletion(
-            object="chat.completion",
-            **self.head(self.model or result.done.model),
-            choices=[choice],
-            usage=usage(result.done),
-        )
+
+
+def shared_prompt(done: list[Done]) -> Done:
+    """Usage of several choices of one prompt: the prompt counted once, every completion."""
+    total = Done("stop", model=done[0].model)
+    total.usage.prompt_tokens = done[0].usage.prompt_tokens
+    total.usage.cached_tokens = done[0].usage.cached_tokens
+    total.usage.completion_tokens = sum(d.usage.completion_tokens for d in done)
+    return total
 
 
 class CompletionWriter(OpenAIWriter):
     """``text_completion`` objects, one choice per prompt; ``echo`` repeats the prompts."""
 
-    def __init__(self, *args: Any, prompts: list[str], echo: bool, logprobs: bool, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        prompts: list[str],
+        echo: bool,
+        logprobs: bool,
+        choices_per_prompt: int = 1,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
+        self.n = choices_per_prompt  # stream i is choice i % n of prompt i // n
         self.echo = echo
         self.prompts = [prompt if echo else "" for prompt in prompts]
         self.logprobs = logprobs
@@ -204,7 +233,8 @@ class CompletionWriter(OpenAIWriter):
             self.offsets[index] += len(event.text)
         elif isinstance(event, Done):
             choice["finish_reason"] = finish_reason(event)
-            self.total.usage.prompt_tokens += event.usage.prompt_tokens
+            if index % self.n == 0:
+                self.total.usage.prompt_tokens += event.usage.prompt_tokens
             self.total.usage.completion_tokens += event.usage.completion_tokens
         else:
             return []
@@ -232,10 +262,11 @@ class CompletionWriter(OpenAIWriter):
                 }
             )
         done = Done("stop", model=results[0].done.model)
-        for result in results:
-            done.usage.prompt_tokens += result.done.usage.prompt_tokens
+        for i, result in enumerate(results):
+            if i % self.n == 0:  # each prompt once, however many choices it has
+                done.usage.prompt_tokens += result.done.usage.prompt_tokens
+                done.usage.cached_tokens += result.done.usage.cached_tokens
             done.usage.completion_tokens += result.done.usage.completion_tokens
-            done.usage.cached_tokens += result.done.usage.cached_tokens
         return p.TextCompletion(
             object="text_completion",
             **self.head(self.model or done.model),
