@@ -520,7 +520,21 @@ class Engine(ABC):
         raise NotImplementedError
 
     @operation("Tokenize", key="tokens")
-    async def tokenize(self, model: str, text: str, special: bool = True) -> list[int]:
+    async def tokenize(
+        self, model: str, text: str, add_special: bool = True, parse_special: bool = True
+    ) -> list[int]:
+        """``add_special``: BOS/EOS as the model's vocabulary wants them; ``parse_special``:
+        control-token text such as ``<start_of_turn>`` becomes that token."""
+        raise NotImplementedError
+
+    @operation("Detokenize", key="text")
+    async def detokenize(self, model: str, tokens: list[int]) -> str:
+        """The text of ``tokens`` (control tokens included), invalid UTF-8 replaced."""
+        raise NotImplementedError
+
+    @operation("TokenPieces", key="pieces")
+    async def token_pieces(self, model: str, tokens: list[int]) -> list[bytes]:
+        """Each token's bytes (a piece may be part of a UTF-8 character)."""
         raise NotImplementedError
 
     @operation("CountTokens", key="count")

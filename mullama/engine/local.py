@@ -252,10 +252,31 @@ class LocalEngine(Engine):
             Timings(load_ns=load_ns, prompt_eval_ns=elapsed, total_ns=elapsed + load_ns),
         )
 
-    async def tokenize(self, model: str, text: str, special: bool = True) -> list[int]:
+    async def tokenize(
+        self, model: str, text: str, add_special: bool = True, parse_special: bool = True
+    ) -> list[int]:
         entry, _ = await self._acquire(model, None)
         try:
-            return entry.model.tokenize(text, add_special=special, parse_special=special)
+            return entry.model.tokenize(text, add_special=add_special, parse_special=parse_special)
+        finally:
+            self.manager.release(entry)
+
+    async def detokenize(self, model: str, tokens: list[int]) -> str:
+        pieces = await self.token_pieces(model, tokens)
+        return b"".join(pieces).decode("utf-8", "replace")
+
+    async def token_pieces(self, model: str, tokens: list[int]) -> list[bytes]:
+        entry, _ = await self._acquire(model, None)
+        try:
+            n_vocab = entry.model.n_vocab
+            for i, token in enumerate(tokens):
+                if not 0 <= token < n_vocab:
+                    raise InvalidRequest(
+                        f"tokens[{i}] = {token} is not a token of {entry.name} "
+                        f"(its vocabulary has {n_vocab})",
+                        param=f"tokens[{i}]",
+                    )
+            return [entry.model.piece(token, special=True) for token in tokens]
         finally:
             self.manager.release(entry)
 

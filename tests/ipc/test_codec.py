@@ -89,7 +89,12 @@ CASES: dict[str, tuple[dict[str, Any], Any]] = {
         {"request": EmbedRequest("gemma", ["a", "b"], dimensions=2)},
         EmbedResult("gemma:latest", [[0.5, 1.0], [1.0, 0.0]], 2, Timings(total_ns=9)),
     ),
-    "Tokenize": ({"model": "gemma", "text": "hi", "special": False}, [2, 1000]),
+    "Tokenize": (
+        {"model": "gemma", "text": "hi", "add_special": False, "parse_special": True},
+        [2, 1000],
+    ),
+    "Detokenize": ({"model": "gemma", "tokens": [2, 1000]}, "hi"),
+    "TokenPieces": ({"model": "gemma", "tokens": [2, 1000]}, [b"", b"\xe2\x82"]),
     "CountTokens": ({"request": CHAT}, 42),
     "Ping": ({}, Liveness("0.1.0", 99, "abc", 1.5, protocol=1)),
     "Status": (
@@ -145,7 +150,7 @@ def test_stream_events_decode_to_their_own_class(event):
     [
         ("Show", {}, "missing required field `name`", "name"),
         ("Show", {"name": 5}, "Expected `str`, got `int` - at `$.name`", "name"),
-        ("Tokenize", {"model": "m", "text": "t", "special": "yes"}, "`bool`", "special"),
+        ("Tokenize", {"model": "m", "text": "t", "add_special": "yes"}, "`bool`", "add_special"),
         ("ChatCompletion", {"request": "hi"}, "Expected `object`, got `str`", "request"),
         (
             "ChatCompletion",
@@ -264,7 +269,7 @@ async def test_positional_and_default_arguments_are_bound_like_the_engine_method
     await remote.tokenize("gemma", "hi")
     await remote.create_model("n", "FROM x")
     assert engine.calls == [
-        ("Tokenize", {"model": "gemma", "text": "hi", "special": True}),
+        ("Tokenize", {"model": "gemma", "text": "hi", "add_special": True, "parse_special": True}),
         ("Create", {"name": "n", "modelfile": "FROM x", "base_dir": None}),
     ]
 

@@ -146,7 +146,13 @@ class FakeEngine(Engine):
     async def embed(self, request) -> EmbedResult:
         return EmbedResult(request.model, [[0.0]], 1)
 
-    async def tokenize(self, model, text, special=True) -> list[int]:
+    async def tokenize(self, model, text, add_special=True, parse_special=True) -> list[int]:
+        return []
+
+    async def detokenize(self, model, tokens) -> str:
+        return ""
+
+    async def token_pieces(self, model, tokens) -> list[bytes]:
         return []
 
     async def count_chat_tokens(self, request) -> int:

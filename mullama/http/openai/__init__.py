@@ -4,4 +4,7 @@ requests, :mod:`.wire` writes engine events as OpenAI objects, :mod:`.routes` se
 
 from .routes import blueprint
 
-__all__ = ["blueprint"]
+# llama-server also serves these routes without /v1: an SDK configured without it works
+unprefixed = blueprint.copy("openai_unprefixed", url_prefix="")
+
+__all__ = ["blueprint", "unprefixed"]
