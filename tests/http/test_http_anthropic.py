@@ -16,6 +16,11 @@ def warm(claude, **kwargs):
     claude.messages.create(**kwargs)
 
 
+def prompt(usage) -> int:
+    """All the prompt's tokens: Anthropic splits them into cached and not."""
+    return usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens
+
+
 def test_message_shape_and_usage(claude):
     m = claude.messages.create(model="gemma", max_tokens=8, messages=HELLO)
     assert m.type == "message" and m.role == "assistant" and m.id.startswith("msg_")
@@ -38,7 +43,7 @@ def test_streamed_events_and_text_equal_non_streamed(claude):
         events = [e.type for e in stream]
         final = stream.get_final_message()
     assert final.content[0].text == whole.content[0].text
-    assert final.usage.output_tokens == 16 and final.usage.input_tokens == whole.usage.input_tokens
+    assert final.usage.output_tokens == 16 and prompt(final.usage) == prompt(whole.usage)
     assert final.stop_reason == "max_tokens"
     raw = [e for e in events if e != "text"]  # the SDK adds "text" events and hides pings
     assert raw[:2] == ["message_start", "content_block_start"]
@@ -72,7 +77,7 @@ def test_system_blocks_equal_system_string(claude):
         messages=HELLO,
         system=[{"type": "text", "text": "You are terse."}],
     )
-    assert as_blocks.usage.input_tokens == as_string.usage.input_tokens
+    assert prompt(as_blocks.usage) == prompt(as_string.usage)
 
 
 def test_stop_sequences(claude):
@@ -117,7 +122,23 @@ def test_multi_turn_with_blocks(claude):
 def test_count_tokens_matches_usage(claude):
     m = claude.messages.create(model="gemma", max_tokens=2, messages=HELLO, system="Be kind.")
     counted = claude.messages.count_tokens(model="gemma", messages=HELLO, system="Be kind.")
-    assert counted.input_tokens == m.usage.input_tokens
+    assert counted.input_tokens == prompt(m.usage)
+
+
+def test_usage_reports_prompt_tokens_read_from_the_cache(claude):
+    history = [
+        {"role": "user", "content": "Count: 1, 2, 3"},
+        {"role": "assistant", "content": "4, 5, 6"},
+    ]
+    first = claude.messages.create(model="gemma", max_tokens=2, messages=history + HELLO)
+    again = claude.messages.create(model="gemma", max_tokens=2, messages=history + HELLO)
+    assert again.usage.cache_read_input_tokens > 0
+    assert again.usage.input_tokens < first.usage.input_tokens + first.usage.cache_read_input_tokens
+    assert prompt(again.usage) == prompt(first.usage)
+    assert again.usage.cache_creation_input_tokens == 0
+    with claude.messages.stream(model="gemma", max_tokens=2, messages=history + HELLO) as stream:
+        final = stream.get_final_message()
+    assert final.usage.cache_read_input_tokens > 0 and prompt(final.usage) == prompt(first.usage)
 
 
 def test_errors_in_anthropic_shape(claude, api):

@@ -151,7 +151,12 @@ def test_stream_has_one_block_per_kind_and_ends_with_the_stop_reason():
         "message_delta",
         "message_stop",
     ]
-    assert chunks[0]["message"]["usage"] == {"input_tokens": 3, "output_tokens": 0}
+    assert chunks[0]["message"]["usage"] == {
+        "input_tokens": 3,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 0,
+    }
     assert chunks[8]["content_block"] == {"type": "tool_use", "id": "t1", "name": "f", "input": {}}
     assert chunks[9]["delta"] == {"type": "input_json_delta", "partial_json": '{"a":1}'}
     assert chunks[11]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "END"}

@@ -159,7 +159,9 @@ class MessagesBody(CountTokensBody):
 
 
 class MessageUsage(TypedDict):
-    input_tokens: int
+    input_tokens: int  # the prompt tokens not read from the cache
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
     output_tokens: int
 
 

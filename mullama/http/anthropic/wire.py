@@ -26,7 +26,25 @@ def stop_reason(done: Done, stops: list[str]) -> tuple[str, str | None]:
 
 
 def usage(done: Done) -> p.MessageUsage:
-    return {"input_tokens": done.usage.prompt_tokens, "output_tokens": done.usage.completion_tokens}
+    """Anthropic's split of the prompt: tokens read from the prompt cache (the KV cache a
+    conversation's earlier turns left) and the rest; the cache is automatic here, so nothing
+    counts as written to it on request."""
+    u = done.usage
+    return {
+        "input_tokens": u.prompt_tokens - u.cached_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": u.cached_tokens,
+        "output_tokens": u.completion_tokens,
+    }
+
+
+def opening_usage(input_tokens: int) -> p.MessageUsage:
+    return {
+        "input_tokens": input_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 0,
+    }
 
 
 def tool_input(arguments: str) -> dict[str, Any]:
@@ -63,7 +81,7 @@ class MessagesWriter(Writer[p.StreamEvent]):
             content=content,
             stop_reason=reason,
             stop_sequence=sequence,
-            usage=usage(done) if done else {"input_tokens": self.input_tokens, "output_tokens": 0},
+            usage=usage(done) if done else opening_usage(self.input_tokens),
         )
 
     def opening(self) -> list[p.StreamEvent]:
