@@ -354,3 +354,29 @@ async def test_chat_logprobs_survive_the_tool_call_parser_holding_text(eng, prom
 async def test_without_logprobs_no_delta_carries_any(eng):
     deltas, _ = await stream(eng, "1, 2, 3, 4,", max_tokens=8, stop=[" 6x"])
     assert all(d.logprobs is None and d.text for d in deltas)
+
+
+async def test_cached_tokens_are_the_prompt_tokens_the_kv_cache_served_on_the_next_turn(eng):
+    from mullama.engine.runner import common_prefix
+
+    async def turn(messages, **opts):
+        text, done = "", None
+        request = ChatRequest("gemma", messages, SamplingOptions(max_tokens=20, **opts))
+        async for event in eng.chat(request):
+            if isinstance(event, TextDelta):
+                text += event.text
+            elif isinstance(event, Done):
+                done = event
+        return text, done
+
+    history = [Message("user", "Name three colours.")]
+    # a grammar that ends makes the model end its turn (this small model rarely does by itself)
+    answer, first = await turn(history, grammar='root ::= "Red, green and blue."')
+    assert first.finish_reason == "stop"  # ended by the end-of-turn token: its answer is cached
+    history += [Message("assistant", answer), Message("user", "And two more?")]
+    _, second = await turn(history)
+    prompt = second.context[: second.usage.prompt_tokens]
+    # the first turn's prompt and answer, as far as the new prompt repeats them
+    assert second.usage.cached_tokens == common_prefix(first.context, prompt)
+    assert second.usage.cached_tokens > first.usage.prompt_tokens
+    assert 0 < second.usage.cached_tokens < second.usage.prompt_tokens
