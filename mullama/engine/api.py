@@ -41,6 +41,10 @@ class Message:
     images: list[str] = field(default_factory=list)
 
 
+LogitBias = dict[str, float | bool] | list[tuple[int | str, float | bool]]
+"""Token biases, in either of llama-server's shapes (see ``SamplingOptions.logit_bias``)."""
+
+
 @dataclass
 class SamplingOptions:
     """Per-request sampling; ``None`` means 'use the model's default'."""
@@ -64,6 +68,14 @@ class SamplingOptions:
     logprobs: bool = False
     top_logprobs: int = 0
     ignore_eos: bool = False
+    # Added to the logits before any other sampler, as llama-server takes it: an object
+    # {"15043": 2.0, "Hello": -1.5} (a key of digits is a token id, any other key is text) or a
+    # list of [token id or text, bias] pairs (text is always text there). Text stands for every
+    # token of its tokenization (without special tokens). ``False`` (or -inf, in-process: JSON
+    # cannot carry it) bans the token. A token named in several entries gets their sum. The
+    # engine resolves text and checks ids against the vocabulary (InvalidRequest, param
+    # "logit_bias"); the options a runner samples with hold the resolved [id, bias] pairs.
+    logit_bias: LogitBias | None = None
 
 
 @dataclass

@@ -70,7 +70,7 @@ def plan_chat(
     config = thinking_config(spec, family, template)
     think = _think_switch(request.think)
     if think and not (config.enabled or caps.get("thinking")):
-        raise InvalidRequest(f"{name} does not support thinking", param="think")
+        think = None  # a model that cannot think answers normally (as llama-server and OpenAI)
     if any(m.images for m in request.messages):
         raise InvalidRequest(
             f"{name} does not support images (vision is not available yet)", param="images"
@@ -79,10 +79,12 @@ def plan_chat(
     choice = request.tool_choice
     if choice == "none":
         tools = None
-    if tools and not caps.get("tools"):
+    declared = dict(getattr(spec, "capabilities", None) or {}) if spec is not None else {}
+    if tools and declared.get("tools") is False:
+        # only a declared refusal: a template without a tools section gets the definitions and
+        # the call format in the system message (LocalEngine._render_chat, tool_instructions)
         raise InvalidRequest(
-            f"{name} does not support tools (its template has no tools section; "
-            "add TOOLFORMAT and a TEMPLATE using .Tools, or CAPABILITY tools true)",
+            f"{name} does not support tools (its Modelfile declares CAPABILITY tools false)",
             param="tools",
         )
     fmt = tool_format(spec, family) if tools else None

@@ -4,7 +4,7 @@
 12 bytes for Gemma 3) for every token of every sequence before any sampler looks at it; with 16
 sequences that is most of a decode step's time outside ``llama_decode``. This does the same
 arithmetic as llama.cpp's samplers, in the order :func:`sampling.build_chain` chains them —
-penalties, then greedy, or top-k → top-p → min-p → temperature → a random draw — on a view of
+logit biases, penalties, then greedy, or top-k → top-p → min-p → temperature → a random draw — on a view of
 the logits, touching only the few candidates near the top.
 
 Greedy picks exactly the token llama.cpp's greedy sampler picks (the first highest logit after
@@ -76,9 +76,15 @@ class FastSampler:
         self.recent: collections.deque[int] = collections.deque(maxlen=last_n or 1)
         self.counts: collections.Counter[int] = collections.Counter()
         self.rng = np.random.default_rng(seed)
+        biases = opts.logit_bias or []
+        assert isinstance(biases, list), "logit_bias is not resolved (sampling.resolve_logit_bias)"
+        self.bias_ids = np.array([int(t) for t, _ in biases], dtype=np.intp)
+        self.biases = np.array([float(b) for _, b in biases], dtype=np.float32)
 
     def sample(self, logits: Logits) -> int:
         """The next token; ``logits`` (float32, one row) may be changed in place."""
+        if len(self.bias_ids):  # first, as llama.cpp's logit-bias sampler heads the chain
+            logits[self.bias_ids] += self.biases
         if self.penalised and self.counts:
             self._penalise(logits)
         token = int(logits.argmax()) if self.greedy else self._draw(logits)

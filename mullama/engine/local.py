@@ -363,6 +363,9 @@ class LocalEngine(Engine):
         if cap > 0 and (opts.max_tokens is None or opts.max_tokens < 0 or opts.max_tokens > cap):
             opts.max_tokens = cap
         validate(opts)
+        if opts.logit_bias is not None:
+            resolved = sampling.resolve_logit_bias(opts.logit_bias, entry.model)
+            opts.logit_bias = list(resolved)
         return opts
 
     def _plan(self, entry: Loaded, request: ChatRequest) -> ChatPlan:

@@ -14,7 +14,8 @@ from .api import InvalidRequest, SamplingOptions
 
 @dataclass(frozen=True)
 class Rule:
-    """What values an option takes. ``kind`` is int, float or str (``stop``: a list of str)."""
+    """What values an option takes. ``kind`` is int, float or str (``stop``: a list of str), or
+    dict for ``logit_bias`` (token id or text -> bias, see :func:`logit_bias_problem`)."""
 
     kind: type
     low: float | None = None
@@ -98,12 +99,16 @@ SAMPLING: dict[str, Rule] = {
     # -2 is Ollama's "fill the context", which requests turn into -1
     "max_tokens": _integer(-1, "max_tokens", wording="positive (or -1 for no limit)"),
     "top_logprobs": _integer(0, "top_logprobs", high=20),
+    # not a Modelfile PARAMETER: a bias belongs to one request (and token ids to one vocabulary)
+    "logit_bias": Rule(dict, field="logit_bias"),
 }
 """SamplingOptions field -> rule, for the fields that have one."""
 
 
 def problem(rule: Rule, value: object) -> str | None:
     """What is wrong with ``value`` (``must be …, got …``), or None when the rule allows it."""
+    if rule.kind is dict:
+        return logit_bias_problem(value)
     if rule.kind is str:
         if isinstance(value, list) and all(isinstance(s, str) for s in value):
             return None
@@ -116,6 +121,44 @@ def problem(rule: Rule, value: object) -> str | None:
         return f"must be a number, got {value!r}"
     if not rule.allows(value):
         return f"must be {rule.expected}, got {value:g}"
+    return None
+
+
+_BIAS_SHAPE = (
+    "must be an object of token ids or strings to biases, or a list of [token id or string, "
+    "bias] pairs"
+)
+
+
+def bias_value(value: object) -> float | None:
+    """A bias as a number (``False`` bans: -inf), or None when it is none (NaN, +inf, true)."""
+    if value is False:
+        return -math.inf
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if math.isnan(value) or value == math.inf:
+        return None
+    return float(value)
+
+
+def logit_bias_problem(value: object) -> str | None:
+    """What is wrong with the shape of a ``logit_bias`` (ids are checked against the model's
+    vocabulary when it is resolved), or None."""
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, (list, tuple)):
+        if not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in value):
+            return _BIAS_SHAPE
+        pairs = [(p[0], p[1]) for p in value]
+    else:
+        return _BIAS_SHAPE
+    for key, bias in pairs:
+        if isinstance(key, bool) or not isinstance(key, (int, str)):
+            return f"{_BIAS_SHAPE}, got the key {key!r}"
+        if isinstance(key, str) and not key:
+            return "must not name an empty string"
+        if bias_value(bias) is None:
+            return f"must have numbers as biases (or false to ban), got {bias!r} for {key!r}"
     return None
 
 

@@ -99,6 +99,11 @@ class ThinkingSplitter:
             return out
         return out
 
+    @property
+    def holding(self) -> bool:
+        """Whether text is held back (it could be part of a marker)."""
+        return bool(self._held)
+
     def flush(self) -> list[tuple[str, str]]:
         held, self._held = self._held, ""
         if not held:

@@ -83,6 +83,15 @@ class Job:
     fast: FastSampler | None = None
     utf8: Utf8Stream = field(default_factory=Utf8Stream)
     stops: StopMatcher = field(default_factory=lambda: StopMatcher([]))  # the request's: _start
+    # text and logprobs travel together (see Runner._text_out): the entries of tokens whose bytes
+    # gave no text yet; the (characters, entries) of each group of tokens whose text went into
+    # the stop matcher and has not been sent; and text the matcher let through that ends inside
+    # a group, sent once the whole group is through
+    no_text: list[dict[str, Any]] = field(default_factory=list)
+    groups: collections.deque[tuple[int, list[dict[str, Any]]]] = field(
+        default_factory=collections.deque
+    )
+    released: str = ""
     t_queued: float = field(default_factory=time.perf_counter)
     t_started: float = 0.0
     t_prompt_done: float = 0.0
@@ -421,7 +430,7 @@ class Runner:
                 token = llama_cpp.llama_sampler_sample(job.chain, self.ctx.ptr, idx)
         if job.inject:  # the caller forces a continuation (e.g. closing a thinking budget)
             forced, job.inject = job.inject, None
-            self._emit(job, TextDelta(self.model.detokenize(forced, special=True)))
+            self._text_out(job, self.model.detokenize(forced, special=True), [])  # not sampled
             job.generated += len(forced)
             job.pending = forced
             job.prefilling = True
@@ -436,9 +445,7 @@ class Runner:
         job.generated += 1
         job.out_tokens.append(token)
         self.tokens_generated += 1
-        text = job.stops.feed(job.utf8.feed(self.model.piece(token)))
-        if text or logprobs:
-            self._emit(job, TextDelta(text, logprobs))
+        self._text_out(job, job.utf8.feed(self.model.piece(token)), logprobs or [])
         if job.stops.matched is not None:
             self._finish(job, "stop")
         elif (job.opts.max_tokens is not None and 0 <= job.opts.max_tokens <= job.generated) or len(
@@ -472,11 +479,47 @@ class Runner:
             ]
         return [entry]
 
+    def _text_out(self, job: Job, text: str, entries: list[dict[str, Any]]) -> None:
+        """New text of generated tokens, with their logprob entries, through the stop matcher.
+
+        What is sent is always the whole text of a run of tokens, with exactly their entries:
+        text the matcher holds back keeps its entries with it, and text it lets through that
+        ends inside a token waits for the rest of that token. A token whose bytes end
+        mid-character (or render empty) goes with the token that completes its text. When a
+        stop string matches, the text before it goes out with the entries of every token that
+        has some of its text in it; the tokens cut off drop theirs.
+        """
+        if not text:
+            job.no_text.extend(entries)
+            return
+        if job.no_text:
+            entries, job.no_text = job.no_text + entries, []
+        job.groups.append((len(text), entries))
+        job.released += job.stops.feed(text)
+        self._send_released(job, cut=job.stops.matched is not None)
+
+    def _send_released(self, job: Job, cut: bool) -> None:
+        """Emit the released text that whole groups cover (all of it when ``cut``)."""
+        covered, entries = 0, []
+        while job.groups and covered + job.groups[0][0] <= len(job.released):
+            chars, group = job.groups.popleft()
+            covered += chars
+            entries += group
+        if cut:
+            if covered < len(job.released) and job.groups:  # a token cut by the stop string
+                entries += job.groups[0][1]
+            covered = len(job.released)
+            job.groups.clear()
+        text, job.released = job.released[:covered], job.released[covered:]
+        if text:
+            self._emit(job, TextDelta(text, entries if job.opts.logprobs else None))
+
     def _flush_text(self, job: Job) -> None:
         """Send what the stop matcher and UTF-8 decoder still hold back."""
-        text = job.stops.feed(job.utf8.flush()) + job.stops.flush()
-        if text:
-            self._emit(job, TextDelta(text))
+        self._text_out(job, job.utf8.flush(), [])
+        job.released += job.stops.flush()
+        self._send_released(job, cut=True)
+        job.no_text = []  # tokens that never rendered any text (a trailing control token)
 
     def _finish(self, job: Job, reason: str) -> None:
         if reason != "cancelled":

@@ -6,14 +6,15 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import random
+import re
 from typing import Any, TypeVar
 
 import llama_cpp
 import numpy as np
 
-from .api import InvalidRequest, SamplingOptions
+from .api import InvalidRequest, LogitBias, SamplingOptions
 from .llm import Model
-from .options import PARAMETER_FIELDS
+from .options import PARAMETER_FIELDS, bias_value, logit_bias_problem
 
 _T = TypeVar("_T")
 
@@ -59,6 +60,55 @@ def merge(*layers: SamplingOptions) -> SamplingOptions:
     return SamplingOptions(**merged)
 
 
+_TOKEN_ID = re.compile(r"\s*[+-]?[0-9]+")  # what strtol reads whole, as llama-server checks
+
+
+def resolve_logit_bias(value: LogitBias, model: Model) -> list[tuple[int, float]]:
+    """A request's ``logit_bias`` as (token id, bias) pairs, one per token, in first-named order:
+    text keys tokenized as llama-server does (no special tokens added or parsed), ids checked
+    against the vocabulary, the biases of a token named twice added up, ``False`` as -inf."""
+    if (message := logit_bias_problem(value)) is not None:
+        raise InvalidRequest(f"logit_bias {message}", param="logit_bias")
+    entries: list[tuple[int | str, object]]
+    if isinstance(value, dict):  # OpenAI's shape: a key of digits is a token id
+        entries = [
+            (int(k) if isinstance(k, str) and _TOKEN_ID.fullmatch(k) else k, b)
+            for k, b in value.items()
+        ]
+    else:
+        entries = [(k, b) for k, b in value]
+    biases: dict[int, float] = {}
+    for key, raw in entries:
+        bias = bias_value(raw)
+        assert bias is not None  # logit_bias_problem checked it
+        if isinstance(key, str):
+            tokens = list(
+                dict.fromkeys(model.tokenize(key, add_special=False, parse_special=False))
+            )
+        elif 0 <= key < model.n_vocab:
+            tokens = [key]
+        else:
+            raise InvalidRequest(
+                f"logit_bias names token {key}, but the model's vocabulary has tokens 0 to "
+                f"{model.n_vocab - 1}",
+                param="logit_bias",
+            )
+        for token in tokens:
+            biases[token] = biases.get(token, 0.0) + bias
+    return list(biases.items())
+
+
+def bias_pairs(opts: SamplingOptions) -> list[tuple[int, float]]:
+    """The resolved biases of options a runner samples with (see :func:`resolve_logit_bias`)."""
+    resolved = opts.logit_bias or []
+    assert isinstance(resolved, list), "logit_bias is not resolved"
+    pairs: list[tuple[int, float]] = []
+    for token, bias in resolved:
+        assert isinstance(token, int) and not isinstance(bias, bool), "logit_bias is not resolved"
+        pairs.append((token, bias))
+    return pairs
+
+
 def seed_for(opts: SamplingOptions) -> int:
     """The request's seed, or a random one."""
     seed = opts.seed if opts.seed is not None and opts.seed >= 0 else random.getrandbits(31)
@@ -83,6 +133,11 @@ def build_chain(
         llama_cpp.llama_sampler_chain_add(chain, sampler)
 
     seed = seed_for(opts) if seed is None else seed
+    if biases := bias_pairs(opts):  # first, as in llama.cpp's common sampler chain
+        array = (llama_cpp.llama_logit_bias * len(biases))(
+            *(llama_cpp.llama_logit_bias(token, bias) for token, bias in biases)
+        )
+        add(llama_cpp.llama_sampler_init_logit_bias(model.n_vocab, len(biases), array))
     if opts.grammar:
         grammar = llama_cpp.llama_sampler_init_grammar(model.vocab, opts.grammar.encode(), b"root")
         if not grammar:

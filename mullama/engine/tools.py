@@ -161,6 +161,11 @@ class ToolCallParser:
             buf = buf[i + len(end) :]
         return out
 
+    @property
+    def holding(self) -> bool:
+        """Whether text is held back (a call being read, or what may start one)."""
+        return bool(self._held)
+
     def flush(self) -> list[ToolPart]:
         held, self._held = self._held, ""
         if self._whole:

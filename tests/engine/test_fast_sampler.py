@@ -152,3 +152,69 @@ def test_draws_follow_the_candidate_probabilities_and_a_seed_repeats_them(model,
 )
 def test_unusual_options_keep_the_native_chain(values, native):
     assert handles(opts(**values)) is not native
+
+
+def biased(model, **values) -> SamplingOptions:
+    """Options with a logit_bias resolved as the engine resolves it."""
+    o = opts(**values)
+    o.logit_bias = sampling.resolve_logit_bias(o.logit_bias, model)
+    return o
+
+
+BIASES = {" the": False, " cat": -3.0, " mat": 2.5, " dog": 4.0, ".": -1.5}
+
+
+@pytest.mark.parametrize("penalties", [{"repeat_penalty": 1.0}, {"repeat_penalty": 1.3}])
+def test_greedy_with_logit_bias_picks_what_the_native_chain_picks(model, ctx, penalties):
+    c, batch = ctx
+    o = biased(model, temperature=0, logit_bias=BIASES, **penalties)
+    assert handles(o)
+    chain = sampling.build_chain(o, model, 1)
+    fast = FastSampler(o, 1)
+    (the,) = model.tokenize(" the", add_special=False)
+    tokens = model.tokenize(PROMPT)
+    decode(c, batch, tokens, 0)
+    pos, produced = len(tokens), []
+    try:
+        for _ in range(30):
+            row = c.logits_row(batch.n - 1)
+            mine = fast.sample(row.copy())
+            theirs = llama_cpp.llama_sampler_sample(chain, c.ptr, batch.n - 1)
+            assert mine == theirs, (produced, mine, theirs)
+            produced.append(mine)
+            decode(c, batch, [mine], pos)
+            pos += 1
+    finally:
+        sampling.free_chain(chain)
+    assert the not in produced  # the prompt's most likely continuation, banned
+
+
+def test_candidates_with_logit_bias_match_the_native_chain(model, ctx):
+    c, batch = ctx
+    o = biased(model, temperature=0.9, top_k=40, top_p=0.95, logit_bias={**BIASES, "\n": False})
+    decode(c, batch, model.tokenize(OPEN_PROMPT), 0)
+    logits = c.logits_row(batch.n - 1).copy()
+    pairs = sampling.bias_pairs(o)
+    array = (llama_cpp.llama_logit_bias * len(pairs))(
+        *(llama_cpp.llama_logit_bias(t, b) for t, b in pairs)
+    )
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    try:
+        for sampler in (
+            llama_cpp.llama_sampler_init_logit_bias(model.n_vocab, len(pairs), array),
+            llama_cpp.llama_sampler_init_top_k(o.top_k),
+            llama_cpp.llama_sampler_init_top_p(o.top_p, 1),
+            llama_cpp.llama_sampler_init_temp(o.temperature),
+        ):
+            llama_cpp.llama_sampler_chain_add(chain, sampler)
+        ids, probs = native_candidates(chain, logits)
+    finally:
+        llama_cpp.llama_sampler_free(chain)
+    fast = FastSampler(o, 1)
+    row = logits.copy()
+    row[fast.bias_ids] += fast.biases  # what sample() does first
+    mine_ids, mine_probs = fast.candidates(row)
+    assert list(mine_ids) == ids
+    np.testing.assert_allclose(mine_probs, probs, rtol=1e-4, atol=1e-7)
+    unbiased, _ = FastSampler(opts(temperature=0.9, top_k=40, top_p=0.95), 1).candidates(logits)
+    assert len(ids) > 1 and set(ids) != set(unbiased)  # the biases made a difference

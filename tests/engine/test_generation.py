@@ -279,3 +279,104 @@ async def test_ignore_eos_ignores_the_models_stop_strings_but_not_the_requests(
     assert counted.count(",") >= 2 and done.usage.completion_tokens == 8
     asked, done = await text(ignore_eos=True, stop=[" 6"])
     assert asked.startswith(" 4, 5,") and " 6" not in asked and done.finish_reason == "stop"
+
+
+async def stream(engine, prompt: str, **opts) -> tuple[list[TextDelta], Done]:
+    deltas, done = [], None
+    request = CompletionRequest("gemma", prompt, SamplingOptions(temperature=0, **opts))
+    async for event in engine.complete(request):
+        if isinstance(event, TextDelta):
+            deltas.append(event)
+        elif isinstance(event, Done):
+            done = event
+    return deltas, done
+
+
+def entry_text(delta: TextDelta) -> str:
+    return b"".join(bytes(e["bytes"]) for e in delta.logprobs).decode()
+
+
+@pytest.mark.parametrize("stop", [[" 7,"], [" 6x"], [" 6x", ", 8"]])
+async def test_streamed_logprobs_travel_with_their_text(eng, stop):
+    deltas, done = await stream(eng, "1, 2, 3, 4,", max_tokens=14, logprobs=True, stop=stop)
+    assert deltas and all(d.text and d.logprobs for d in deltas)
+    for d in deltas:  # each delta: the whole text of its tokens, and exactly their entries
+        assert entry_text(d) == d.text
+    text = "".join(d.text for d in deltas)
+    model = loaded(eng).model
+    generated = done.context[done.usage.prompt_tokens :]
+    sent = [e["token"] for d in deltas for e in d.logprobs]
+    assert sent == [model.token_text(t) for t in generated[: len(sent)]]
+    if done.stop_sequence:  # the tokens of the stop string dropped their entries
+        assert text + done.stop_sequence == model.detokenize(generated)[: len(text) + len(stop[0])]
+    assert " 6x" not in text and text.startswith(" 5, 6,")
+
+
+async def test_a_token_cut_by_a_stop_string_keeps_its_entry_with_the_text_before_the_stop(eng):
+    prompt = "The quick brown fox"
+    model = loaded(eng).model
+    _, done = await stream(eng, prompt, max_tokens=20)
+    generated = done.context[done.usage.prompt_tokens :]
+    pieces = [model.piece(t).decode() for t in generated]
+    i = next(k for k in range(2, len(pieces) - 1) if len(pieces[k].strip()) >= 3)
+    stop = pieces[i][2:] + pieces[i + 1]  # starts inside token i
+    deltas, done = await stream(eng, prompt, max_tokens=20, logprobs=True, stop=[stop])
+    assert done.stop_sequence == stop
+    assert "".join(d.text for d in deltas) == "".join(pieces[:i]) + pieces[i][:2]
+    for d in deltas[:-1]:
+        assert entry_text(d) == d.text
+    last = deltas[-1]  # its text ends inside token i: that entry, not token i + 1's
+    assert entry_text(last).startswith(last.text) and entry_text(last).endswith(pieces[i])
+    assert len([e for d in deltas for e in d.logprobs]) == i + 1
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    ["Write 3 < 4 and 5 > 2, then a sentence.", "Repeat exactly: a <tool b <thi c"],
+)
+async def test_chat_logprobs_survive_the_tool_call_parser_holding_text(eng, prompt):
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    request = ChatRequest(
+        "gemma",
+        [Message("user", prompt)],
+        SamplingOptions(max_tokens=24, logprobs=True, top_logprobs=2),
+        tools=[tool],
+        think=False,  # a thinking splitter as well as the tool-call parser
+    )
+    deltas = [e async for e in eng.chat(request) if isinstance(e, TextDelta)]
+    assert deltas and all(d.text and d.logprobs is not None for d in deltas)
+    assert any("<" in d.text for d in deltas)  # what the parser held back, then let go
+    for d in deltas:
+        assert entry_text(d) == d.text
+    assert all(len(e["top_logprobs"]) == 2 for d in deltas for e in d.logprobs)
+
+
+async def test_without_logprobs_no_delta_carries_any(eng):
+    deltas, _ = await stream(eng, "1, 2, 3, 4,", max_tokens=8, stop=[" 6x"])
+    assert all(d.logprobs is None and d.text for d in deltas)
+
+
+async def test_cached_tokens_are_the_prompt_tokens_the_kv_cache_served_on_the_next_turn(eng):
+    from mullama.engine.runner import common_prefix
+
+    async def turn(messages, **opts):
+        text, done = "", None
+        request = ChatRequest("gemma", messages, SamplingOptions(max_tokens=20, **opts))
+        async for event in eng.chat(request):
+            if isinstance(event, TextDelta):
+                text += event.text
+            elif isinstance(event, Done):
+                done = event
+        return text, done
+
+    history = [Message("user", "Name three colours.")]
+    # a grammar that ends makes the model end its turn (this small model rarely does by itself)
+    answer, first = await turn(history, grammar='root ::= "Red, green and blue."')
+    assert first.finish_reason == "stop"  # ended by the end-of-turn token: its answer is cached
+    history += [Message("assistant", answer), Message("user", "And two more?")]
+    _, second = await turn(history)
+    prompt = second.context[: second.usage.prompt_tokens]
+    # the first turn's prompt and answer, as far as the new prompt repeats them
+    assert second.usage.cached_tokens == common_prefix(first.context, prompt)
+    assert second.usage.cached_tokens > first.usage.prompt_tokens
+    assert 0 < second.usage.cached_tokens < second.usage.prompt_tokens

@@ -176,3 +176,31 @@ def test_stop_matcher_every_chunking(stops, output, expected, matched):
         m = StopMatcher(stops)
         got = "".join(m.feed(p) for p in pieces) + m.flush()
         assert (got, m.matched) == (expected, matched), pieces
+
+
+def _entry(token: str) -> dict:
+    return {"token": token, "logprob": -0.5, "bytes": list(token.encode()), "top_logprobs": []}
+
+
+def test_pipeline_logprobs_go_with_the_answer_text_not_the_reasoning_or_the_call():
+    pipeline = OutputPipeline(
+        ThinkingSplitter(ThinkingConfig(enabled=True)), ToolCallParser(ToolFormat())
+    )
+    pieces = ["<think>", "hmm", "</think>", "\n\nHi", " <", "tool_call>", '{"name": "f"}',
+              "</tool_call>", " done"]  # fmt: skip
+    events = []
+    for piece in pieces:
+        events += pipeline.feed(TextDelta(piece, [_entry(piece)]))
+    events += pipeline.flush()
+    texts = [e for e in events if isinstance(e, TextDelta)]
+    assert "".join(e.text for e in events if isinstance(e, ThinkingDelta)) == "hmm"
+    assert [e.name for e in events if isinstance(e, ToolCallDelta) and e.name] == ["f"]
+    assert all(e.logprobs is not None for e in texts)
+    by_text = {e.text: [x["token"] for x in e.logprobs] for e in texts}
+    # " <" was held (it may open a call): its entry waits, and goes with the text it became
+    assert by_text["Hi"] == ["\n\nHi"] and by_text[" "] == [" <"]
+    assert by_text[" done"] == [" done"]  # the call's tokens dropped theirs
+    # without logprobs nothing gets any
+    plain = OutputPipeline(ThinkingSplitter(ThinkingConfig()), ToolCallParser(ToolFormat()))
+    out = [e for p in ("Hi", " <x") for e in plain.feed(TextDelta(p))] + plain.flush()
+    assert out and all(e.logprobs is None for e in out if isinstance(e, TextDelta))

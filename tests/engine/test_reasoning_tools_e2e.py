@@ -71,6 +71,7 @@ async def eng(tmp_path_factory, test_model_path):
         ),
     )
     await engine.create_model("plain", modelfile(test_model_path, ""))
+    await engine.create_model("refuser", modelfile(test_model_path, "CAPABILITY tools false\n"))
     await engine.create_model(
         "untemplated-caller",
         modelfile(  # a template with no .Tools
@@ -131,10 +132,16 @@ async def test_thinking_budget_forces_the_answer(eng):
     assert text.strip()  # and the forced </think> moved it on to an answer
 
 
-async def test_a_model_without_thinking_refuses_think(eng):
-    with pytest.raises(InvalidRequest) as err:
-        await collect(eng, ChatRequest("plain", [Message("user", "hi")], think=True))
-    assert "does not support thinking" in err.value.message
+async def test_think_on_a_model_without_thinking_is_ignored(eng):
+    def ask(think):
+        return ChatRequest(
+            "plain", [Message("user", "Say hello")], SamplingOptions(max_tokens=12), think=think
+        )
+
+    thinking, text, _, done = await collect(eng, ask(True))
+    assert thinking == "" and text.strip() and done.finish_reason in ("stop", "length")
+    for effort in ("high", None):  # an effort is a switch too; the same answer as no request
+        assert (await collect(eng, ask(effort)))[1] == text
 
 
 async def test_named_tool_choice_forces_a_parsable_call(eng):
@@ -164,10 +171,63 @@ async def test_required_tool_choice_calls_one_of_the_tools(eng):
     assert done.finish_reason == "tool_calls"
 
 
-async def test_tools_on_a_model_without_tool_support_is_a_clear_error(eng):
+async def test_capability_tools_false_refuses_tools_with_a_clear_error(eng):
     with pytest.raises(InvalidRequest) as err:
-        await collect(eng, ChatRequest("plain", [Message("user", "hi")], tools=[WEATHER]))
-    assert "does not support tools" in err.value.message
+        await collect(eng, ChatRequest("refuser", [Message("user", "hi")], tools=[WEATHER]))
+    assert "does not support tools" in err.value.message and err.value.param == "tools"
+    assert "CAPABILITY tools false" in err.value.message
+    # without tools (or with tool_choice none) the model answers
+    _, text, _, _ = await collect(
+        eng,
+        ChatRequest(
+            "refuser",
+            [Message("user", "hi")],
+            SamplingOptions(max_tokens=3),
+            tools=[WEATHER],
+            tool_choice="none",
+        ),
+    )
+    assert text
+
+
+async def test_tools_work_on_a_chat_model_whose_template_has_no_tools_section(eng):
+    # the test Modelfile's TEMPLATE has no .Tools and no TOOLFORMAT or CAPABILITY
+    request = ChatRequest(
+        "plain", [Message("user", "Paris?")], SamplingOptions(max_tokens=4), tools=[WEATHER]
+    )
+    *_, done = await collect(eng, request)
+    prompt = prompt_of(eng, "plain:latest", done)
+    assert prompt.index('"name": "get_weather"') < prompt.index("Paris?")
+    assert "<tool_call>" in prompt and "Weather for a city" in prompt
+
+
+async def test_a_call_on_a_model_without_a_tools_template_is_parsed_as_a_tool_call(eng):
+    # the model's text forced into the generic call format by a GBNF grammar, tool_choice auto
+    grammar = (
+        'root ::= "<tool_call>\\n{\\"name\\": \\"get_weather\\", '
+        '\\"arguments\\": {\\"city\\": \\"" [A-Z] [a-z]{2,8} "\\"}}\\n</tool_call>"'
+    )
+    request = ChatRequest(
+        "plain",
+        [Message("user", "Weather in Paris?")],
+        SamplingOptions(max_tokens=40, grammar=grammar),
+        tools=[WEATHER, TIME],
+    )
+    _, text, calls, done = await collect(eng, request)
+    assert text == "" and done.finish_reason == "tool_calls"
+    assert [c["name"] for c in calls] == ["get_weather"] and calls[0]["id"].startswith("call_")
+    assert json.loads(calls[0]["arguments"])["city"][0].isupper()
+    # and tool_choice required builds that grammar itself
+    request = ChatRequest(
+        "plain",
+        [Message("user", "What time is it?")],
+        SamplingOptions(max_tokens=60),
+        tools=[WEATHER, TIME],
+        tool_choice="required",
+    )
+    _, _, calls, done = await collect(eng, request)
+    assert calls and calls[0]["name"] in ("get_weather", "get_time")
+    assert done.finish_reason == "tool_calls"
 
 
 async def test_tool_results_reach_the_prompt(eng):
