@@ -167,6 +167,29 @@ def test_n_choices_are_sampled_each_in_its_own_sequence(oai):
     assert usage is not None and usage.completion_tokens == 12
 
 
+def test_logit_bias_bans_and_forces_tokens(oai, api):
+    def greedy(**extra):
+        return (
+            oai.completions.create(
+                model="gemma", prompt="1, 2, 3,", max_tokens=3, temperature=0, **extra
+            )
+            .choices[0]
+            .text
+        )
+
+    plain = greedy()
+    first = httpx.post(f"{api.url}/tokenize", json={"model": "gemma", "content": plain}).json()
+    banned = first["tokens"][0]
+    changed = greedy(logit_bias={str(banned): -100})
+    assert changed != plain
+    after = httpx.post(f"{api.url}/tokenize", json={"model": "gemma", "content": changed}).json()
+    assert banned not in after["tokens"]
+    assert greedy(logit_bias={" banana": 100}).startswith(" banana")  # text: its tokens
+    with pytest.raises(openai.BadRequestError) as err:
+        greedy(logit_bias={"999999999": 1})
+    assert err.value.body["param"] == "logit_bias"
+
+
 def test_text_completion_choices_per_prompt(oai):
     r = oai.completions.create(
         model="gemma", prompt=["1, 2,", "a, b,"], n=2, max_tokens=3, temperature=0

@@ -52,7 +52,8 @@ def chat(**body):
             "messages[0].content",
             "content is required",
         ),
-        ({"logit_bias": {"1": 2}}, "logit_bias", "not supported"),
+        ({"logit_bias": {"x": "y"}}, "logit_bias", "numbers as biases"),
+        ({"logit_bias": 5}, "logit_bias", "an object of token ids or strings"),
         ({"top_logprobs": 3}, "top_logprobs", "requires logprobs"),
         ({"response_format": {"type": "xml"}}, "response_format.type", "json_schema"),
         ({"response_format": {"type": "json_schema"}}, "response_format.json_schema", "required"),
@@ -303,3 +304,11 @@ def test_llama_server_schema_fields_become_the_format():
     assert chat().format is None
     body = parse(protocol.CompletionBody, {"prompt": "x", "json_schema": schema})
     assert convert.completion_requests(body)[0].format == schema
+
+
+def test_logit_bias_passes_through_in_both_shapes():
+    assert chat(logit_bias={"15": -100, "Hi": 2}).options.logit_bias == {"15": -100, "Hi": 2}
+    assert chat(logit_bias=[[15, False], ["Hi", 1.5]]).options.logit_bias == [
+        [15, False],
+        ["Hi", 1.5],
+    ]

@@ -26,6 +26,7 @@ def _sampling(body: oai.Sampled) -> api.SamplingOptions:
         stop=body.stop,
         ignore_eos=body.ignore_eos,
         grammar=body.grammar,
+        logit_bias=body.logit_bias,
     )
 
 

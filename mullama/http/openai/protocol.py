@@ -128,7 +128,8 @@ class Sampled(Body):
     stream: bool = False
     stream_options: StreamOptions = Field(default_factory=StreamOptions)
     n: int = Field(1, ge=1, le=MAX_CHOICES)  # choices, each its own sequence in the batch
-    logit_bias: dict | None = None
+    # token id (as a string) or text -> bias, or llama-server's [[id or text, bias]]; false bans
+    logit_bias: Annotated[Any, sampling_rule("logit_bias")] = None
     max_completion_tokens: int | None = Field(None, ge=1)
     max_tokens: int | None = Field(None, ge=1)
     temperature: Annotated[float | None, sampling_rule("temperature")] = None
@@ -144,13 +145,6 @@ class Sampled(Body):
     ignore_eos: bool = False
     grammar: str | None = None
     json_schema: dict | None = None  # constrains the output as response_format's schema does
-
-    @field_validator("logit_bias")
-    @classmethod
-    def _no_bias(cls, bias: dict | None) -> dict | None:
-        if bias:
-            raise ValueError("is not supported")
-        return bias
 
 
 class ChatCompletionBody(Sampled):
