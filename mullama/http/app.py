@@ -19,7 +19,7 @@ from sanic.response import empty
 
 from ..config import Settings
 from ..engine.api import Engine
-from . import anthropic, manage, ollama, openai, ui
+from . import anthropic, manage, ollama, openai, responses, ui
 from .errors import dialect_for, error_response, handle_exception
 
 AUTH_EXEMPT = ("/health", "/ui")  # /ui checks the key itself (login form, cookie)
@@ -48,6 +48,7 @@ def create_app(engine: Engine, settings: Settings, name: str | None = None) -> S
     app.ctx.cors = {o.strip() for o in settings.cors_origins.split(",") if o.strip()}
     for bp in (
         openai.blueprint,
+        responses.blueprint,
         anthropic.blueprint,
         manage.blueprint,
         ollama.blueprint,
