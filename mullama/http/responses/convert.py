@@ -121,6 +121,7 @@ def chat_request(body: p.ResponsesBody, history: list[p.Item] | None = None) -> 
         seed=body.seed,
         max_tokens=body.max_output_tokens,
         stop=body.stop,
+        grammar=body.grammar,
     )
     return api.ChatRequest(
         model=body.model,

@@ -226,6 +226,7 @@ class ResponsesBody(Body):
     top_k: Annotated[int | None, sampling_rule("top_k")] = None
     min_p: Annotated[float | None, sampling_rule("min_p")] = None
     stop: StringList = None
+    grammar: str | None = None  # GBNF
 
     @field_validator("tool_choice")
     @classmethod
@@ -294,7 +295,8 @@ OutputItem = MessageItem | FunctionCallItem | ReasoningItem
 
 
 class InputTokensDetails(TypedDict):
-    cached_tokens: int
+    cached_tokens: int  # prompt tokens found in the prompt cache
+    cache_write_tokens: int  # always 0: there is no explicit prompt caching
 
 
 class OutputTokensDetails(TypedDict):

@@ -17,9 +17,17 @@ import uuid
 from collections.abc import Callable
 from typing import Any, cast
 
-from ...engine.api import Done, EngineError, Event, TextDelta, ThinkingDelta, ToolCallDelta
+from ...engine.api import (
+    Done,
+    EngineError,
+    Event,
+    QueueFull,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+)
 from ..common.wire import ErrorBody, Writer
-from ..errors import OPENAI, engine_error_body
+from ..errors import OPENAI, engine_error_body, engine_status
 from ..events import Collected
 from ..sse import sse
 from . import protocol as p
@@ -33,7 +41,7 @@ def usage(done: Done, reasoning_tokens: int = 0) -> p.ResponseUsage:
     u = done.usage
     return {
         "input_tokens": u.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": u.cached_tokens},
+        "input_tokens_details": {"cached_tokens": u.cached_tokens, "cache_write_tokens": 0},
         "output_tokens": u.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
         "total_tokens": u.total_tokens,
@@ -49,6 +57,14 @@ def reasoning_share(done: Done, thinking: str, rest: int) -> int:
     return min(
         done.usage.completion_tokens, round(done.usage.completion_tokens * len(thinking) / total)
     )
+
+
+def failure_code(exc: EngineError) -> str:
+    """A failed response's ``error.code``: OpenAI's names, fewer than the engine's (the
+    ``error`` event before it carries the engine's own)."""
+    if isinstance(exc, QueueFull):
+        return "rate_limit_exceeded"
+    return "server_error" if engine_status(exc) >= 500 else "invalid_prompt"
 
 
 def _text_part(text: str) -> p.OutputText:
@@ -362,7 +378,7 @@ class ResponsesWriter(Writer[p.StreamEvent]):
 
     def error(self, exc: EngineError) -> ErrorBody:
         error = engine_error_body(OPENAI, exc)["error"]
-        self._error = {"code": exc.code, "message": exc.message}
+        self._error = {"code": failure_code(exc), "message": exc.message}
         return cast(
             ErrorBody,
             self._event(
