@@ -3,8 +3,8 @@
 Blueprints reach the engine as ``request.app.ctx.engine`` and the settings as
 ``request.app.ctx.settings``; they raise :class:`~mullama.engine.api.EngineError` and the
 app-wide handler answers in the dialect of the route (see :mod:`mullama.http.errors`).
-Each dialect is a package (:mod:`mullama.http.openai`, :mod:`~mullama.http.anthropic`,
-:mod:`~mullama.http.ollama`) exporting its ``blueprint``; the management API and ``/ui/`` are
+Each dialect is a package (:mod:`mullama.http.openai`, :mod:`~mullama.http.responses`,
+:mod:`~mullama.http.anthropic`, :mod:`~mullama.http.ollama`) exporting its ``blueprint``; the management API and ``/ui/`` are
 modules beside them. Adding a dialect means adding its package and one line below.
 """
 
