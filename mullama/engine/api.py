@@ -125,6 +125,7 @@ class TextDelta:
     logprobs: list[dict[str, Any]] | None = (
         None  # [{token, logprob, top_logprobs:[{token, logprob}]}]
     )
+    generated: int = 0  # from the runner: tokens generated so far, this text's included
 
 
 @dataclass
@@ -145,6 +146,7 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    reasoning_tokens: int = 0  # of completion_tokens, those the model spent thinking
 
     @property
     def total_tokens(self) -> int:

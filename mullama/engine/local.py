@@ -33,6 +33,7 @@ from .api import (
     PruneResult,
     PullProgress,
     SamplingOptions,
+    ThinkingDelta,
     Timings,
     Usage,
 )
@@ -469,6 +470,7 @@ class LocalEngine(Engine):
         self.requests_active += 1
         self.metrics.requests_active.inc()
         finished = False
+        reasoning = 0  # tokens generated up to the last one whose text was thinking
         try:
             while True:
                 event = await queue.get()
@@ -482,13 +484,17 @@ class LocalEngine(Engine):
                         yield tail
                     if pipeline.tool_calls and event.finish_reason == "stop":
                         event.finish_reason = "tool_calls"
+                    event.usage.reasoning_tokens = min(reasoning, event.usage.completion_tokens)
                     event.model = entry.name
                     event.timings.load_ns = load_ns
                     event.timings.total_ns += load_ns
                     self.metrics.observe_done(entry.name, kind, event)
                     yield event
                     return
-                for out in pipeline.feed(event):
+                outs = pipeline.feed(event)
+                if any(isinstance(out, ThinkingDelta) for out in outs) or pipeline.in_thinking:
+                    reasoning = event.generated
+                for out in outs:
                     yield out
                 if (
                     think_budget

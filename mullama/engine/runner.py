@@ -512,7 +512,8 @@ class Runner:
             job.groups.clear()
         text, job.released = job.released[:covered], job.released[covered:]
         if text:
-            self._emit(job, TextDelta(text, entries if job.opts.logprobs else None))
+            logprobs = entries if job.opts.logprobs else None
+            self._emit(job, TextDelta(text, logprobs, generated=job.generated))
 
     def _flush_text(self, job: Job) -> None:
         """Send what the stop matcher and UTF-8 decoder still hold back."""

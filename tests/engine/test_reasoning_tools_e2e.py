@@ -98,7 +98,7 @@ async def collect(engine, request: ChatRequest):
 
 async def test_thinking_is_split_from_the_answer(eng):
     grammar = 'root ::= "<think>" [a-z ]{8,30} "</think>" "\\n" [A-Z] [a-z ]{3,20} "."'
-    thinking, text, _, _done = await collect(
+    thinking, text, _, done = await collect(
         eng,
         ChatRequest(
             "thinker",
@@ -108,6 +108,10 @@ async def test_thinking_is_split_from_the_answer(eng):
     )
     assert 8 <= len(thinking) <= 30 and "<think>" not in text and "</think>" not in text
     assert text[0].isupper() and text.endswith(".")
+    # the tokens up to the last thinking one count as reasoning, the answer's are the rest:
+    # "<think>" and 8+ letters before, a capital, 3+ more characters and "." after
+    usage = done.usage
+    assert 3 <= usage.reasoning_tokens <= usage.completion_tokens - 3
     hidden = await collect(
         eng,
         ChatRequest(
@@ -118,6 +122,7 @@ async def test_thinking_is_split_from_the_answer(eng):
         ),
     )
     assert hidden[0] == "" and hidden[1] == text  # reasoning never leaks into content
+    assert hidden[3].usage.reasoning_tokens == usage.reasoning_tokens  # hidden, still spent
 
 
 async def test_thinking_budget_forces_the_answer(eng):

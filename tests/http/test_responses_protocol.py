@@ -326,7 +326,11 @@ def writer(**fields):
     return w, kept
 
 
-DONE = Done("stop", Usage(prompt_tokens=7, completion_tokens=6, cached_tokens=2), model="gemma")
+DONE = Done(
+    "stop",
+    Usage(prompt_tokens=7, completion_tokens=6, cached_tokens=2, reasoning_tokens=1),
+    model="gemma",
+)
 
 
 def test_a_scripted_stream_is_the_exact_event_sequence():
@@ -470,7 +474,7 @@ def test_a_scripted_stream_is_the_exact_event_sequence():
         "input_tokens": 7,
         "input_tokens_details": {"cached_tokens": 2, "cache_write_tokens": 0},
         "output_tokens": 6,
-        "output_tokens_details": {"reasoning_tokens": 1},  # 4 of 24 characters were thinking
+        "output_tokens_details": {"reasoning_tokens": 1},  # as the engine counted them
         "total_tokens": 13,
     }
     assert kept[0].wire() == completed  # stored before response.completed is sent

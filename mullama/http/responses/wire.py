@@ -37,26 +37,15 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
-def usage(done: Done, reasoning_tokens: int = 0) -> p.ResponseUsage:
+def usage(done: Done) -> p.ResponseUsage:
     u = done.usage
     return {
         "input_tokens": u.prompt_tokens,
         "input_tokens_details": {"cached_tokens": u.cached_tokens, "cache_write_tokens": 0},
         "output_tokens": u.completion_tokens,
-        "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
+        "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
         "total_tokens": u.total_tokens,
     }
-
-
-def reasoning_share(done: Done, thinking: str, rest: int) -> int:
-    """The output tokens spent thinking, estimated by the thinking's share of the output text
-    (the engine counts output tokens, not which part of the output they went to)."""
-    if not thinking:
-        return 0
-    total = len(thinking) + rest
-    return min(
-        done.usage.completion_tokens, round(done.usage.completion_tokens * len(thinking) / total)
-    )
 
 
 def failure_code(exc: EngineError) -> str:
@@ -93,7 +82,6 @@ class ResponsesWriter(Writer[p.StreamEvent]):
         self.item_id = ""
         self.text = ""  # the open item's text or arguments
         self.call_id, self.name = "", ""
-        self.thinking, self.other = "", 0  # for the reasoning tokens estimate
         self._error: p.ResponseError = {"code": "internal", "message": "the response failed"}
 
     # ------------------------------------------------------------ the response object
@@ -134,7 +122,7 @@ class ResponsesWriter(Writer[p.StreamEvent]):
             tools=[tool.model_dump(exclude_none=True) for tool in body.tools],
             top_p=body.top_p,
             truncation=body.truncation,
-            usage=usage(done, reasoning_share(done, self.thinking, self.other)) if done else None,
+            usage=usage(done) if done else None,
             user=body.user,
             metadata=body.metadata,
         )
@@ -321,7 +309,6 @@ class ResponsesWriter(Writer[p.StreamEvent]):
             if self.kind != "reasoning":
                 events += self._open("reasoning")
             self.text += event.text
-            self.thinking += event.text
             events.append(
                 self._event(
                     {
@@ -336,7 +323,6 @@ class ResponsesWriter(Writer[p.StreamEvent]):
             if self.kind != "message":
                 events += self._open("message")
             self.text += event.text
-            self.other += len(event.text)
             events.append(
                 self._event(
                     {
@@ -356,7 +342,6 @@ class ResponsesWriter(Writer[p.StreamEvent]):
                 events += self._open(kind, event)
             if event.arguments:
                 self.text += event.arguments
-                self.other += len(event.arguments)
                 events.append(
                     self._event(
                         {
@@ -422,6 +407,4 @@ class ResponsesWriter(Writer[p.StreamEvent]):
                     "name": call.name,
                 }
             )
-        self.thinking = result.thinking
-        self.other = len(result.text) + sum(len(c.arguments) for c in calls)
         return self._final(result.done, output)
