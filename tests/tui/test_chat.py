@@ -137,6 +137,28 @@ async def test_a_conversation_deleted_while_it_replies_stays_deleted(engine, set
     assert list(settings.conversations_dir.glob("*.json")) == []
 
 
+async def test_a_new_chat_while_a_reply_streams_stops_it_and_saves_the_first(engine, settings):
+    app = MullamaApp(settings, engine=engine, mode="chat", model="gemma")
+    app.prefs.max_tokens = 1500
+    async with app.run_test(size=SIZE) as pilot:
+        await model_picked(pilot)
+        await send(pilot, "Count from one to five hundred.")
+        reply = last_reply(app)
+        await wait_for(pilot, lambda: len(reply.turn.content) > 5, what="first tokens")
+        await pilot.press("ctrl+n")  # used to crash: the reply finished into a removed widget
+        await wait_for(pilot, lambda: not app.screen.replying(), what="reply stopped")
+        await wait_for(pilot, lambda: reply.turn.stats == "stopped", what="stopped stats")
+        assert app.is_running and app.screen.current is not None
+        assert app.screen.current.turns == []  # the new, empty conversation is shown
+        app.prefs.max_tokens = 8
+        await send(pilot, "Hello")  # and the app goes on working
+        await wait_for(pilot, lambda: last_reply(app).turn.stats, what="second reply")
+        await pilot.pause(0.2)
+    saved = [json.loads(f.read_text()) for f in settings.conversations_dir.glob("*.json")]
+    first = next(c for c in saved if c["title"] == "Count from one to five hundred.")
+    assert first["turns"][1]["content"] == reply.turn.content and first["turns"][1]["stats"]
+
+
 async def test_conversation_options_refuse_impossible_values(engine, settings):
     from mullama.tui.widgets.conversation_options import ConversationOptions
 

@@ -279,9 +279,11 @@ class ChatScreen(Screen):
             await asyncio.shield(self.finish_reply(conversation, view, stats))
 
     async def finish_reply(self, conversation: Conversation, view: ChatMessage, stats: str) -> None:
-        await view.finish(stats)
-        if conversation in self.conversations:  # not deleted while it was replying
-            await asyncio.to_thread(self.store.save, conversation)
+        try:
+            await view.finish(stats)
+        finally:
+            if conversation in self.conversations:  # not deleted while it was replying
+                await asyncio.to_thread(self.store.save, conversation)
 
     def action_stop(self) -> list:
         """Stop the reply being streamed; returns the workers stopped."""

@@ -56,6 +56,8 @@ class ChatMessage(Vertical):
             self._flusher = self.set_interval(1 / FLUSHES_PER_SECOND, self._flush)
 
     async def _flush(self) -> None:
+        if not self.is_attached:
+            return
         for target, pieces in self._pending.items():
             if pieces:
                 text = "".join(pieces)
@@ -68,15 +70,21 @@ class ChatMessage(Vertical):
 
     async def finish(self, stats: str) -> None:
         """Flush what is left, fold the thinking away and show the reply's numbers."""
+        self.turn.stats = stats
         if self._flusher is not None:
             self._flusher.stop()
             self._flusher = None
+        if not self.is_attached:  # taken off the screen (another conversation was opened)
+            self._streams.clear()
+            return
         await self._flush()
         for stream in self._streams.values():
             await stream.stop()
         self._streams.clear()
+        # query, not query_one: the view may have been removed while the streams stopped
         if self.turn.thinking:
-            self.query_one(".thinking", Collapsible).collapsed = True
-        self.turn.stats = stats
-        self.query_one(".stats", Label).update(stats)
+            for block in self.query(".thinking").results(Collapsible):
+                block.collapsed = True
+        for label in self.query(".stats").results(Label):
+            label.update(stats)
         self.set_class(False, "-streaming")
