@@ -74,7 +74,22 @@ def test_create_errors(model_store, tmp_path, model_file):
     assert "llama3.2:1b" in err.value.details["suggestions"]
     with pytest.raises(InvalidRequest, match="ADAPTER"):
         model_store.create("x", f"FROM {model_file}\nADAPTER ./nope.gguf\n", base_dir=tmp_path)
+    with pytest.raises(InvalidRequest, match="TEMPLATE does not parse: template line 2") as err:
+        model_store.create("x", f'FROM {model_file}\nTEMPLATE """hi\n{{{{ if .System }}"""\n')
+    assert err.value.details["template_line"] == 2
     assert model_store.list() == []
+
+
+def test_the_thinking_directive_shows_in_the_capabilities(model_store, model_file):
+    def caps(extra: str) -> dict[str, bool]:
+        model_store.create("t", f"FROM {model_file}\n{extra}")
+        return model_store.show("t").info.capabilities
+
+    assert caps("")["thinking"] is False
+    assert caps("THINKING enabled true\n")["thinking"] is True
+    assert caps('THINKING start "<reason>"\n')["thinking"] is True
+    assert caps("THINKING enabled true\nCAPABILITY thinking false\n")["thinking"] is False
+    assert {m.name: m.capabilities["thinking"] for m in model_store.list()} == {"t:latest": False}
 
 
 def test_digest_checked_at_create_and_on_every_load(model_store, model_file, monkeypatch):

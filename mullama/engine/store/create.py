@@ -80,7 +80,7 @@ def create(
 ) -> ModelInfo:
     """Create ``name`` from a Modelfile; FROM may be an alias/hf reference (pulled if
     needed), a path (relative to ``base_dir``) or another model in the store."""
-    from mullama.modelfile import ModelfileError, parse_modelfile
+    from mullama.modelfile import ModelfileError, Template, TemplateError, parse_modelfile
 
     key = validate_name(name)
     base = Path(base_dir) if base_dir else Path.cwd()
@@ -90,6 +90,13 @@ def create(
         raise InvalidRequest(
             str(exc), param="modelfile", line=exc.line, column=exc.column
         ) from None
+    if spec.template:
+        try:  # now, not at the first run
+            Template(spec.template)
+        except TemplateError as exc:
+            raise InvalidRequest(
+                f"TEMPLATE does not parse: {exc}", param="modelfile", template_line=exc.line
+            ) from None
     spec = _copy.deepcopy(spec)
     ref = parse_ref(spec.from_ref, base_dir=base)
     base_manifest: Manifest | None = None

@@ -41,7 +41,10 @@ def capabilities_of(
     spec_caps: dict[str, Any] | None,
     registry_caps: dict[str, bool],
     has_projector: bool,
+    thinking: dict[str, Any] | None = None,
 ) -> dict[str, bool]:
+    """What a model can do: from its GGUF (template), its alias, then its Modelfile (the
+    THINKING directive, then CAPABILITY, which has the last word)."""
     embedding = bool(summary.get("is_embedding"))
     caps = {
         "completion": not embedding,
@@ -52,6 +55,11 @@ def capabilities_of(
         "json": not embedding,
     }
     caps.update({k: bool(v) for k, v in registry_caps.items()})
+    declared = thinking or {}
+    if "enabled" in declared:  # as the engine decides whether the model thinks
+        caps["thinking"] = bool(declared["enabled"])
+    elif declared.get("start"):
+        caps["thinking"] = True
     caps.update({k: bool(v) for k, v in (spec_caps or {}).items()})
     caps["vision"] = caps["vision"] and VISION_SUPPORTED
     return caps
@@ -80,6 +88,7 @@ def info_of(m: Manifest) -> ModelInfo:
             modelfile.get("capabilities") or {},
             reg.capabilities or {},
             m.projector is not None,
+            modelfile.get("thinking") or {},
         ),
     )
 
