@@ -123,6 +123,22 @@ def weights_bytes(path: str) -> int:
     return total
 
 
+LOAD_PARAMETERS = ("num_ctx", "num_parallel", "num_batch", "num_thread", "num_gpu")
+
+
+def _load_identity(resolved: Resolved) -> tuple[object, ...]:
+    """What a loaded model was loaded with: when it changes, the model must be loaded again."""
+    spec = resolved.spec
+    return (
+        str(resolved.weights),
+        str(getattr(resolved, "projector", None)),
+        tuple(str(a) for a in getattr(resolved, "adapters", None) or []),
+        tuple(_param(spec, name) for name in LOAD_PARAMETERS),
+        spec.gpu_layers if spec is not None else None,
+        spec.flash_attention if spec is not None else None,
+    )
+
+
 def kv_cache_bytes(meta: Metadata, n_ctx: int) -> int:
     """f16 K and V for every layer and position, from GGUF metadata."""
     arch = meta.get("general.architecture", "llama")
@@ -162,6 +178,16 @@ class ModelManager:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             entry = self.loaded.get(key)
+            if entry is not None and entry.resolved is not resolved:
+                if _load_identity(entry.resolved) == _load_identity(resolved):
+                    # re-created with the same weights and load options (a new TEMPLATE,
+                    # SYSTEM, sampling PARAMETERs): the next request uses the new definition
+                    entry.resolved = resolved
+                elif entry.in_use == 0:
+                    log.info("reloading %s: its definition changed", key)
+                    await self._unload(entry)
+                    entry = None
+                # else: in use; the old definition serves until it is idle, then reloads
             if entry is None:
                 entry = await self._load(resolved, keep)
                 self.loaded[key] = entry

@@ -11,10 +11,12 @@ import pytest
 
 from mullama.config import load_settings
 from mullama.engine.api import (
+    ChatRequest,
     CompletionRequest,
     EmbedRequest,
     InsufficientMemory,
     InvalidRequest,
+    Message,
     ModelLoadError,
     SamplingOptions,
 )
@@ -218,3 +220,34 @@ def test_the_memory_estimate_counts_every_shard_of_a_split_model(tmp_path):
     (tmp_path / "big-00002-of-00003.gguf").unlink()
     with pytest.raises(ModelLoadError, match="big-00002-of-00003.gguf is missing"):
         weights_bytes(str(tmp_path / "big-00001-of-00003.gguf"))
+
+
+@pytest.mark.slow
+async def test_recreating_a_loaded_model_serves_the_new_definition(tmp_path, test_model_path):
+    from tests.helpers import GEMMA_MODELFILE, GEMMA_TEMPLATE
+
+    def definition(template: str, num_ctx: int = 2048) -> str:
+        text = GEMMA_MODELFILE.format(path=test_model_path, template=template)
+        return text.replace("num_ctx 2048", f"num_ctx {num_ctx}")
+
+    async def prompt_tokens() -> int:
+        request = ChatRequest("g", [Message("user", "Hi")], SamplingOptions(max_tokens=1))
+        return [e async for e in engine.chat(request)][-1].usage.prompt_tokens
+
+    engine = make_engine(tmp_path)
+    try:
+        await engine.create_model("g", definition(GEMMA_TEMPLATE))
+        before = await prompt_tokens()
+        [loaded] = await engine.running_models()
+        # a new TEMPLATE: the loaded model stays loaded and the next request renders the new one
+        await engine.create_model("g", definition("Preamble words here. " + GEMMA_TEMPLATE))
+        assert await prompt_tokens() > before
+        [same] = await engine.running_models()
+        assert same.loaded_at == loaded.loaded_at
+        # a new context size needs a new load: the idle model is loaded again with it
+        await engine.create_model("g", definition(GEMMA_TEMPLATE, num_ctx=1024))
+        assert await prompt_tokens() == before
+        [again] = await engine.running_models()
+        assert again.context_length == 1024 and again.loaded_at != loaded.loaded_at
+    finally:
+        await engine.close()
