@@ -57,8 +57,23 @@ async def _stop(args, settings: Settings) -> int:
 
 
 async def _restart(args, settings: Settings) -> int:
-    await _stop(args, _with_serve_options(args, settings)[0])
+    target = _with_serve_options(args, settings)[0]
+    await _check_models(args.model, target)  # before stopping a daemon that works
+    await _stop(args, target)
     return await _start(args, settings)
+
+
+async def _check_models(names: list[str], settings: Settings) -> None:
+    """Every model to preload exists, asked of the running daemon (none running: nothing to
+    lose, the new daemon says it itself)."""
+    if not names or await ping(settings) is None:
+        return
+    engine = await connect(settings, spawn_daemon=False)
+    try:
+        for name in names:
+            await engine.show_model(name)  # ModelNotFound, with suggestions
+    finally:
+        await engine.close()
 
 
 async def _status(args, settings: Settings) -> int:

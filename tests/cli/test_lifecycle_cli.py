@@ -125,6 +125,16 @@ def test_daemon_start_restart_and_logs(cold_env):
         follow.wait(10)
 
 
+def test_restart_with_a_model_that_does_not_exist_keeps_the_daemon(cold_env):
+    mullama(cold_env, "daemon", "start")
+    first = pid_of(cold_env)
+    refused = mullama(cold_env, "daemon", "restart", "-m", "nosuchmodel")
+    assert refused.returncode == 1 and "nosuchmodel" in refused.stderr
+    assert "Daemon stopped" not in refused.stdout
+    assert pid_of(cold_env) == first  # the working daemon was not stopped
+    assert mullama(cold_env, "list").returncode == 0
+
+
 def test_daemon_start_takes_the_options_of_serve(cold_env, test_model_path, tmp_path):
     from tests.helpers import free_port
 
