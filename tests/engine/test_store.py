@@ -188,6 +188,17 @@ def test_copy_shares_weights_and_delete_keeps_shared_blobs(model_store, fake_hub
         model_store.delete("derived")
 
 
+def test_rm_suggests_only_models_that_are_there_to_remove(model_store, model_file):
+    model_store.create("gemma-local", f"FROM {model_file}\n")
+    with pytest.raises(ModelNotFound) as err:
+        model_store.delete("gemma-locl")
+    assert err.value.details["suggestions"] == ["gemma-local:latest"]
+    with pytest.raises(ModelNotFound) as err:
+        model_store.delete("llama3.2:1b")  # an alias that is not pulled
+    assert err.value.details["suggestions"] == []
+    assert err.value.message == "model 'llama3.2:1b' not found in the store"
+
+
 def test_copy_and_delete_errors(model_store, model_file):
     model_store.create("orig", f"FROM {model_file}\n")
     with pytest.raises(ModelNotFound) as err:

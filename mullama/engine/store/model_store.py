@@ -130,6 +130,18 @@ class ModelStore:
     def not_found(self, name: str) -> ModelNotFound:
         return self.registry.not_found(name, extra=self.names())
 
+    def not_local(self, name: str) -> ModelNotFound:
+        """``name`` is not in the store: suggest only models that are (for rm), never ``name``."""
+        local = self.names()
+        same = {name.strip().lower(), f"{name.strip().lower()}:latest"}
+        suggestions = [
+            s for s in self.registry.suggest(name, local) if s in local and s.lower() not in same
+        ]
+        message = f"model {name!r} not found in the store"
+        if suggestions:
+            message += "; did you mean " + ", ".join(repr(s) for s in suggestions) + "?"
+        return ModelNotFound(message, param="model", suggestions=suggestions)
+
     def find(self, name: str, *, materialise: bool = True) -> tuple[str, Manifest]:
         """(key, manifest) of a model in the store; a packaged model is written on first use."""
         ref = parse_ref(name)
@@ -207,12 +219,12 @@ class ModelStore:
             )
         key, manifest, _entry = self.lookup(ref)
         if manifest is None:
-            raise self.not_found(name)
+            raise self.not_local(name)
         key = manifest.name or key
         with self.locks.model(key), self.locks.gc():
             current = self.manifests.read(key)  # what is there now, under the lock
             if current is None:
-                raise self.not_found(name)
+                raise self.not_local(name)
             self.manifests.remove(key)
             gc.collect(self.blobs, self.manifests.dir, current)
 
