@@ -46,7 +46,7 @@ def _format_value(value) -> str:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else str(value)
 
 
-def _print_details(d: ModelDetails) -> None:
+def print_details(d: ModelDetails) -> None:
     info, meta = d.info, d.metadata
     print("  Model")
     facts = [
@@ -103,7 +103,7 @@ async def cmd_show(args, settings: Settings) -> int:
     elif args.system:
         print(details.system.rstrip("\n"))
     else:
-        _print_details(details)
+        print_details(details)
     return 0
 
 

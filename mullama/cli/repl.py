@@ -18,6 +18,7 @@ from mullama.engine.api import (
     SamplingOptions,
 )
 
+from .models import print_details
 from .output import error
 from .reply import Renderer, parse_think, print_stats, stream_reply
 
@@ -27,9 +28,12 @@ HELP = """Available commands:
   /set system TEXT           set the system message
   /set think | nothink       turn thinking on or off
   /set verbose | quiet       show or hide timings after each reply
+  /show info                 what the model is (architecture, size, capabilities...)
+  /show license              the model's license
   /show modelfile            the model's Modelfile
   /show parameters           the model's parameters and this session's
   /show system               the system message
+  /show template             the prompt template
   /clear                     forget the conversation
   /bye                       exit
   /? or /help                this help
@@ -169,8 +173,8 @@ class Repl:
             print("Cleared session context")
         elif head == "/set" and len(words) > 1:
             self._set(words[1].lower(), words[2] if len(words) > 2 else "")
-        elif head == "/show" and len(words) > 1:
-            self._show(words[1].lower())
+        elif head == "/show":
+            self._show(words[1].lower() if len(words) > 1 else "")
         else:
             print(f"Unknown command '{line}'. Type /? for help")
         return ""
@@ -225,8 +229,16 @@ class Repl:
                 or (details.system if details else "")
                 or "No system message was specified."
             )
+        elif what == "info" and details:
+            print_details(details)
+        elif what == "license":
+            print((details.license.strip() if details else "") or "No license was specified.")
+        elif what == "template":
+            print((details.template.strip() if details else "") or "No template was specified.")
         else:
-            print(f"Unknown /show option '{what}'. Type /? for help")
+            if what:
+                print(f"Unknown /show option '{what}'.")
+            print("Usage: /show info | license | modelfile | parameters | system | template")
 
     def _history_path(self):
         return self.settings.data_dir / "history"

@@ -160,6 +160,11 @@ def test_interactive_session(daemon_env):
         assert "TEMPLATE" in session.expect(">>> ")
         session.send("/show parameters")
         assert "num_predict       5  (this session)" in session.expect(">>> ")
+        session.send("/show info")
+        shown = session.expect(">>> ")
+        assert "architecture" in shown and "gemma3" in shown and "Capabilities" in shown
+        session.send("/show")
+        assert "Usage: /show info | license | modelfile" in session.expect(">>> ")
         session.send("/clear")
         session.expect("Cleared session context")
         session.send("/set parameter num_predict 400")
