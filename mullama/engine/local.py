@@ -302,7 +302,8 @@ class LocalEngine(Engine):
             uptime_secs=time.time() - self.started,
             mode="local",
             loaded=running,
-            requests_total=sum(m.requests_total for m in running),
+            # every request since start, of models loaded now or not (the counter is per model)
+            requests_total=int(_counter_total(self.metrics.requests_total)),
             requests_active=self.requests_active,
             tokens_generated=int(_counter_total(self.metrics.tokens_generated)),
             prompt_tokens=int(_counter_total(self.metrics.prompt_tokens)),

@@ -90,6 +90,10 @@ async def test_two_models_loaded_at_once_and_explicit_unload(tmp_path, test_mode
         assert names == ["first:latest", "second:latest"]
         await engine.unload_model("first")
         assert [m.name for m in await engine.running_models()] == ["second:latest"]
+        # the totals count every request since start, of unloaded models too
+        assert (await engine.status()).requests_total == 2
+        await engine.unload_model("second")
+        assert (await engine.status()).requests_total == 2
     finally:
         await engine.close()
 
