@@ -76,7 +76,7 @@ class Daemon:
         if holder is not None:
             raise EngineError(
                 f"a Mullama daemon is already running (pid {holder.pid}, {holder.http or '?'}); "
-                f"stop it or remove {settings.pid_file}"
+                "stop it first (`mullama daemon stop`)"
             )
         self.engine = engine = LocalEngine(settings)
         try:

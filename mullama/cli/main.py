@@ -167,7 +167,7 @@ def _main(argv: list[str] | None) -> int:
     except EngineError as exc:
         from .errors import hint_for
 
-        error(exc.message, hint_for(exc, settings))
+        error(exc.message, hint_for(exc, settings, command))
         return 1
     except KeyboardInterrupt:
         print(file=sys.stderr)

@@ -377,14 +377,18 @@ class Hub:
                 ) from None
             raise EngineError(f"hub error for {repo}: {exc}".splitlines()[0]) from None
         except hf_errors.OfflineModeIsEnabled as exc:
-            raise Unavailable(f"cannot pull {repo}: {exc}") from None
+            raise Unavailable(f"cannot pull {repo}: {exc}", hub=hf_endpoint()) from None
         except (ConnectionError, TimeoutError) as exc:
-            raise Unavailable(f"cannot reach {hf_endpoint()} for {repo}: {exc}") from None
+            raise Unavailable(
+                f"cannot reach {hf_endpoint()} for {repo}: {exc}", hub=hf_endpoint()
+            ) from None
         except OSError as exc:  # local disk trouble (full, permissions) says so
             raise EngineError(f"pull of {repo} failed writing to disk: {exc}") from None
         except Exception as exc:  # httpx errors are not OSError subclasses
             if type(exc).__module__.startswith(("httpx", "httpcore", "httpx2")):
-                raise Unavailable(f"cannot reach {hf_endpoint()} for {repo}: {exc}") from None
+                raise Unavailable(
+                    f"cannot reach {hf_endpoint()} for {repo}: {exc}", hub=hf_endpoint()
+                ) from None
             raise
 
     # ------------------------------------------------------------ listing
@@ -568,7 +572,8 @@ class Hub:
                     if attempts >= MAX_ATTEMPTS:
                         raise Unavailable(
                             f"download of {remote.path} from {repo} kept failing "
-                            f"({exc}); run the pull again to resume"
+                            f"({exc}); run the pull again to resume",
+                            hub=hf_endpoint(),
                         ) from None
                     time.sleep(min(0.2 * 2**attempts, 5.0))
                     if partial.exists():

@@ -8,7 +8,7 @@ import threading
 import msgspec
 import pytest
 
-from mullama.engine.api import Cancelled, EngineError, ModelNotFound
+from mullama.engine.api import Cancelled, EngineError, ModelNotFound, Unavailable
 from mullama.engine.hub import (
     CHUNK,
     PROGRESS_BYTES,
@@ -377,3 +377,25 @@ def test_pulls_racing_deletes_never_leave_a_model_without_weights(model_store, t
     assert (
         model_store.resolve("hf:acme/Tiny-GGUF:Q8_0").weights.read_bytes() == tiny["tiny-Q8_0.gguf"]
     )
+
+
+def test_an_unreachable_hub_is_unavailable_naming_the_hub(model_store, monkeypatch):
+    from mullama.cli.errors import hint_for
+    from tests.helpers import free_port
+
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    with pytest.raises(Unavailable) as err:
+        model_store.pull("hf:acme/Nowhere-GGUF")
+    assert err.value.details["hub"] == endpoint
+    hint = hint_for(err.value, model_store.settings, "pull")
+    assert endpoint in hint and "daemon" not in hint  # the hub is down, not the daemon
+
+
+def test_a_pull_typo_is_not_told_to_pull(model_store):
+    from mullama.cli.errors import hint_for
+
+    with pytest.raises(ModelNotFound) as err:
+        model_store.pull("no-such-alias-at-all")
+    hint = hint_for(err.value, model_store.settings, "pull")
+    assert "mullama pull" not in hint and "hf:owner/repo" in hint
