@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cp", help="copy a model (the manifest, never the weights)")
     p.add_argument("source")
     p.add_argument("destination")
+    p.add_argument("--force", "-f", action="store_true", help="replace an existing destination")
 
     p = sub.add_parser("show", help="show a model's details")
     p.add_argument("model")

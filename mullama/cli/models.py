@@ -129,7 +129,7 @@ async def cmd_rm(args, settings: Settings) -> int:
 async def cmd_cp(args, settings: Settings) -> int:
     engine = await connect(settings)
     try:
-        info = await engine.copy_model(args.source, args.destination)
+        info = await engine.copy_model(args.source, args.destination, overwrite=args.force)
     finally:
         await engine.close()
     print(f"copied '{args.source}' to '{info.name}'")

@@ -483,7 +483,8 @@ class Engine(ABC):
         raise NotImplementedError
 
     @operation("Copy")
-    async def copy_model(self, source: str, destination: str) -> ModelInfo:
+    async def copy_model(self, source: str, destination: str, overwrite: bool = False) -> ModelInfo:
+        """``overwrite``: replace a model already named ``destination`` (else an error)."""
         raise NotImplementedError
 
     @operation("Delete")

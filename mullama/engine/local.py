@@ -117,8 +117,8 @@ class LocalEngine(Engine):
     ) -> ModelInfo:
         return await asyncio.to_thread(self.store.create, name, modelfile, base_dir)
 
-    async def copy_model(self, source: str, destination: str) -> ModelInfo:
-        return await asyncio.to_thread(self.store.copy, source, destination)
+    async def copy_model(self, source: str, destination: str, overwrite: bool = False) -> ModelInfo:
+        return await asyncio.to_thread(self.store.copy, source, destination, overwrite)
 
     async def delete_model(self, name: str) -> None:
         with contextlib.suppress(EngineError):

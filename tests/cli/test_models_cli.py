@@ -60,6 +60,10 @@ def test_create_cp_rm(daemon_env, tmp_path):
     assert copied.stdout == "copied 'terse' to 'terse2:latest'\n"
     names = [m["name"] for m in json.loads(mullama(daemon_env, "list", "--json").stdout)["models"]]
     assert {"terse:latest", "terse2:latest"} <= set(names)
+    again = mullama(daemon_env, "cp", "terse", "terse2")
+    assert again.returncode == 1 and "exists already" in again.stderr
+    forced = mullama(daemon_env, "cp", "--force", "terse", "terse2")
+    assert forced.returncode == 0
     removed = mullama(daemon_env, "rm", "terse", "terse2")
     assert removed.returncode == 0 and removed.stdout == "deleted 'terse'\ndeleted 'terse2'\n"
     again = mullama(daemon_env, "rm", "terse")

@@ -207,6 +207,10 @@ def test_copy_and_delete_errors(model_store, model_file):
     with pytest.raises(InvalidRequest):
         model_store.copy("orig", "orig:latest")
     model_store.copy("orig", "orig:v2")
+    with pytest.raises(InvalidRequest, match="exists already") as err:
+        model_store.copy("orig", "orig:v2")  # never silently over another model
+    assert err.value.param == "destination"
+    assert model_store.copy("orig", "orig:v2", overwrite=True).name == "orig:v2"
     model_store.delete("orig")
     assert model_file.exists()  # your own files are never deleted
     assert model_store.resolve("orig:v2").weights == model_file.resolve()

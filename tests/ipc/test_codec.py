@@ -79,7 +79,7 @@ CASES: dict[str, tuple[dict[str, Any], Any]] = {
     "Show": ({"name": "gemma"}, ModelDetails(INFO, "FROM x\n", {"temperature": 0.0})),
     "Pull": ({"ref": "hf:o/r"}, PullProgress("downloading", "f.gguf", "sha256:1", 5, 10, 2.5)),
     "Create": ({"name": "n", "modelfile": "FROM x", "base_dir": None}, INFO),
-    "Copy": ({"source": "a", "destination": "b"}, INFO),
+    "Copy": ({"source": "a", "destination": "b", "overwrite": True}, INFO),
     "Delete": ({"name": "gemma"}, None),
     "BlobPath": ({"digest": "sha256:ab"}, "/blobs/sha256-ab"),
     "PruneStore": ({}, PruneResult(2, 1024)),

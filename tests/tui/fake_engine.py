@@ -118,7 +118,7 @@ class FakeEngine(Engine):
         self.models.append(ModelInfo(name, kind="created"))
         return self.models[-1]
 
-    async def copy_model(self, source, destination) -> ModelInfo:
+    async def copy_model(self, source, destination, overwrite=False) -> ModelInfo:
         return await self.create_model(destination, "")
 
     async def delete_model(self, name: str) -> None:

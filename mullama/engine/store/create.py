@@ -211,8 +211,9 @@ def create(
     return info_of(manifest)
 
 
-def copy(store: ModelStore, source: str, destination: str) -> ModelInfo:
-    """Copy a model's manifest under a new name (the weights are shared, never copied)."""
+def copy(store: ModelStore, source: str, destination: str, overwrite: bool = False) -> ModelInfo:
+    """Copy a model's manifest under a new name (the weights are shared, never copied);
+    a model already named ``destination`` is replaced only when ``overwrite``."""
     skey, _ = store.find(source)
     dkey = validate_name(destination)
     if dkey.lower() == skey.lower():
@@ -224,6 +225,12 @@ def copy(store: ModelStore, source: str, destination: str) -> ModelInfo:
         manifest = store.manifests.read(skey)
         if manifest is None:
             raise store.not_found(source)
+        if not overwrite and store.manifests.read(dkey) is not None:
+            raise InvalidRequest(
+                f"a model named {dkey} exists already; remove it first, or overwrite it "
+                "(`mullama cp --force`)",
+                param="destination",
+            )
         new = msgspec.structs.replace(manifest, name=dkey, modified_at=now_iso(), copied_from=skey)
         _check_stored(store, new.items(), skey)
         store.manifests.write(new)

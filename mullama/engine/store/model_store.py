@@ -206,9 +206,9 @@ class ModelStore:
         needed), a path (relative to ``base_dir``) or another model in the store."""
         return _create.create(self, name, modelfile_text, base_dir, progress, cancel)
 
-    def copy(self, source: str, destination: str) -> ModelInfo:
+    def copy(self, source: str, destination: str, overwrite: bool = False) -> ModelInfo:
         """Copy a model's manifest under a new name (the weights are shared, never copied)."""
-        return _create.copy(self, source, destination)
+        return _create.copy(self, source, destination, overwrite)
 
     def delete(self, name: str) -> None:
         """Remove a model. Its blobs go only when no other manifest references them."""

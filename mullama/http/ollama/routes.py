@@ -177,7 +177,8 @@ async def create_model(request: Request):
 @blueprint.post("/api/copy")
 async def copy(request: Request):
     body = parse(protocol.CopyBody, request.body)
-    await request.app.ctx.engine.copy_model(body.source, body.destination)
+    # Ollama's /api/copy replaces an existing destination
+    await request.app.ctx.engine.copy_model(body.source, body.destination, overwrite=True)
     return empty(status=200)
 
 
