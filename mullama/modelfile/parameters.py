@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 
@@ -63,11 +64,18 @@ def convert_parameter(name: str, value: object) -> object:
     return converted
 
 
+def unknown_parameter(name: str) -> str:
+    """What to say of a parameter name that does not exist: the likely one, or them all."""
+    close = difflib.get_close_matches(name.lower(), list(PARAMETER_TYPES), n=1, cutoff=0.7)
+    if close:
+        return f'unknown parameter "{name}"; did you mean "{close[0]}"?'
+    return f'unknown parameter "{name}"; expected one of {", ".join(PARAMETER_TYPES)}'
+
+
 def coerce_parameter(name: str, value: object) -> object:
     """Validate and convert a request/CLI value for parameter `name` (stop -> list[str])."""
     if name not in PARAMETER_TYPES:
-        known = ", ".join(PARAMETER_TYPES)
-        raise ValueError(f'unknown parameter "{name}"; known parameters: {known}')
+        raise ValueError(unknown_parameter(name))
     try:
         return convert_parameter(name, value)
     except ValueError as exc:

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from .parameters import PARAMETER_TYPES, convert_parameter, parse_bool, parse_int
+from .parameters import (
+    PARAMETER_TYPES,
+    convert_parameter,
+    parse_bool,
+    parse_int,
+    unknown_parameter,
+)
 from .refs import normalise_digest
 from .scanner import Scanner
 from .spec import (
@@ -88,10 +94,7 @@ class _SpecBuilder:
     def parameter(self, directive: str, offset: int) -> None:
         name, name_offset = self.scanner.read_argument(directive, "a parameter name and a value")
         if name not in PARAMETER_TYPES:
-            known = ", ".join(PARAMETER_TYPES)
-            raise self.scanner.error(
-                name_offset, f'PARAMETER unknown parameter "{name}"; expected one of {known}'
-            )
+            raise self.scanner.error(name_offset, f"PARAMETER {unknown_parameter(name)}")
         value = self.converted(f"PARAMETER {name}", lambda text: convert_parameter(name, text))
         if name == "stop":
             stops = self.spec.parameters.setdefault("stop", [])

@@ -345,7 +345,8 @@ def test_coerce_parameter_converts(name, value, expected):
         ("stop", 3, "parameter stop expects a string or a list of strings, got 3"),
         ("stop", ["ok", ""], 'parameter stop expects a non-empty string, got ""'),
         ("mirostat", 5, "parameter mirostat expects 0, 1 or 2, got 5"),
-        ("warmth", 1, 'unknown parameter "warmth"; known parameters: temperature'),
+        ("warmth", 1, 'unknown parameter "warmth"; expected one of temperature'),
+        ("temprature", 1, 'unknown parameter "temprature"; did you mean "temperature"?'),
     ],
 )
 def test_coerce_parameter_rejects_with_parameter_name(name, value, message):

@@ -50,7 +50,7 @@ def modelfile(body: dict) -> str:
         ({"model": "x", "from": "a", "parameters": []}, "parameters must be an object"),
         (
             {"model": "x", "from": "a", "parameters": {"temprature": 1}},
-            'parameters: unknown parameter "temprature"',
+            'parameters: unknown parameter "temprature"; did you mean "temperature"?',
         ),
         (
             {"model": "x", "from": "a", "parameters": {"Num-Ctx": 1}},

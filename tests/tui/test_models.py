@@ -147,7 +147,14 @@ async def test_a_failed_create_keeps_the_modelfile_and_says_why(engine, settings
         error = app.screen.query_one("#create-error")
         await wait_for(pilot, lambda: "bogus" in str(error.render()), what="error in the dialog")
         assert "line 2" in str(error.render())
+        await pilot.pause()
+        assert error.size.height > 1  # the whole list of parameters, wrapped, not one line
+        assert editor.cursor_location[0] == 1 and editor.has_focus  # at the line at fault
         assert isinstance(app.screen, CreateModelDialog) and "bogus" in editor.text  # kept
+        editor.text = f"FROM {test_model_path}\nPARAMETER temprature 1\n"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "did you mean" in str(error.render()), what="suggestion")
+        assert '"temperature"' in str(error.render())
         editor.text = f"FROM {test_model_path}\nSYSTEM Be brief.\n"
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: "brief:latest" in names(app), what="created and listed")

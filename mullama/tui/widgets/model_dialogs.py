@@ -119,6 +119,12 @@ class CreateModelDialog(ModalScreen[str | None]):
             await self.create(name, modelfile)
         except EngineError as exc:
             error.update(exc.message)
+            line = exc.details.get("line")
+            if isinstance(line, int) and line > 0:  # the Modelfile's line at fault
+                editor = self.query_one("#create-modelfile", TextArea)
+                column = exc.details.get("column")
+                editor.move_cursor((line - 1, column - 1 if isinstance(column, int) else 0))
+                editor.focus()
             return
         self.dismiss(name)
 
