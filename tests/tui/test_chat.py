@@ -204,3 +204,20 @@ async def test_new_chat_reuses_an_empty_one_and_picking_a_model_returns_to_the_p
             what="focus back on the prompt",
         )
         assert app.screen.current.model == picker.value
+
+
+async def test_closing_the_model_list_with_escape_returns_to_the_prompt(engine, settings):
+    app = MullamaApp(settings, engine=engine, mode="chat")
+    async with app.run_test(size=SIZE) as pilot:
+        picker = app.screen.query_one("#model-picker", Select)
+        prompt = app.screen.query_one("#prompt", Input)
+        await wait_for(pilot, lambda: len(picker._options) > 1, what="models listed")
+        chosen = picker.value
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: picker.expanded, what="model list open")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not picker.expanded, what="model list closed")
+        await pilot.pause()
+        await pilot.press("h", "i")  # typing goes to the prompt, not to the closed list
+        assert prompt.value == "hi" and app.focused is prompt
+        assert picker.value == chosen  # Esc picked nothing

@@ -126,7 +126,8 @@ class ChatScreen(Screen):
 
     def _picker_toggled(self, expanded: bool) -> None:
         if not expanded:  # a model was picked (or the list closed): back to typing
-            self.query_one("#prompt").focus()
+            # after the refresh: closing with Esc gives the focus back to the Select itself
+            self.call_after_refresh(self.query_one("#prompt").focus)
 
     def action_pick_model(self) -> None:
         self.query_one("#model-picker", Select).action_show_overlay()
