@@ -38,19 +38,48 @@ async def test_pull_shows_progress_and_lists_the_model(engine, settings, fake_hu
         await wait_for(pilot, lambda: app.screen.query("#answer"), what="pull dialog")
         app.screen.query_one("#answer", Input).value = "hf:acme/Tiny-GGUF"
         await pilot.press("enter")
-        bar = app.screen.query_one("#pull-bar", ProgressBar)
         panel = app.screen.query_one("#pull-panel")
         seen: list[float] = []
 
         def progressing() -> bool:
-            if bar.total and 0 < bar.progress < bar.total:
-                seen.append(bar.progress)
+            for bar in app.screen.query(".pull-bar").results(ProgressBar):
+                if bar.total and 0 < bar.progress < bar.total:
+                    seen.append(bar.progress)
             return "hf:acme/Tiny-GGUF" in names(app)
 
         await wait_for(pilot, progressing, what="pulled model listed")
         assert seen, "the progress bar never showed a partial download"
         assert not panel.has_class("-active")
     assert "hf:acme/Tiny-GGUF" in [m.name for m in await engine.list_models()]
+
+
+async def test_two_pulls_run_at_once_each_with_its_progress(engine, settings, fake_hub):
+    from mullama.tui.widgets.pull_row import PullRow
+
+    fake_hub.add_repo("acme/One-GGUF", {"one.Q4_K_M.gguf": make_gguf_bytes(padding=3_000_000)})
+    fake_hub.add_repo("acme/Two-GGUF", {"two.Q4_K_M.gguf": make_gguf_bytes(padding=3_000_000)})
+    fake_hub.delay_per_chunk = 0.02
+    app = MullamaApp(settings, engine=engine, mode="models")
+    async with app.run_test(size=SIZE) as pilot:
+        await open_models(app, pilot)
+        for ref in ("hf:acme/One-GGUF", "hf:acme/Two-GGUF"):
+            await pilot.press("p")
+            await wait_for(pilot, lambda: app.screen.query("#answer"), what="pull dialog")
+            app.screen.query_one("#answer", Input).value = ref
+            await pilot.press("enter")
+            await wait_for(
+                pilot, lambda ref=ref: ref in [r.ref for r in app.screen.query(PullRow)], what=ref
+            )
+        rows = {r.ref for r in app.screen.query(PullRow)}
+        # the second did not cancel the first: both are listed, and both end in the store
+        assert len(rows) == 2 or "hf:acme/One-GGUF" in names(app)
+        await wait_for(
+            pilot,
+            lambda: {"hf:acme/One-GGUF", "hf:acme/Two-GGUF"} <= set(names(app)),
+            what="both pulled",
+        )
+        assert not any(n.severity == "error" for n in app._notifications)
+        await wait_for(pilot, lambda: not app.screen.query(PullRow), what="rows gone")
 
 
 async def test_failed_pull_says_why(engine, settings, fake_hub):

@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, cast
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.markup import escape
+from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label, ProgressBar
+from textual.widgets import DataTable, Footer
 
 from ...engine.api import EngineError, ModelInfo, PullProgress
 from ..format import human_size, short_date
@@ -20,6 +19,7 @@ from ..messages import ChatRequested, DefaultModelChanged, ModelsChanged
 from ..widgets.dialogs import AskDialog, ConfirmDialog
 from ..widgets.model_dialogs import CreateModelDialog, ModelDetailsScreen
 from ..widgets.navbar import NavBar
+from ..widgets.pull_row import PullRow
 
 if TYPE_CHECKING:
     from ..app import MullamaApp
@@ -51,11 +51,7 @@ class ModelsScreen(Screen):
         table.border_title = "Local models"
         yield table
         with Vertical(id="pull-panel", classes="panel") as panel:
-            panel.border_title = "Pull"
-            yield Label("", id="pull-status")
-            with Horizontal():
-                yield ProgressBar(id="pull-bar", show_eta=False)
-                yield Label("", id="pull-rate")
+            panel.border_title = "Pulls — Esc cancels them"
         yield Footer()
 
     def on_mount(self) -> None:
@@ -115,50 +111,48 @@ class ModelsScreen(Screen):
 
     # ---------------------------------------------------------------- pull
 
-    @work(exclusive=True, group="pull")
+    @work(group="ask-pull")
     async def action_pull(self) -> None:
         ref = await self.app.push_screen_wait(
             AskDialog("Pull a model", "llama3.2:1b", hint=PULL_HINT)
         )
-        if ref:
-            await self.pull(ref)
+        if not ref:
+            return
+        if any(row.ref == ref for row in self.query(PullRow)):
+            self.notify(f"{ref} is being pulled already", severity="warning")
+            return
+        # not exclusive: a second pull runs beside the first, each in its own row
+        self.run_worker(self.pull(ref), group="pull", name=ref, exit_on_error=False)
 
     async def pull(self, ref: str) -> None:
         engine = await self.app.wait_engine()
         panel = self.query_one("#pull-panel")
-        panel.border_title = f"Pulling {escape(ref)} — Esc cancels"
+        row = PullRow(ref)
+        await panel.mount(row)
         panel.add_class("-active")
-        self.query_one("#pull-bar", ProgressBar).update(total=None, progress=0)
         try:
             # Engine implementations are async generators; the API types them as AsyncIterator
             pulls = cast("AsyncGenerator[PullProgress, None]", engine.pull_model(ref))
             async with contextlib.aclosing(pulls) as progress:
                 async for step in progress:
-                    self.show_progress(step)
+                    row.show(step)
         except EngineError as exc:
             self.notify(exc.message, title=f"Pull of {ref} failed", severity="error", timeout=10)
         else:
             self.notify(f"{ref} is ready", title="Pulled")
             self.post_message(ModelsChanged("pulled", ref))
         finally:
-            panel.remove_class("-active")
-
-    def show_progress(self, step: PullProgress) -> None:
-        bar = self.query_one("#pull-bar", ProgressBar)
-        what = f"{step.status} {step.file}".strip()
-        if step.total:
-            bar.update(total=step.total, progress=step.completed)
-            what += f" — {human_size(step.completed)} / {human_size(step.total)}"
-        self.query_one("#pull-status", Label).update(what)
-        self.query_one("#pull-rate", Label).update(
-            f"{human_size(step.rate)}/s" if step.rate else ""
-        )
+            await row.remove()
+            if not self.query(PullRow):
+                panel.remove_class("-active")
 
     def action_cancel_pull(self) -> None:
         for worker in self.workers:
             if worker.group == "pull" and not worker.is_finished:
                 worker.cancel()
-                self.notify("Pull cancelled")
+                self.notify(
+                    f"Pull of {worker.name} cancelled; pulling it again resumes the download"
+                )
 
     # ---------------------------------------------------------------- other actions
 
