@@ -103,6 +103,16 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     def quant_order(self) -> list[str]:
         return [q.strip().upper() for q in self.quant_preference.split(",") if q.strip()]
 
+    def __post_init__(self) -> None:
+        # a bare path is an IPC socket path (pynng would wait forever on an address without
+        # a scheme); other schemes nng knows are kept
+        if "://" not in self.socket:
+            self.socket = "ipc://" + os.path.abspath(os.path.expanduser(self.socket))
+        elif not self.socket.startswith(("ipc://", "tcp://", "tcp4://", "tcp6://", "ws://")):
+            raise ValueError(
+                f"the IPC socket must be ipc://PATH, a path or tcp://HOST:PORT, got {self.socket!r}"
+            )
+
 
 SETTINGS_FILE = "settings.toml"
 

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,7 @@ class Daemon:
         self.server: AsyncioServer | None = None
         self.ipc: IpcServer | None = None
         self.stopped = asyncio.Event()
+        self.serving = False  # start() has completed
         self._stopping = False
 
     async def _prune(self, engine: LocalEngine) -> None:
@@ -89,9 +91,14 @@ class Daemon:
                     await engine.set_default_model(name)
             self.app = app = create_app(engine, settings)
             app.config.ACCESS_LOG = self.verbose
+            # port 0 means any free port; Sanic would read it as its default, 8000
+            bound = (
+                socket.create_server((settings.http_addr, 0)) if settings.http_port == 0 else None
+            )
             self.server = server = await app.create_server(
-                host=settings.http_addr,
-                port=settings.http_port,
+                host=None if bound else settings.http_addr,
+                port=None if bound else settings.http_port,
+                sock=bound,
                 return_asyncio_server=True,
                 asyncio_server_kwargs={"start_serving": False},
             )
@@ -113,8 +120,9 @@ class Daemon:
                 version=__version__,
             )
         except BaseException:
-            await self._close()
+            await asyncio.shield(self._close())
             raise
+        self.serving = True
         log.info(
             "Mullama %s serving HTTP on %s%s",
             __version__,
@@ -171,6 +179,7 @@ class Daemon:
         if self.engine is not None:
             await self.engine.close()  # also anything an IPC client loaded meanwhile
         if self.server is not None and _listener(self.server) is not None:
+            self.server.close()  # (again, after stop(): harmless) a failed start never closed it
             await self.server.wait_closed()
             if self.app is not None and self.app.state.is_started:
                 await self.server.after_stop()
@@ -200,15 +209,24 @@ def _log_to_stdout(verbose: bool) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+class StartInterrupted(Exception):
+    """A signal arrived before the daemon had started: it stopped what it had started."""
+
+
 async def _serve_until_signalled(daemon: Daemon) -> None:
     loop = asyncio.get_running_loop()
     signals = {"count": 0}
+    running = asyncio.current_task()
 
     def on_signal(signum: int) -> None:
         signals["count"] += 1
         if signals["count"] > 1:
             log.warning("second %s: exiting now", signal.Signals(signum).name)
             os._exit(128 + signum)
+        if not daemon.serving and running is not None:  # still starting: stop starting
+            log.info("%s received while starting: stopping", signal.Signals(signum).name)
+            running.cancel()
+            return
         log.info(
             "%s received: finishing in-flight requests (again to force)",
             signal.Signals(signum).name,
@@ -217,7 +235,12 @@ async def _serve_until_signalled(daemon: Daemon) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
-    await daemon.run()
+    try:
+        await daemon.run()
+    except asyncio.CancelledError:
+        if signals["count"] and not daemon.serving:
+            raise StartInterrupted() from None
+        raise
 
 
 def serve(
@@ -234,6 +257,8 @@ def serve(
     _log_to_stdout(verbose)
     try:
         asyncio.run(_serve_until_signalled(daemon))
+    except StartInterrupted:
+        return 130
     except EngineError as exc:
         log.error("%s", exc.message)
         return 1

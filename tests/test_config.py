@@ -71,3 +71,12 @@ def test_settings_stay_mutable_like_before(tmp_path):
     s = load_settings({"MULLAMA_CONFIG_DIR": str(tmp_path)})
     s.http_port = 0  # the daemon writes the port it bound
     assert s.http_endpoint == "http://127.0.0.1:0"
+
+
+def test_the_socket_may_be_a_bare_path_and_must_be_an_nng_address(tmp_path):
+    from mullama.config import load_settings
+
+    assert load_settings(env={"MULLAMA_SOCKET": "/run/m.sock"}).socket == "ipc:///run/m.sock"
+    assert load_settings(env={"MULLAMA_SOCKET": "tcp://127.0.0.1:5555"}).socket.startswith("tcp")
+    with pytest.raises(ValueError, match="ipc://PATH, a path or tcp://HOST:PORT"):
+        load_settings(env={"MULLAMA_SOCKET": "http://127.0.0.1:1"})
