@@ -88,7 +88,10 @@ class Daemon:
                 if not await engine.default_model():
                     await engine.set_default_model(name)
             self.app = app = create_app(engine, settings)
-            app.config.ACCESS_LOG = self.verbose
+            if self.verbose:
+                from .http import access
+
+                access.install(app)  # one line a request on mullama.access
             self.server = server = await app.create_server(
                 host=settings.http_addr,
                 port=settings.http_port,
