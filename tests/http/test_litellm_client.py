@@ -124,6 +124,16 @@ def test_litellm_ollama_generate(litellm):
     chat_and_stream(litellm, "gemma", "ollama")
     schema_output(litellm, "gemma", "ollama")
     embeddings(litellm, "ollama")
+    # json_object is format "json": its strings once took raw newlines from this very prompt
+    reply = litellm.completion(
+        model="ollama/gemma",
+        messages=HI,
+        response_format={"type": "json_object"},
+        max_tokens=30,
+        **base(litellm, "ollama"),
+    )
+    text = reply.choices[0].message.content
+    assert text.startswith("{") and not any(c < " " for c in text), repr(text)
 
 
 def test_litellm_ollama_chat(litellm):
