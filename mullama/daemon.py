@@ -90,7 +90,10 @@ class Daemon:
                 if not await engine.default_model():
                     await engine.set_default_model(name)
             self.app = app = create_app(engine, settings)
-            app.config.ACCESS_LOG = self.verbose
+            if self.verbose:
+                from .http import access
+
+                access.install(app)  # one line a request on mullama.access
             # port 0 means any free port; Sanic would read it as its default, 8000
             bound = (
                 socket.create_server((settings.http_addr, 0)) if settings.http_port == 0 else None

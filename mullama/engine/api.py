@@ -16,7 +16,7 @@ import collections.abc
 import inspect
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -110,7 +110,9 @@ class CompletionRequest:
 @dataclass
 class EmbedRequest:
     model: str
-    inputs: list[str]
+    # each input is a text, or the model's token ids (embedded exactly as given, no BOS added),
+    # as OpenAI's API allows
+    inputs: Sequence[str | list[int]]
     truncate: bool = True
     dimensions: int | None = None
     keep_alive: Any = None

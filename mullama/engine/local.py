@@ -233,10 +233,22 @@ class LocalEngine(Engine):
     async def embed(self, request: EmbedRequest) -> EmbedResult:
         if not request.inputs:
             raise InvalidRequest("input must not be empty", param="input")
-        if not all(isinstance(t, str) for t in request.inputs):
-            raise InvalidRequest("input must be a string or a list of strings", param="input")
+        if not all(isinstance(t, str) or _is_token_ids(t) for t in request.inputs):
+            raise InvalidRequest(
+                "input must be a string, a list of strings, or token ids "
+                "(a non-empty list of integers, or a list of them)",
+                param="input",
+            )
         entry, load_ns = await self._acquire(request.model, request.keep_alive)
         try:
+            n_vocab = entry.model.n_vocab
+            for i, item in enumerate(request.inputs):
+                if isinstance(item, list) and not all(0 <= t < n_vocab for t in item):
+                    raise InvalidRequest(
+                        f"input[{i}] holds a token id that is not a token of {entry.name} "
+                        f"(its vocabulary has {n_vocab})",
+                        param="input",
+                    )
             started = time.perf_counter()
             future = entry.runner.call(lambda: entry.runner.embed(request.inputs, request.truncate))
             vectors, n_tokens = await asyncio.wrap_future(future)
@@ -540,3 +552,11 @@ def _with_system_text(messages: list[Message], text: str) -> list[Message]:
             merged = dataclasses.replace(m, content=f"{m.content}\n\n{text}" if m.content else text)
             return [*messages[:i], merged, *messages[i + 1 :]]
     return [Message("system", text), *messages]
+
+
+def _is_token_ids(value: object) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(t, int) and not isinstance(t, bool) for t in value)
+    )

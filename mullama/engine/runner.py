@@ -16,7 +16,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -583,8 +583,11 @@ class Runner:
 
     # ------------------------------------------------------------ embeddings (runner thread)
 
-    def embed(self, texts: list[str], truncate: bool) -> tuple[list[list[float]], int]:
-        """Run via :meth:`call`: mean-pooled, L2-normalised vectors and the token count."""
+    def embed(
+        self, texts: Sequence[str | list[int]], truncate: bool
+    ) -> tuple[list[list[float]], int]:
+        """Run via :meth:`call`: mean-pooled, L2-normalised vectors and the token count. An
+        input that is a list is the model's token ids, embedded as they are."""
         if self._embed_ctx is None:
             n = min(self.model.n_ctx_train or self.n_ctx, max(self.n_ctx, 512), 8192)
             self._embed_ctx = Context(
@@ -604,7 +607,10 @@ class Runner:
         batch = Batch(ctx.n_ctx)
         try:
             for text in texts:
-                tokens = self.model.tokenize(text, add_special=True, parse_special=False)
+                if isinstance(text, list):
+                    tokens = list(text)
+                else:
+                    tokens = self.model.tokenize(text, add_special=True, parse_special=False)
                 if len(tokens) > ctx.n_ctx:
                     if not truncate:
                         raise ContextOverflow(

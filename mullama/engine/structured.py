@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .api import InvalidRequest
@@ -46,6 +47,15 @@ SUPPORTED_FORMATS = {"date", "time", "date-time", "uuid"}
 # multipleOf, not, if/then/else, patternProperties, uniqueItems, contains, ...
 _SCHEMA_MAPS = ("properties", "$defs", "definitions")
 _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+# A character in a JSON string. llama-cpp-python's converter writes ``[^"\\]``, which lets
+# raw control characters (a newline…) into strings: invalid JSON that every parser refuses
+# (seen with LiteLLM's ollama/ prompt). JSON allows none of U+0000-U+001F unescaped; as
+# llama.cpp's own converter does, DEL is left out too.
+_CHAR_RULE = re.compile(r"^char ::= .*$", re.MULTILINE)
+_JSON_CHAR = (
+    r'char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] '
+    r"[0-9a-fA-F] [0-9a-fA-F])"
+)
 
 
 def unsupported_features(schema: object, path: str = "#") -> list[str]:
@@ -79,11 +89,11 @@ def schema_to_grammar(schema: dict[str, Any], param: str = "format") -> str:
         )
     try:
         grammar: str = json_schema_to_gbnf(json.dumps(schema))
-        return grammar
     except (ValueError, KeyError, TypeError, AssertionError) as exc:
         raise InvalidRequest(
             f"the JSON schema cannot be turned into a grammar: {exc}", param=param
         ) from None
+    return _CHAR_RULE.sub(lambda _: _JSON_CHAR, grammar)
 
 
 def json_grammar() -> str:

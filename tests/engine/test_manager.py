@@ -77,6 +77,25 @@ async def test_embeddings_are_unit_vectors_and_capture_meaning(tmp_path, test_mo
 
 
 @pytest.mark.slow
+async def test_token_id_inputs_embed_exactly_those_tokens(tmp_path, test_model_path):
+    engine = make_engine(tmp_path)
+    try:
+        await engine.create_model("gemma", gemma_modelfile(test_model_path))
+        text = "The cat sat on the mat."
+        ids = await engine.tokenize("gemma", text, parse_special=False)  # with its BOS
+        result = await engine.embed(EmbedRequest("gemma", [text, ids, ids[1:]]))
+        from_text, from_ids, without_bos = result.embeddings
+        assert from_ids == pytest.approx(from_text, abs=1e-5)
+        assert without_bos != pytest.approx(from_text, abs=1e-5)  # no BOS added to token ids
+        assert result.prompt_tokens == 3 * len(ids) - 1
+        for bad in ([[1, 10**9]], [[-1]], [[]], [[1.5]]):
+            with pytest.raises(InvalidRequest):
+                await engine.embed(EmbedRequest("gemma", bad))
+    finally:
+        await engine.close()
+
+
+@pytest.mark.slow
 async def test_two_models_loaded_at_once_and_explicit_unload(tmp_path, test_model_path):
     engine = make_engine(tmp_path)
     try:

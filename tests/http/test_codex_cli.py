@@ -50,19 +50,21 @@ def served(daemon, test_model_path):
     return daemon
 
 
-def test_codex_exec_completes_a_turn(served, tmp_path):
+def run_codex(tmp_path: Path, config: str, env: dict[str, str], *options: str):
+    """``codex exec`` with its home in ``tmp_path`` (nothing of the user's, no login)."""
     if not CODEX.exists():
         pytest.skip("the Codex CLI is not installed (scripts/setup.sh --test installs it)")
     home, work = tmp_path / "codex-home", tmp_path / "work"
     home.mkdir()
     work.mkdir()
-    (home / "config.toml").write_text(CONFIG.format(url=served.url))
-    env = {**os.environ, "CODEX_HOME": str(home), "MULLAMA_API_KEY": "unused", "NO_COLOR": "1"}
+    (home / "config.toml").write_text(config)
+    env = {**os.environ, "CODEX_HOME": str(home), "NO_COLOR": "1", **env}
     last = tmp_path / "last-message.txt"
     result = subprocess.run(
         [
             str(CODEX),
             "exec",
+            *options,
             "--json",
             "--skip-git-repo-check",
             "--ephemeral",
@@ -80,6 +82,10 @@ def test_codex_exec_completes_a_turn(served, tmp_path):
         text=True,
         timeout=300,
     )
+    return result, last
+
+
+def assert_completed_turn(result, last: Path) -> None:
     report = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-4000:]}"
     assert result.returncode == 0, report
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
@@ -101,3 +107,25 @@ def test_codex_exec_completes_a_turn(served, tmp_path):
     ]
     # the one error item expected is Codex not knowing the model's metadata (context size…)
     assert all("metadata" in message for message in errors), report
+
+
+def test_codex_exec_completes_a_turn(served, tmp_path):
+    result, last = run_codex(tmp_path, CONFIG.format(url=served.url), {"MULLAMA_API_KEY": "unused"})
+    assert_completed_turn(result, last)
+
+
+def test_codex_oss_mode_accepts_the_ollama_version_and_completes_a_turn(served, tmp_path):
+    """``--oss`` treats the daemon as an Ollama: it reads /api/version (and refuses one older
+    than 0.13.4), lists the models to pull a missing one, then speaks /v1/responses."""
+    result, last = run_codex(
+        tmp_path,
+        "",
+        {"CODEX_OSS_BASE_URL": f"{served.url}/v1"},
+        "--oss",
+        "--local-provider",
+        "ollama",
+        "-m",
+        "codex-gemma:latest",  # as /v1/models lists it (a name it does not list, it pulls)
+    )
+    assert "too old" not in result.stderr, result.stderr[-4000:]
+    assert_completed_turn(result, last)

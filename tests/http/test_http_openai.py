@@ -320,6 +320,33 @@ def test_embeddings_float_base64_and_dimensions(oai, api):
     assert err.value.body["param"] == "dimensions"
 
 
+def test_embeddings_of_token_ids_are_those_of_the_text_they_spell(oai, api):
+    def tokenize(add_special: bool) -> list[int]:
+        body = {"model": "gemma", "content": "hello world", "add_special": add_special}
+        body["parse_special"] = False
+        return httpx.post(f"{api.url}/tokenize", json=body).json()["tokens"]
+
+    with_bos, tokens = tokenize(True), tokenize(False)
+    assert len(with_bos) == len(tokens) + 1
+    text = oai.embeddings.create(model="gemma", input="hello world").data[0].embedding
+    one = httpx.post(f"{api.url}/v1/embeddings", json={"model": "gemma", "input": tokens}).json()
+    assert len(one["data"]) == 1 and one["usage"]["prompt_tokens"] == len(tokens)
+    # the text is tokenized with a BOS; token ids are embedded as they are
+    both = httpx.post(
+        f"{api.url}/v1/embeddings", json={"model": "gemma", "input": [with_bos, tokens]}
+    ).json()
+    assert [d["index"] for d in both["data"]] == [0, 1]
+    assert both["data"][0]["embedding"] == pytest.approx(text, abs=1e-5)
+    assert both["data"][1]["embedding"] == pytest.approx(one["data"][0]["embedding"])
+    assert both["data"][1]["embedding"] != pytest.approx(text, abs=1e-5)
+    sdk = oai.embeddings.create(model="gemma", input=[with_bos])  # the SDK's types allow it
+    assert sdk.data[0].embedding == pytest.approx(text, abs=1e-5)
+    for bad in ([[]], [1.5], [[1, 10**9]], [[-3]]):
+        reply = httpx.post(f"{api.url}/v1/embeddings", json={"model": "gemma", "input": bad})
+        assert reply.status_code == 400, reply.text
+        assert reply.json()["error"]["param"] == "input"
+
+
 def test_models_list_and_retrieve(oai):
     models = {m.id: m for m in oai.models.list()}
     assert {"gemma:latest", "gemma-line:latest"} <= set(models)

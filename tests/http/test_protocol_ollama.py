@@ -122,3 +122,13 @@ def test_generate_whole_has_context_unless_raw():
     assert GenerateWriter("m").whole([result]).wire()["context"] == [1, 2]
     raw = GenerateWriter("m", raw=True).whole([result]).wire()
     assert "context" not in raw and raw["response"] == "ok" and raw["done"] is True
+
+
+def test_reported_ollama_version_is_semver_and_new_enough_for_codex():
+    from mullama.http.ollama.routes import OLLAMA_API_VERSION
+
+    # Codex CLI parses it as semver (a leading "v" trimmed) and its --oss mode refuses
+    # anything older than 0.13.4, the first Ollama with a Responses API it can use.
+    parts = OLLAMA_API_VERSION.removeprefix("v").split(".")
+    assert len(parts) == 3 and all(p.isdigit() and str(int(p)) == p for p in parts)
+    assert tuple(map(int, parts)) >= (0, 13, 4)

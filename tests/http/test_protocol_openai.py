@@ -175,6 +175,28 @@ def test_embedding_inputs_and_encoding():
         assert err.value.param == (param or "encoding_format")
 
 
+@pytest.mark.parametrize(
+    "given, inputs",
+    [
+        ([1, 2, 3], [[1, 2, 3]]),  # one input as token ids
+        ([[1, 2], [3]], [[1, 2], [3]]),  # several (langchain-openai's default)
+        (["a", [4, 5]], ["a", [4, 5]]),  # texts and token ids mixed
+        (["a", "b"], ["a", "b"]),
+    ],
+)
+def test_embedding_input_takes_token_ids(given, inputs):
+    req = convert.embed_request(parse(protocol.EmbeddingBody, {"model": "m", "input": given}))
+    assert req.inputs == inputs
+    assert all(type(t) is int for item in req.inputs if isinstance(item, list) for t in item)
+
+
+@pytest.mark.parametrize("bad", [[], [[]], [1.5, 2], [True], [[1, "a"]], [[1], {}], [[[1]]]])
+def test_embedding_input_rejects_what_is_neither_text_nor_token_ids(bad):
+    with pytest.raises(InvalidRequest) as err:
+        parse(protocol.EmbeddingBody, {"model": "m", "input": bad})
+    assert err.value.param == "input"
+
+
 EVENTS = [
     (0, ThinkingDelta("so")),
     (0, TextDelta("Hi")),

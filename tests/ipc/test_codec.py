@@ -92,7 +92,7 @@ CASES: dict[str, tuple[dict[str, Any], Any]] = {
         Done("stop", Usage(3, 4, 1), Timings(1, 2, 3, 6), "</s>", "gemma:latest", [1, 2]),
     ),
     "Embeddings": (
-        {"request": EmbedRequest("gemma", ["a", "b"], dimensions=2)},
+        {"request": EmbedRequest("gemma", ["a", [2, 651]], dimensions=2)},
         EmbedResult("gemma:latest", [[0.5, 1.0], [1.0, 0.0]], 2, Timings(total_ns=9)),
     ),
     "Tokenize": (

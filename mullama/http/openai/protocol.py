@@ -210,17 +210,35 @@ class CompletionBody(Sampled):
         return best_of
 
 
+def _token_ids(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(t, int) and not isinstance(t, bool) for t in value)
+    )
+
+
 def _inputs(value: Any) -> Any:
-    if isinstance(value, str):
+    """OpenAI's four shapes of ``input``: a string, an array of strings, an array of token
+    ids, an array of arrays of token ids (what langchain-openai sends by default) — always
+    a list, each item a text or one input's token ids."""
+    if isinstance(value, str) or _token_ids(value):
         value = [value]
-    if isinstance(value, list) and value and all(isinstance(t, str) for t in value):
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(t, str) or _token_ids(t) for t in value)
+    ):
         return value
-    raise ValueError("must be a non-empty string or array of strings")
+    raise ValueError(
+        "must be a non-empty string, array of strings, array of token ids "
+        "(integers) or array of arrays of token ids"
+    )
 
 
 class EmbeddingBody(Body):
     model: str = ""
-    input: Annotated[list[str], BeforeValidator(_inputs)]
+    input: Annotated[list[str | list[int]], BeforeValidator(_inputs)]
     dimensions: int | None = None
     encoding_format: str = "float"
 
