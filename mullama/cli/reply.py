@@ -12,6 +12,7 @@ from mullama.engine.api import (
     ChatRequest,
     Done,
     Engine,
+    Started,
     TextDelta,
     ThinkingDelta,
     ToolCallDelta,
@@ -100,6 +101,8 @@ async def stream_reply(engine: Engine, request: ChatRequest, renderer: Renderer 
     spinner = Spinner() if renderer else None
     try:
         async for event in engine.chat(request):
+            if isinstance(event, Started):
+                continue  # admitted: the spinner turns on through the prefill
             if spinner:
                 spinner.stop()
             _collect(event, renderer, text, thinking, calls)

@@ -122,6 +122,18 @@ class EmbedRequest:
 
 
 @dataclass
+class Started:
+    """The first event of a generation that reaches a runner: the request is admitted — its
+    model loaded, its prompt rendered and tokenized, its options and grammar checked, the
+    context and queue checks passed — and waits for its slot or is being prefilled. An error
+    raised before it is the request's fault or the server's state (a front end answers it with
+    its status); after it, only the generation itself can fail. A stream that generates nothing
+    (``max_tokens`` 0, an empty prompt) is just its ``Done``."""
+
+    prompt_tokens: int = 0
+
+
+@dataclass
 class TextDelta:
     text: str
     logprobs: list[dict[str, Any]] | None = (
@@ -175,7 +187,7 @@ class Done:
     context: list[int] | None = None  # prompt + output tokens (Ollama generate)
 
 
-Event = TextDelta | ThinkingDelta | ToolCallDelta | Done
+Event = Started | TextDelta | ThinkingDelta | ToolCallDelta | Done
 
 
 @dataclass

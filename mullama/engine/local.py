@@ -33,6 +33,7 @@ from .api import (
     PruneResult,
     PullProgress,
     SamplingOptions,
+    Started,
     ThinkingDelta,
     Timings,
     Usage,
@@ -479,12 +480,15 @@ class LocalEngine(Engine):
                 model=entry.name,
             )
             return
+        if opts.grammar:
+            sampling.check_grammar(opts.grammar, entry.model)
         entry.runner.submit(job)
         self.requests_active += 1
         self.metrics.requests_active.inc()
         finished = False
         reasoning = 0  # tokens generated up to the last one whose text was thinking
         try:
+            yield Started(len(tokens))  # admitted: what follows is the wait for a slot, prefill
             while True:
                 event = await queue.get()
                 if isinstance(event, EngineError):

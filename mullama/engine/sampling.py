@@ -121,6 +121,15 @@ def _merged(value: _T | None) -> _T:
     return value
 
 
+def check_grammar(grammar: str, model: Model) -> None:
+    """Raise :class:`InvalidRequest` unless llama.cpp parses ``grammar`` (GBNF): checked before
+    a request is admitted, so that a bad grammar is answered with a status, not mid-stream."""
+    sampler = llama_cpp.llama_sampler_init_grammar(model.vocab, grammar.encode(), b"root")
+    if not sampler:
+        raise InvalidRequest("the grammar could not be parsed (GBNF syntax error)", param="grammar")
+    llama_cpp.llama_sampler_free(sampler)
+
+
 def build_chain(
     opts: SamplingOptions, model: Model, seed: int | None = None
 ) -> llama_cpp.llama_sampler_p:

@@ -1,4 +1,4 @@
-"""Engine event streams as the HTTP handlers need them: primed, collected, merged."""
+"""Engine event streams as the HTTP handlers need them: primed, collected, merged, fed."""
 
 from __future__ import annotations
 
@@ -102,3 +102,48 @@ async def merge(streams: list[AsyncIterator[Event]]) -> AsyncIterator[tuple[int,
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class Feed:
+    """Several engine streams read concurrently (one task each) into one queue of
+    ``(index, event)``, so that the reader can wait for the next event with a timeout (and send
+    a keep-alive meanwhile) without ever cancelling an engine stream mid-step.
+
+    :meth:`next` returns the next pair, raises the error a stream raised, and raises
+    ``StopAsyncIteration`` once every stream has ended; :meth:`close` cancels what still runs
+    (which cancels its generation) and waits for it."""
+
+    _END = object()
+
+    def __init__(self, streams: list[AsyncIterator[Event]]):
+        self._queue: asyncio.Queue[tuple[int, object]] = asyncio.Queue()
+        self._remaining = len(streams)
+        self._tasks = [
+            asyncio.create_task(self._pump(i, s), name=f"http-stream-{i}")
+            for i, s in enumerate(streams)
+        ]
+
+    async def _pump(self, index: int, stream: AsyncIterator[Event]) -> None:
+        try:
+            async for event in stream:
+                self._queue.put_nowait((index, event))
+        except Exception as exc:  # handed to the reader
+            self._queue.put_nowait((index, exc))
+        finally:
+            self._queue.put_nowait((index, self._END))
+
+    async def next(self) -> tuple[int, Event]:
+        while self._remaining:
+            index, item = await self._queue.get()
+            if item is self._END:
+                self._remaining -= 1
+            elif isinstance(item, Exception):
+                raise item
+            else:
+                return index, item  # type: ignore[return-value]
+        raise StopAsyncIteration
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

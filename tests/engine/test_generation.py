@@ -17,6 +17,7 @@ from mullama.engine.api import (
     Message,
     ModelNotFound,
     SamplingOptions,
+    Started,
     TextDelta,
 )
 from mullama.engine.local import LocalEngine
@@ -380,3 +381,22 @@ async def test_cached_tokens_are_the_prompt_tokens_the_kv_cache_served_on_the_ne
     assert second.usage.cached_tokens == common_prefix(first.context, prompt)
     assert second.usage.cached_tokens > first.usage.prompt_tokens
     assert 0 < second.usage.cached_tokens < second.usage.prompt_tokens
+
+
+async def test_a_generation_starts_with_started_then_prefills(eng):
+    request = ChatRequest("gemma", [Message("user", "Hi")], SamplingOptions(max_tokens=3))
+    stream = eng.chat(request)
+    first = await stream.__anext__()
+    # admitted: the runner has the job (its prompt is prefilled after this event)
+    assert isinstance(first, Started) and first.prompt_tokens > 0
+    rest = [e async for e in stream]
+    assert isinstance(rest[-1], Done) and rest[-1].usage.prompt_tokens == first.prompt_tokens
+    assert not any(isinstance(e, Started) for e in rest)
+
+
+async def test_a_bad_grammar_is_refused_before_the_generation_starts(eng):
+    options = SamplingOptions(max_tokens=3, grammar="root ::= (")
+    stream = eng.chat(ChatRequest("gemma", [Message("user", "Hi")], options))
+    with pytest.raises(InvalidRequest) as err:
+        await stream.__anext__()  # the first event would be Started
+    assert err.value.param == "grammar"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import time
 
 import httpx
@@ -192,3 +193,36 @@ def test_unloading_the_model_mid_stream_is_an_error_the_sdk_raises(api):
                 assert r.json()["status"] == "unloaded"
     assert len(text) > 20
     wait_idle(api.url)
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
+def test_a_client_gone_during_a_long_prefill_frees_the_slot(api, stream):
+    """The client hangs up while its long prompt is prefilled (nothing is being sent to it), with
+    a body over Sanic's 64 KiB read buffer as agents send: the runner frees the slot, and the
+    request ends long before its 600 tokens."""
+    wait_idle(api.url)
+    before = httpx.get(f"{api.url}/api/system/status").json()["tokens_generated"]
+    body = json.dumps(
+        {
+            "model": "gemma",
+            "max_tokens": 600,
+            "ignore_eos": True,
+            "stream": stream,
+            "user": "u" * 70_000,  # bytes of the body, no tokens of the prompt
+            "messages": [{"role": "user", "content": "Summarise: " + "The cat sat. " * 300}],
+        }
+    ).encode()
+    host, port = api.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b"\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body)
+        )
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{api.url}/api/system/status").json()["requests_active"] == 0:
+            assert time.monotonic() < deadline, "the request never reached the engine"
+            time.sleep(0.02)
+        if stream:  # the status line came while the prompt is prefilled
+            assert sock.makefile("rb").readline().startswith(b"HTTP/1.1 200")
+    status = wait_idle(api.url, timeout=60)
+    assert status["tokens_generated"] - before < 600

@@ -30,6 +30,7 @@ from mullama.engine.api import (
     PruneResult,
     PullProgress,
     SamplingOptions,
+    Started,
     TextDelta,
     ThinkingDelta,
     Timings,
@@ -143,7 +144,12 @@ def test_arguments_and_results_round_trip_through_msgspec(kind):
 
 @pytest.mark.parametrize(
     "event",
-    [TextDelta("hi", [{"token": "hi", "logprob": -0.5}]), ThinkingDelta("hm"), Done("length")],
+    [
+        Started(17),
+        TextDelta("hi", [{"token": "hi", "logprob": -0.5}]),
+        ThinkingDelta("hm"),
+        Done("length"),
+    ],
 )
 def test_stream_events_decode_to_their_own_class(event):
     op = OPERATIONS["ChatCompletion"]
@@ -187,7 +193,7 @@ def test_malformed_arguments_name_what_is_wrong(kind, data, words, param):
 
 
 def test_an_event_of_an_unknown_type_is_refused():
-    with pytest.raises(InvalidRequest, match="'Nope' is not one of TextDelta"):
+    with pytest.raises(InvalidRequest, match="'Nope' is not one of Started, TextDelta"):
         decode_value({"__type__": "Nope"}, OPERATIONS["Completion"].result)
 
 

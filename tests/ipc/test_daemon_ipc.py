@@ -16,6 +16,7 @@ from mullama.engine.api import (
     Message,
     ModelNotFound,
     SamplingOptions,
+    Started,
     TextDelta,
     Unavailable,
 )
@@ -89,6 +90,7 @@ async def test_long_generation_does_not_delay_another_client(remote, daemon):
     request = chat(2000)
     request.options.ignore_eos = True  # a generation that lasts until this test ends it
     stream = remote.chat(request)
+    assert isinstance(await anext(stream), Started)  # admitted, as in-process
     first = await anext(stream)
     assert isinstance(first, TextDelta)
     other = RemoteEngine(daemon.socket)
@@ -106,8 +108,8 @@ async def test_long_generation_does_not_delay_another_client(remote, daemon):
 
 async def test_closing_the_stream_cancels_the_generation(remote):
     stream = remote.chat(chat(400))
-    got = [await anext(stream) for _ in range(3)]
-    assert all(isinstance(e, TextDelta) for e in got)
+    got = [await anext(stream) for _ in range(4)]
+    assert isinstance(got[0], Started) and all(isinstance(e, TextDelta) for e in got[1:])
     await stream.aclose()
     await wait_idle(remote)
 
@@ -288,6 +290,7 @@ async def test_a_daemon_killed_mid_stream_is_noticed_and_a_new_one_reached(
     try:
         with run_daemon(tmp_path, env=env) as first:
             stream = engine.chat(chat(400))
+            assert isinstance(await anext(stream), Started)
             assert isinstance(await anext(stream), TextDelta)
             first.proc.send_signal(signal.SIGKILL)
             started = time.perf_counter()

@@ -68,6 +68,9 @@ class MessagesWriter(Writer[p.StreamEvent]):
     def encode(self, chunk: p.StreamEvent | ErrorBody) -> str:
         return sse(chunk, event=chunk["type"])  # each event is named as its type
 
+    def keepalive(self) -> str:
+        return self.encode({"type": "ping"})  # as Anthropic's API keeps a stream alive
+
     def error(self, exc: EngineError) -> ErrorBody:
         return engine_error_body(ANTHROPIC, exc)
 
