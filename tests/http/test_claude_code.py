@@ -83,7 +83,9 @@ def served(tmp_path_factory, test_model_path):
         yield daemon, work
 
 
-def claude(served, model: str, prompt: str, *args: str) -> subprocess.CompletedProcess[str]:
+def claude(
+    served, model: str, prompt: str, *args: str, small: bool = True
+) -> subprocess.CompletedProcess[str]:
     daemon, work = served
     home = work.parent / f"home-{model}"
     home.mkdir(exist_ok=True)
@@ -101,7 +103,7 @@ def claude(served, model: str, prompt: str, *args: str) -> subprocess.CompletedP
         "NO_COLOR": "1",
     }
     return subprocess.run(
-        [str(CLAUDE), "-p", prompt, "--model", model, *SMALL_PROMPT, *args],
+        [str(CLAUDE), "-p", prompt, "--model", model, *(SMALL_PROMPT if small else []), *args],
         cwd=work,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -175,4 +177,22 @@ def test_claude_code_drives_a_tool_round_trip(served):
     final = events[-1]
     assert final["type"] == "result" and final["subtype"] == "success", report
     assert final["is_error"] is False and final["num_turns"] == 2, report
+    assert failures(daemon.log()[before:]) == []
+
+
+@pytest.mark.skipif(
+    not os.environ.get("MULLAMA_TEST_CLAUDE_FULL"),
+    reason="about 3 minutes of prefill on two cores: set MULLAMA_TEST_CLAUDE_FULL=1 to run",
+)
+def test_claude_code_with_its_default_prompt(served):
+    """Claude Code as people run it: its whole system prompt, a dozen tools and a system turn
+    in the messages, about 12,000 tokens in Gemma's template."""
+    daemon, _ = served
+    before = len(daemon.log())
+    result = claude(served, "cc-gemma", "Say hi", "--output-format", "json", small=False)
+    report = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, report
+    reply = json.loads(result.stdout)
+    assert reply["subtype"] == "success" and reply["is_error"] is False, report
+    assert reply["usage"]["input_tokens"] + reply["usage"]["cache_read_input_tokens"] > 5000
     assert failures(daemon.log()[before:]) == []
