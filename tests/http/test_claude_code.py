@@ -157,7 +157,7 @@ def test_claude_code_drives_a_tool_round_trip(served):
         "stream-json",
         "--verbose",
     )
-    report = f"stdout:\n{result.stdout[-8000:]}\nstderr:\n{result.stderr[-4000:]}"
+    report = f"work: {work}\nstdout:\n{result.stdout[-8000:]}\nstderr:\n{result.stderr[-4000:]}"
     assert result.returncode == 0, report
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     blocks = [
