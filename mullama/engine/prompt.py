@@ -88,6 +88,8 @@ def render_chat(
             raise InvalidRequest(f"the model's TEMPLATE failed to render: {exc}") from None
         return RenderedPrompt(text, [], "go")
     if jinja_template:
+        if not _has_system_turns(jinja_template, bos_token, eos_token):
+            dicts = _systems_first(dicts)
         return RenderedPrompt(
             _render_jinja(jinja_template, dicts, tools, bos_token, eos_token, extra), [], "jinja"
         )
@@ -96,6 +98,41 @@ def render_chat(
         list(CHATML_STOPS),
         "chatml",
     )
+
+
+_PROBE = [
+    {"role": "system", "content": "probe-s0"},
+    {"role": "user", "content": "probe-u1"},
+    {"role": "assistant", "content": "probe-a1"},
+    {"role": "system", "content": "probe-s2"},
+    {"role": "user", "content": "probe-u3"},
+]
+
+
+@lru_cache(maxsize=32)
+def _has_system_turns(source: str, bos: str, eos: str) -> bool:
+    """Whether a Jinja template renders a system message in the middle of a conversation as
+    a turn of its own, where it is (ChatML, Llama 3…); Gemma's, for one, refuses it."""
+    try:
+        text = _render_jinja(source, _PROBE, None, bos, eos, None)
+    except InvalidRequest:
+        return False
+    at = [text.find(m["content"]) for m in _PROBE[2:]]
+    return -1 not in at and at == sorted(at)
+
+
+def _systems_first(dicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A conversation whose later system messages are merged, in order, into the system
+    message at its start (made where there is none), for templates without system turns."""
+    start = 0
+    while start < len(dicts) and dicts[start]["role"] == "system":
+        start += 1
+    later = [d for d in dicts[start:] if d["role"] == "system"]
+    if not later:
+        return dicts
+    leading = [d["content"] for d in dicts[:start]] + [d["content"] for d in later]
+    system = {"role": "system", "content": "\n\n".join(c for c in leading if c)}
+    return [system, *(d for d in dicts[start:] if d["role"] != "system")]
 
 
 def _raise(message: str) -> NoReturn:

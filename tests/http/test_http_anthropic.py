@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import anthropic
 import httpx
+import pydantic
 import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -163,7 +166,7 @@ def test_errors_in_anthropic_shape(claude, api):
     assert "temperature" in err.value.body["error"]["message"]
     with pytest.raises(anthropic.BadRequestError) as err:
         claude.messages.create(
-            model="gemma", max_tokens=5, messages=[{"role": "system", "content": "x"}]
+            model="gemma", max_tokens=5, messages=[{"role": "tool", "content": "x"}]
         )
     assert "messages[0].role" in err.value.body["error"]["message"]
 
@@ -174,3 +177,141 @@ def test_context_overflow(claude):
             model="gemma", max_tokens=5, messages=[{"role": "user", "content": "word " * 3000}]
         )
     assert "context holds 2048" in err.value.body["error"]["message"]
+
+
+WEATHER = {
+    "name": "get_weather",
+    "description": "The weather in a city",
+    "input_schema": {
+        "type": "object",
+        "properties": {"city": {"type": "string", "description": "The city"}},
+        "required": ["city"],
+    },
+    "cache_control": {"type": "ephemeral"},
+}
+
+
+def test_count_tokens_counts_the_tools_and_system_turns_as_rendered(claude):
+    messages = [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "system", "content": "Answer briefly."},  # a mid-conversation system turn
+    ]
+    kwargs = dict(model="gemma", messages=messages, system="Be kind.", tools=[WEATHER])
+    counted = claude.messages.count_tokens(**kwargs).input_tokens
+    bare = claude.messages.count_tokens(model="gemma", messages=messages, system="Be kind.")
+    assert counted > bare.input_tokens + 30  # the tool's definition is in the prompt
+    m = claude.messages.create(max_tokens=2, **kwargs)
+    assert counted == prompt(m.usage)
+    with claude.messages.stream(max_tokens=2, **kwargs) as stream:
+        opening = next(e for e in stream if e.type == "message_start")
+        final = stream.get_final_message()
+    assert opening.message.usage.input_tokens == counted == prompt(final.usage)
+
+
+def test_claude_codes_request_streams_a_reply(api):
+    """What Claude Code sends first: beta flags, max_tokens beyond the context (2048 here),
+    adaptive thinking on a model that cannot think, an effort, context management, cache
+    control, metadata, a system turn in the messages, tools with extra fields."""
+    body = {
+        "model": "gemma",
+        "max_tokens": 32000,
+        "stream": True,
+        "metadata": {"user_id": '{"device_id":"d"}'},
+        "thinking": {"type": "adaptive", "display": "omitted"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "output_config": {"effort": "high"},
+        "system": [
+            {"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1"},
+            {"type": "text", "text": "You are an agent.", "cache_control": {"type": "ephemeral"}},
+        ],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Say hi"}]},
+            {
+                "role": "system",
+                "content": [{"type": "text", "text": "# Env", "cache_control": {"type": "x"}}],
+            },
+        ],
+        "tools": [{**WEATHER, "defer_loading": True}],
+    }
+    headers = {
+        "anthropic-version": "2023-06-01",
+        "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14,"
+        "context-management-2025-06-27,effort-2025-11-24,no-such-beta-2030-01-01",
+        "x-api-key": "unused",
+    }
+    url = f"{api.url}/v1/messages?beta=true"
+    stop = {"stop_sequences": ["\n"]}  # a short answer: max_tokens stops at the context
+    with httpx.stream("POST", url, json={**body, **stop}, headers=headers, timeout=120) as r:
+        assert r.status_code == 200, r.read()
+        events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: ")]
+    assert events[0]["type"] == "message_start" and events[-1]["type"] == "message_stop"
+    assert events[0]["message"]["usage"]["input_tokens"] > 100  # the tool is counted
+    counted = httpx.post(
+        f"{api.url}/v1/messages/count_tokens?beta=true", json=body, headers=headers
+    ).json()["input_tokens"]
+    assert counted == events[0]["message"]["usage"]["input_tokens"]
+
+
+def test_max_tokens_beyond_the_context_stops_at_the_context(claude, api, test_model_path):
+    from tests.helpers import GEMMA_TEMPLATE
+
+    text = (
+        f'FROM {test_model_path}\nTEMPLATE """{GEMMA_TEMPLATE}"""\n'
+        "PARAMETER temperature 0\nPARAMETER num_ctx 64\n"
+    )
+    created = httpx.post(
+        f"{api.url}/api/create",
+        json={"model": "gemma-64", "modelfile": text, "stream": False},
+        timeout=120,
+    )
+    assert created.status_code == 200, created.text
+    # 20000: the SDK refuses more without streaming
+    m = claude.messages.create(model="gemma-64", max_tokens=20000, messages=HELLO)
+    assert m.stop_reason == "max_tokens" and 48 < prompt(m.usage) + m.usage.output_tokens <= 64
+
+
+class Answer(pydantic.BaseModel):
+    ok: bool
+    city: str
+
+
+ANSWER_SCHEMA = {
+    "type": "object",
+    "properties": {"ok": {"type": "boolean"}, "city": {"type": "string", "maxLength": 12}},
+    "required": ["ok", "city"],
+    "additionalProperties": False,
+}
+QUESTION = [{"role": "user", "content": "Is Paris in France? Answer in JSON."}]
+
+
+def test_output_config_format_constrains_the_reply(claude):
+    parsed = claude.messages.parse(
+        model="gemma", max_tokens=80, messages=QUESTION, output_format=Answer
+    )
+    assert isinstance(parsed.parsed_output, Answer)
+    fmt = {"format": {"type": "json_schema", "schema": ANSWER_SCHEMA}}
+    m = claude.messages.create(model="gemma", max_tokens=80, messages=QUESTION, output_config=fmt)
+    assert set(json.loads(m.content[0].text)) == {"ok", "city"}
+    with claude.messages.stream(
+        model="gemma", max_tokens=80, messages=QUESTION, output_config=fmt
+    ) as stream:
+        assert set(json.loads(stream.get_final_message().content[0].text)) == {"ok", "city"}
+
+
+def test_beta_output_format_constrains_the_reply(claude):
+    parsed = claude.beta.messages.parse(
+        model="gemma",
+        max_tokens=80,
+        messages=QUESTION,
+        output_format=Answer,
+        betas=["structured-outputs-2025-11-13"],
+    )
+    assert isinstance(parsed.parsed_output, Answer)
+    m = claude.beta.messages.create(  # the beta's own field, as older SDKs sent it
+        model="gemma",
+        max_tokens=80,
+        messages=QUESTION,
+        betas=["structured-outputs-2025-11-13"],
+        extra_body={"output_format": {"type": "json_schema", "schema": ANSWER_SCHEMA}},
+    )
+    assert set(json.loads(m.content[0].text)) == {"ok", "city"}

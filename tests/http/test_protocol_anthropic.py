@@ -27,7 +27,11 @@ BASE = {"model": "gemma", "max_tokens": 5, "messages": [{"role": "user", "conten
         ({"temperature": 1.5}, "temperature", "between 0 and 1"),
         ({"system": 7}, "system", "system must be a string or an array"),
         ({"system": [{"type": "image"}]}, "system[0]", "must be a text block"),
-        ({"messages": [{"role": "system", "content": "x"}]}, "messages[0].role", "user or"),
+        (
+            {"messages": [{"role": "tool", "content": "x"}]},
+            "messages[0].role",
+            "user, assistant or system",
+        ),
         (
             {"messages": [{"role": "user", "content": [{"type": "video"}]}]},
             "messages[0].content[0].type",
@@ -50,7 +54,10 @@ BASE = {"model": "gemma", "max_tokens": 5, "messages": [{"role": "user", "conten
         ({"tool_choice": {"type": "some"}}, "tool_choice.type", "auto, any, tool or none"),
         ({"tool_choice": {"type": "tool"}}, "tool_choice.name", "is required"),
         ({"thinking": {"type": "enabled"}}, "thinking.budget_tokens", "is required"),
-        ({"thinking": {"type": "on"}}, "thinking.type", "enabled or disabled"),
+        ({"thinking": {"type": "on"}}, "thinking.type", "enabled, disabled or adaptive"),
+        ({"output_config": {"effort": "huge"}}, "output_config.effort", "low, medium, high"),
+        ({"output_config": {"format": {"type": "json"}}}, "output_config.format.type", "json_sc"),
+        ({"output_format": {"type": "json_schema"}}, "output_format.schema", "is required"),
         ({"tools": [{"description": "d"}]}, "tools[0].name", "is required"),
     ],
 )
@@ -121,6 +128,88 @@ def test_conversion_splits_tool_results_and_maps_choices():
 def test_count_tokens_needs_no_max_tokens():
     body = parse(protocol.CountTokensBody, {**BASE, "max_tokens": None, "temperature": 9})
     assert convert.chat_request(body).options.max_tokens is None
+
+
+# the shape of Claude Code 2.1's first request (its texts shortened)
+CLAUDE_CODE = {
+    "model": "gemma",
+    "max_tokens": 32000,
+    "stream": True,
+    "metadata": {"user_id": '{"device_id":"d","session_id":"s"}'},
+    "thinking": {"type": "adaptive", "display": "omitted"},
+    "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+    "output_config": {"effort": "high"},
+    "system": [
+        {"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1"},
+        {"type": "text", "text": "You are a Claude agent.", "cache_control": {"type": "ephemeral"}},
+    ],
+    "messages": [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "<system-reminder>r</system-reminder>"},
+                {"type": "text", "text": "Say hi", "cache_control": {"type": "ephemeral"}},
+            ],
+        },
+        {
+            "role": "system",
+            "content": [
+                {"type": "text", "text": "# Environment", "cache_control": {"type": "ephemeral"}}
+            ],
+        },
+    ],
+    "tools": [
+        {"name": "Bash", "description": "Run", "input_schema": {"type": "object"}},
+        {
+            "name": "Later",
+            "description": "d",
+            "input_schema": {"type": "object"},
+            "defer_loading": True,
+            "cache_control": {"type": "ephemeral"},
+        },
+    ],
+}
+
+
+def test_claude_codes_request_is_accepted():
+    req = convert.chat_request(parse(protocol.MessagesBody, CLAUDE_CODE))
+    assert [(m.role, m.content) for m in req.messages] == [
+        ("system", "x-anthropic-billing-header: cc_version=2.1\nYou are a Claude agent."),
+        ("user", "<system-reminder>r</system-reminder>\nSay hi"),
+        ("system", "# Environment"),  # at its place: the engine renders or merges it
+    ]
+    assert (req.think, req.think_budget, req.options.max_tokens) == ("high", None, 32000)
+    assert [t["function"]["name"] for t in req.tools or []] == ["Bash", "Later"]
+    assert req.format is None
+
+
+@pytest.mark.parametrize(
+    "thinking, effort, think",
+    [
+        ({"type": "adaptive"}, None, True),
+        ({"type": "adaptive"}, "max", "high"),
+        ({"type": "enabled", "budget_tokens": 9}, "low", "low"),
+        ({"type": "disabled"}, "high", False),
+        (None, "high", None),  # effort alone leaves thinking to the model's default
+    ],
+)
+def test_thinking_and_effort(thinking, effort, think):
+    body = {**BASE, "thinking": thinking, "output_config": {"effort": effort}}
+    assert convert.chat_request(parse(protocol.MessagesBody, body)).think == think
+
+
+SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"output_config": {"format": {"type": "json_schema", "schema": SCHEMA}}},
+        {"output_format": {"type": "json_schema", "schema": SCHEMA}},  # the older beta name
+    ],
+)
+def test_output_format_is_the_engines_format(extra):
+    assert convert.chat_request(parse(protocol.MessagesBody, {**BASE, **extra})).format == SCHEMA
 
 
 def test_stream_has_one_block_per_kind_and_ends_with_the_stop_reason():

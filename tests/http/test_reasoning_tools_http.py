@@ -168,6 +168,22 @@ def test_anthropic_thinking_blocks_with_a_budget(models):
     assert "</think>" not in "".join(b.text for b in reply.content if b.type == "text")
 
 
+def test_anthropic_adaptive_thinking_thinks_where_the_model_can(models):
+    """Claude Code's ``thinking: {"type": "adaptive"}`` with an effort: a thinking model thinks,
+    one that cannot answers (no error)."""
+    client = anthropic.Anthropic(base_url=models.url, api_key="unused", max_retries=0, timeout=300)
+    kwargs = dict(
+        max_tokens=24,
+        thinking={"type": "adaptive"},
+        output_config={"effort": "high"},
+        messages=[{"role": "user", "content": "Tell me a story."}],
+    )
+    thought = client.messages.create(model="opener", **kwargs)
+    assert thought.content[0].type == "thinking" and thought.content[0].thinking
+    plain = client.messages.create(model="caller", **kwargs)
+    assert [b.type for b in plain.content] == ["text"] and plain.content[0].text
+
+
 def test_ollama_message_thinking(models):
     client = ollama.Client(host=models.url, timeout=300)
     reply = client.chat(

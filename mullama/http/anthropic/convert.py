@@ -17,6 +17,8 @@ def _message(item: ant.Message) -> list[api.Message]:
     """One Anthropic message; tool results in it become separate ``tool`` messages first."""
     if isinstance(item.content, str):
         return [api.Message(item.role, item.content)]
+    if item.role == "system":  # a system turn at its place: its text
+        return [api.Message("system", "\n".join(b.text or "" for b in item.content))]
     message, tools = api.Message(item.role), []
     texts, thinking = [], []
     for block in item.content:
@@ -71,6 +73,28 @@ def _tool_choice(choice: ant.ToolChoice | None) -> object:
     return ant.TOOL_CHOICES[choice.type]
 
 
+def _think(body: ant.CountTokensBody) -> object:
+    """The engine's ``think``: off, on (adaptive too: a model that cannot think answers without),
+    or the effort level where thinking is on; None (the model's default) when not asked."""
+    thinking = body.thinking
+    if thinking is None:
+        return None
+    if thinking.type == "disabled":
+        return False
+    effort = body.output_config.effort if body.output_config is not None else None
+    if effort is None:
+        return True
+    return effort if effort in ("low", "medium") else "high"  # xhigh and max: the most we have
+
+
+def _format(body: ant.CountTokensBody) -> dict | None:
+    """The JSON schema the reply must follow: ``output_config.format`` or the beta's
+    ``output_format``."""
+    fmt = body.output_config.format if body.output_config is not None else None
+    fmt = fmt or body.output_format
+    return fmt.schema_ if fmt is not None else None
+
+
 def chat_request(body: ant.CountTokensBody) -> api.ChatRequest:
     """The engine request of a Messages body (a count_tokens body has no sampling)."""
     options = api.SamplingOptions()
@@ -82,13 +106,13 @@ def chat_request(body: ant.CountTokensBody) -> api.ChatRequest:
             top_k=body.top_k,
             stop=body.stop_sequences,
         )
-    thinking = body.thinking
     return api.ChatRequest(
         model=body.model,
         messages=messages(body),
         options=options,
         tools=_tools(body.tools),
         tool_choice=_tool_choice(body.tool_choice),
-        think=None if thinking is None else thinking.type != "disabled",
-        think_budget=None if thinking is None else thinking.budget_tokens,
+        format=_format(body),
+        think=_think(body),
+        think_budget=body.thinking.budget_tokens if body.thinking is not None else None,
     )

@@ -82,8 +82,9 @@ class Message(Body):
     @field_validator("role")
     @classmethod
     def _known(cls, role: str) -> str:
-        if role not in ("user", "assistant"):
-            raise ValueError(f"must be user or assistant, got {role!r}")
+        # "system": a mid-conversation system turn (Claude Code's beta)
+        if role not in ("user", "assistant", "system"):
+            raise ValueError(f"must be user, assistant or system, got {role!r}")
         return role
 
 
@@ -108,16 +109,49 @@ class ToolChoice(Body):
 
 
 class Thinking(Body):
+    """``enabled`` (with a budget), ``disabled``, or ``adaptive``: the model decides (it thinks
+    where it can). ``display`` and the like are accepted and ignored."""
+
     type: str
     budget_tokens: Annotated[int | None, Field(ge=1)] = None
 
     @model_validator(mode="after")
     def _known(self) -> Thinking:
         if self.type not in ("enabled", "disabled", "adaptive"):
-            raise fail(("type",), "must be enabled or disabled", self.type)
+            raise fail(("type",), "must be enabled, disabled or adaptive", self.type)
         if self.type == "enabled" and self.budget_tokens is None:
             raise required("budget_tokens")
         return self
+
+
+class OutputFormat(Body):
+    """``{"type": "json_schema", "schema": {...}}``: the reply's text is JSON of that schema."""
+
+    type: str
+    schema_: dict | None = Field(None, alias="schema")
+
+    @model_validator(mode="after")
+    def _known(self) -> OutputFormat:
+        if self.type != "json_schema":
+            raise fail(("type",), "must be json_schema", self.type)
+        if self.schema_ is None:
+            raise required("schema")
+        return self
+
+
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
+
+
+class OutputConfig(Body):
+    effort: str | None = None  # the reasoning effort, where the model thinks
+    format: OutputFormat | None = None
+
+    @field_validator("effort")
+    @classmethod
+    def _effort(cls, effort: str) -> str:
+        if effort not in EFFORTS:
+            raise ValueError(f"must be one of {', '.join(EFFORTS)}, got {effort!r}")
+        return effort
 
 
 class CountTokensBody(Body):
@@ -130,6 +164,10 @@ class CountTokensBody(Body):
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
     thinking: Thinking | None = None
+    output_config: OutputConfig | None = None
+    output_format: OutputFormat | None = None  # the beta's name for output_config.format
+    # accepted and ignored: context_management, cache_control on blocks, metadata, the
+    # anthropic-beta header, ?beta=true
 
     @field_validator("messages", mode="before")
     @classmethod
