@@ -186,3 +186,10 @@ def test_langchain_anthropic_structured_output_through_a_forced_tool(served):
     reply = llm.bind_tools([WEATHER], tool_choice="get_weather").invoke("Weather in Paris?")
     (call,) = reply.tool_calls
     assert call["name"] == "get_weather" and isinstance(call["args"]["city"], str)
+
+
+def test_langchain_anthropic_structured_output_as_a_json_schema(served):
+    # method="json_schema" sends Anthropic's output_config.format: the grammar constrains it
+    llm = chat_anthropic(served, max_tokens=60)
+    answer = llm.with_structured_output(Answer, method="json_schema").invoke("Sunny in Paris?")
+    assert isinstance(answer, Answer)
