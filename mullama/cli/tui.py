@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 from mullama.config import Settings
@@ -38,4 +39,29 @@ def cmd_dashboard(args, settings: Settings) -> int:
 
 
 def cmd_chat(args, settings: Settings) -> int:
+    if args.model:
+        asyncio.run(_check_model(args.model, settings))  # a typo fails now, not at message one
     return _run_app(mode="chat", model=args.model)
+
+
+async def _check_model(name: str, settings: Settings) -> None:
+    """``name`` is a local model or one that can be pulled; else ModelNotFound (suggestions).
+    Asked of the daemon when one answers, else of the store this TUI would use itself."""
+    from mullama.engine.api import ModelNotFound
+
+    from .daemonctl import connect, ping
+
+    try:
+        if await ping(settings) is not None:
+            engine = await connect(settings, spawn_daemon=False)
+            try:
+                await engine.show_model(name)
+            finally:
+                await engine.close()
+        else:
+            from mullama.engine.store import ModelStore
+
+            await asyncio.to_thread(ModelStore(settings).show, name)
+    except ModelNotFound as exc:
+        if not exc.details.get("pullable"):
+            raise

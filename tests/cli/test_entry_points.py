@@ -14,14 +14,27 @@ def terminal(monkeypatch):
     monkeypatch.setattr("mullama.cli.tui.interactive", lambda: True)
 
 
-def test_chat_and_dashboard_open_the_tui(monkeypatch, terminal):
+def test_chat_and_dashboard_open_the_tui(monkeypatch, terminal, isolated_env):
     import mullama.tui.app as app
 
     calls = []
     monkeypatch.setattr(app, "run_app", lambda **kw: calls.append(kw))
-    assert main(["chat", "--model", "gemma"]) == 0
+    assert main(["chat", "--model", "llama3.2:1b"]) == 0  # an alias: pulled when first used
     assert main([]) == 0
-    assert calls == [{"mode": "chat", "model": "gemma"}, {"mode": "dashboard"}]
+    assert calls == [{"mode": "chat", "model": "llama3.2:1b"}, {"mode": "dashboard"}]
+
+
+def test_chat_with_a_model_that_does_not_exist_fails_at_once(
+    monkeypatch, terminal, isolated_env, capsys
+):
+    import mullama.tui.app as app
+
+    calls = []
+    monkeypatch.setattr(app, "run_app", lambda **kw: calls.append(kw))
+    assert main(["chat", "--model", "lama3.2:1b"]) == 1
+    err = capsys.readouterr().err
+    assert "'lama3.2:1b' not found" in err and "llama3.2:1b" in err  # with the suggestion
+    assert calls == []  # the TUI never opened
 
 
 def test_the_tui_needs_a_terminal(capsys):
