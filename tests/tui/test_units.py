@@ -71,3 +71,27 @@ def test_curl_commands_are_runnable_shell():
             assert json.loads(words[words.index("-d") + 1])["model"] == "gemma"
     anthropic = reqs.find("anthropic", "/v1/messages")
     assert "x-api-key: $MULLAMA_API_KEY" in reqs.curl(anthropic, "http://h", "{}", "k")
+
+
+async def test_the_arrow_keys_move_between_the_confirmation_buttons():
+    from textual.app import App
+
+    from mullama.tui.widgets.dialogs import ConfirmDialog
+
+    answers: list[bool | None] = []
+
+    class Host(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(ConfirmDialog("Delete it?", "Delete"), answers.append)
+
+    app = Host()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        assert app.focused is not None and app.focused.id == "no"  # the safe choice first
+        await pilot.press("left")
+        assert app.focused.id == "yes"
+        await pilot.press("right")
+        assert app.focused.id == "no"
+        await pilot.press("left", "enter")
+        await pilot.pause()
+    assert answers == [True]

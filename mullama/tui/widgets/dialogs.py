@@ -11,9 +11,14 @@ from textual.widgets import Button, Input, Label
 
 
 class ConfirmDialog(ModalScreen[bool]):
-    """Yes/No; Enter or Y confirms, Esc or N cancels."""
+    """Yes/No; Enter or Y confirms, Esc or N cancels; the arrow keys move between the two."""
 
-    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+        Binding("left,up", "app.focus_previous", "Previous", show=False),
+        Binding("right,down", "app.focus_next", "Next", show=False),
+    ]
 
     def __init__(self, question: str, confirm: str = "Yes"):
         super().__init__(classes="dialog-screen")
