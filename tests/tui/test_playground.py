@@ -47,8 +47,9 @@ async def test_playground_streams_a_raw_response(daemon, api, marker):
             what="response finished",
         )
         assert "200 OK" in str(status.render())
-        text = "\n".join(app.screen.query_one("#pg-log", Log).lines)
-        assert marker in text
+        log = app.screen.query_one("#pg-log", Log)
+        assert marker in "".join(log.lines)  # (long lines are folded: join without breaks)
+        assert max(len(line) for line in log.lines) <= log.scrollable_content_region.width
 
 
 async def test_playground_non_streaming_and_bad_json(daemon):
@@ -67,10 +68,20 @@ async def test_playground_non_streaming_and_bad_json(daemon):
         await wait_for(
             pilot, lambda: app.screen.query_one("#pg-log", Log).line_count > 3, what="body shown"
         )
-        assert '"object": "list"' in "\n".join(app.screen.query_one("#pg-log", Log).lines)
+        assert '"object": "list"' in "".join(app.screen.query_one("#pg-log", Log).lines)
         app.screen.query_one("#pg-endpoint", Select).value = "/v1/chat/completions"
         app.screen.query_one("#pg-stream", Switch).value = False
         await pilot.pause(0.1)
         app.screen.query_one("#pg-json", TextArea).text = "{not json"
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: "not valid JSON" in str(status.render()), what="JSON error")
+
+
+async def test_the_api_picker_shows_anthropic_on_one_line(daemon):
+    app = MullamaApp(load_settings(env=daemon.env), mode="playground")
+    async with app.run_test(size=(80, 24)) as pilot:
+        picker = app.screen.query_one("#pg-api", Select)
+        picker.value = "anthropic"
+        await pilot.pause(0.2)
+        label = picker.query_one("SelectCurrent #label")
+        assert label.size.width >= len("Anthropic")  # not "Anthropi" / "c"

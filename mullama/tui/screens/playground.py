@@ -166,15 +166,15 @@ class PlaygroundScreen(Screen):
                     ) or "ndjson" in resp.headers.get("content-type", "")
                     if streaming:
                         async for line in resp.aiter_lines():
-                            log.write_line(line)
+                            _write_wrapped(log, line)
                     else:
-                        log.write(_pretty(await resp.aread()))
+                        _write_wrapped(log, _pretty(await resp.aread()))
         except httpx.HTTPError as exc:
             status.update(
                 f"[red]No answer from {escape(base)}: {escape(str(exc) or type(exc).__name__)}[/]"
             )
-            log.write_line(
-                f"Is the daemon running? Start it with `mullama serve` (HTTP on {base})."
+            _write_wrapped(
+                log, f"Is the daemon running? Start it with `mullama serve` (HTTP on {base})."
             )
             return
         status.update(f"{head} · {time.perf_counter() - started:.2f} s")
@@ -184,6 +184,16 @@ class PlaygroundScreen(Screen):
             if worker.group == "send" and not worker.is_finished:
                 worker.cancel()
                 self.query_one("#pg-status", Label).update("[yellow]cancelled[/]")
+
+
+def _write_wrapped(log: Log, text: str) -> None:
+    """``text`` into the response pane, long lines folded to its width (a Log never wraps)."""
+    width = max(20, log.scrollable_content_region.width - 1)
+    for line in text.splitlines() or [""]:
+        while len(line) > width:
+            log.write_line(line[:width])
+            line = line[width:]
+        log.write_line(line)
 
 
 def _pretty(raw: bytes) -> str:
