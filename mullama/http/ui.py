@@ -178,6 +178,16 @@ button {{ margin-left: 1em; padding: 0.5em 1.5em; background: #5e0ba7; color: #f
 <div class="notice ended">Session ended. <button onclick="location.reload()">Restart</button></div>
 <div id="terminal" class="textual-terminal" data-session-websocket-url="{ws}"
      data-font-size="{font_size}"></div>
+<script>
+// keys (F1-F5 first of all) reach the app without a click: focus the terminal once it shows
+new MutationObserver((_, watch) => {{
+  const input = document.querySelector("#terminal textarea");
+  if (document.body.classList.contains("-first-byte") && input) {{
+    input.focus();
+    watch.disconnect();
+  }}
+}}).observe(document.body, {{ attributes: true, childList: true, subtree: true }});
+</script>
 </body>
 </html>
 """

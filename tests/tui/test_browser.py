@@ -52,7 +52,7 @@ async def test_browser_chat_streams_a_reply(daemon, tmp_path):
                 "document.body.classList.contains('-first-byte')", timeout=120_000
             )
             await page.wait_for_timeout(1500)
-            await page.locator("#terminal").click()
+            # no click first: the page gives the terminal the focus itself
             await page.keyboard.press("F3")
             await page.wait_for_timeout(2500)
             await page.keyboard.type("Hello from the browser")
