@@ -90,6 +90,11 @@ def test_models(snap_compare, tmp_path):
     assert snap_compare(make_app(tmp_path, "models"), terminal_size=SIZE, run_before=settle())
 
 
+def test_models_at_80x24_shows_every_column(snap_compare, tmp_path):
+    app = make_app(tmp_path, "models")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settle())
+
+
 def test_models_details(snap_compare, tmp_path):
     assert snap_compare(
         make_app(tmp_path, "models"), terminal_size=SIZE, run_before=settle("enter")

@@ -24,6 +24,9 @@ from ..widgets.pull_row import PullRow
 if TYPE_CHECKING:
     from ..app import MullamaApp
 
+WIDE_COLUMNS = ("Name", "Size", "Quant", "Family", "Params", "Kind", "Modified", "")
+NARROW_COLUMNS = ("Name", "Size", "Quant", "Params", "Modified", "")
+NARROW_BELOW = 100  # columns; the app's -narrow breakpoint
 PULL_HINT = "an alias (llama3.2:1b) or hf:owner/repo[:QUANT|:file.gguf][@rev]"
 
 
@@ -55,10 +58,25 @@ class ModelsScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#models", DataTable).add_columns(
-            "Name", "Size", "Quant", "Family", "Params", "Kind", "Modified", ""
-        )
+        self._narrow: bool | None = None
+        self._set_columns()
         self.reload()
+
+    def _set_columns(self) -> bool:
+        """The columns for this width (below 100: no Family or Kind, a shorter date, marks
+        as symbols, so that an 80-column terminal shows every column); True when changed."""
+        narrow = self.app.size.width < NARROW_BELOW
+        if narrow == self._narrow:
+            return False
+        self._narrow = narrow
+        table = self.query_one("#models", DataTable)
+        table.clear(columns=True)
+        table.add_columns(*(NARROW_COLUMNS if narrow else WIDE_COLUMNS))
+        return True
+
+    def on_resize(self) -> None:
+        if self._set_columns():
+            self.reload()
 
     def on_screen_resume(self) -> None:
         self.reload()
@@ -82,12 +100,22 @@ class ModelsScreen(Screen):
         selected = self.selected()
         table.clear()
         default = self.app.prefs.default_model
+        narrow = bool(self._narrow)
         for m in models:
-            marks = " ".join(
-                x
-                for x, on_ in (("● loaded", m.name in loaded), ("★ default", m.name == default))
-                if on_
-            )
+            flags = (("● loaded", m.name in loaded), ("★ default", m.name == default))
+            marks = " ".join((x[0] if narrow else x) for x, on_ in flags if on_)
+            modified = short_date(m.modified_at)
+            if narrow:  # "11-20 09:14": the year goes
+                table.add_row(
+                    m.name,
+                    human_size(m.size),
+                    m.quantization or "—",
+                    m.parameter_size or "—",
+                    modified[5:],
+                    marks,
+                    key=m.name,
+                )
+                continue
             table.add_row(
                 m.name,
                 human_size(m.size),
@@ -95,7 +123,7 @@ class ModelsScreen(Screen):
                 m.family or "—",
                 m.parameter_size or "—",
                 m.kind,
-                short_date(m.modified_at),
+                modified,
                 marks,
                 key=m.name,
             )
