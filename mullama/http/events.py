@@ -75,33 +75,15 @@ async def merge(streams: list[AsyncIterator[Event]]) -> AsyncIterator[tuple[int,
         async for event in streams[0]:
             yield 0, event
         return
-    queue: asyncio.Queue = asyncio.Queue()
-    finished = object()
-
-    async def pump(index: int, stream: AsyncIterator[Event]) -> None:
-        try:
-            async for event in stream:
-                await queue.put((index, event))
-        except Exception as exc:  # handed to the consumer
-            await queue.put((index, exc))
-        finally:
-            await queue.put((index, finished))
-
-    tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
+    feed = Feed(streams)
     try:
-        remaining = len(tasks)
-        while remaining:
-            index, item = await queue.get()
-            if item is finished:
-                remaining -= 1
-            elif isinstance(item, Exception):
-                raise item
-            else:
-                yield index, item
+        while True:
+            try:
+                yield await feed.next()
+            except StopAsyncIteration:
+                return
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await feed.close()
 
 
 class Feed:
