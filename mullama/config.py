@@ -82,6 +82,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_tokens_cap: int = 0  # 0 = no cap beyond the context
     quant_preference: str = "Q4_K_M,Q4_K_S,Q5_K_M,Q4_0,Q5_K_S,Q6_K,Q8_0,Q3_K_M,Q2_K,F16,BF16,F32"
     spawn_timeout: float = 60.0
+    # --- security: IPC auth and runtime files ---
+    # --- security: HTTP host/origin guard ---
+    # --- security: engine limits ---
+    # --- security: store paths ---
 
     @property
     def registry_file(self) -> Path:
