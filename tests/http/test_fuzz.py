@@ -29,7 +29,7 @@ from tests.http.conftest import http_daemon_at
 pytestmark = pytest.mark.slow
 
 SEED = 20261201
-ROUNDS_PER_ROUTE = 6
+ROUNDS_PER_ROUTE = 8
 
 HOSTILE_NAMES: list[Any] = [
     "",
