@@ -7,49 +7,17 @@ A model that is known but not pulled yet is pulled first.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
 from mullama.config import Settings
-from mullama.engine.api import (
-    ChatRequest,
-    Engine,
-    Message,
-    ModelDetails,
-    ModelNotFound,
-    SamplingOptions,
-)
+from mullama.engine.api import ChatRequest, Message, SamplingOptions
 
 from .daemonctl import connect
-from .output import CliError, info, print_json
+from .output import CliError, print_json
 from .repl import Repl
 from .reply import Renderer, parse_think, print_stats, stream_reply
-
-
-def model_ref(ref: str) -> str:
-    """Paths are resolved here: the daemon's working directory is not ours."""
-    from mullama.engine.refs import is_path_like
-
-    return os.path.abspath(os.path.expanduser(ref)) if is_path_like(ref) else ref
-
-
-async def ensure_local(engine: Engine, model: str) -> ModelDetails | None:
-    """The model's details, pulling it first when it is known but not local yet."""
-    from mullama.engine.refs import is_path_like
-
-    if is_path_like(model):
-        return None
-    try:
-        return await engine.show_model(model)
-    except ModelNotFound as exc:
-        if not exc.details.get("pullable"):
-            raise
-    from .pull import pull_with_progress
-
-    info(f"pulling {model}...")
-    await pull_with_progress(engine, model)
-    return await engine.show_model(model)
+from .resolve import ensure_local, model_ref
 
 
 def _prompt_from(args) -> tuple[str, bool]:
@@ -86,7 +54,11 @@ async def cmd_run(args, settings: Settings) -> int:
             Message("user", prompt)
         ]
         request = ChatRequest(
-            model, messages, options, think=parse_think(args.think), keep_alive=args.keepalive
+            model,
+            messages,
+            options,
+            think=parse_think(args.think),
+            keep_alive=args.keepalive,
         )
         started = time.perf_counter()
         result = await stream_reply(
