@@ -23,6 +23,7 @@ COMMANDS = {
     "create": "models:cmd_create",
     "pull": "pull:cmd_pull",
     "ps": "ps:cmd_ps",
+    "stop": "ps:cmd_stop",
     "run": "run:cmd_run",
     "chat": "tui:cmd_chat",
     "serve": "serve:cmd_serve",
@@ -72,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ps", help="list running (loaded) models")
     p.add_argument("--json", action="store_true", help="output JSON")
+
+    p = sub.add_parser("stop", help="unload a running model now")
+    p.add_argument("model")
 
     p = sub.add_parser("run", help="run a model: one prompt, or an interactive session")
     p.add_argument("model")
