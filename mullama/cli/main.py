@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="enable or disable thinking (model default otherwise)",
     )
     p.add_argument("--hidethinking", action="store_true", help="do not print thinking text")
+    p.add_argument(
+        "--format",
+        metavar="FORMAT",
+        help="constrain the reply: json, a JSON schema file, or an inline schema '{...}'",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object with the result")
     p.add_argument("--verbose", action="store_true", help="print timings and token rates")
     p.add_argument("--keepalive", help="how long the model stays loaded (e.g. 5m, 0, -1)")

@@ -18,8 +18,9 @@ from mullama.engine.api import (
     SamplingOptions,
 )
 
+from .formats import parse_format
 from .models import print_details
-from .output import error
+from .output import CliError, error
 from .reply import Renderer, parse_think, print_stats, stream_reply
 
 HELP = """Available commands:
@@ -28,6 +29,8 @@ HELP = """Available commands:
   /set system TEXT           set the system message
   /set think | nothink       turn thinking on or off
   /set verbose | quiet       show or hide timings after each reply
+  /set format json           reply in JSON (or: /set format SCHEMA-FILE | {...schema...})
+  /set noformat              reply in free text again
   /show info                 what the model is (architecture, size, capabilities...)
   /show license              the model's license
   /show modelfile            the model's Modelfile
@@ -80,6 +83,7 @@ class Repl:
         args,
         details: ModelDetails | None,
         settings: Settings,
+        reply_format: str | dict | None = None,
     ):
         self.engine = engine
         self.model = model
@@ -91,6 +95,7 @@ class Repl:
         self.verbose = args.verbose
         self.keep_alive = args.keepalive
         self.system = args.system
+        self.format = reply_format
         self.messages: list[Message] = []
 
     async def run(self) -> int:
@@ -108,7 +113,7 @@ class Repl:
             if not line.strip():
                 continue
             if line.startswith("/"):
-                if self._command(line.strip()) == "bye":
+                if await self._command(line.strip()) == "bye":
                     break
                 continue
             await self._turn(line)
@@ -132,6 +137,7 @@ class Repl:
             self.model,
             system + self.messages,
             dataclasses.replace(self.options),
+            format=self.format,
             think=self.think,
             keep_alive=self.keep_alive,
         )
@@ -161,7 +167,7 @@ class Repl:
         if self.verbose:
             print_stats(result, time.perf_counter() - started)
 
-    def _command(self, line: str) -> str:
+    async def _command(self, line: str) -> str:
         words = line.split(maxsplit=2)
         head = words[0].lower()
         if head in ("/bye", "/exit"):
@@ -192,6 +198,20 @@ class Repl:
         elif what in ("verbose", "quiet"):
             self.verbose = what == "verbose"
             print(f"Set '{what}' mode.")
+        elif what == "format" and rest.strip():
+            try:
+                self.format = parse_format(rest, "/set format")
+            except CliError as exc:
+                print(f"{exc.message}\n{exc.hint}")
+                return
+            print(
+                "Set format to 'json' mode."
+                if self.format == "json"
+                else "Set format to the JSON schema."
+            )
+        elif what == "noformat":
+            self.format = None
+            print("Disabled format.")
         else:
             print(f"Unknown /set option '{what}'. Type /? for help")
 
@@ -229,8 +249,11 @@ class Repl:
                 or (details.system if details else "")
                 or "No system message was specified."
             )
-        elif what == "info" and details:
-            print_details(details)
+        elif what == "info":
+            if details:
+                print_details(details)
+            else:
+                print(f"  Model\n    file              {self.model}")
         elif what == "license":
             print((details.license.strip() if details else "") or "No license was specified.")
         elif what == "template":

@@ -14,6 +14,7 @@ from mullama.config import Settings
 from mullama.engine.api import ChatRequest, Message, SamplingOptions
 
 from .daemonctl import connect
+from .formats import parse_format
 from .output import CliError, print_json
 from .repl import Repl
 from .reply import Renderer, parse_think, print_stats, stream_reply
@@ -42,6 +43,7 @@ async def cmd_run(args, settings: Settings) -> int:
     prompt, interactive = _prompt_from(args)
     if args.num_predict is not None and args.num_predict < -1:
         raise CliError("-n must be -1 (no limit) or more", code=2)
+    reply_format = parse_format(args.format) if args.format else None
     options = SamplingOptions(
         max_tokens=args.num_predict, temperature=args.temperature, seed=args.seed
     )
@@ -49,7 +51,9 @@ async def cmd_run(args, settings: Settings) -> int:
     try:
         details = await ensure_local(engine, model)
         if interactive:
-            return await Repl(engine, model, options, args, details, settings).run()
+            return await Repl(
+                engine, model, options, args, details, settings, reply_format=reply_format
+            ).run()
         messages = ([Message("system", args.system)] if args.system else []) + [
             Message("user", prompt)
         ]
@@ -57,6 +61,7 @@ async def cmd_run(args, settings: Settings) -> int:
             model,
             messages,
             options,
+            format=reply_format,
             think=parse_think(args.think),
             keep_alive=args.keepalive,
         )
