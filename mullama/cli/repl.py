@@ -22,6 +22,7 @@ from .formats import parse_format
 from .models import print_details
 from .output import CliError, error
 from .reply import Renderer, parse_think, print_stats, stream_reply
+from .resolve import ensure_local, model_ref
 
 HELP = """Available commands:
   /set parameter KEY VALUE   set a sampling parameter (temperature, num_predict, top_k, top_p,
@@ -37,6 +38,9 @@ HELP = """Available commands:
   /show parameters           the model's parameters and this session's
   /show system               the system message
   /show template             the prompt template
+  /load MODEL                switch to another model (a new conversation)
+  /save NAME                 save this session as a new model (its system message,
+                             parameters and conversation)
   /clear                     forget the conversation
   /bye                       exit
   /? or /help                this help
@@ -181,6 +185,10 @@ class Repl:
             self._set(words[1].lower(), words[2] if len(words) > 2 else "")
         elif head == "/show":
             self._show(words[1].lower() if len(words) > 1 else "")
+        elif head == "/load":
+            await self._load(line.split(maxsplit=1)[1:])
+        elif head == "/save":
+            await self._save(line.split(maxsplit=1)[1:])
         else:
             print(f"Unknown command '{line}'. Type /? for help")
         return ""
@@ -262,6 +270,52 @@ class Repl:
             if what:
                 print(f"Unknown /show option '{what}'.")
             print("Usage: /show info | license | modelfile | parameters | system | template")
+
+    async def _load(self, words: list[str]) -> None:
+        """Switch to another model, loaded now; nothing of this conversation carries over."""
+        if len(words) != 1 or len(words[0].split()) != 1:
+            print("Usage: /load MODEL")
+            return
+        model = model_ref(words[0])
+        print(f"Loading model '{words[0]}'")
+        try:
+            details = await ensure_local(self.engine, model)
+            await self.engine.load_model(model, self.keep_alive)
+        except EngineError as exc:
+            if exc.code == "unavailable":
+                raise
+            error(exc.message)
+            return
+        self.model, self.details = model, details
+        self.messages.clear()
+        self.system = None
+
+    async def _save(self, words: list[str]) -> None:
+        """Save the session as a new model (the engine's create), as Ollama's /save does."""
+        if len(words) != 1 or len(words[0].split()) != 1:
+            print("Usage: /save NAME")
+            return
+        from .save import session_modelfile
+
+        parameters = {
+            key: getattr(self.options, field)
+            for key, field in PARAMETERS.items()
+            if getattr(self.options, field) is not None
+        }
+        modelfile = session_modelfile(
+            self.details.modelfile if self.details else f"FROM {self.model}",
+            self.system,
+            parameters,
+            self.messages,
+        )
+        try:
+            created = await self.engine.create_model(words[0], modelfile)
+        except EngineError as exc:
+            if exc.code == "unavailable":
+                raise
+            error(exc.message)
+            return
+        print(f"Created new model '{created.name}'")
 
     def _history_path(self):
         return self.settings.data_dir / "history"
