@@ -23,6 +23,7 @@ COMMANDS = {
     "create": "models:cmd_create",
     "pull": "pull:cmd_pull",
     "ps": "ps:cmd_ps",
+    "stop": "ps:cmd_stop",
     "run": "run:cmd_run",
     "chat": "tui:cmd_chat",
     "serve": "serve:cmd_serve",
@@ -73,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ps", help="list running (loaded) models")
     p.add_argument("--json", action="store_true", help="output JSON")
 
+    p = sub.add_parser("stop", help="unload a running model now")
+    p.add_argument("model")
+
     p = sub.add_parser("run", help="run a model: one prompt, or an interactive session")
     p.add_argument("model")
     p.add_argument(
@@ -88,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="enable or disable thinking (model default otherwise)",
     )
     p.add_argument("--hidethinking", action="store_true", help="do not print thinking text")
+    p.add_argument(
+        "--format",
+        metavar="FORMAT",
+        help="constrain the reply: json, a JSON schema file, or an inline schema '{...}'",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object with the result")
     p.add_argument("--verbose", action="store_true", help="print timings and token rates")
     p.add_argument("--keepalive", help="how long the model stays loaded (e.g. 5m, 0, -1)")

@@ -18,9 +18,11 @@ from mullama.engine.api import (
     SamplingOptions,
 )
 
+from .formats import parse_format
 from .models import print_details
-from .output import error
+from .output import CliError, error
 from .reply import Renderer, parse_think, print_stats, stream_reply
+from .resolve import ensure_local, model_ref
 
 HELP = """Available commands:
   /set parameter KEY VALUE   set a sampling parameter (temperature, num_predict, top_k, top_p,
@@ -28,12 +30,17 @@ HELP = """Available commands:
   /set system TEXT           set the system message
   /set think | nothink       turn thinking on or off
   /set verbose | quiet       show or hide timings after each reply
+  /set format json           reply in JSON (or: /set format SCHEMA-FILE | {...schema...})
+  /set noformat              reply in free text again
   /show info                 what the model is (architecture, size, capabilities...)
   /show license              the model's license
   /show modelfile            the model's Modelfile
   /show parameters           the model's parameters and this session's
   /show system               the system message
   /show template             the prompt template
+  /load MODEL                switch to another model (a new conversation)
+  /save NAME                 save this session as a new model (its system message,
+                             parameters and conversation)
   /clear                     forget the conversation
   /bye                       exit
   /? or /help                this help
@@ -80,6 +87,7 @@ class Repl:
         args,
         details: ModelDetails | None,
         settings: Settings,
+        reply_format: str | dict | None = None,
     ):
         self.engine = engine
         self.model = model
@@ -91,6 +99,7 @@ class Repl:
         self.verbose = args.verbose
         self.keep_alive = args.keepalive
         self.system = args.system
+        self.format = reply_format
         self.messages: list[Message] = []
 
     async def run(self) -> int:
@@ -108,7 +117,7 @@ class Repl:
             if not line.strip():
                 continue
             if line.startswith("/"):
-                if self._command(line.strip()) == "bye":
+                if await self._command(line.strip()) == "bye":
                     break
                 continue
             await self._turn(line)
@@ -132,6 +141,7 @@ class Repl:
             self.model,
             system + self.messages,
             dataclasses.replace(self.options),
+            format=self.format,
             think=self.think,
             keep_alive=self.keep_alive,
         )
@@ -161,7 +171,7 @@ class Repl:
         if self.verbose:
             print_stats(result, time.perf_counter() - started)
 
-    def _command(self, line: str) -> str:
+    async def _command(self, line: str) -> str:
         words = line.split(maxsplit=2)
         head = words[0].lower()
         if head in ("/bye", "/exit"):
@@ -175,6 +185,10 @@ class Repl:
             self._set(words[1].lower(), words[2] if len(words) > 2 else "")
         elif head == "/show":
             self._show(words[1].lower() if len(words) > 1 else "")
+        elif head == "/load":
+            await self._load(line.split(maxsplit=1)[1:])
+        elif head == "/save":
+            await self._save(line.split(maxsplit=1)[1:])
         else:
             print(f"Unknown command '{line}'. Type /? for help")
         return ""
@@ -192,6 +206,20 @@ class Repl:
         elif what in ("verbose", "quiet"):
             self.verbose = what == "verbose"
             print(f"Set '{what}' mode.")
+        elif what == "format" and rest.strip():
+            try:
+                self.format = parse_format(rest, "/set format")
+            except CliError as exc:
+                print(f"{exc.message}\n{exc.hint}")
+                return
+            print(
+                "Set format to 'json' mode."
+                if self.format == "json"
+                else "Set format to the JSON schema."
+            )
+        elif what == "noformat":
+            self.format = None
+            print("Disabled format.")
         else:
             print(f"Unknown /set option '{what}'. Type /? for help")
 
@@ -229,8 +257,11 @@ class Repl:
                 or (details.system if details else "")
                 or "No system message was specified."
             )
-        elif what == "info" and details:
-            print_details(details)
+        elif what == "info":
+            if details:
+                print_details(details)
+            else:
+                print(f"  Model\n    file              {self.model}")
         elif what == "license":
             print((details.license.strip() if details else "") or "No license was specified.")
         elif what == "template":
@@ -239,6 +270,52 @@ class Repl:
             if what:
                 print(f"Unknown /show option '{what}'.")
             print("Usage: /show info | license | modelfile | parameters | system | template")
+
+    async def _load(self, words: list[str]) -> None:
+        """Switch to another model, loaded now; nothing of this conversation carries over."""
+        if len(words) != 1 or len(words[0].split()) != 1:
+            print("Usage: /load MODEL")
+            return
+        model = model_ref(words[0])
+        print(f"Loading model '{words[0]}'")
+        try:
+            details = await ensure_local(self.engine, model)
+            await self.engine.load_model(model, self.keep_alive)
+        except EngineError as exc:
+            if exc.code == "unavailable":
+                raise
+            error(exc.message)
+            return
+        self.model, self.details = model, details
+        self.messages.clear()
+        self.system = None
+
+    async def _save(self, words: list[str]) -> None:
+        """Save the session as a new model (the engine's create), as Ollama's /save does."""
+        if len(words) != 1 or len(words[0].split()) != 1:
+            print("Usage: /save NAME")
+            return
+        from .save import session_modelfile
+
+        parameters = {
+            key: getattr(self.options, field)
+            for key, field in PARAMETERS.items()
+            if getattr(self.options, field) is not None
+        }
+        modelfile = session_modelfile(
+            self.details.modelfile if self.details else f"FROM {self.model}",
+            self.system,
+            parameters,
+            self.messages,
+        )
+        try:
+            created = await self.engine.create_model(words[0], modelfile)
+        except EngineError as exc:
+            if exc.code == "unavailable":
+                raise
+            error(exc.message)
+            return
+        print(f"Created new model '{created.name}'")
 
     def _history_path(self):
         return self.settings.data_dir / "history"

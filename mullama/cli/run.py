@@ -7,49 +7,18 @@ A model that is known but not pulled yet is pulled first.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
 from mullama.config import Settings
-from mullama.engine.api import (
-    ChatRequest,
-    Engine,
-    Message,
-    ModelDetails,
-    ModelNotFound,
-    SamplingOptions,
-)
+from mullama.engine.api import ChatRequest, Message, SamplingOptions
 
 from .daemonctl import connect
-from .output import CliError, info, print_json
+from .formats import parse_format
+from .output import CliError, print_json
 from .repl import Repl
 from .reply import Renderer, parse_think, print_stats, stream_reply
-
-
-def model_ref(ref: str) -> str:
-    """Paths are resolved here: the daemon's working directory is not ours."""
-    from mullama.engine.refs import is_path_like
-
-    return os.path.abspath(os.path.expanduser(ref)) if is_path_like(ref) else ref
-
-
-async def ensure_local(engine: Engine, model: str) -> ModelDetails | None:
-    """The model's details, pulling it first when it is known but not local yet."""
-    from mullama.engine.refs import is_path_like
-
-    if is_path_like(model):
-        return None
-    try:
-        return await engine.show_model(model)
-    except ModelNotFound as exc:
-        if not exc.details.get("pullable"):
-            raise
-    from .pull import pull_with_progress
-
-    info(f"pulling {model}...")
-    await pull_with_progress(engine, model)
-    return await engine.show_model(model)
+from .resolve import ensure_local, model_ref
 
 
 def _prompt_from(args) -> tuple[str, bool]:
@@ -74,6 +43,7 @@ async def cmd_run(args, settings: Settings) -> int:
     prompt, interactive = _prompt_from(args)
     if args.num_predict is not None and args.num_predict < -1:
         raise CliError("-n must be -1 (no limit) or more", code=2)
+    reply_format = parse_format(args.format) if args.format else None
     options = SamplingOptions(
         max_tokens=args.num_predict, temperature=args.temperature, seed=args.seed
     )
@@ -81,12 +51,19 @@ async def cmd_run(args, settings: Settings) -> int:
     try:
         details = await ensure_local(engine, model)
         if interactive:
-            return await Repl(engine, model, options, args, details, settings).run()
+            return await Repl(
+                engine, model, options, args, details, settings, reply_format=reply_format
+            ).run()
         messages = ([Message("system", args.system)] if args.system else []) + [
             Message("user", prompt)
         ]
         request = ChatRequest(
-            model, messages, options, think=parse_think(args.think), keep_alive=args.keepalive
+            model,
+            messages,
+            options,
+            format=reply_format,
+            think=parse_think(args.think),
+            keep_alive=args.keepalive,
         )
         started = time.perf_counter()
         result = await stream_reply(
