@@ -16,7 +16,7 @@ import msgspec
 
 from mullama.engine.api import InvalidRequest, ModelInfo, ModelLoadError
 from mullama.engine.confined import WHERE, AllowedDirs
-from mullama.engine.gguf_info import GGUFError, check_gguf
+from mullama.engine.gguf_info import GGUFError, check_gguf, is_gguf
 from mullama.engine.hub import ProgressFn
 from mullama.engine.refs import parse_ref, validate_name
 
@@ -81,11 +81,13 @@ def local_file(given: str, base: Path | None, allowed: AllowedDirs | None, what:
     return found
 
 
-def checked_gguf(path: Path, what: str, given: str, hint: str = "") -> None:
-    """InvalidRequest unless ``path`` is a GGUF whose header and tensors fit the file."""
+def checked_gguf(path: Path, what: str, given: str, not_gguf_hint: str = "") -> None:
+    """InvalidRequest unless ``path`` is a GGUF whose header and tensors fit the file
+    (``not_gguf_hint`` is added when it is no GGUF at all)."""
     try:
         check_gguf(path)
     except GGUFError as exc:
+        hint = "" if is_gguf(path) else not_gguf_hint
         raise InvalidRequest(f"{what} {given}: {exc}{hint}", param="modelfile") from None
     except OSError as exc:
         raise InvalidRequest(
