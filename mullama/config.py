@@ -86,6 +86,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # --- security: HTTP host/origin guard ---
     # --- security: engine limits ---
     # --- security: store paths ---
+    # directories (comma or ':' separated) besides the store whose GGUF files HTTP clients may
+    # name (as a model, or in a Modelfile's FROM/ADAPTER/VISION_PROJECTOR); the CLI and TUI
+    # may name any file of their user's
+    allowed_model_dirs: str = ""
 
     @property
     def registry_file(self) -> Path:

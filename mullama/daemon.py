@@ -63,7 +63,8 @@ class Daemon:
         pruned = await engine.prune_store()
         if pruned.removed:
             log.info(
-                "removed %d unreferenced blob(s), %d bytes (MULLAMA_NOPRUNE=1 keeps them)",
+                "removed %d unreferenced blob(s) or stale partial file(s), %d bytes "
+                "(MULLAMA_NOPRUNE=1 keeps them)",
                 pruned.removed,
                 pruned.freed,
             )

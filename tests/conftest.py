@@ -62,13 +62,14 @@ async def engine(settings, test_model_path):
 
 @pytest.fixture(scope="session")
 def daemon(tmp_path_factory, test_model_path):
-    """A real daemon (HTTP + IPC) for the whole session, with the test model created as ``gemma``."""
+    """A real daemon (HTTP + IPC) for the whole session, with the test model created as ``gemma``;
+    HTTP clients may create models from the test model's file (``allowed_model_dirs``)."""
     from mullama.config import load_settings
     from mullama.engine.store import ModelStore
     from tests.helpers import run_daemon
 
     root = tmp_path_factory.mktemp("daemon")
-    env = settings_env(root)
+    env = {**settings_env(root), "MULLAMA_ALLOWED_MODEL_DIRS": str(test_model_path.parent)}
     ModelStore(load_settings(env=env)).create("gemma", gemma_modelfile(test_model_path), None)
     with run_daemon(root, env=env) as d:
         yield d

@@ -327,6 +327,12 @@ class InsufficientMemory(EngineError):
     code, status = "insufficient_memory", 507
 
 
+class InsufficientStorage(EngineError):
+    """The disk holding the model store is full (or a file size limit was reached)."""
+
+    code, status = "insufficient_storage", 507
+
+
 class QueueFull(EngineError):
     code, status = "queue_full", 503
 
@@ -363,6 +369,7 @@ ERRORS = {
         ContextOverflow,
         ModelLoadError,
         InsufficientMemory,
+        InsufficientStorage,
         QueueFull,
         Cancelled,
         Interrupted,
@@ -492,8 +499,16 @@ class Engine(ABC):
 
     @operation("Create")
     async def create_model(
-        self, name: str, modelfile: str, base_dir: str | None = None
+        self,
+        name: str,
+        modelfile: str,
+        base_dir: str | None = None,
+        allowed_dirs: list[str] | None = None,
     ) -> ModelInfo:
+        """Create ``name`` from Modelfile text. Relative paths in it are relative to
+        ``base_dir``. ``allowed_dirs``: None lets FROM/ADAPTER/VISION_PROJECTOR name any file
+        (the caller is the local user); a list confines them to files inside those
+        directories, and a file outside or missing gets the same error."""
         raise NotImplementedError
 
     @operation("Copy")

@@ -17,6 +17,12 @@ from typing import Any, BinaryIO
 GGUF_MAGIC = b"GGUF"
 MAX_ARRAY_KEPT = 64  # arrays longer than this are summarised, not kept
 MAX_STRING = 1 << 24  # refuse absurd string lengths (corrupt files)
+MAX_KV = 1_000_000  # bounds on the header's counts (llama.cpp's largest models are far below)
+MAX_TENSORS = 1_000_000
+MIN_KV_BYTES = 8 + 4 + 1  # a key's length, a value type and the smallest value
+MIN_TENSOR_BYTES = 8 + 4 + 4 + 8  # a name's length, n_dims, type, offset
+DEFAULT_ALIGNMENT = 32
+MAX_TENSOR_TYPE = 1023  # beyond any ggml type: a damaged tensor table
 
 # value types
 UINT8, INT8, UINT16, INT16, UINT32, INT32, FLOAT32, BOOL, STRING, ARRAY, UINT64, INT64, FLOAT64 = (
@@ -109,6 +115,42 @@ TENSOR_TYPES = {
     39: "MXFP4",
 }
 
+# ggml tensor types -> (elements per block, bytes per block), as ggml's type traits say
+TYPE_SIZES = {
+    0: (1, 4),
+    1: (1, 2),
+    2: (32, 18),
+    3: (32, 20),
+    6: (32, 22),
+    7: (32, 24),
+    8: (32, 34),
+    9: (32, 36),
+    10: (256, 84),
+    11: (256, 110),
+    12: (256, 144),
+    13: (256, 176),
+    14: (256, 210),
+    15: (256, 292),
+    16: (256, 66),
+    17: (256, 74),
+    18: (256, 98),
+    19: (256, 50),
+    20: (32, 18),
+    21: (256, 110),
+    22: (256, 82),
+    23: (256, 136),
+    24: (1, 1),
+    25: (1, 2),
+    26: (1, 4),
+    27: (1, 8),
+    28: (1, 8),
+    29: (256, 56),
+    30: (1, 2),
+    34: (256, 54),
+    35: (256, 66),
+    39: (32, 17),
+}
+
 EMBEDDING_ARCHES = {
     "bert",
     "nomic-bert",
@@ -147,6 +189,30 @@ class GGUFHeader:
     metadata: dict[str, Any] = field(default_factory=dict)
     array_lengths: dict[str, int] = field(default_factory=dict)  # skipped arrays
     tensors: list[TensorInfo] = field(default_factory=list)
+    data_offset: int = 0  # where tensor data starts (0 when the tensors were not read)
+
+    def layout_problem(self, file_size: int) -> str:
+        """Why the tensor table does not fit a file of ``file_size`` bytes ("" when it does)."""
+        if self.data_offset > file_size:
+            return f"truncated (tensor data starts at byte {self.data_offset}, file is {file_size} bytes)"
+        for t in self.tensors:
+            start = self.data_offset + t.offset
+            sizes = TYPE_SIZES.get(t.type)
+            if sizes is None:  # a type newer than this table: llama.cpp checks its size
+                if t.type > MAX_TENSOR_TYPE:
+                    return f"tensor {t.name} has unknown type {t.type}"
+                end = start
+            else:
+                block, nbytes = sizes
+                if t.n_elements % block:
+                    return (
+                        f"tensor {t.name} has {t.n_elements} elements, not a multiple of its "
+                        f"type's block of {block}"
+                    )
+                end = start + t.n_elements // block * nbytes
+            if end > file_size:
+                return f"truncated (tensor {t.name} ends at byte {end}, file is {file_size} bytes)"
+        return ""
 
     @property
     def architecture(self) -> str:
@@ -229,7 +295,7 @@ class _Reader:
     def read(self, n: int) -> bytes:
         data = self.f.read(n)
         if len(data) != n:
-            raise GGUFError("unexpected end of file in GGUF header")
+            raise GGUFError("truncated (the header runs past the end of the file)")
         return data
 
     def scalar(self, vtype: int) -> Any:
@@ -245,7 +311,7 @@ class _Reader:
     def skip_string(self) -> None:
         n = self.scalar(UINT64)
         if n > MAX_STRING:
-            raise GGUFError("damaged GGUF header")
+            raise GGUFError(f"damaged GGUF header (a string of {n} bytes)")
         self.f.seek(n, io.SEEK_CUR)
 
     def value(self, vtype: int, keep: bool = True) -> Any:
@@ -291,6 +357,24 @@ def read_header(path: str | Path, *, with_tensors: bool = True) -> GGUFHeader:
     return header
 
 
+def check_gguf(path: str | Path) -> GGUFHeader:
+    """The header of a GGUF file whose header and every tensor fit inside the file.
+
+    Raises GGUFError whose message starts "not a valid GGUF file: " and says what is wrong
+    (e.g. ``truncated (tensor X ends at byte N, file is M bytes)``); OSError when the file
+    cannot be read. Cheap: only the header is read, and it is cached.
+    """
+    size = os.stat(path).st_size
+    try:
+        header = read_header(path, with_tensors=True)
+    except GGUFError as exc:
+        raise GGUFError(f"not a valid GGUF file: {exc}") from None
+    problem = header.layout_problem(size)
+    if problem:
+        raise GGUFError(f"not a valid GGUF file: {problem}")
+    return header
+
+
 def is_gguf(path: str | Path) -> bool:
     try:
         with open(path, "rb") as f:
@@ -308,8 +392,14 @@ def _read(f: BinaryIO, with_tensors: bool) -> GGUFHeader:
         raise GGUFError(f"unsupported GGUF version {version}")
     n_tensors = r.scalar(UINT64)
     n_kv = r.scalar(UINT64)
-    if n_kv > 1_000_000 or n_tensors > 10_000_000:
-        raise GGUFError("damaged GGUF header (absurd counts)")
+    size = _size_of(f)
+    if n_kv > MAX_KV or n_tensors > MAX_TENSORS:
+        raise GGUFError(f"damaged GGUF header (absurd counts: {n_kv} keys, {n_tensors} tensors)")
+    if n_kv * MIN_KV_BYTES + n_tensors * MIN_TENSOR_BYTES > size:
+        raise GGUFError(
+            f"truncated or damaged header ({n_kv} keys and {n_tensors} tensors cannot fit "
+            f"in {size} bytes)"
+        )
     header = GGUFHeader(version=version)
     for _ in range(n_kv):
         key = r.string()
@@ -341,7 +431,19 @@ def _read(f: BinaryIO, with_tensors: bool) -> GGUFHeader:
             ttype = r.scalar(UINT32)
             offset = r.scalar(UINT64)
             header.tensors.append(TensorInfo(name, shape, ttype, offset))
+        alignment = header.metadata.get("general.alignment", DEFAULT_ALIGNMENT)
+        if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
+            raise GGUFError(f"damaged GGUF header (alignment {alignment!r})")
+        header.data_offset = -(-f.tell() // alignment) * alignment
     return header
+
+
+def _size_of(f: BinaryIO) -> int:
+    """The size of an open file, or a huge number when it cannot be told."""
+    try:
+        return os.fstat(f.fileno()).st_size
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        return 1 << 62
 
 
 # ------------------------------------------------------------------ writer (tests, tools)

@@ -383,6 +383,10 @@ class Hub:
                 f"cannot reach {hf_endpoint()} for {repo}: {exc}", hub=hf_endpoint()
             ) from None
         except OSError as exc:  # local disk trouble (full, permissions) says so
+            from mullama.engine.store.files import DISK_FULL, full_disk  # (store imports hub)
+
+            if exc.errno in DISK_FULL:
+                raise full_disk(f"pull of {repo}", exc) from None
             raise EngineError(f"pull of {repo} failed writing to disk: {exc}") from None
         except Exception as exc:  # httpx errors are not OSError subclasses
             if type(exc).__module__.startswith(("httpx", "httpcore", "httpx2")):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import os
 import threading
 import time
@@ -39,6 +40,7 @@ from .api import (
     Usage,
 )
 from .chat_plan import ChatPlan, plan_chat
+from .confined import AllowedDirs
 from .manager import Loaded, ModelManager
 from .metrics import EngineMetrics
 from .options import validate
@@ -114,9 +116,16 @@ class LocalEngine(Engine):
                 await asyncio.shield(task)
 
     async def create_model(
-        self, name: str, modelfile: str, base_dir: str | None = None
+        self,
+        name: str,
+        modelfile: str,
+        base_dir: str | None = None,
+        allowed_dirs: list[str] | None = None,
     ) -> ModelInfo:
-        return await asyncio.to_thread(self.store.create, name, modelfile, base_dir)
+        allowed = AllowedDirs(allowed_dirs) if allowed_dirs is not None else None
+        return await asyncio.to_thread(
+            functools.partial(self.store.create, name, modelfile, base_dir, allowed=allowed)
+        )
 
     async def copy_model(self, source: str, destination: str, overwrite: bool = False) -> ModelInfo:
         return await asyncio.to_thread(self.store.copy, source, destination, overwrite)

@@ -19,6 +19,7 @@ from sanic.response import empty
 
 from ..config import Settings
 from ..engine.api import Engine
+from ..engine.confined import AllowedDirs, ConfinedEngine, split_dirs
 from . import anthropic, llama_server, manage, ollama, openai, responses, ui
 from .errors import dialect_for, error_response, handle_exception
 
@@ -42,7 +43,9 @@ def create_app(engine: Engine, settings: Settings, name: str | None = None) -> S
         ACCESS_LOG=False,
         NOISY_EXCEPTIONS=False,
     )
-    app.ctx.engine = engine
+    # HTTP clients name files only inside the store and allowed_model_dirs (engine/confined.py)
+    allowed = AllowedDirs([settings.cache_dir, *split_dirs(settings.allowed_model_dirs)])
+    app.ctx.engine = ConfinedEngine(engine, allowed)
     app.ctx.settings = settings
     app.ctx.draining = False
     app.ctx.cors = {o.strip() for o in settings.cors_origins.split(",") if o.strip()}

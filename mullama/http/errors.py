@@ -89,6 +89,14 @@ def engine_error_response(dialect: str, exc: EngineError) -> HTTPResponse:
     )
 
 
+def stream_error_body(dialect: str, exc: Exception) -> dict:
+    """The error line that ends a stream whose reply has begun (its status already sent)."""
+    if isinstance(exc, EngineError):
+        return engine_error_body(dialect, exc)
+    log.error("unhandled error in a stream", exc_info=exc)
+    return error_body(dialect, 500, f"internal error: {type(exc).__name__}: {exc}")
+
+
 async def handle_exception(request: Request, exc: Exception) -> HTTPResponse:
     """The app-wide exception handler: every failure in the dialect of its route."""
     dialect = dialect_for(request.path)

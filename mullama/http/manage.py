@@ -13,9 +13,8 @@ from sanic import Blueprint, Request
 from sanic.response import json, raw
 
 from .. import __version__
-from ..engine.api import EngineError
 from .common.protocol import Body, fail, parse
-from .errors import OLLAMA, engine_error_body
+from .errors import OLLAMA, stream_error_body
 from .events import primed
 from .sse import ndjson, open_stream
 
@@ -107,8 +106,8 @@ async def pull_model(request: Request):
             async for item in progress:
                 await response.send(ndjson(dataclasses.asdict(item)))
             await response.send(ndjson({"status": "success", "name": name}))
-        except EngineError as exc:
-            await response.send(ndjson(engine_error_body(OLLAMA, exc)))
+        except Exception as exc:  # the status is sent: the last line says it failed
+            await response.send(ndjson(stream_error_body(OLLAMA, exc)))
         await response.eof()
 
 

@@ -34,3 +34,20 @@ def test_noprune_keeps_them(tmp_path):
     stale = _old_blob(tmp_path, b"kept on request")
     with run_daemon(tmp_path, env={**settings_env(tmp_path), "MULLAMA_NOPRUNE": "1"}):
         assert stale.exists()
+
+
+def test_daemon_start_clears_what_a_killed_pull_left(tmp_path):
+    """A packaged model half written when its pull was killed (kill -9 leaves it in partial/)
+    goes; an interrupted download less than a day old stays, for the next pull to resume."""
+    partial = tmp_path / "cache" / "partial"
+    partial.mkdir(parents=True)
+    killed = partial / "package-5f1e.gguf"
+    killed.write_bytes(b"GGUF" + b"\0" * 1000)
+    resumable = partial / f"{'a' * 64}.part"
+    resumable.write_bytes(b"the first half")
+    hours_ago = time.time() - 2 * 3600
+    for path in (killed, resumable):
+        os.utime(path, (hours_ago, hours_ago))
+    with run_daemon(tmp_path) as daemon:
+        assert not killed.exists() and resumable.exists()
+        assert "removed 1 unreferenced blob(s) or stale partial file(s)" in daemon.log()

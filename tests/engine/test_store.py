@@ -294,7 +294,7 @@ def test_resolve_paths_directly(model_store, model_file, tmp_path):
     assert resolved.spec is None
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"PK\x03\x04 not a gguf at all")
-    with pytest.raises(ModelLoadError, match="not a usable GGUF"):
+    with pytest.raises(InvalidRequest, match="junk.gguf: not a valid GGUF file: not a GGUF"):
         model_store.resolve(str(junk))
     with pytest.raises(ModelNotFound):
         model_store.resolve(str(tmp_path / "missing.gguf"))

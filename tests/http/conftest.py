@@ -17,11 +17,13 @@ CORS_ORIGIN = "http://allowed.example"
 @contextlib.contextmanager
 def http_daemon_at(root: Path, model_path: Path, **env_extra: str):
     """A daemon in ``root`` with the test model as ``gemma`` and ``gemma-line`` (which also
-    stops at a newline, so its answers end with finish reason ``stop``)."""
+    stops at a newline, so its answers end with finish reason ``stop``); HTTP clients may
+    create models from the test model's file (``allowed_model_dirs``)."""
     from mullama.config import load_settings
     from mullama.engine.store import ModelStore
 
-    env = {**settings_env(root), **env_extra}
+    allowed = {"MULLAMA_ALLOWED_MODEL_DIRS": str(model_path.parent)}
+    env = {**settings_env(root), **allowed, **env_extra}
     store = ModelStore(load_settings(env=env))
     store.create("gemma", gemma_modelfile(model_path), None)
     store.create("gemma-line", gemma_modelfile(model_path, 'PARAMETER stop "\\n"\n'), None)

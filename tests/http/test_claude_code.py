@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import GEMMA_TEMPLATE, run_daemon, serve_command
+from tests.helpers import GEMMA_TEMPLATE, run_daemon, serve_command, settings_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -68,7 +68,11 @@ def served(tmp_path_factory, test_model_path):
         "cc-tools": f'TEMPLATE """{TOOL_TEMPLATE.replace("FILE", str(work / "hello.txt"))}"""\n'
         f"{PARAMETERS}TOOLFORMAT style qwen\nCAPABILITY tools true\n",
     }
-    with run_daemon(root / "daemon", "--verbose", command=serve_command()) as daemon:
+    env = {
+        **settings_env(root / "daemon"),
+        "MULLAMA_ALLOWED_MODEL_DIRS": str(test_model_path.parent),
+    }
+    with run_daemon(root / "daemon", "--verbose", env=env, command=serve_command()) as daemon:
         for name, text in models.items():
             reply = httpx.post(
                 f"{daemon.url}/api/create",

@@ -79,7 +79,10 @@ CASES: dict[str, tuple[dict[str, Any], Any]] = {
     "ListModels": ({}, [INFO, dataclasses.replace(INFO, name="other", kind="created")]),
     "Show": ({"name": "gemma"}, ModelDetails(INFO, "FROM x\n", {"temperature": 0.0})),
     "Pull": ({"ref": "hf:o/r"}, PullProgress("downloading", "f.gguf", "sha256:1", 5, 10, 2.5)),
-    "Create": ({"name": "n", "modelfile": "FROM x", "base_dir": None}, INFO),
+    "Create": (
+        {"name": "n", "modelfile": "FROM x", "base_dir": None, "allowed_dirs": ["/srv/models"]},
+        INFO,
+    ),
     "Copy": ({"source": "a", "destination": "b", "overwrite": True}, INFO),
     "Delete": ({"name": "gemma"}, None),
     "BlobPath": ({"digest": "sha256:ab"}, "/blobs/sha256-ab"),
@@ -282,7 +285,7 @@ async def test_positional_and_default_arguments_are_bound_like_the_engine_method
     await remote.create_model("n", "FROM x")
     assert engine.calls == [
         ("Tokenize", {"model": "gemma", "text": "hi", "add_special": True, "parse_special": True}),
-        ("Create", {"name": "n", "modelfile": "FROM x", "base_dir": None}),
+        ("Create", {"name": "n", "modelfile": "FROM x", "base_dir": None, "allowed_dirs": None}),
     ]
 
 

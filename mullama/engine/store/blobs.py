@@ -20,8 +20,20 @@ import msgspec
 from mullama.engine.api import InvalidRequest
 from mullama.engine.refs import name_to_filename
 
-from .files import ByteSource, atomic_write, drain, iter_chunks, normalize_digest, sha256_file
+from .files import (
+    ByteSource,
+    atomic_write,
+    disk_errors,
+    drain,
+    iter_chunks,
+    normalize_digest,
+    sha256_file,
+)
 from .manifest import Item
+
+
+def download_lock(tag: str) -> str:
+    return f"download-{tag[:40]}"
 
 
 class Locks:
@@ -37,6 +49,27 @@ class Locks:
 
         with FileLock(str(self.dir / f"{name}.lock")):
             yield
+
+    @contextmanager
+    def unless_held(self, name: str) -> Iterator[bool]:
+        """Take the lock ``name`` if nobody holds it (True, held until the block ends);
+        False at once when a live process (this one included) holds it."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.dir / f"{name}.lock"), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
+    def download(self, tag: str) -> AbstractContextManager[None]:
+        """Held by whoever writes the partial download ``partial/<tag>.part``."""
+        return self.named(download_lock(tag))
 
     def model(self, key: str) -> AbstractContextManager[None]:
         """Held by whoever writes or removes the manifest of ``key``."""
@@ -80,7 +113,7 @@ class Blobs:
         fd, tmp = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=self.partial_dir)
         h = hashlib.sha256()
         try:
-            with os.fdopen(fd, "wb") as out:
+            with disk_errors("storing the blob"), os.fdopen(fd, "wb") as out:
                 for chunk in iter_chunks(source):
                     h.update(chunk)
                     out.write(chunk)

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from mullama.engine.api import InvalidRequest, ModelInfo, ModelLoadError
-from mullama.engine.gguf_info import is_gguf
+from mullama.engine.confined import WHERE, AllowedDirs
+from mullama.engine.gguf_info import GGUFError, check_gguf, is_gguf
 from mullama.engine.hub import ProgressFn
 from mullama.engine.refs import parse_ref, validate_name
 
-from .files import abs_path, normalize_digest, now_iso
+from .files import abs_path, disk_errors, normalize_digest, now_iso
 from .info import VISION_SUPPORTED, info_of, spec_of, summary_of
 from .manifest import SCHEMA, Item, Manifest, RegistryInfo
 
@@ -63,6 +64,37 @@ def merge_specs(parent: ModelfileSpec | None, child: ModelfileSpec) -> Modelfile
     return out
 
 
+def local_file(given: str, base: Path | None, allowed: AllowedDirs | None, what: str) -> Path:
+    """The file a Modelfile line names. ``allowed``: only inside those directories, relative
+    paths only against ``base``, and one answer for a file missing and a file elsewhere."""
+    if allowed is None:
+        path = abs_path(given, base or Path.cwd())
+        if not path.is_file():
+            raise InvalidRequest(f"{what} {given}: no such file {path}", param="modelfile")
+        return path
+    found = allowed.find(given, base)
+    if found is None:
+        raise InvalidRequest(
+            f"{what} {given}: no such file in the directories this client may use ({WHERE})",
+            param="modelfile",
+        )
+    return found
+
+
+def checked_gguf(path: Path, what: str, given: str, not_gguf_hint: str = "") -> None:
+    """InvalidRequest unless ``path`` is a GGUF whose header and tensors fit the file
+    (``not_gguf_hint`` is added when it is no GGUF at all)."""
+    try:
+        check_gguf(path)
+    except GGUFError as exc:
+        hint = "" if is_gguf(path) else not_gguf_hint
+        raise InvalidRequest(f"{what} {given}: {exc}{hint}", param="modelfile") from None
+    except OSError as exc:
+        raise InvalidRequest(
+            f"{what} {given}: cannot read it ({exc.strerror})", param="modelfile"
+        ) from None
+
+
 def _check_stored(store: ModelStore, items: list[Item], model: str) -> None:
     """ModelLoadError when a blob the manifest needs is gone (gc lock held)."""
     for item in items:
@@ -77,13 +109,15 @@ def create(
     base_dir: str | Path | None = None,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    allowed: AllowedDirs | None = None,
 ) -> ModelInfo:
     """Create ``name`` from a Modelfile; FROM may be an alias/hf reference (pulled if
-    needed), a path (relative to ``base_dir``) or another model in the store."""
+    needed), a path (relative to ``base_dir``) or another model in the store. ``allowed``
+    confines the Modelfile's paths (see :meth:`Engine.create_model`)."""
     from mullama.modelfile import ModelfileError, Template, TemplateError, parse_modelfile
 
     key = validate_name(name)
-    base = Path(base_dir) if base_dir else Path.cwd()
+    base = Path(base_dir) if base_dir else (None if allowed is not None else Path.cwd())
     try:
         spec = parse_modelfile(modelfile_text)
     except ModelfileError as exc:
@@ -98,19 +132,13 @@ def create(
                 f"TEMPLATE does not parse: {exc}", param="modelfile", template_line=exc.line
             ) from None
     spec = _copy.deepcopy(spec)
-    ref = parse_ref(spec.from_ref, base_dir=base)
+    ref = parse_ref(spec.from_ref)
     base_manifest: Manifest | None = None
     projector: Item | None
     parent_spec: ModelfileSpec | None
     if ref.kind == "path":
-        assert ref.path is not None
-        path = ref.path.resolve()
-        if not path.is_file():
-            raise InvalidRequest(f"FROM {spec.from_ref}: no such file {path}", param="modelfile")
-        if not is_gguf(path):
-            raise InvalidRequest(
-                f"FROM {spec.from_ref}: {path} is not a GGUF file", param="modelfile"
-            )
+        path = local_file(spec.from_ref, base, allowed, "FROM")
+        checked_gguf(path, "FROM", spec.from_ref)
         digest = store.digests.digest(path, cancel)
         weights = [
             Item(
@@ -142,20 +170,21 @@ def create(
         source = bkey
     merged = merge_specs(parent_spec, spec)
     merged.from_ref = spec.from_ref
-    # paths in the Modelfile are relative to the Modelfile's folder
-    merged.adapters = [str(abs_path(a, base)) for a in spec.adapters] or (
-        parent_spec.adapters if parent_spec else []
-    )
-    for adapter in merged.adapters:
-        if not Path(adapter).is_file():
-            raise InvalidRequest(f"ADAPTER {adapter}: no such file", param="modelfile")
-        if not is_gguf(Path(adapter)):
-            raise InvalidRequest(
-                f"ADAPTER {adapter}: not a GGUF file; llama.cpp loads LoRA "
-                "adapters as GGUF (convert it with llama.cpp's "
-                "convert_lora_to_gguf.py)",
-                param="modelfile",
-            )
+    # paths in the Modelfile are relative to the Modelfile's folder; inherited adapters were
+    # checked when the parent was created
+    adapters = [local_file(a, base, allowed, "ADAPTER") for a in spec.adapters]
+    for given, adapter in zip(spec.adapters, adapters, strict=True):
+        checked_gguf(
+            adapter,
+            "ADAPTER",
+            given,
+            "; llama.cpp loads LoRA adapters as GGUF (convert it with llama.cpp's "
+            "convert_lora_to_gguf.py)",
+        )
+    merged.adapters = [str(a) for a in adapters] or (parent_spec.adapters if parent_spec else [])
+    for inherited in merged.adapters:
+        if not Path(inherited).is_file():
+            raise InvalidRequest(f"ADAPTER {inherited}: no such file", param="modelfile")
     if spec.capabilities.get("vision") and not VISION_SUPPORTED:
         raise InvalidRequest(
             "CAPABILITY vision: Mullama cannot take image input yet, so it "
@@ -163,11 +192,8 @@ def create(
             param="modelfile",
         )
     if spec.vision_projector:
-        proj = abs_path(spec.vision_projector, base)
-        if not proj.is_file():
-            raise InvalidRequest(
-                f"VISION_PROJECTOR {spec.vision_projector}: no such file", param="modelfile"
-            )
+        proj = local_file(spec.vision_projector, base, allowed, "VISION_PROJECTOR")
+        checked_gguf(proj, "VISION_PROJECTOR", spec.vision_projector)
         merged.vision_projector = str(proj)
         projector = Item(
             path=str(proj),
@@ -190,7 +216,7 @@ def create(
             )
         merged.digest = f"sha256:{want}"
     weights_path = store.blobs.weights_path(weights)
-    with store.locks.model(key), store.locks.gc():
+    with disk_errors(f"create {key}"), store.locks.model(key), store.locks.gc():
         _check_stored(store, weights + ([projector] if projector else []), source)
         manifest = Manifest(
             schema=SCHEMA,
@@ -220,7 +246,7 @@ def copy(store: ModelStore, source: str, destination: str, overwrite: bool = Fal
         raise InvalidRequest(
             f"source and destination are the same model ({skey})", param="destination"
         )
-    with store.locks.model(dkey), store.locks.gc():
+    with disk_errors(f"copy to {dkey}"), store.locks.model(dkey), store.locks.gc():
         # read the source again under the lock: it may have been deleted meanwhile
         manifest = store.manifests.read(skey)
         if manifest is None:

@@ -3,21 +3,45 @@
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import os
 import re
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, cast
 
-from mullama.engine.api import Cancelled, InvalidRequest
+from mullama.engine.api import Cancelled, InsufficientStorage, InvalidRequest
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 #: what :meth:`ModelStore.add_blob` accepts: a path, bytes, a binary file or byte chunks
 ByteSource = str | Path | bytes | bytearray | memoryview | IO[bytes] | Iterable[bytes]
+
+
+#: a write failed for want of room: the disk or a quota is full, a file size limit was reached
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def full_disk(what: str, exc: OSError) -> InsufficientStorage:
+    return InsufficientStorage(
+        f"{what} failed: not enough disk space for the model store "
+        f"({exc.strerror or exc}); free some space and try again"
+    )
+
+
+@contextmanager
+def disk_errors(what: str) -> Iterator[None]:
+    """A write that finds the disk full raises InsufficientStorage (507), naming ``what``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise full_disk(what, exc) from None
+        raise
 
 
 def now_iso() -> str:

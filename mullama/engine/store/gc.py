@@ -6,6 +6,13 @@ the blobs of one deleted manifest that nothing else references; ``prune`` remove
 unreferenced blob, such as GGUF files uploaded to ``/api/blobs`` that no ``/api/create`` used,
 and leftovers of a crash. Both run under the store's gc lock, which pull, create and copy also
 hold while they check their blobs and write a manifest, so a blob in use is never removed.
+
+``prune`` also clears ``partial/`` of what a killed process left: an interrupted download
+(``<tag>.part`` and its ``.json`` note) is what a later pull resumes from, so it is kept for a
+day and never taken while a pull holds its download lock (in any process: the lock is an
+flock, gone with its holder, even after kill -9); an upload or a packaged model being written
+cannot be resumed, and goes after the grace period like a blob (a live writer keeps its
+modification time fresh).
 """
 
 from __future__ import annotations
@@ -16,11 +23,13 @@ import shutil
 import time
 from pathlib import Path
 
-from .blobs import Blobs, Locks
+from .blobs import Blobs, Locks, download_lock
 from .files import normalize_digest
 from .manifest import Manifest
 
 BLOB_NAME = re.compile(r"sha256-([0-9a-f]{64})")
+DOWNLOAD_NAME = re.compile(r"([0-9a-f]{64})\.part(?:\.json)?")
+RESUMABLE_SECONDS = 24 * 3600.0
 DIGEST_MENTION = re.compile(r"sha256[-:]([0-9a-fA-F]{64})")
 
 
@@ -63,14 +72,19 @@ def collect(blobs: Blobs, manifests_dir: Path, removed: Manifest) -> None:
 
 
 def prune(
-    blobs: Blobs, manifests_dir: Path, locks: Locks, grace_seconds: float = 3600.0
+    blobs: Blobs,
+    manifests_dir: Path,
+    locks: Locks,
+    grace_seconds: float = 3600.0,
+    resumable_seconds: float = RESUMABLE_SECONDS,
 ) -> tuple[int, int]:
-    """Remove unreferenced blobs (and shard link folders) older than ``grace_seconds``.
+    """Remove unreferenced blobs (and shard link folders) older than ``grace_seconds``, and
+    stale partial files (see the module's docstring).
 
     The grace period spares a blob uploaded moments ago for a create that is about to use it.
-    Returns (files removed, bytes freed). Partial downloads are kept: a pull resumes from them.
+    Returns (files removed, bytes freed).
     """
-    removed = freed = 0
+    removed, freed = prune_partials(blobs, locks, grace_seconds, resumable_seconds)
     cutoff = time.time() - grace_seconds
     with locks.gc():
         referenced = referenced_digests(manifests_dir)
@@ -91,6 +105,44 @@ def prune(
                     freed += stat.st_size
                     _unlink(path)
                 removed += 1
+    return removed, freed
+
+
+def prune_partials(
+    blobs: Blobs, locks: Locks, grace_seconds: float, resumable_seconds: float
+) -> tuple[int, int]:
+    """Remove what no live pull or upload is writing in ``partial/``; (files, bytes)."""
+    now = time.time()
+    downloads: dict[str, list[tuple[Path, os.stat_result]]] = {}
+    others: list[tuple[Path, os.stat_result]] = []
+    for path in blobs.partial_dir.iterdir():
+        try:
+            stat = path.lstat()
+        except FileNotFoundError:
+            continue
+        match = DOWNLOAD_NAME.fullmatch(path.name)
+        if match:
+            downloads.setdefault(match.group(1), []).append((path, stat))
+        else:
+            others.append((path, stat))
+    removed = freed = 0
+    for tag, files in downloads.items():
+        if max(s.st_mtime for _, s in files) >= now - resumable_seconds:
+            continue
+        with locks.unless_held(download_lock(tag)) as free:
+            if not free:  # a pull is writing it right now
+                continue
+            for path, stat in files:  # under the lock: a pull starting now waits for it
+                _unlink(path)
+                removed, freed = removed + 1, freed + stat.st_size
+    for path, stat in others:
+        if stat.st_mtime >= now - grace_seconds:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            _unlink(path)
+        removed, freed = removed + 1, freed + stat.st_size
     return removed, freed
 
 

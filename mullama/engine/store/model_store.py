@@ -23,7 +23,8 @@ from mullama.engine.api import (
     ModelLoadError,
     ModelNotFound,
 )
-from mullama.engine.gguf_info import GGUFError, read_header
+from mullama.engine.confined import AllowedDirs
+from mullama.engine.gguf_info import GGUFError, GGUFHeader, check_gguf, read_header
 from mullama.engine.hub import Hub, ProgressFn
 from mullama.engine.refs import ModelRef, parse_ref, validate_name
 from mullama.engine.registry import Registry, RegistryEntry
@@ -201,10 +202,13 @@ class ModelStore:
         base_dir: str | Path | None = None,
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
+        *,
+        allowed: AllowedDirs | None = None,
     ) -> ModelInfo:
         """Create ``name`` from a Modelfile; FROM may be an alias/hf reference (pulled if
-        needed), a path (relative to ``base_dir``) or another model in the store."""
-        return _create.create(self, name, modelfile_text, base_dir, progress, cancel)
+        needed), a path (relative to ``base_dir``) or another model in the store. ``allowed``
+        confines the Modelfile's paths to those directories (None: any file)."""
+        return _create.create(self, name, modelfile_text, base_dir, progress, cancel, allowed)
 
     def copy(self, source: str, destination: str, overwrite: bool = False) -> ModelInfo:
         """Copy a model's manifest under a new name (the weights are shared, never copied)."""
@@ -282,6 +286,10 @@ class ModelStore:
                     f"the projector of {key} is missing ({projector})", param="model"
                 )
         spec = spec_of(manifest)
+        if verify:  # before llama.cpp sees them
+            _loadable(weights, f"the weights of {key}")
+            if projector is not None:
+                _loadable(projector, f"the projector of {key}")
         if verify and manifest.kind == "created":
             recorded = normalize_digest(manifest.weights[0].digest)
             wanted = normalize_digest(spec.digest) if spec is not None and spec.digest else recorded
@@ -295,6 +303,9 @@ class ModelStore:
                     actual=f"sha256:{actual}",
                 )
         adapters = [Path(a) for a in (spec.adapters if spec is not None else [])]
+        if verify:
+            for adapter in adapters:
+                _loadable(adapter, f"the adapter {adapter.name} of {key}")
         return ResolvedModel(
             name=manifest.name,
             weights=weights,
@@ -311,12 +322,7 @@ class ModelStore:
         path = ref.path.expanduser().resolve()
         if not path.is_file():
             raise ModelNotFound(f"no such model file: {path}", param="model")
-        try:
-            header = read_header(path)
-        except GGUFError as exc:
-            raise ModelLoadError(
-                f"{path} is not a usable GGUF model: {exc}", param="model"
-            ) from None
+        header = _loadable(path, str(path), hint="")
         summary = gguf_summary(header)
         st = path.stat()
         info = ModelInfo(
@@ -343,3 +349,14 @@ class ModelStore:
             info=info,
             kind="path",
         )
+
+
+def _loadable(path: Path, what: str, hint: str = "; pull or create the model again") -> GGUFHeader:
+    """The header of a GGUF file whose tensors fit in it; otherwise InvalidRequest: a damaged
+    file is refused here, before llama.cpp is handed it."""
+    try:
+        return check_gguf(path)
+    except GGUFError as exc:
+        raise InvalidRequest(f"{what}: {exc}{hint}", param="model") from None
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {what}: {exc.strerror}", param="model") from None

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mullama.engine.api import Cancelled, ModelInfo, ModelLoadError
-from mullama.engine.gguf_info import is_gguf
+from mullama.engine.gguf_info import GGUFError, check_gguf
 from mullama.engine.hub import ProgressFn
 from mullama.engine.registry import RegistryEntry
 
-from .files import HEX64, now_iso, sha256_file
+from .files import HEX64, disk_errors, now_iso, sha256_file
 from .info import info_of, summary_of
 from .manifest import SCHEMA, Item, Manifest, PackageSource
 from .pull import defaults_of, emit, registry_info
@@ -55,7 +55,7 @@ def pull_package(
     cancel: threading.Event | None,
 ) -> ModelInfo:
     """Write the GGUF shipped by a Python package into the store (no network)."""
-    with store.locks.model(key):
+    with disk_errors(f"pull of {key}"), store.locks.model(key):
         existing = store.manifests.read(key)
         if (
             existing is not None
@@ -90,8 +90,12 @@ def pull_package(
                     os.replace(result, tmp)
                 if cancel is not None and cancel.is_set():
                     raise Cancelled(f"pull of {key} cancelled")
-                if not is_gguf(tmp):
-                    raise ModelLoadError(f"package {entry.package} did not write a GGUF file")
+                try:
+                    check_gguf(tmp)
+                except (GGUFError, OSError) as exc:
+                    raise ModelLoadError(
+                        f"package {entry.package} did not write a usable GGUF file: {exc}"
+                    ) from None
                 emit(
                     progress,
                     "verifying",

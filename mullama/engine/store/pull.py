@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from mullama.engine.api import Cancelled, EngineError, ModelInfo, PullProgress
-from mullama.engine.gguf_info import is_gguf
+from mullama.engine.api import Cancelled, EngineError, InvalidRequest, ModelInfo, PullProgress
+from mullama.engine.gguf_info import GGUFError, check_gguf
 from mullama.engine.hub import ProgressFn, Selection, hf_endpoint
 from mullama.engine.refs import ModelRef
 from mullama.engine.registry import RegistryEntry
 
-from .files import now_iso
+from .files import disk_errors, now_iso
 from .info import info_of, summary_of
 from .manifest import SCHEMA, Defaults, HubSource, Item, Manifest, RegistryInfo
 
@@ -56,7 +56,7 @@ def pull_hf(
     progress: ProgressFn | None,
     cancel: threading.Event | None,
 ) -> ModelInfo:
-    with store.locks.model(key):
+    with disk_errors(f"pull of {key}"), store.locks.model(key):
         emit(progress, "resolving", file=ref.key)
         selection = store.hub.select(ref, projector=entry.projector if entry else "")
         for _round in range(3):
@@ -108,7 +108,7 @@ def download_selection(
                 f"{hf_endpoint()}|{sel.repo}|{sel.commit}|{remote.path}".encode()
             ).hexdigest()
         )
-        with store.locks.named(f"download-{tag[:40]}"):
+        with store.locks.download(tag):
             if remote.sha256 and store.has_blob(remote.sha256):
                 out[remote.path] = remote.sha256
                 continue
@@ -124,9 +124,14 @@ def download_selection(
                 completed=remote.size,
                 total=remote.size,
             )
-            if remote.path.lower().endswith(".gguf") and not is_gguf(partial):
-                os.unlink(partial)
-                raise EngineError(f"{remote.path} from {sel.repo} is not a GGUF file")
+            if remote.path.lower().endswith(".gguf"):
+                try:
+                    check_gguf(partial)
+                except GGUFError as exc:
+                    os.unlink(partial)
+                    raise InvalidRequest(
+                        f"{remote.path} from {sel.repo} is {exc}; nothing was kept", param="model"
+                    ) from None
             store.blobs.place(partial, digest)
             out[remote.path] = digest
     return out

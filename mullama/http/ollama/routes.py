@@ -24,9 +24,9 @@ from sanic import Blueprint, Request
 from sanic.response import empty, json, text
 
 from ... import __version__
-from ...engine.api import EngineError
 from ..common.protocol import parse
 from ..common.wire import answer
+from ..errors import OLLAMA, stream_error_body
 from ..events import primed
 from ..sse import ndjson, open_stream
 from . import convert, create, models, protocol
@@ -158,8 +158,8 @@ async def pull(request: Request):
                 line = pull_status(item)
                 if line is not None:
                     await response.send(ndjson(line))
-        except EngineError as exc:
-            await response.send(ndjson({"error": exc.message}))
+        except Exception as exc:  # the status is sent: the last line says it failed
+            await response.send(ndjson(stream_error_body(OLLAMA, exc)))
         await response.eof()
 
 
