@@ -129,6 +129,7 @@ async def test_browse_search_pick_a_quant_and_pull_two_at_once(engine, settings,
             lambda: rows(library(app))[row_of(library(app), 1, "tiny:1m")][0] == "✓",
             what="the alias marked pulled",
         )
+        assert library(app).cursor_row == row_of(library(app), 1, "tiny:1m")  # kept on reload
         # b goes back to the local models, which list both
         await pilot.press("b")
         local = app.screen.query_one("#models", DataTable)

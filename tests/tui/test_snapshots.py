@@ -181,5 +181,10 @@ def test_library_quant_picker(snap_compare, tmp_path, size):
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 def test_library_two_pulls(snap_compare, tmp_path, size):
     app = make_app(tmp_path, "models")
-    keys = ("b", "enter", "down", "enter")
-    assert snap_compare(app, terminal_size=size, run_before=settle(*keys))
+
+    async def run_before(pilot) -> None:
+        await settle("b")(pilot)
+        await pilot.app.workers.wait_for_complete()  # the registry listed before the keys
+        await settle("enter", "down", "enter")(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

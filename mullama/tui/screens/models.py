@@ -102,6 +102,8 @@ class ModelsScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self.reload()
+        if self.library_shown:  # its pulled marks may have changed elsewhere
+            self.query_one(ModelLibrary).load_registry()
 
     def action_refresh(self) -> None:
         self.reload()

@@ -78,7 +78,7 @@ class ModelLibrary(Vertical):
 
     # ---------------------------------------------------------------- loading
 
-    @work(exclusive=True, group="library")
+    @work(exclusive=True, group="library-registry")
     async def load_registry(self) -> None:
         engine = await self.app.wait_engine()
         try:
@@ -96,7 +96,7 @@ class ModelLibrary(Vertical):
         event.stop()
         self.search(event.value.strip())
 
-    @work(exclusive=True, group="library")
+    @work(exclusive=True, group="library-search")  # a search does not stop the registry's load
     async def search(self, text: str) -> None:
         engine = await self.app.wait_engine()
         self.showing, self.query_text, self.results = "hub", text, []
@@ -120,11 +120,14 @@ class ModelLibrary(Vertical):
 
     def show(self) -> None:
         table = self.query_one("#library", DataTable)
+        selected = self.selected()
         table.clear(columns=True)
         if self.showing == "hub":
             self._show_results(table)
         else:
             self._show_aliases(table)
+        if selected is not None and selected in table.rows:  # a reload keeps the cursor
+            table.move_cursor(row=table.get_row_index(selected))
 
     def _show_aliases(self, table: DataTable[str]) -> None:
         narrow = self.narrow
