@@ -171,6 +171,7 @@ class FakeHub:
         self.delay_per_chunk = 0.0  # seconds slept per 64 KiB sent (to test cancellation)
         self.search_status = 0  # when set, searches answer this HTTP status
         self._holds: dict[str, threading.Event] = {}
+        self._hold_after: dict[str, int] = {}
 
     # ---------------------------------------------------------------- setup
 
@@ -205,10 +206,12 @@ class FakeHub:
         with self._lock:
             self._cuts[path] = after_bytes
 
-    def hold(self, path: str) -> threading.Event:
-        """Content transfers of ``path`` send their headers, then wait until the returned
-        event is set (so a test knows a download is under way, whatever the machine's speed)."""
+    def hold(self, path: str, after_bytes: int = 0) -> threading.Event:
+        """Content transfers of ``path`` send their headers and ``after_bytes`` of the body,
+        then wait until the returned event is set (so a test knows a download is under way,
+        whatever the machine's speed)."""
         with self._lock:
+            self._hold_after[path] = after_bytes
             return self._holds.setdefault(path, threading.Event())
 
     def release_all(self) -> None:
@@ -568,7 +571,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "HEAD":
             return
         gate = self.fake._holds.get(path)
-        if gate is not None:
+        hold_at = self.fake._hold_after.get(path, 0) - start if gate is not None else -1
+        if hold_at <= 0 and gate is not None:
             gate.wait(timeout=120)
         cut = self.fake.take_cut(path) if self.command == "GET" else None
         limit = len(body) if cut is None else max(0, min(cut - start, len(body)))
@@ -580,6 +584,9 @@ class _Handler(BaseHTTPRequestHandler):
                 piece = body[sent : min(limit, sent + 65536)]
                 self.wfile.write(piece)
                 sent += len(piece)
+                if gate is not None and 0 < hold_at <= sent and not gate.is_set():
+                    self.wfile.flush()
+                    gate.wait(timeout=120)
                 if self.fake.delay_per_chunk:
                     time.sleep(self.fake.delay_per_chunk)
             if cut is not None:
