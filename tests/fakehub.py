@@ -3,6 +3,8 @@
 It is a real HTTP server (threaded ``http.server`` on 127.0.0.1, a free port) that
 answers the endpoints ``huggingface_hub`` calls, reached through ``HF_ENDPOINT``:
 
+* ``GET /api/models?search=…&filter=gguf&sort=downloads&limit=…``: the search ``list_models``
+  makes (repositories whose id contains the text, with the filter tag, most downloaded first);
 * ``GET /api/models/{repo}/revision/{rev}`` (and ``/api/models/{repo}``): model info with
   ``sha`` and ``siblings``;
 * ``GET /api/models/{repo}/tree/{rev}[/{path}]?recursive=…``: the file listing with LFS
@@ -14,8 +16,10 @@ answers the endpoints ``huggingface_hub`` calls, reached through ``HF_ENDPOINT``
   unless the request carries an accepted ``Authorization: Bearer`` token.
 
 Test helpers: :func:`make_gguf` writes small valid GGUF files; :meth:`FakeHub.cut_next`
-cuts the next transfer of a file midway; :meth:`FakeHub.advertise_wrong_checksum` makes
-the hub report a sha256 that does not match the content.
+cuts the next transfer of a file midway; :meth:`FakeHub.hold` keeps a transfer waiting until
+released; :meth:`FakeHub.advertise_wrong_checksum` makes
+the hub report a sha256 that does not match the content; :attr:`FakeHub.search_status` makes
+searches answer that HTTP error.
 
 Use the ``fake_hub`` fixture (it sets ``HF_ENDPOINT`` for the test), ``store_settings``
 (Settings with every directory in a temp folder) and ``model_store``.
@@ -120,6 +124,10 @@ class FakeRepo:
     private: bool = False
     tokens: set[str] = field(default_factory=set)
     lfs_threshold: int = 1024  # files at least this big are LFS files, like the real hub (10 MB)
+    downloads: int = 0
+    likes: int = 0
+    tags: list[str] = field(default_factory=lambda: ["gguf"])
+    pipeline_tag: str = "text-generation"
 
     def commit(self, files: dict[str, bytes], branch: str = "main", *, keep: bool = False) -> str:
         """Add a commit on ``branch`` with ``files`` (merged over the branch's files when
@@ -161,6 +169,9 @@ class FakeHub:
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
         self.delay_per_chunk = 0.0  # seconds slept per 64 KiB sent (to test cancellation)
+        self.search_status = 0  # when set, searches answer this HTTP status
+        self._holds: dict[str, threading.Event] = {}
+        self._hold_after: dict[str, int] = {}
 
     # ---------------------------------------------------------------- setup
 
@@ -172,8 +183,17 @@ class FakeHub:
         gated: bool = False,
         private: bool = False,
         tokens: set[str] | None = None,
+        downloads: int = 0,
+        likes: int = 0,
     ) -> FakeRepo:
-        repo = FakeRepo(repo_id, gated=gated, private=private, tokens=set(tokens or ()))
+        repo = FakeRepo(
+            repo_id,
+            gated=gated,
+            private=private,
+            tokens=set(tokens or ()),
+            downloads=downloads,
+            likes=likes,
+        )
         repo.commit(files)
         self.repos[repo_id.lower()] = repo
         return repo
@@ -185,6 +205,19 @@ class FakeHub:
         """The next content transfer of ``path`` closes the connection after ``after_bytes``."""
         with self._lock:
             self._cuts[path] = after_bytes
+
+    def hold(self, path: str, after_bytes: int = 0) -> threading.Event:
+        """Content transfers of ``path`` send their headers and ``after_bytes`` of the body,
+        then wait until the returned event is set (so a test knows a download is under way,
+        whatever the machine's speed)."""
+        with self._lock:
+            self._hold_after[path] = after_bytes
+            return self._holds.setdefault(path, threading.Event())
+
+    def release_all(self) -> None:
+        with self._lock:
+            for gate in self._holds.values():
+                gate.set()
 
     def advertise_wrong_checksum(self, repo_id: str, path: str) -> None:
         """Report a sha256 for ``path`` (tree listing and X-Linked-Etag) that does not match."""
@@ -312,6 +345,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         path = unquote(parts.path)
         query = parse_qs(parts.query)
+        if path.rstrip("/") == "/api/models":
+            return self._search(query)
         m = re.match(r"^/api/models/([^/]+/[^/]+)(?:/revision/([^/]+))?/?$", path)
         if m:
             return self._model_info(m[1], m[2] or "main")
@@ -346,6 +381,41 @@ class _Handler(BaseHTTPRequestHandler):
         return repo
 
     # ---------------------------------------------------------------- endpoints
+
+    def _search(self, query: dict) -> None:
+        self._log()
+        if self.fake.search_status:
+            return self._error(self.fake.search_status, "ServerError", "search is down")
+        text = query.get("search", [""])[0].lower()
+        tags = query.get("filter", [])
+        found = [
+            r
+            for r in self.fake.repos.values()
+            if text in r.repo_id.lower()
+            and all(t in r.tags for t in tags)
+            and (not r.private or self._authorized(r))
+        ]
+        if query.get("sort", [""])[0] == "downloads":
+            found.sort(key=lambda r: -r.downloads)
+        limit = int(query.get("limit", ["1000"])[0])
+        self._json(
+            [
+                {
+                    "_id": r.repo_id,
+                    "id": r.repo_id,
+                    "modelId": r.repo_id,
+                    "likes": r.likes,
+                    "downloads": r.downloads,
+                    "private": r.private,
+                    "gated": "manual" if r.gated else False,
+                    "tags": r.tags,
+                    "pipeline_tag": r.pipeline_tag,
+                    "library_name": "gguf",
+                    "createdAt": "2025-01-01T00:00:00.000Z",
+                }
+                for r in found[:limit]
+            ]
+        )
 
     def _model_info(self, repo_id: str, rev: str) -> None:
         self._log()
@@ -500,6 +570,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
+        gate = self.fake._holds.get(path)
+        hold_at = self.fake._hold_after.get(path, 0) - start if gate is not None else -1
+        if hold_at <= 0 and gate is not None:
+            gate.wait(timeout=120)
         cut = self.fake.take_cut(path) if self.command == "GET" else None
         limit = len(body) if cut is None else max(0, min(cut - start, len(body)))
         sent = 0
@@ -510,6 +584,9 @@ class _Handler(BaseHTTPRequestHandler):
                 piece = body[sent : min(limit, sent + 65536)]
                 self.wfile.write(piece)
                 sent += len(piece)
+                if gate is not None and 0 < hold_at <= sent and not gate.is_set():
+                    self.wfile.flush()
+                    gate.wait(timeout=120)
                 if self.fake.delay_per_chunk:
                     time.sleep(self.fake.delay_per_chunk)
             if cut is not None:
@@ -538,6 +615,7 @@ def fake_hub(monkeypatch):
     try:
         yield hub
     finally:
+        hub.release_all()
         hub.stop()
 
 

@@ -208,6 +208,50 @@ class PullProgress:
     rate: float = 0.0  # bytes per second
 
 
+# ---------------------------------------------------------------- the model library
+
+
+@dataclass
+class AliasInfo:
+    """An alias of the registry (the bundled list merged with the user's), for browsing."""
+
+    name: str
+    repo: str = ""
+    description: str = ""
+    family: str = ""
+    tags: list[str] = field(default_factory=list)
+    quant: str = ""  # the default quantization ("" when the alias names a file)
+    file: str = ""
+    parameter_size: str = ""
+    size: int = 0  # bytes of the default download as the hub lists it; 0 = not known
+    capabilities: dict[str, bool] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)
+    origin: str = "bundled"  # bundled | user | both
+
+
+@dataclass
+class HubModel:
+    """A Hugging Face repository holding GGUF files, as a hub search lists it."""
+
+    repo: str
+    downloads: int = 0
+    likes: int = 0
+    created_at: str = ""  # ISO 8601
+    pipeline_tag: str = ""
+    gated: bool = False
+
+
+@dataclass
+class QuantFile:
+    """One GGUF a repository offers: a single file or all the shards of a split model."""
+
+    quant: str  # Q4_K_M, … or "" when the file name says none
+    ref: str  # what to pull for it: hf:owner/repo:QUANT, or :file.gguf when the quant is ambiguous
+    files: list[str] = field(default_factory=list)
+    size: int = 0  # bytes, all shards together
+    preferred: bool = False  # the one the quantization preference picks for a bare hf:owner/repo
+
+
 # ---------------------------------------------------------------- model info
 
 
@@ -535,6 +579,22 @@ class Engine(ABC):
     @operation("PruneStore")
     async def prune_store(self) -> PruneResult:
         """Remove blobs no model references any more."""
+        raise NotImplementedError
+
+    # the model library: the alias registry and the Hugging Face hub
+    @operation("ListAliases", key="aliases")
+    async def list_aliases(self) -> list[AliasInfo]:
+        """The alias registry: the bundled aliases merged with the user's file."""
+        raise NotImplementedError
+
+    @operation("SearchHub", key="models")
+    async def search_models(self, query: str, limit: int = 20) -> list[HubModel]:
+        """Hugging Face repositories with GGUF files matching ``query``, most downloaded first."""
+        raise NotImplementedError
+
+    @operation("ListQuants", key="quants")
+    async def list_quants(self, repo: str) -> list[QuantFile]:
+        """The GGUF weights ``repo`` (owner/name) offers, smallest first."""
         raise NotImplementedError
 
     # loaded models

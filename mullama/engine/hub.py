@@ -26,13 +26,15 @@ from typing import TYPE_CHECKING
 from mullama.engine.api import (
     Cancelled,
     EngineError,
+    HubModel,
     InvalidRequest,
     ModelNotFound,
     PullProgress,
+    QuantFile,
     Unauthorized,
     Unavailable,
 )
-from mullama.engine.refs import ModelRef
+from mullama.engine.refs import ModelRef, parse_ref
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi, HfFileMetadata
@@ -44,6 +46,8 @@ CHUNK = 256 * 1024
 PROGRESS_BYTES = 1 << 20
 PROGRESS_SECONDS = 0.25
 MAX_ATTEMPTS = 6
+MAX_SEARCH_RESULTS = 100
+SEARCH_TIMEOUT = 15.0  # seconds
 
 _SHARD = re.compile(r"^(?P<prefix>.*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -153,6 +157,15 @@ def quant_of(filename: str) -> str:
 def _quant_matches(quant: str, filename: str) -> bool:
     pattern = r"(?<![A-Za-z0-9])" + re.escape(quant) + r"(?![A-Za-z0-9]|_[A-Za-z0-9])"
     return re.search(pattern, filename, re.IGNORECASE) is not None
+
+
+def hf_ref_checked(repo: str) -> ModelRef:
+    """``owner/name`` (or ``hf:owner/name``) as a reference, or InvalidRequest."""
+    text = repo.strip()
+    bare = text.removeprefix("hf:")
+    if bare.count("/") != 1 or ":" in bare or "@" in bare:
+        raise InvalidRequest(f"a Hugging Face repository is owner/name, got {repo!r}", param="repo")
+    return parse_ref(f"hf:{bare}")
 
 
 def is_projector_file(path: str) -> bool:
@@ -419,6 +432,100 @@ class Hub:
                         )
                     )
         return commit, files
+
+    def search(self, query: str, limit: int = 20) -> list[HubModel]:
+        """Repositories tagged ``gguf`` whose name matches ``query``, most downloaded first.
+
+        The request ``HfApi.list_models(search=…, filter="gguf", sort="downloads", limit=…)``
+        makes, sent once: list_models retries a failing hub for about 20 seconds, too long for
+        someone waiting on a search."""
+        from huggingface_hub.hf_api import ModelInfo as HfModelInfo
+        from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+        query = query.strip()
+        if not 1 <= limit <= MAX_SEARCH_RESULTS:
+            raise InvalidRequest(
+                f"limit must be between 1 and {MAX_SEARCH_RESULTS}, got {limit}", param="limit"
+            )
+        params: dict[str, str | int] = {"filter": "gguf", "sort": "downloads", "limit": limit}
+        if query:
+            params["search"] = query
+        with self.search_errors(query):
+            reply = get_session().get(
+                f"{hf_endpoint()}/api/models",
+                params=params,
+                headers=build_hf_headers(token=self.token()),
+                timeout=SEARCH_TIMEOUT,
+            )
+            hf_raise_for_status(reply)
+            found = [HfModelInfo(**item) for item in reply.json()[:limit]]  # type: ignore[no-untyped-call]
+        return [
+            HubModel(
+                repo=m.id,
+                downloads=m.downloads or 0,
+                likes=m.likes or 0,
+                created_at=m.created_at.isoformat() if m.created_at else "",
+                pipeline_tag=m.pipeline_tag or "",
+                gated=bool(m.gated),
+            )
+            for m in found
+        ]
+
+    @contextmanager
+    def search_errors(self, query: str) -> Iterator[None]:
+        """A search's hub errors as Engine API errors, naming the hub."""
+        from huggingface_hub import errors as hf_errors
+
+        endpoint = hf_endpoint()
+        what = f"search {endpoint} for {query!r}" if query else f"list the models of {endpoint}"
+        try:
+            yield
+        except hf_errors.OfflineModeIsEnabled:
+            raise Unavailable(
+                f"cannot {what}: offline mode is on (HF_HUB_OFFLINE is set)", hub=endpoint
+            ) from None
+        except hf_errors.HfHubHTTPError as exc:
+            status = getattr(getattr(exc, "response", None), "status_code", 0)
+            raise Unavailable(
+                f"cannot {what}: the hub answered HTTP {status}", hub=endpoint
+            ) from None
+        except (ConnectionError, TimeoutError) as exc:
+            raise Unavailable(f"cannot {what}: {exc}", hub=endpoint) from None
+        except Exception as exc:  # httpx errors are not OSError subclasses
+            if type(exc).__module__.startswith(("httpx", "httpcore", "httpx2")):
+                raise Unavailable(f"cannot {what}: {exc}", hub=endpoint) from None
+            raise
+
+    def quants(self, repo: str, quant_order: list[str] | tuple[str, ...] = ()) -> list[QuantFile]:
+        """The GGUF weights ``repo`` offers, smallest first; ``preferred`` marks the one a
+        pull of ``hf:repo`` would take under ``quant_order`` (the settings' by default)."""
+        ref = hf_ref_checked(repo)
+        _commit, files = self.repo_files(ref.repo)
+        candidates = group_candidates(files)
+        if not candidates:
+            raise ModelNotFound(f"no GGUF files in {ref.repo}", param="repo", repo=ref.repo)
+        try:
+            picked, _ = choose_files(
+                files, repo=ref.repo, quant_order=quant_order or self.settings.quant_order()
+            )
+            chosen = [f.path for f in picked]
+        except ModelNotFound:
+            chosen = []
+        out = []
+        for group in candidates:
+            quant = quant_of(group[0].path)
+            same = [g for g in candidates if quant and _quant_matches(quant, g[0].path)]
+            by_quant = quant and _best(same) is group
+            out.append(
+                QuantFile(
+                    quant=quant,
+                    ref=f"hf:{ref.repo}:{quant if by_quant else group[0].path}",
+                    files=[f.path for f in group],
+                    size=sum(f.size for f in group),
+                    preferred=[f.path for f in group] == chosen,
+                )
+            )
+        return sorted(out, key=lambda q: (q.size, q.ref))
 
     def select(
         self, ref: ModelRef, *, projector: str = "", quant_order: list[str] | tuple[str, ...] = ()

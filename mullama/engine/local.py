@@ -16,6 +16,7 @@ from .. import __version__
 from ..config import Settings, load_settings
 from . import sampling
 from .api import (
+    AliasInfo,
     ChatRequest,
     CompletionRequest,
     Done,
@@ -25,6 +26,7 @@ from .api import (
     EngineError,
     EngineStatus,
     Event,
+    HubModel,
     InvalidRequest,
     Liveness,
     LoadedModel,
@@ -33,6 +35,7 @@ from .api import (
     ModelInfo,
     PruneResult,
     PullProgress,
+    QuantFile,
     SamplingOptions,
     Started,
     ThinkingDelta,
@@ -155,6 +158,18 @@ class LocalEngine(Engine):
     async def prune_store(self) -> PruneResult:
         removed, freed = await asyncio.to_thread(self.store.prune)
         return PruneResult(removed, freed)
+
+    # ------------------------------------------------------------ the model library
+
+    async def list_aliases(self) -> list[AliasInfo]:
+        entries = await asyncio.to_thread(self.store.registry.entries)
+        return [e.info() for e in entries]
+
+    async def search_models(self, query: str, limit: int = 20) -> list[HubModel]:
+        return await asyncio.to_thread(self.store.hub.search, query, limit)
+
+    async def list_quants(self, repo: str) -> list[QuantFile]:
+        return await asyncio.to_thread(self.store.hub.quants, repo)
 
     # ------------------------------------------------------------ loaded models
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mullama.engine.api import InvalidRequest, ModelNotFound
+from mullama.engine.api import AliasInfo, InvalidRequest, ModelNotFound
 from mullama.engine.refs import DEFAULT_TAG, ModelRef, hf_ref, split_name, validate_name
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ _FIELDS = (
     "hidden",
     "parameter_size",
     "license",
+    "size",
 )
 _SOURCE_FIELDS = ("default_quant", "file", "revision", "projector", "package")
 
@@ -68,6 +69,7 @@ class RegistryEntry:
     capabilities: dict[str, bool] = field(default_factory=dict)
     parameter_size: str = ""
     license: str = ""
+    size: int = 0  # bytes of the default download, as the hub lists it (0: not known)
     origin: str = "bundled"  # bundled | user | both
 
     def hf_ref(self) -> ModelRef:
@@ -116,6 +118,23 @@ class RegistryEntry:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def info(self) -> AliasInfo:
+        """What the model library shows of this alias."""
+        return AliasInfo(
+            name=self.name,
+            repo=self.repo,
+            description=self.description,
+            family=self.family,
+            tags=list(self.tags),
+            quant="" if self.file else self.default_quant,
+            file=self.file,
+            parameter_size=self.parameter_size,
+            size=self.size,
+            capabilities=self.derived_capabilities(),
+            aliases=list(self.aliases),
+            origin=self.origin,
+        )
+
 
 def _entry_from_table(name: str, table: dict[str, Any], origin: str) -> RegistryEntry:
     kwargs: dict[str, Any] = {}
@@ -130,6 +149,9 @@ def _entry_from_table(name: str, table: dict[str, Any], origin: str) -> Registry
             continue
         elif key == "default_quant":
             value = str(value).upper()
+        elif key == "size":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                continue  # only shown, never worth refusing the whole file for
         else:
             value = str(value)
         kwargs[key] = value

@@ -14,6 +14,7 @@ import pytest
 
 from mullama.engine.api import (
     OPERATIONS,
+    AliasInfo,
     ChatRequest,
     CompletionRequest,
     Done,
@@ -21,6 +22,7 @@ from mullama.engine.api import (
     EmbedResult,
     Engine,
     EngineStatus,
+    HubModel,
     InvalidRequest,
     Liveness,
     LoadedModel,
@@ -29,6 +31,7 @@ from mullama.engine.api import (
     ModelInfo,
     PruneResult,
     PullProgress,
+    QuantFile,
     SamplingOptions,
     Started,
     TextDelta,
@@ -87,6 +90,18 @@ CASES: dict[str, tuple[dict[str, Any], Any]] = {
     "Delete": ({"name": "gemma"}, None),
     "BlobPath": ({"digest": "sha256:ab"}, "/blobs/sha256-ab"),
     "PruneStore": ({}, PruneResult(2, 1024)),
+    "ListAliases": (
+        {},
+        [AliasInfo("tiny:1m", "acme/Tiny-GGUF", "tiny", tags=["chat"], size=5, origin="user")],
+    ),
+    "SearchHub": (
+        {"query": "tiny", "limit": 5},
+        [HubModel("acme/Tiny-GGUF", 500, 7, "2025-01-01T00:00:00+00:00", "text-generation")],
+    ),
+    "ListQuants": (
+        {"repo": "acme/Tiny-GGUF"},
+        [QuantFile("Q4_K_M", "hf:acme/Tiny-GGUF:Q4_K_M", ["t-Q4_K_M.gguf"], 9, preferred=True)],
+    ),
     "LoadModel": ({"name": "gemma", "keep_alive": -1}, LOADED),
     "UnloadModel": ({"name": "gemma"}, None),
     "Ps": ({}, [LOADED]),

@@ -83,3 +83,41 @@ async def test_a_failed_upload_leaves_no_blob_and_the_daemon_answers(remote, dae
     )
     assert reply["type"] == "Error" and "unknown blob upload" in reply["data"]["message"]
     assert (await remote.ping()).pong
+
+
+async def test_the_model_library_over_ipc(tmp_path, fake_hub):
+    """Aliases, a hub search and a repository's quantizations from a daemon whose hub is the
+    fake one, through the generated RemoteEngine methods; a hub error arrives as itself."""
+    from mullama.engine.api import HubModel, Unauthorized
+    from mullama.ipc import RemoteEngine
+    from tests.fakehub import make_gguf_bytes, write_user_registry
+    from tests.helpers import run_daemon, settings_env
+
+    fake_hub.add_repo(
+        "acme/Tiny-GGUF",
+        {"tiny.Q4_K_M.gguf": make_gguf_bytes(padding=2000), "tiny.Q8_0.gguf": make_gguf_bytes()},
+        downloads=42,
+    )
+    env = {
+        **settings_env(tmp_path),
+        "HF_ENDPOINT": fake_hub.url,
+        "MULLAMA_QUANT_PREFERENCE": "Q8_0",
+    }
+    from mullama.config import load_settings
+
+    write_user_registry(load_settings(env=env), '[models."tiny:1m"]\nrepo = "acme/Tiny-GGUF"\n')
+    with run_daemon(tmp_path, env=env) as daemon:
+        remote = RemoteEngine(daemon.socket)
+        try:
+            aliases = {a.name: a for a in await remote.list_aliases()}
+            assert aliases["tiny:1m"].repo == "acme/Tiny-GGUF" and "llama3.2:1b" in aliases
+            found = await remote.search_models("tiny", 5)
+            assert found == [
+                HubModel("acme/Tiny-GGUF", 42, 0, found[0].created_at, "text-generation")
+            ]
+            quants = await remote.list_quants("acme/Tiny-GGUF")
+            assert [(q.quant, q.preferred) for q in quants] == [("Q8_0", True), ("Q4_K_M", False)]
+            with pytest.raises(Unauthorized, match="acme/Missing-GGUF"):
+                await remote.list_quants("acme/Missing-GGUF")
+        finally:
+            await remote.close()

@@ -11,17 +11,20 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from mullama.engine.api import (
+    AliasInfo,
     ChatRequest,
     Done,
     EmbedResult,
     Engine,
     EngineStatus,
+    HubModel,
     Liveness,
     LoadedModel,
     ModelDetails,
     ModelInfo,
     PruneResult,
     PullProgress,
+    QuantFile,
     TextDelta,
     ThinkingDelta,
     Timings,
@@ -80,6 +83,65 @@ LOADED = [
     )
 ]
 
+ALIASES = [
+    AliasInfo(
+        "gemma3:270m",
+        "unsloth/gemma-3-270m-it-GGUF",
+        "Google Gemma 3 270M (Q4_K_M): the tiny model Mullama's tests use",
+        "gemma3",
+        ["chat", "small"],
+        "Q4_K_M",
+        size=253_000_000,
+    ),
+    AliasInfo(
+        "llama3.2:1b",
+        "meta-llama/Llama-3.2-1B-Instruct-GGUF",
+        "Meta Llama 3.2 1B Instruct: small, fast multilingual chat",
+        "llama",
+        ["chat", "tools", "small"],
+        "Q4_K_M",
+        size=808_000_000,
+    ),
+    AliasInfo(
+        "qwen2.5:7b-instruct",
+        "Qwen/Qwen2.5-7B-Instruct-GGUF",
+        "Qwen2.5 7B Instruct: strong general chat, tools and JSON",
+        "qwen2",
+        ["chat", "tools"],
+        "Q4_K_M",
+    ),
+    AliasInfo(
+        "nomic-embed-text:v1.5",
+        "nomic-ai/nomic-embed-text-v1.5-GGUF",
+        "Nomic Embed Text v1.5: 768-dimension text embeddings, 8K context",
+        "nomic-bert",
+        ["embedding"],
+        "F16",
+        size=274_000_000,
+    ),
+]
+
+HUB_MODELS = [
+    HubModel("bartowski/Qwen2.5-7B-Instruct-GGUF", 912_000, 310, "2024-09-19T00:00:00+00:00",
+             "text-generation"),
+    HubModel("Qwen/Qwen2.5-7B-Instruct-GGUF", 405_000, 150, "2024-09-17T00:00:00+00:00",
+             "text-generation"),
+    HubModel("unsloth/Qwen2.5-7B-Instruct-GGUF", 38_200, 12, "2024-09-23T00:00:00+00:00",
+             "text-generation"),
+]  # fmt: skip
+
+QUANTS = [
+    QuantFile("Q2_K", "hf:bartowski/Qwen2.5-7B-Instruct-GGUF:Q2_K",
+              ["Qwen2.5-7B-Instruct-Q2_K.gguf"], 3_020_000_000),
+    QuantFile("Q4_K_M", "hf:bartowski/Qwen2.5-7B-Instruct-GGUF:Q4_K_M",
+              ["Qwen2.5-7B-Instruct-Q4_K_M.gguf"], 4_680_000_000, preferred=True),
+    QuantFile("Q8_0", "hf:bartowski/Qwen2.5-7B-Instruct-GGUF:Q8_0",
+              ["Qwen2.5-7B-Instruct-Q8_0.gguf"], 8_100_000_000),
+    QuantFile("F16", "hf:bartowski/Qwen2.5-7B-Instruct-GGUF:F16",
+              ["Qwen2.5-7B-Instruct-f16-00001-of-00002.gguf",
+               "Qwen2.5-7B-Instruct-f16-00002-of-00002.gguf"], 15_240_000_000),
+]  # fmt: skip
+
 REPLY = (
     "The sky looks blue because air molecules scatter **short** wavelengths of sunlight "
     "more than long ones:\n\n- blue light is scattered in every direction\n"
@@ -113,6 +175,15 @@ class FakeEngine(Engine):
             rate=31_500_000,
         )
         await asyncio.Event().wait()  # stays half-way: the snapshot shows progress
+
+    async def list_aliases(self) -> list[AliasInfo]:
+        return list(ALIASES)
+
+    async def search_models(self, query: str, limit: int = 20) -> list[HubModel]:
+        return [m for m in HUB_MODELS if query.lower() in m.repo.lower()][:limit]
+
+    async def list_quants(self, repo: str) -> list[QuantFile]:
+        return list(QUANTS)
 
     async def create_model(self, name, modelfile, base_dir=None) -> ModelInfo:
         self.models.append(ModelInfo(name, kind="created"))

@@ -30,7 +30,7 @@ async def open_models(app, pilot) -> None:
 
 async def test_pull_shows_progress_and_lists_the_model(engine, settings, fake_hub):
     fake_hub.add_repo("acme/Tiny-GGUF", {"tiny.Q4_K_M.gguf": make_gguf_bytes(padding=4_000_000)})
-    fake_hub.delay_per_chunk = 0.02
+    gate = fake_hub.hold("tiny.Q4_K_M.gguf", after_bytes=2_500_000)  # stops part-way
     app = MullamaApp(settings, engine=engine, mode="models")
     async with app.run_test(size=SIZE) as pilot:
         await open_models(app, pilot)
@@ -41,14 +41,15 @@ async def test_pull_shows_progress_and_lists_the_model(engine, settings, fake_hu
         panel = app.screen.query_one("#pull-panel")
         seen: list[float] = []
 
-        def progressing() -> bool:
+        def partial() -> bool:
             for bar in app.screen.query(".pull-bar").results(ProgressBar):
                 if bar.total and 0 < bar.progress < bar.total:
                     seen.append(bar.progress)
-            return "hf:acme/Tiny-GGUF" in names(app)
+            return bool(seen)
 
-        await wait_for(pilot, progressing, what="pulled model listed")
-        assert seen, "the progress bar never showed a partial download"
+        await wait_for(pilot, partial, what="the bar showing a partial download")
+        gate.set()
+        await wait_for(pilot, lambda: "hf:acme/Tiny-GGUF" in names(app), what="pulled, listed")
         assert not panel.has_class("-active")
     assert "hf:acme/Tiny-GGUF" in [m.name for m in await engine.list_models()]
 

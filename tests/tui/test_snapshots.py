@@ -158,3 +158,33 @@ def test_themes(snap_compare, tmp_path, theme):
     app = make_app(tmp_path, "dashboard")
     app.prefs.theme = theme
     assert snap_compare(app, terminal_size=SIZE, run_before=settle())
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_library_registry(snap_compare, tmp_path, size):
+    assert snap_compare(make_app(tmp_path, "models"), terminal_size=size, run_before=settle("b"))
+
+
+def test_library_hub_search(snap_compare, tmp_path):
+    app = make_app(tmp_path, "models")
+    keys = ("b", "slash", *"qwen", "enter")
+    assert snap_compare(app, terminal_size=(120, 40), run_before=settle(*keys))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_library_quant_picker(snap_compare, tmp_path, size):
+    app = make_app(tmp_path, "models")
+    keys = ("b", "slash", *"qwen", "enter", "enter")
+    assert snap_compare(app, terminal_size=size, run_before=settle(*keys))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_library_two_pulls(snap_compare, tmp_path, size):
+    app = make_app(tmp_path, "models")
+
+    async def run_before(pilot) -> None:
+        await settle("b")(pilot)
+        await pilot.app.workers.wait_for_complete()  # the registry listed before the keys
+        await settle("enter", "down", "enter")(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

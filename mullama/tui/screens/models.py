@@ -1,4 +1,5 @@
-"""Models: the local store — pull with progress, details, create, copy, delete, load, unload."""
+"""Models: the local store — pull with progress, details, create, copy, delete, load, unload —
+and the model library (b): the alias registry and a Hugging Face search, pulled from here too."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer
+from textual.widgets import ContentSwitcher, DataTable, Footer
 
 from ...engine.api import EngineError, ModelInfo, PullProgress
 from ..format import human_size, short_date
 from ..messages import ChatRequested, DefaultModelChanged, ModelsChanged
 from ..widgets.dialogs import AskDialog, ConfirmDialog
+from ..widgets.library import ModelLibrary
 from ..widgets.model_dialogs import CreateModelDialog, ModelDetailsScreen
 from ..widgets.navbar import NavBar
 from ..widgets.pull_row import PullRow
@@ -28,6 +30,11 @@ WIDE_COLUMNS = ("Name", "Size", "Quant", "Family", "Params", "Kind", "Modified",
 NARROW_COLUMNS = ("Name", "Size", "Quant", "Params", "Modified", "")
 NARROW_BELOW = 100  # columns; the app's -narrow breakpoint
 PULL_HINT = "an alias (llama3.2:1b) or hf:owner/repo[:QUANT|:file.gguf][@rev]"
+# what acts on the local table's selection: not offered while the library is shown
+LOCAL_ACTIONS = {
+    "details", "create", "copy", "delete", "load", "unload", "set_default", "chat",
+    "cancel_pull", "library",
+}  # fmt: skip
 
 
 class ModelsScreen(Screen):
@@ -45,17 +52,32 @@ class ModelsScreen(Screen):
         Binding("s", "set_default", "Set default"),
         Binding("c", "chat", "Chat"),
         Binding("r", "refresh", "Refresh"),
+        Binding("b", "library", "Library"),
+        Binding("b", "local", "Local"),
         Binding("escape", "cancel_pull", "Cancel pull", show=False),
     ]
 
     def compose(self) -> ComposeResult:
         yield NavBar("models")
-        table: DataTable[str] = DataTable(id="models", cursor_type="row", zebra_stripes=True)
-        table.border_title = "Local models"
-        yield table
+        with ContentSwitcher(initial="models", id="models-view"):
+            table: DataTable[str] = DataTable(id="models", cursor_type="row", zebra_stripes=True)
+            table.border_title = "Local models"
+            yield table
+            yield ModelLibrary(id="model-library")
         with Vertical(id="pull-panel", classes="panel") as panel:
-            panel.border_title = "Pulls — Esc cancels them"
+            panel.border_title = "Pulls — ✕ cancels one, Esc (on the local models) all"
         yield Footer()
+
+    @property
+    def library_shown(self) -> bool:
+        return self.query_one("#models-view", ContentSwitcher).current == "model-library"
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "local":
+            return self.library_shown
+        if action in LOCAL_ACTIONS:
+            return not self.library_shown
+        return True
 
     def on_mount(self) -> None:
         self._narrow: bool | None = None
@@ -80,9 +102,33 @@ class ModelsScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self.reload()
+        if self.library_shown:  # its pulled marks may have changed elsewhere
+            self.query_one(ModelLibrary).load_registry()
 
     def action_refresh(self) -> None:
         self.reload()
+        if self.library_shown:
+            self.query_one(ModelLibrary).load_registry()
+
+    def action_library(self) -> None:
+        self.query_one("#models-view", ContentSwitcher).current = "model-library"
+        library = self.query_one(ModelLibrary)
+        library.load_registry()
+        library.query_one("#library", DataTable).focus()
+        self.refresh_bindings()
+
+    def action_local(self) -> None:
+        self.query_one("#models-view", ContentSwitcher).current = "models"
+        self.query_one("#models", DataTable).focus()
+        self.refresh_bindings()
+
+    @on(ModelLibrary.Closed)
+    def _library_closed(self) -> None:
+        self.action_local()
+
+    @on(ModelLibrary.PullChosen)
+    def _pull_chosen(self, event: ModelLibrary.PullChosen) -> None:
+        self.start_pull(event.ref)
 
     @work(exclusive=True, group="list")
     async def reload(self) -> None:
@@ -144,8 +190,10 @@ class ModelsScreen(Screen):
         ref = await self.app.push_screen_wait(
             AskDialog("Pull a model", "llama3.2:1b", hint=PULL_HINT)
         )
-        if not ref:
-            return
+        if ref:
+            self.start_pull(ref)
+
+    def start_pull(self, ref: str) -> None:
         if any(row.ref == ref for row in self.query(PullRow)):
             self.notify(f"{ref} is being pulled already", severity="warning")
             return
@@ -169,6 +217,8 @@ class ModelsScreen(Screen):
         else:
             self.notify(f"{ref} is ready", title="Pulled")
             self.post_message(ModelsChanged("pulled", ref))
+            if self.library_shown:  # its ✓ marks
+                self.query_one(ModelLibrary).load_registry()
         finally:
             await row.remove()
             if not self.query(PullRow):
@@ -177,14 +227,21 @@ class ModelsScreen(Screen):
     def action_cancel_pull(self) -> None:
         for worker in self.workers:
             if worker.group == "pull" and not worker.is_finished:
-                worker.cancel()
-                self.notify(
-                    f"Pull of {worker.name} cancelled; pulling it again resumes the download"
-                )
+                self._cancel(worker)
+
+    @on(PullRow.CancelRequested)
+    def _cancel_one(self, event: PullRow.CancelRequested) -> None:
+        for worker in self.workers:
+            if worker.group == "pull" and worker.name == event.ref and not worker.is_finished:
+                self._cancel(worker)
+
+    def _cancel(self, worker) -> None:
+        worker.cancel()
+        self.notify(f"Pull of {worker.name} cancelled; pulling it again resumes the download")
 
     # ---------------------------------------------------------------- other actions
 
-    @on(DataTable.RowSelected)
+    @on(DataTable.RowSelected, "#models")
     def _row_selected(self) -> None:
         self.action_details()
 

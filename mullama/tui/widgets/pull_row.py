@@ -1,10 +1,15 @@
-"""One pull in progress on the Models screen: its name, a progress bar and the rate."""
+"""One pull in progress on the Models screen: its name, a progress bar, the rate and a cancel
+button of its own."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Label, ProgressBar
+from textual.message import Message
+from textual.widgets import Button, Label, ProgressBar
 
 from ...engine.api import PullProgress
 from ..format import human_size
@@ -12,6 +17,12 @@ from ..format import human_size
 
 class PullRow(Vertical):
     """Several pulls run at once, each in a row of its own."""
+
+    @dataclass
+    class CancelRequested(Message):
+        """The row's ✕ was pressed: stop this one pull."""
+
+        ref: str
 
     def __init__(self, ref: str):
         super().__init__(classes="pull-row")
@@ -22,6 +33,7 @@ class PullRow(Vertical):
         with Horizontal():
             yield ProgressBar(classes="pull-bar", show_eta=False)
             yield Label("", classes="pull-rate")
+            yield Button("✕", classes="pull-cancel", compact=True, tooltip="Cancel this pull")
 
     def on_mount(self) -> None:
         self.query_one(ProgressBar).update(total=None, progress=0)
@@ -36,3 +48,8 @@ class PullRow(Vertical):
         self.query_one(".pull-rate", Label).update(
             f"{human_size(step.rate)}/s" if step.rate else ""
         )
+
+    @on(Button.Pressed, ".pull-cancel")
+    def _cancel(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.post_message(self.CancelRequested(self.ref))
