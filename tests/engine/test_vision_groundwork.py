@@ -29,7 +29,7 @@ from mullama.engine.vision import (
     decode_image,
     projector_capabilities,
 )
-from tests.gguf_fixtures import build_gemma3_mmproj, build_vision
+from tests.gguf_fixtures import build_gemma3_mmproj, build_mrope_vision, build_vision
 
 IMAGE_TOKENS = 16  # (64 / 8 / 2)² with the fixture's image, patch and pooling sizes
 N_EMBD = 64
@@ -275,7 +275,8 @@ def eval_by_hand(
     projector: Projector, ctx: Context, prompt_chunks: list, seq: int, *, non_causal: bool
 ) -> np.ndarray:
     """The runner's way: token batches for text, an embedding batch for the image."""
-    tokens, embeddings = Batch(512), EmbeddingBatch(64, projector.n_embd)
+    tokens = Batch(512)
+    embeddings = EmbeddingBatch(64, projector.n_embd, mrope=projector.mrope)
     pos = 0
     try:
         for i, chunk in enumerate(prompt_chunks):
@@ -337,7 +338,87 @@ def test_embedding_batches_over_the_context_limits_are_refused_not_aborted(proje
         llama_cpp.llama_free(ctx)
 
 
+# ---------------------------------------------------------------- M-RoPE (Qwen2-VL)
+
+
+@pytest.fixture(scope="module")
+def qwen(tmp_path_factory):
+    model_path, mmproj_path = build_mrope_vision(tmp_path_factory.mktemp("qwen2vl"))
+    model = Model(str(model_path))
+    projector = Projector(str(mmproj_path), model.ptr, threads=2, use_gpu=False)
+    yield model, projector
+    projector.close()
+    model.close()
+
+
+def qwen_prompt(projector: Projector) -> str:
+    return f"<|im_start|>user\n{projector.marker}describe<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_an_mrope_image_takes_fewer_positions_than_tokens(qwen):
+    model, projector = qwen
+    assert projector.mrope and not projector.non_causal
+    wide = decode_image(encoded(noise(80, 48), "PNG"))  # 5 × 3 merged patches of 16 pixels
+    with projector.tokenize(qwen_prompt(projector), [wide]) as prompt:
+        before, picture, after = prompt.chunks
+        assert before.tokens[-1] == token(model, "<|vision_start|>")
+        assert after.tokens[0] == token(model, "<|vision_end|>")
+        assert (picture.n_tokens, picture.n_pos) == (15, 5)
+        assert prompt.n_pos == prompt.n_tokens - 15 + 5
+        time, rows, columns, unused = projector.positions(picture, 7)
+        assert time.tolist() == [7] * 15
+        assert rows.tolist() == [7] * 5 + [8] * 5 + [9] * 5
+        assert columns.tolist() == [7, 8, 9, 10, 11] * 3
+        assert unused.tolist() == [0] * 15
+
+
+def test_mrope_image_embeddings_decode_as_mtmds_helper_decodes_them(qwen):
+    model, projector = qwen
+    image = decode_image(encoded(noise(80, 48, seed=3), "JPEG"))
+    ctx = Context(model, ContextParams(n_ctx=1024, n_batch=512, n_seq_max=2))
+    try:
+        with projector.tokenize(qwen_prompt(projector), [image]) as prompt:
+            n_past = llama_cpp.llama_pos(0)
+            rc = mtmd.mtmd_helper_eval_chunks(
+                projector.ptr, ctx.ptr, prompt._handle, 0, 0, 512, True, ctypes.byref(n_past)
+            )
+            assert (rc, n_past.value) == (0, prompt.n_pos)
+            reference = ctx.logits_row(-1).copy()
+            by_hand = eval_by_hand(projector, ctx, prompt.chunks, 1, non_causal=False)
+            np.testing.assert_allclose(by_hand, reference, rtol=1e-5, atol=1e-5)
+            # the text after the image continues at the image's start + its n_pos
+            assert ctx.seq_pos_max(1) == ctx.seq_pos_max(0) == prompt.n_pos - 1
+    finally:
+        ctx.close()
+
+
 def test_decoded_image_repr_is_short():
     image = decode_image(encoded(noise(), "PNG"))
     assert isinstance(image, DecodedImage)
     assert repr(image) == f"DecodedImage(PNG 40x30 {image.digest[:12]})"
+
+
+@pytest.mark.slow
+async def test_the_fixture_serves_plain_generation_through_the_engine(tmp_path, pair):
+    from mullama.config import load_settings
+    from mullama.engine.api import CompletionRequest, Done, SamplingOptions
+    from mullama.engine.local import LocalEngine
+    from tests.helpers import GEMMA_TEMPLATE
+
+    settings = load_settings(
+        env={}, cache_dir=tmp_path / "c", config_dir=tmp_path / "k", data_dir=tmp_path / "d"
+    )
+    engine = LocalEngine(settings)
+    try:
+        await engine.create_model(
+            "tiny-vision",
+            f'FROM {pair[0]}\nVISION_PROJECTOR {pair[1]}\nTEMPLATE """{GEMMA_TEMPLATE}"""\n'
+            "PARAMETER temperature 0\nPARAMETER num_ctx 512\n",
+        )
+        request = CompletionRequest("tiny-vision", "hello", SamplingOptions(max_tokens=4))
+        events = [event async for event in engine.complete(request)]
+        done = events[-1]
+        assert isinstance(done, Done)
+        assert (done.finish_reason, done.usage.completion_tokens) == ("length", 4)
+    finally:
+        await engine.close()
