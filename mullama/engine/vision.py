@@ -29,6 +29,7 @@ import numpy.typing as npt
 from llama_cpp import mtmd_cpp as mtmd
 
 from .api import InvalidRequest, ModelLoadError
+from .llm import GGML_LOG_LEVEL_ERROR
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -134,10 +135,10 @@ def decode_image(
             frame = ImageOps.exif_transpose(image) if fmt == "JPEG" else image
             frame.load()
             rgb_image = _to_rgb(frame)
+            width, height = rgb_image.size
+            rgb = rgb_image.tobytes()
         except Exception as e:  # truncated or corrupt pixel data
             raise InvalidImage(f"the {fmt} image cannot be decoded: {e}") from None
-    width, height = rgb_image.size
-    rgb = rgb_image.tobytes()
     digest = hashlib.sha256(b"%dx%d:" % (width, height) + rgb).hexdigest()
     return DecodedImage(width, height, rgb, fmt or "", digest)
 
@@ -162,7 +163,7 @@ def _log(level: int, text: bytes, user_data: int | None) -> None:
     # mtmd prints every tensor it loads: errors through, the rest at debug
     message = text.decode("utf-8", "replace").rstrip()
     if message:
-        log.log(logging.ERROR if level == 4 else logging.DEBUG, "%s", message)
+        log.log(logging.ERROR if level == GGML_LOG_LEVEL_ERROR else logging.DEBUG, "%s", message)
 
 
 # a module global, so the C callback outlives every call mtmd makes through it

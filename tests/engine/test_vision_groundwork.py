@@ -156,6 +156,13 @@ def test_an_animation_gives_its_first_frame():
     assert image.rgb[:3] == bytes((255, 0, 0))
 
 
+def test_a_jpegs_exif_orientation_is_applied():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
+    image = decode_image(encoded(noise(40, 30), "JPEG", exif=exif))
+    assert (image.width, image.height) == (30, 40)
+
+
 def test_transparency_becomes_white():
     clear = Image.new("RGBA", (4, 4), (10, 20, 30, 0))
     assert decode_image(encoded(clear, "PNG")).rgb[:3] == bytes((255, 255, 255))
