@@ -149,6 +149,7 @@ async def handle_exception(request: Request, exc: Exception) -> HTTPResponse:
             message = too_large(request.app.ctx.settings.max_body_mb, "max_body_mb")
         return error_response(dialect, status, message, headers=getattr(exc, "headers", None))
     if isinstance(exc, RecursionError):  # json and every walk over a body: input nested too deep
+        log.warning("%s %s: %s", request.method, request.path, NESTED_TOO_DEEP, exc_info=exc)
         return error_response(dialect, 400, NESTED_TOO_DEEP)
     log.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(dialect, 500, f"internal error: {type(exc).__name__}: {exc}")

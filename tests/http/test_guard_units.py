@@ -195,3 +195,18 @@ def test_every_get_route_answers_head(tmp_path):
     assert gets and all("HEAD" in r.methods for r in gets), [
         r.path for r in gets if "HEAD" not in r.methods
     ]
+
+
+def test_the_access_log_hides_a_key_in_the_url():
+    from mullama.http.access import access_line
+
+    request = SimpleNamespace(
+        method="GET",
+        path="/ui/",
+        query_string="fontsize=20&key=s3cret",
+        client_ip="127.0.0.1",
+        port=5000,
+        ctx=SimpleNamespace(),
+    )
+    line = access_line(request, SimpleNamespace(status=303, body=b""))
+    assert "s3cret" not in line and "GET /ui/?fontsize=20&key=*** 303" in line

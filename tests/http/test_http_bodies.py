@@ -164,3 +164,17 @@ async def test_nesting_too_deep_is_400(tmp_path, route, where):
     assert "nests arrays or objects too deeply" in assert_dialect(
         DIALECT.get(route, route), reply, 400
     )
+
+
+class RecursingEngine(ScriptedEngine):
+    def chat(self, request):
+        raise RecursionError("maximum recursion depth exceeded")
+
+
+@pytest.mark.parametrize("route", ["openai", "anthropic", "ollama"])
+async def test_a_recursion_error_while_handling_a_body_is_400(tmp_path, route):
+    """Nesting that JSON decoding allows can still be too deep for a later walk over it."""
+    async with served(app_of(tmp_path, RecursingEngine())) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=DEADLINE) as client:
+            reply = await client.post(ROUTES[route], json=chat_body("hi"))
+    assert "too deeply" in assert_dialect(route, reply, 400)
