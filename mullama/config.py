@@ -84,6 +84,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     spawn_timeout: float = 60.0
     # --- security: IPC auth and runtime files ---
     # --- security: HTTP host/origin guard ---
+    allowed_hosts: str = (
+        ""  # Host names served beyond localhost and IPs; comma separated, "*" = any
+    )
+    max_json_mb: int = 8  # JSON request bodies (capped by max_body_mb; blob uploads are unlimited)
+    ui_max_sessions: int = 4  # concurrent /ui/ browser sessions, each one a TUI process
     # --- security: engine limits ---
     # --- security: store paths ---
     # directories (comma or ':' separated) besides the store whose GGUF files HTTP clients may

@@ -6,9 +6,11 @@ loading and may be shared. Everything here is synchronous and blocking.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import llama_cpp
@@ -83,6 +85,8 @@ class Model:
         return total if requested < 0 else min(requested, total)
 
     def __init__(self, path: str, *, gpu_layers: int = 0, use_mmap: bool = True) -> None:
+        self._users = 0  # worker threads inside in_use(); close() waits for them
+        self._users_done = threading.Condition()
         init_backend()
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = gpu_layers
@@ -110,10 +114,26 @@ class Model:
         self._eog_cache: dict[int, bool] = {}
         self.metadata = self._read_metadata()
 
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Keep the model from being freed while a worker thread tokenizes with it."""
+        with self._users_done:
+            if not self.ptr:
+                raise LlamaError("the model was unloaded")
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._users_done:
+                self._users -= 1
+                self._users_done.notify_all()
+
     def close(self) -> None:
-        if self.ptr:
-            llama_cpp.llama_model_free(self.ptr)
-            self.ptr = None
+        with self._users_done:
+            self._users_done.wait_for(lambda: self._users == 0)
+            if self.ptr:
+                llama_cpp.llama_model_free(self.ptr)
+                self.ptr = None
 
     def _read_metadata(self) -> dict[str, str]:
         buf = ctypes.create_string_buffer(1 << 16)

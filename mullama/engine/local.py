@@ -9,8 +9,8 @@ import functools
 import os
 import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from .. import __version__
 from ..config import Settings, load_settings
@@ -57,6 +57,10 @@ if TYPE_CHECKING:
     from prometheus_client import Counter
 
     from .store import ModelStore
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 def _read_metadata(path: str) -> dict[str, Any]:
@@ -190,7 +194,7 @@ class LocalEngine(Engine):
         opts = self._check_options(request.options)
         entry, load_ns = await self._acquire(request.model, request.keep_alive)
         try:
-            plan, rendered, tokens = self._prepare_chat(entry, request)
+            plan, rendered, tokens = await _off_loop(entry, self._prepare_chat, entry, request)
             opts = self._merge(entry, opts, rendered.stops)
             if plan.grammar:
                 opts.grammar = plan.grammar
@@ -231,8 +235,11 @@ class LocalEngine(Engine):
                     history=False,
                 )
                 text, stops = rendered.text, rendered.stops
-            tokens += entry.model.tokenize(
-                text, add_special=not tokens and self._wants_bos(entry, text)
+            tokens += await _off_loop(
+                entry,
+                entry.model.tokenize,
+                text,
+                add_special=not tokens and self._wants_bos(entry, text),
             )
             opts = self._merge(entry, opts, stops)
             grammar = format_grammar(request.format)
@@ -288,7 +295,13 @@ class LocalEngine(Engine):
     ) -> list[int]:
         entry, _ = await self._acquire(model, None)
         try:
-            return entry.model.tokenize(text, add_special=add_special, parse_special=parse_special)
+            return await _off_loop(
+                entry,
+                entry.model.tokenize,
+                text,
+                add_special=add_special,
+                parse_special=parse_special,
+            )
         finally:
             self.manager.release(entry)
 
@@ -314,7 +327,8 @@ class LocalEngine(Engine):
     async def count_chat_tokens(self, request: ChatRequest) -> int:
         entry, _ = await self._acquire(request.model, request.keep_alive)
         try:
-            return len(self._prepare_chat(entry, request)[2])  # the prompt chat() would decode
+            prepared = await _off_loop(entry, self._prepare_chat, entry, request)
+            return len(prepared[2])  # the prompt chat() would decode
         finally:
             self.manager.release(entry)
 
@@ -551,6 +565,18 @@ class LocalEngine(Engine):
                 job.cancel()
             self.requests_active -= 1
             self.metrics.requests_active.dec()
+
+
+async def _off_loop(entry: Loaded, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """``fn`` in a worker thread: a long prompt renders and tokenizes for seconds, which the
+    event loop (every other request, ``/health``) must not wait for. The model is not freed
+    while ``fn`` runs (an unload waits for it)."""
+
+    def run() -> _T:
+        with entry.model.in_use():
+            return fn(*args, **kwargs)
+
+    return await asyncio.to_thread(run)
 
 
 async def _next(chunks: AsyncIterator[bytes]) -> bytes | None:

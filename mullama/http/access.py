@@ -13,12 +13,14 @@ handler is done — a stream's chunks all sent — from three Sanic signals, reg
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse
 
 log = logging.getLogger("mullama.access")
+_KEY = re.compile(r"(?<![^&])(key)=[^&]*")
 
 
 def install(app: Sanic) -> None:
@@ -77,6 +79,7 @@ def access_line(request: Request, response: BaseHTTPResponse) -> str:
     size = streamed if streamed is not None else len(response.body or b"")
     t0 = getattr(request.ctx, "access_t0", None)
     duration = 1000 * (time.perf_counter() - t0) if t0 is not None else 0.0
-    path = request.path + (f"?{request.query_string}" if request.query_string else "")
+    query = _KEY.sub(r"\1=***", request.query_string)  # /ui/?key= is a login
+    path = request.path + (f"?{query}" if query else "")
     client = f"{request.client_ip}:{request.port}" if request.client_ip else "-"
     return f"{request.method} {path} {response.status} {size}B {duration:.1f}ms {client}"

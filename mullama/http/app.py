@@ -1,4 +1,5 @@
-"""The Sanic application: dialect blueprints over one engine, plus auth, CORS and limits.
+"""The Sanic application: dialect blueprints over one engine, plus auth, CORS, the Host and
+Origin guard (:mod:`mullama.http.guard`) and body limits.
 
 Blueprints reach the engine as ``request.app.ctx.engine`` and the settings as
 ``request.app.ctx.settings``; they raise :class:`~mullama.engine.api.EngineError` and the
@@ -14,14 +15,15 @@ import hmac
 import itertools
 
 from sanic import Request, Sanic
-from sanic.exceptions import MethodNotAllowed, NotFound
+from sanic.exceptions import Forbidden, MethodNotAllowed, NotFound
 from sanic.response import empty
 
 from ..config import Settings
 from ..engine.api import Engine
 from ..engine.confined import AllowedDirs, ConfinedEngine, split_dirs
 from . import anthropic, llama_server, manage, ollama, openai, responses, ui
-from .errors import dialect_for, error_response, handle_exception
+from .errors import dialect_for, error_response, handle_exception, hide_paths, too_large
+from .guard import CHANGING, Guard, warn_if_exposed
 
 AUTH_EXEMPT = ("/health", "/ui")  # /ui checks the key itself (login form, cookie)
 # Generation can legitimately take a long time: Sanic's 60 s default would cut streams.
@@ -48,7 +50,11 @@ def create_app(engine: Engine, settings: Settings, name: str | None = None) -> S
     app.ctx.engine = ConfinedEngine(engine, allowed)
     app.ctx.settings = settings
     app.ctx.draining = False
-    app.ctx.cors = {o.strip() for o in settings.cors_origins.split(",") if o.strip()}
+    app.ctx.guard = guard = Guard(settings)
+    app.ctx.cors = guard.cors
+    app.ctx.json_limit = settings.max_json_mb
+    hide_paths(settings)
+    warn_if_exposed(settings)
     for bp in (
         openai.blueprint,
         openai.unprefixed,
@@ -62,6 +68,7 @@ def create_app(engine: Engine, settings: Settings, name: str | None = None) -> S
         app.blueprint(bp)
     app.error_handler.add(Exception, _on_error)
     app.on_request(_check_request, priority=100)
+    app.signal("http.routing.before")(_check_host)
     app.on_response(_add_cors)
     return app
 
@@ -89,6 +96,9 @@ async def _check_request(request: Request):
             "the server is shutting down",
             headers={"Retry-After": "5", "Connection": "close"},
         )
+    refusal = _guard_refusal(request)
+    if refusal is not None:
+        return error_response(dialect_for(request.path), *refusal)
     if request.method == "OPTIONS" and app.ctx.cors:
         return empty(status=204)
     key = app.ctx.settings.api_key
@@ -101,6 +111,30 @@ async def _check_request(request: Request):
             code="invalid_api_key",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    return None
+
+
+async def _check_host(request: Request, **_) -> None:
+    """Before routing, so that every request is checked (unknown routes, oversized bodies)."""
+    if (why := request.app.ctx.guard.host_refusal(request)) is not None:
+        raise Forbidden(why)
+
+
+def _guard_refusal(request: Request) -> tuple[int, str] | None:
+    guard: Guard = request.app.ctx.guard
+    if request.method not in CHANGING:
+        return None
+    if (why := guard.origin_refusal(request)) is not None:
+        return 403, why
+    if request.route is not None and getattr(request.route.ctx, "body", "json") != "json":
+        return None
+    if (why := guard.content_type_refusal(request)) is not None:
+        return 415, why
+    # after reading it (up to max_body_mb), so that the client reads the answer: a body cut
+    # off mid-upload is a connection reset to most clients
+    limit = request.app.ctx.json_limit
+    if request.body is not None and len(request.body) > limit * 2**20:
+        return 413, too_large(limit, "max_json_mb")
     return None
 
 

@@ -2,16 +2,23 @@
 
 The dialect follows the route: ``/v1/messages…`` speaks Anthropic, ``/api/…`` speaks Ollama
 (``{"error": "…"}``, also used by the management API), everything else speaks OpenAI.
+
+Messages never show where the daemon keeps its files: the store, data and config folders read
+``<store>``, ``<data>`` and ``<config>``, the home folder ``~`` (the log keeps the full text).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
+from pathlib import Path
 
 from sanic import HTTPResponse, Request
 from sanic.exceptions import SanicException
 from sanic.response import json
 
+from ..config import Settings
 from ..engine.api import Cancelled, EngineError
 
 log = logging.getLogger("mullama.http")
@@ -25,9 +32,43 @@ _ANTHROPIC_TYPES = {
     404: "not_found_error",
     405: "invalid_request_error",
     413: "request_too_large",
+    415: "invalid_request_error",
     429: "rate_limit_error",
     503: "overloaded_error",
 }
+
+
+# absolute folder -> what messages say instead (see hide_paths)
+_HIDDEN: dict[str, str] = {}
+_hidden_pattern: re.Pattern[str] | None = None
+
+
+def hide_paths(settings: Settings) -> None:
+    """Say ``<store>``, ``<data>``, ``<config>`` and ``~`` for these folders in every message.
+    Kept per process, for the folders of every app created (tests create several)."""
+    global _hidden_pattern
+    folders = {
+        settings.cache_dir: "<store>",
+        settings.data_dir: "<data>",
+        settings.config_dir: "<config>",
+        Path.home(): "~",
+    }
+    for folder, label in folders.items():
+        for form in (str(folder), os.path.realpath(folder)):
+            form = form.rstrip("/")
+            if form and form not in _HIDDEN:
+                _HIDDEN[form] = label
+    longest_first = sorted(_HIDDEN, key=len, reverse=True)
+    _hidden_pattern = re.compile(
+        "(?:" + "|".join(re.escape(folder) for folder in longest_first) + r")(?![\w.-])"
+    )
+
+
+def scrub(message: str) -> str:
+    """``message`` without the daemon's folders (see :func:`hide_paths`)."""
+    if _hidden_pattern is None or "/" not in message:
+        return message
+    return _hidden_pattern.sub(lambda m: _HIDDEN[m.group(0)], message)
 
 
 def dialect_for(path: str) -> str:
@@ -55,6 +96,7 @@ def error_response(
 def error_body(
     dialect: str, status: int, message: str, *, param: str | None = None, code: str | None = None
 ) -> dict:
+    message = scrub(message)
     if dialect == ANTHROPIC:
         kind = _ANTHROPIC_TYPES.get(
             status, "api_error" if status >= 500 else "invalid_request_error"
@@ -112,8 +154,20 @@ async def handle_exception(request: Request, exc: Exception) -> HTTPResponse:
         elif status == 405:
             message = f"{request.method} is not allowed on {request.path}"
         elif status == 413:
-            limit = request.app.config.REQUEST_MAX_SIZE // 2**20
-            message = f"the request body is larger than the limit of {limit} MB"
+            message = too_large(request.app.ctx.settings.max_body_mb, "max_body_mb")
         return error_response(dialect, status, message, headers=getattr(exc, "headers", None))
+    if isinstance(exc, RecursionError):  # json and every walk over a body: input nested too deep
+        log.warning("%s %s: %s", request.method, request.path, NESTED_TOO_DEEP, exc_info=exc)
+        return error_response(dialect, 400, NESTED_TOO_DEEP)
     log.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(dialect, 500, f"internal error: {type(exc).__name__}: {exc}")
+
+
+NESTED_TOO_DEEP = "the request body nests arrays or objects too deeply"
+
+
+def too_large(limit_mb: int, setting: str) -> str:
+    return (
+        f"the request body is larger than the limit of {limit_mb} MB "
+        f"(the {setting} setting, MULLAMA_{setting.upper()})"
+    )

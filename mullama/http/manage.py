@@ -13,7 +13,7 @@ from sanic import Blueprint, Request
 from sanic.response import json, raw
 
 from .. import __version__
-from .common.protocol import Body, fail, parse
+from .common.protocol import Body, fail, parse_body
 from .errors import OLLAMA, stream_error_body
 from .events import primed
 from .sse import ndjson, open_stream
@@ -41,18 +41,18 @@ class ModelAction(Body):
         return self.name or ""
 
 
-@blueprint.get("/health")
+@blueprint.route("/health", methods=["GET", "HEAD"])
 async def health(request: Request):
     return json({"status": "ok", "version": __version__})
 
 
-@blueprint.get("/metrics")
+@blueprint.route("/metrics", methods=["GET", "HEAD"])
 async def metrics(request: Request):
     snapshot = await request.app.ctx.engine.metrics_snapshot()
     return raw(snapshot["exposition"].encode(), content_type=PROMETHEUS_TYPE)
 
 
-@blueprint.get("/api/system/status")
+@blueprint.route("/api/system/status", methods=["GET", "HEAD"])
 async def system_status(request: Request):
     status = await request.app.ctx.engine.status()
     return json(
@@ -73,13 +73,13 @@ async def system_status(request: Request):
     )
 
 
-@blueprint.get("/api/models")
+@blueprint.route("/api/models", methods=["GET", "HEAD"])
 async def list_models(request: Request):
     models = await request.app.ctx.engine.list_models()
     return json({"models": [dataclasses.asdict(m) for m in models]})
 
 
-@blueprint.get("/api/models/<name:path>")
+@blueprint.route("/api/models/<name:path>", methods=["GET", "HEAD"])
 async def show_model(request: Request, name: str):
     details = await request.app.ctx.engine.show_model(name)
     return json(dataclasses.asdict(details))
@@ -94,7 +94,7 @@ async def delete_model(request: Request, name: str):
 @blueprint.post("/api/models/pull")
 async def pull_model(request: Request):
     """Streams NDJSON progress lines, then ``{"status": "success"}``; ``"stream": false`` waits."""
-    body = parse(ModelAction, request.body)
+    body = await parse_body(ModelAction, request.body)
     name, stream = body.target, body.stream
     async with primed(request.app.ctx.engine.pull_model(name)) as progress:
         if not stream:
@@ -113,13 +113,13 @@ async def pull_model(request: Request):
 
 @blueprint.post("/api/models/load")
 async def load_model(request: Request):
-    body = parse(ModelAction, request.body)
+    body = await parse_body(ModelAction, request.body)
     loaded = await request.app.ctx.engine.load_model(body.target, body.keep_alive)
     return json(dataclasses.asdict(loaded))
 
 
 @blueprint.post("/api/models/unload")
 async def unload_model(request: Request):
-    name = parse(ModelAction, request.body).target
+    name = (await parse_body(ModelAction, request.body)).target
     await request.app.ctx.engine.unload_model(name)
     return json({"status": "unloaded", "name": name})

@@ -78,3 +78,26 @@ async def aclaude(api):
         base_url=api.url, api_key="unused", max_retries=0
     ) as client:
         yield client
+
+
+@contextlib.asynccontextmanager
+async def served(app):
+    """``app`` on a free loopback port in this event loop (no daemon process); yields its URL."""
+    app.config.TOUCHUP = False  # Sanic rewrites its classes once per process, not per app
+    server = await app.create_server(
+        host="127.0.0.1",
+        port=0,
+        return_asyncio_server=True,
+        asyncio_server_kwargs={"start_serving": False},
+    )
+    assert server is not None
+    await server.startup()
+    await server.before_start()
+    await server.start_serving()
+    await server.after_start()
+    try:
+        yield f"http://127.0.0.1:{server.server.sockets[0].getsockname()[1]}"
+    finally:
+        await server.before_stop()
+        await server.close()
+        await server.after_stop()

@@ -215,7 +215,7 @@ def test_a_client_gone_during_a_long_prefill_frees_the_slot(api, stream):
     host, port = api.url.removeprefix("http://").rsplit(":", 1)
     with socket.create_connection((host, int(port))) as sock:
         sock.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
             b"\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body)
         )
         deadline = time.monotonic() + 60

@@ -88,7 +88,7 @@ THINK_AND_CALL = [
 async def test_chat_thinking_and_tool_calls_whole(scripted):
     engine, app = await scripted(THINK_AND_CALL)
     async with asgi_transport(app) as transport:
-        client = ollama.AsyncClient(host="http://mullama", transport=transport)
+        client = ollama.AsyncClient(host="http://localhost", transport=transport)
         tools = [
             {
                 "type": "function",
@@ -119,7 +119,7 @@ async def test_chat_thinking_and_tool_calls_whole(scripted):
 async def test_chat_tool_calls_streamed_whole_before_the_final_chunk(scripted):
     _, app = await scripted(THINK_AND_CALL)
     async with asgi_transport(app) as transport:
-        client = ollama.AsyncClient(host="http://mullama", transport=transport)
+        client = ollama.AsyncClient(host="http://localhost", transport=transport)
         parts = [
             p
             async for p in await client.chat(
@@ -146,7 +146,7 @@ async def test_tool_history_reaches_the_engine(scripted):
         {"role": "tool", "content": "18", "tool_name": "get_weather"},
     ]
     async with asgi_transport(app) as transport:
-        client = ollama.AsyncClient(host="http://mullama", transport=transport)
+        client = ollama.AsyncClient(host="http://localhost", transport=transport)
         reply = await client.chat(model="scripted", messages=messages)
     assert reply.message.content == "18 degrees"
     sent = engine.requests[0].messages
@@ -158,7 +158,7 @@ async def test_tool_history_reaches_the_engine(scripted):
 async def test_generate_thinking_stats_and_context(scripted):
     _, app = await scripted([ThinkingDelta("hmm"), TextDelta("Paris"), DONE])
     async with asgi_transport(app) as transport:
-        client = ollama.AsyncClient(host="http://mullama", transport=transport)
+        client = ollama.AsyncClient(host="http://localhost", transport=transport)
         reply = await client.generate(model="scripted", prompt="Capital of France?", think=True)
         raw = await client.generate(model="scripted", prompt="x", raw=True)
     assert (reply.thinking, reply.response) == ("hmm", "Paris")
@@ -172,13 +172,13 @@ async def test_generate_thinking_stats_and_context(scripted):
 async def test_engine_error_mid_stream_is_the_last_ndjson_line(scripted):
     _, app = await scripted([TextDelta("Once upon"), Cancelled("the model was unloaded")])
     async with asgi_transport(app) as transport:
-        client = ollama.AsyncClient(host="http://mullama", transport=transport)
+        client = ollama.AsyncClient(host="http://localhost", transport=transport)
         received = []
         with pytest.raises(ollama.ResponseError, match="the model was unloaded"):
             async for part in await client.generate(model="scripted", prompt="story", stream=True):
                 received.append(part.response)
         assert received == ["Once upon"]
-        async with httpx.AsyncClient(transport=transport, base_url="http://mullama") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
             r = await http.post(
                 "/api/chat",
                 json={"model": "scripted", "messages": [{"role": "user", "content": "x"}]},
@@ -192,7 +192,7 @@ async def test_engine_error_mid_stream_is_the_last_ndjson_line(scripted):
 async def test_engine_error_before_the_first_event_is_an_http_status(scripted):
     _, app = await scripted([Cancelled("the model was unloaded")])
     async with asgi_transport(app) as transport:
-        client = ollama.AsyncClient(host="http://mullama", transport=transport)
+        client = ollama.AsyncClient(host="http://localhost", transport=transport)
         with pytest.raises(ollama.ResponseError) as err:
             async for _ in await client.chat(
                 model="scripted", stream=True, messages=[{"role": "user", "content": "x"}]

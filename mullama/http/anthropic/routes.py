@@ -7,7 +7,7 @@ import uuid
 from sanic import Blueprint, Request
 from sanic.response import json
 
-from ..common.protocol import parse
+from ..common.protocol import parse_body
 from ..common.wire import answer
 from . import convert, protocol
 from .wire import MessagesWriter
@@ -17,7 +17,7 @@ blueprint = Blueprint("anthropic", url_prefix="/v1/messages")
 
 @blueprint.post("")
 async def messages(request: Request):
-    body = parse(protocol.MessagesBody, request.body)
+    body = await parse_body(protocol.MessagesBody, request.body)
     chat = convert.chat_request(body)
     engine = request.app.ctx.engine
     input_tokens = await engine.count_chat_tokens(chat) if body.stream else 0
@@ -28,6 +28,6 @@ async def messages(request: Request):
 
 @blueprint.post("/count_tokens")
 async def count_tokens(request: Request):
-    chat = convert.chat_request(parse(protocol.CountTokensBody, request.body))
+    chat = convert.chat_request(await parse_body(protocol.CountTokensBody, request.body))
     count = await request.app.ctx.engine.count_chat_tokens(chat)
     return json(protocol.TokenCount(input_tokens=count).wire())

@@ -11,6 +11,7 @@ share (usage, logprobs, content blocks…) are TypedDicts, which pydantic valida
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated, Any, TypeVar
 
@@ -101,6 +102,11 @@ def said(loc: tuple[str | int, ...], message: str, value: Any = None) -> Validat
     )
 
 
+# Bodies above this are decoded and validated in a worker thread (a 16 MiB body took the loop
+# for long enough to notice); smaller ones are quicker to parse than to hand over.
+OFF_LOOP_BYTES = 2**20
+
+
 def load_json(raw: bytes) -> dict:
     if not raw:
         raise InvalidRequest("the request body is empty; send a JSON object")
@@ -108,6 +114,8 @@ def load_json(raw: bytes) -> dict:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequest("the request body nests arrays or objects too deeply") from None
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object")
     return data
@@ -121,6 +129,15 @@ def parse(model: type[B], data: dict | bytes) -> B:
         return model.model_validate(data)
     except ValidationError as exc:
         raise invalid(exc) from None
+    except RecursionError:
+        raise InvalidRequest("the request body nests arrays or objects too deeply") from None
+
+
+async def parse_body(model: type[B], raw: bytes) -> B:
+    """:func:`parse` of a request body, in a worker thread when the body is large."""
+    if len(raw) > OFF_LOOP_BYTES:
+        return await asyncio.to_thread(parse, model, raw)
+    return parse(model, raw)
 
 
 # ---------------------------------------------------------------- ValidationError -> words

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
-from ..common.protocol import parse
+from ..common.protocol import parse_body
 from . import protocol
 
 blueprint = Blueprint("llama_server")
@@ -20,7 +20,7 @@ def piece(data: bytes) -> str | list[int]:
 
 @blueprint.post("/tokenize")
 async def tokenize(request: Request) -> HTTPResponse:
-    body = parse(protocol.TokenizeBody, request.body)
+    body = await parse_body(protocol.TokenizeBody, request.body)
     engine = request.app.ctx.engine
     model = body.model or await engine.default_model()
     tokens = await engine.tokenize(model, body.content, body.add_special, body.parse_special)
@@ -35,7 +35,7 @@ async def tokenize(request: Request) -> HTTPResponse:
 
 @blueprint.post("/detokenize")
 async def detokenize(request: Request) -> HTTPResponse:
-    body = parse(protocol.DetokenizeBody, request.body)
+    body = await parse_body(protocol.DetokenizeBody, request.body)
     engine = request.app.ctx.engine
     text = await engine.detokenize(body.model or await engine.default_model(), body.tokens)
     return json(protocol.DetokenizeReply(content=text).wire())

@@ -24,7 +24,7 @@ from sanic import Blueprint, Request
 from sanic.response import empty, json, text
 
 from ... import __version__
-from ..common.protocol import parse
+from ..common.protocol import parse_body
 from ..common.wire import answer
 from ..errors import OLLAMA, stream_error_body
 from ..events import primed
@@ -51,7 +51,7 @@ async def root(request: Request):
     return text("Mullama is running")
 
 
-@blueprint.get("/api/version")
+@blueprint.route("/api/version", methods=["GET", "HEAD"])
 async def version(request: Request):
     return json(protocol.VersionResponse(version=OLLAMA_API_VERSION, mullama=__version__).wire())
 
@@ -71,7 +71,7 @@ async def _load_or_unload(request: Request, model: str, keep_alive, writer: Olla
 
 @blueprint.post("/api/chat")
 async def chat(request: Request):
-    body = parse(protocol.ChatBody, request.body)
+    body = await parse_body(protocol.ChatBody, request.body)
     req = convert.chat_request(body)
     writer = ChatWriter(req.model, req.options.logprobs)
     if not req.messages:
@@ -81,7 +81,7 @@ async def chat(request: Request):
 
 @blueprint.post("/api/generate")
 async def generate(request: Request):
-    body = parse(protocol.GenerateBody, request.body)
+    body = await parse_body(protocol.GenerateBody, request.body)
     req = convert.generate_request(body)
     writer = GenerateWriter(req.model, req.options.logprobs, raw=req.raw)
     if not req.prompt and not req.system and not req.context:
@@ -91,7 +91,7 @@ async def generate(request: Request):
 
 @blueprint.post("/api/embed")
 async def embed(request: Request):
-    req = convert.embed_request(parse(protocol.EmbedBody, request.body))
+    req = convert.embed_request(await parse_body(protocol.EmbedBody, request.body))
     engine = request.app.ctx.engine
     if not req.inputs:
         await engine.load_model(req.model, req.keep_alive)
@@ -110,7 +110,7 @@ async def embed(request: Request):
 @blueprint.post("/api/embeddings")
 async def embeddings(request: Request):
     """The legacy single-prompt endpoint, superseded by ``/api/embed``."""
-    req = convert.embed_request(parse(protocol.EmbeddingsBody, request.body))
+    req = convert.embed_request(await parse_body(protocol.EmbeddingsBody, request.body))
     engine = request.app.ctx.engine
     if not req.inputs:
         await engine.load_model(req.model, req.keep_alive)
@@ -122,13 +122,13 @@ async def embeddings(request: Request):
 # ---------------------------------------------------------------- models
 
 
-@blueprint.get("/api/tags")
+@blueprint.route("/api/tags", methods=["GET", "HEAD"])
 async def tags(request: Request):
     infos = await request.app.ctx.engine.list_models()
     return json(protocol.TagsResponse(models=[models.tag(info) for info in infos]).wire())
 
 
-@blueprint.get("/api/ps")
+@blueprint.route("/api/ps", methods=["GET", "HEAD"])
 async def ps(request: Request):
     engine = request.app.ctx.engine
     infos = {info.name: info for info in await engine.list_models()}
@@ -139,14 +139,14 @@ async def ps(request: Request):
 
 @blueprint.post("/api/show")
 async def show(request: Request):
-    body = parse(protocol.Named, request.body)
+    body = await parse_body(protocol.Named, request.body)
     details = await request.app.ctx.engine.show_model(body.model)
     return json(models.show(details).wire())
 
 
 @blueprint.post("/api/pull")
 async def pull(request: Request):
-    body = parse(protocol.PullBody, request.body)
+    body = await parse_body(protocol.PullBody, request.body)
     async with primed(request.app.ctx.engine.pull_model(body.model)) as progress:
         if not body.stream:
             async for _ in progress:
@@ -165,7 +165,7 @@ async def pull(request: Request):
 
 @blueprint.post("/api/create")
 async def create_model(request: Request):
-    body = parse(protocol.CreateBody, request.body)
+    body = await parse_body(protocol.CreateBody, request.body)
     info = await request.app.ctx.engine.create_model(
         body.model, await create.modelfile(request, body)
     )
@@ -184,7 +184,7 @@ async def create_model(request: Request):
 
 @blueprint.post("/api/copy")
 async def copy(request: Request):
-    body = parse(protocol.CopyBody, request.body)
+    body = await parse_body(protocol.CopyBody, request.body)
     # Ollama's /api/copy replaces an existing destination
     await request.app.ctx.engine.copy_model(body.source, body.destination, overwrite=True)
     return empty(status=200)
@@ -192,7 +192,8 @@ async def copy(request: Request):
 
 @blueprint.delete("/api/delete")
 async def delete(request: Request):
-    await request.app.ctx.engine.delete_model(parse(protocol.Named, request.body).model)
+    body = await parse_body(protocol.Named, request.body)
+    await request.app.ctx.engine.delete_model(body.model)
     return empty(status=200)
 
 
@@ -201,7 +202,7 @@ async def blob_exists(request: Request, digest: str):
     return empty(status=200 if await create.has_blob(request, digest) else 404)
 
 
-@blueprint.post("/api/blobs/<digest>", stream=True)
+@blueprint.post("/api/blobs/<digest>", stream=True, ctx_body="blob")
 async def blob_upload(request: Request, digest: str):
     await create.receive_blob(request, digest)
     return empty(status=201)

@@ -19,6 +19,7 @@ from ...engine.api import (
     ToolCallDelta,
 )
 from ..common.wire import ErrorBody, NdjsonWriter
+from ..errors import OLLAMA, engine_error_body
 from ..events import Collected
 from . import protocol as p
 
@@ -75,7 +76,7 @@ class OllamaWriter(NdjsonWriter[C], Generic[C]):
         self.calls = Collected()  # tool-call deltas, sent whole when the turn ends
 
     def error(self, exc: EngineError) -> ErrorBody:
-        return {"error": exc.message}
+        return {"error": engine_error_body(OLLAMA, exc)["error"]}
 
     def event(self, event: Event, index: int = 0) -> list[C]:
         if isinstance(event, TextDelta):

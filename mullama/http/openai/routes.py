@@ -13,7 +13,7 @@ from sanic import Blueprint, Request
 from sanic.response import json
 
 from ...engine.api import ModelInfo
-from ..common.protocol import parse
+from ..common.protocol import parse_body
 from ..common.wire import answer
 from . import convert, protocol
 from .wire import ChatWriter, CompletionWriter
@@ -26,7 +26,7 @@ blueprint = Blueprint("openai", url_prefix="/v1")
 
 @blueprint.post("/chat/completions")
 async def chat_completions(request: Request):
-    body = parse(protocol.ChatCompletionBody, request.body)
+    body = await parse_body(protocol.ChatCompletionBody, request.body)
     chats = convert.chat_requests(body)
     engine = request.app.ctx.engine
     model = chats[0].model or await engine.default_model()
@@ -43,7 +43,7 @@ async def chat_completions(request: Request):
 
 @blueprint.post("/completions")
 async def completions(request: Request):
-    body = parse(protocol.CompletionBody, request.body)
+    body = await parse_body(protocol.CompletionBody, request.body)
     requests = convert.completion_requests(body)
     engine = request.app.ctx.engine
     model = requests[0].model or await engine.default_model()
@@ -66,7 +66,7 @@ async def completions(request: Request):
 
 @blueprint.post("/embeddings")
 async def embeddings(request: Request):
-    body = parse(protocol.EmbeddingBody, request.body)
+    body = await parse_body(protocol.EmbeddingBody, request.body)
     embed = convert.embed_request(body)
     result = await request.app.ctx.engine.embed(embed)
     data = []
@@ -113,14 +113,14 @@ def model_card(info: ModelInfo) -> protocol.ModelCard:
     )
 
 
-@blueprint.get("/models")
+@blueprint.route("/models", methods=["GET", "HEAD"])
 async def list_models(request: Request):
     models = await request.app.ctx.engine.list_models()
     cards = [model_card(m) for m in models]
     return json(protocol.ModelList(object="list", data=cards).wire())
 
 
-@blueprint.get("/models/<name:path>")
+@blueprint.route("/models/<name:path>", methods=["GET", "HEAD"])
 async def get_model(request: Request, name: str):
     for info in await request.app.ctx.engine.list_models():
         if info.name == name:

@@ -11,7 +11,7 @@ from sanic import Blueprint, Request
 from sanic.response import json
 
 from ...engine.api import EngineError, InvalidRequest
-from ..common.protocol import parse
+from ..common.protocol import parse, parse_body
 from ..common.wire import answer
 from . import convert, protocol
 from .store import ResponseStore
@@ -36,7 +36,8 @@ def route(path: str, method: str) -> Callable[[Any], Any]:
     def register(handler: Any) -> Any:
         for prefix in ("/v1", ""):
             name = f"{handler.__name__}{'_v1' if prefix else ''}"
-            blueprint.add_route(handler, prefix + path, methods=[method], name=name)
+            methods = [method, "HEAD"] if method == "GET" else [method]
+            blueprint.add_route(handler, prefix + path, methods=methods, name=name)
         return handler
 
     return register
@@ -69,7 +70,7 @@ def input_item(item: protocol.Item) -> dict[str, Any]:
 
 @route("/responses", "POST")
 async def create_response(request: Request):
-    body = parse(protocol.ResponsesBody, request.body)
+    body = await parse_body(protocol.ResponsesBody, request.body)
     store = responses(request)
     history: list[dict[str, Any]] = []
     if body.previous_response_id:

@@ -363,7 +363,7 @@ class ResponsesWriter(Writer[p.StreamEvent]):
 
     def error(self, exc: EngineError) -> ErrorBody:
         error = engine_error_body(OPENAI, exc)["error"]
-        self._error = {"code": failure_code(exc), "message": exc.message}
+        self._error = {"code": failure_code(exc), "message": error["message"]}
         return cast(
             ErrorBody,
             self._event(
