@@ -127,6 +127,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return [q.strip().upper() for q in self.quant_preference.split(",") if q.strip()]
 
     def __post_init__(self) -> None:
+        if self.runtime_dir == Path(""):
+            self.runtime_dir = default_runtime_dir()
         if not self.socket:
             self.socket = f"ipc://{self.runtime_dir / 'mullama.sock'}"
         if self.log_file == Path(""):

@@ -90,6 +90,7 @@ class Daemon:
                 engine, settings.socket, on_shutdown=self.request_stop, api_key=settings.api_key
             )
             self.ipc.bind()
+            _write_pid_file(settings, http="")  # a CLI meanwhile waits instead of spawning
             if not settings.noprune:
                 await self._prune(engine)
             for name in self.models:
@@ -123,7 +124,7 @@ class Daemon:
             await server.after_start()
             engine.endpoints = {"http": settings.http_endpoint, "socket": settings.socket}
             await self.ipc.start()
-            _write_pid_file(settings)
+            _write_pid_file(settings, http=settings.http_endpoint)
         except BaseException:
             await asyncio.shield(self._close())
             raise
@@ -204,14 +205,9 @@ def _prepare_runtime_files(settings: Settings) -> None:
         raise EngineError(str(exc)) from None
 
 
-def _write_pid_file(settings: Settings) -> None:
+def _write_pid_file(settings: Settings, http: str) -> None:
     try:
-        pidfile.write(
-            settings.pid_file,
-            http=settings.http_endpoint,
-            socket=settings.socket,
-            version=__version__,
-        )
+        pidfile.write(settings.pid_file, http=http, socket=settings.socket, version=__version__)
     except OSError as exc:  # e.g. another user's file in /tmp: serve anyway, found by socket
         log.warning(
             "cannot write the PID file %s (%s); `mullama daemon stop` finds the daemon "

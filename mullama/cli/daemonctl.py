@@ -70,10 +70,27 @@ def clean_stale(settings: Settings) -> list[str]:
     record = pidfile.read(settings.pid_file)
     if record is not None and daemon_alive(record.pid):
         return removed
-    for path in (settings.pid_file, _socket_path(settings)):
-        if path is not None and remove_if_mine(path):
-            removed.append(str(path))
+    if remove_if_mine(settings.pid_file):
+        removed.append(str(settings.pid_file))
+    path = _socket_path(settings)
+    if path is not None and not _listening(path) and remove_if_mine(path):
+        removed.append(str(path))
     return removed
+
+
+def _listening(path: Path) -> bool:
+    """Something accepts connections on the socket file ``path`` (a daemon still starting)."""
+    import socket
+
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 async def ping(

@@ -268,7 +268,8 @@ def check_exposure(address: str, has_key: bool) -> None:
     """Refuse an IPC address other machines can reach when there is no API key."""
     if has_key or not address.startswith(("tcp", "ws")):
         return
-    host = address.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
+    netloc = address.split("://", 1)[1].split("/", 1)[0]
+    host = netloc.rsplit(":", 1)[0].strip("[]") if ":" in netloc else netloc
     if host == "localhost" or _loopback(host):
         return
     raise EngineError(

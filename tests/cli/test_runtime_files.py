@@ -69,6 +69,9 @@ def test_a_runtime_dir_setting_moves_them_and_explicit_paths_stay(tmp_path):
     env = {"MULLAMA_CONFIG_DIR": str(tmp_path), "MULLAMA_RUNTIME_DIR": str(tmp_path / "run")}
     s = load_settings(env=env)
     assert s.socket == f"ipc://{tmp_path}/run/mullama.sock"
+    assert load_settings(env={**env, "MULLAMA_RUNTIME_DIR": ""}).runtime_dir == (
+        default_runtime_dir()
+    )
     assert s.pid_file == tmp_path / "run" / "mullamad.pid"
     # the guide's /tmp paths remain available as explicit settings
     s = load_settings(
@@ -262,6 +265,22 @@ def test_clean_stale_removes_only_this_users_files(tmp_path, someone_else):
     s.pid_file.write_text(json.dumps({"pid": 1}))
     assert clean_stale(s) == []  # "another user's": left alone, and no crash
     assert s.pid_file.exists()
+
+
+def test_clean_stale_keeps_a_socket_something_listens_on(tmp_path):
+    s = runtime_settings(tmp_path)
+    path = s.socket[len("ipc://") :]
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    try:
+        assert clean_stale(s) == [path]  # bound, nobody listening: a dead daemon's leftover
+        server.close()
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(path)
+        server.listen(1)  # a daemon that is still loading its models
+        assert clean_stale(s) == [] and os.path.exists(path)
+    finally:
+        server.close()
 
 
 # ------------------------------------------------------------ another user's socket

@@ -186,6 +186,7 @@ def test_a_loopback_or_ipc_address_needs_no_key(address):
     from mullama.ipc.server import check_exposure
 
     check_exposure(address, has_key=False)
+    check_exposure(address.replace("tcp", "ws") + "/ipc", has_key=False)
     check_exposure("ipc:///run/user/1000/mullama/mullama.sock", has_key=False)
 
 
