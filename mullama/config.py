@@ -54,15 +54,31 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME") or _home() / ".local" / "share") / APP
 
 
+def default_runtime_dir() -> Path:
+    """Where the daemon's socket, PID file, lock and log go: ``$XDG_RUNTIME_DIR/mullama`` (a
+    tmpfs only this user can enter, emptied at logout), else ``mullama-UID`` in the temp dir
+    (as tmux does; created 0700 and refused when someone else made it first)."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+    if not hasattr(os, "getuid"):
+        return Path(xdg or os.environ.get("TEMP") or default_data_dir()) / APP
+    if os.path.isabs(xdg):
+        try:
+            if os.stat(xdg).st_uid == os.getuid():
+                return Path(xdg) / APP
+        except OSError:
+            pass
+    return Path(os.environ.get("TMPDIR") or "/tmp") / f"{APP}-{os.getuid()}"
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     cache_dir: Path = msgspec.field(default_factory=default_cache_dir)
     config_dir: Path = msgspec.field(default_factory=default_config_dir)
     data_dir: Path = msgspec.field(default_factory=default_data_dir)
     bin: str = ""  # MULLAMA_BIN: the mullama executable auto-spawn starts
     hf_token: str = ""  # falls back to HF_TOKEN
-    socket: str = "ipc:///tmp/mullama.sock"
-    log_file: Path = Path("/tmp/mullamad.log")
-    pid_file: Path = Path("/tmp/mullamad.pid")
+    socket: str = ""  # empty: ipc://RUNTIME_DIR/mullama.sock
+    log_file: Path = Path("")  # empty: RUNTIME_DIR/mullamad.log
+    pid_file: Path = Path("")  # empty: RUNTIME_DIR/mullamad.pid
     http_addr: str = "127.0.0.1"
     http_port: int = 8080
     api_key: str = ""
@@ -83,6 +99,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     quant_preference: str = "Q4_K_M,Q4_K_S,Q5_K_M,Q4_0,Q5_K_S,Q6_K,Q8_0,Q3_K_M,Q2_K,F16,BF16,F32"
     spawn_timeout: float = 60.0
     # --- security: IPC auth and runtime files ---
+    # private (0700) home of the socket, PID file, spawn lock and log unless they are set
+    runtime_dir: Path = msgspec.field(default_factory=default_runtime_dir)
+    api_key_file: Path = Path("")  # a file (mode 0600) holding api_key; empty: none
     # --- security: HTTP host/origin guard ---
     allowed_hosts: str = (
         ""  # Host names served beyond localhost and IPs; comma separated, "*" = any
@@ -117,6 +136,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return [q.strip().upper() for q in self.quant_preference.split(",") if q.strip()]
 
     def __post_init__(self) -> None:
+        if self.runtime_dir == Path(""):
+            self.runtime_dir = default_runtime_dir()
+        if not self.socket:
+            self.socket = f"ipc://{self.runtime_dir / 'mullama.sock'}"
+        if self.log_file == Path(""):
+            self.log_file = self.runtime_dir / "mullamad.log"
+        if self.pid_file == Path(""):
+            self.pid_file = self.runtime_dir / "mullamad.pid"
         # a bare path is an IPC socket path (pynng would wait forever on an address without
         # a scheme); other schemes nng knows are kept
         if "://" not in self.socket:
@@ -183,9 +210,38 @@ def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settin
         where.setdefault(name, f"{name} in {config_dir / SETTINGS_FILE}")
     values = {**from_file, **from_env, **given}
     try:
-        return msgspec.convert(values, Settings, strict=False, dec_hook=_decode_path)
+        settings = msgspec.convert(values, Settings, strict=False, dec_hook=_decode_path)
     except msgspec.ValidationError as exc:
         raise ValueError(_setting_error(exc, values, where)) from None
+    if settings.api_key_file != Path(""):
+        key = read_key_file(settings.api_key_file, where.get("api_key_file", "api_key_file"))
+        if settings.api_key and settings.api_key != key:
+            raise ValueError(
+                f"{where.get('api_key', 'api_key')} and {where.get('api_key_file', 'api_key_file')} "
+                "give different API keys: set one of them"
+            )
+        settings.api_key = key
+    return settings
+
+
+def read_key_file(path: Path, where: str = "api_key_file") -> str:
+    """The API key in ``path``, refused (as ssh refuses a private key) when other users may
+    read the file."""
+    try:
+        st = os.stat(path)
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{where}: cannot read the API key file {path} ({exc})") from None
+    if hasattr(os, "getuid") and st.st_mode & 0o077:
+        raise ValueError(
+            f"{where}: the API key file {path} is readable by other users "
+            f"(mode {st.st_mode & 0o777:04o}); run `chmod 600 {path}`"
+        )
+    if hasattr(os, "getuid") and st.st_uid not in (os.getuid(), 0):
+        raise ValueError(f"{where}: the API key file {path} belongs to another user")
+    if not text:
+        raise ValueError(f"{where}: the API key file {path} is empty")
+    return text
 
 
 def _setting_error(

@@ -25,9 +25,10 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__, pidfile
+from . import __version__, pidfile, safefiles
 from .config import Settings, load_settings
 from .engine.api import EngineError
 
@@ -83,6 +84,14 @@ class Daemon:
             )
         self.engine = engine = LocalEngine(settings)
         try:
+            _prepare_runtime_files(settings)
+            # the IPC address first: a second daemon on a socket in use stops here, before
+            # it loads a model or serves HTTP
+            self.ipc = IpcServer(
+                engine, settings.socket, on_shutdown=self.request_stop, api_key=settings.api_key
+            )
+            self.ipc.bind()
+            _write_pid_file(settings, http="")  # a CLI meanwhile waits instead of spawning
             if not settings.noprune:
                 await self._prune(engine)
             for name in self.models:
@@ -115,14 +124,8 @@ class Daemon:
             await server.start_serving()
             await server.after_start()
             engine.endpoints = {"http": settings.http_endpoint, "socket": settings.socket}
-            self.ipc = IpcServer(engine, settings.socket, on_shutdown=self.request_stop)
             await self.ipc.start()
-            pidfile.write(
-                settings.pid_file,
-                http=settings.http_endpoint,
-                socket=settings.socket,
-                version=__version__,
-            )
+            _write_pid_file(settings, http=settings.http_endpoint)
         except BaseException:
             await asyncio.shield(self._close())
             raise
@@ -189,6 +192,30 @@ class Daemon:
                 await self.server.after_stop()
         pidfile.remove(self.settings.pid_file)
         self.stopped.set()
+
+
+def _prepare_runtime_files(settings: Settings) -> None:
+    """The folders of the PID file and socket, the runtime dir checked private (0700, ours)."""
+    paths = [settings.pid_file]
+    if settings.socket.startswith("ipc://"):
+        paths.append(Path(settings.socket[len("ipc://") :]))
+    try:
+        for path in paths:
+            safefiles.prepare_parent(path, settings.runtime_dir)
+    except safefiles.UnsafeFile as exc:
+        raise EngineError(str(exc)) from None
+
+
+def _write_pid_file(settings: Settings, http: str) -> None:
+    try:
+        pidfile.write(settings.pid_file, http=http, socket=settings.socket, version=__version__)
+    except OSError as exc:  # e.g. another user's file in /tmp: serve anyway, found by socket
+        log.warning(
+            "cannot write the PID file %s (%s); `mullama daemon stop` finds the daemon "
+            "through its socket",
+            settings.pid_file,
+            exc.strerror or exc,
+        )
 
 
 def _listener(server: AsyncioServer) -> asyncio.Server | None:
@@ -285,7 +312,9 @@ def add_serve_arguments(
         metavar="NAME",
         help="load this model at start (repeatable; the first becomes the default)",
     )
-    parser.add_argument("--socket", help="IPC socket address (default ipc:///tmp/mullama.sock)")
+    parser.add_argument(
+        "--socket", help="IPC socket address (default ipc://RUNTIME_DIR/mullama.sock)"
+    )
     parser.add_argument("--http-port", "-p", type=int, help="HTTP port (default 8080)")
     parser.add_argument("--http-addr", help="HTTP address (default 127.0.0.1; 0.0.0.0 for all)")
     parser.add_argument("--gpu-layers", "-g", type=int, help="layers to offload to the GPU")
@@ -298,7 +327,16 @@ def add_serve_arguments(
         metavar="N",
         help="sequences each model decodes together (default: automatic, 4 when memory allows)",
     )
-    parser.add_argument("--api-key", help="require this key (Authorization: Bearer or x-api-key)")
+    parser.add_argument(
+        "--api-key",
+        help="require this key over HTTP (Authorization: Bearer or x-api-key) and IPC; other "
+        "users can read a command line: prefer MULLAMA_API_KEY or --api-key-file",
+    )
+    parser.add_argument(
+        "--api-key-file",
+        metavar="PATH",
+        help="read the API key from this file (only you may read it: chmod 600)",
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging and access log")
     if not background:
         parser.add_argument("--headless", action="store_true", help="no TUI; log to stdout")
@@ -313,12 +351,12 @@ SERVE_OPTIONS = {
     "context_size": "--context-size",
     "threads": "--threads",
     "num_parallel": "--num-parallel",
-    "api_key": "--api-key",
 }
 
 
 def serve_argv(args: argparse.Namespace) -> list[str]:
-    """The ``mullama serve`` options given in ``args``, as a command line again."""
+    """The ``mullama serve`` options given in ``args``, as a command line again: all but the
+    API key, which a daemon the CLI starts gets in its environment (others read command lines)."""
     argv = [part for name in args.model for part in ("--model", name)]
     for attr, flag in SERVE_OPTIONS.items():
         value = getattr(args, attr, None)
@@ -336,6 +374,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         context_size=args.context_size,
         threads=args.threads,
         api_key=args.api_key,
+        api_key_file=getattr(args, "api_key_file", None),
         num_parallel=getattr(args, "num_parallel", None),
     )
 
@@ -349,7 +388,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     args = parser.parse_args(argv)
-    return serve(settings_from_args(args), args.model, args.verbose)
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return serve(settings, args.model, args.verbose)
 
 
 if __name__ == "__main__":

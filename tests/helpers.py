@@ -41,6 +41,7 @@ def settings_env(root: Path) -> dict[str, str]:
         "MULLAMA_DATA_DIR": str(root / "data"),
         "MULLAMA_LOG_FILE": str(root / "mullamad.log"),
         "MULLAMA_PID_FILE": str(root / "mullamad.pid"),
+        "MULLAMA_RUNTIME_DIR": str(root / "run"),
         "MULLAMA_SOCKET": f"ipc://{root / 'mullama.sock'}",
         "MULLAMA_HTTP_PORT": str(free_port()),
         "MULLAMA_BIN": str(Path(sys.executable).parent / "mullama"),

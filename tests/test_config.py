@@ -80,3 +80,52 @@ def test_the_socket_may_be_a_bare_path_and_must_be_an_nng_address(tmp_path):
     assert load_settings(env={"MULLAMA_SOCKET": "tcp://127.0.0.1:5555"}).socket.startswith("tcp")
     with pytest.raises(ValueError, match="ipc://PATH, a path or tcp://HOST:PORT"):
         load_settings(env={"MULLAMA_SOCKET": "http://127.0.0.1:1"})
+
+
+def test_the_api_key_comes_from_mullama_api_key(tmp_path):
+    env = {"MULLAMA_CONFIG_DIR": str(tmp_path), "MULLAMA_API_KEY": "from-env"}
+    assert load_settings(env).api_key == "from-env"
+    assert load_settings(env, api_key="flag").api_key == "flag"
+
+
+def key_file(tmp_path: Path, text: str = "s3cret\n", mode: int = 0o600) -> Path:
+    path = tmp_path / "api.key"
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def test_the_api_key_comes_from_a_private_key_file(tmp_path):
+    path = key_file(tmp_path)
+    env = {"MULLAMA_CONFIG_DIR": str(tmp_path)}
+    assert load_settings({**env, "MULLAMA_API_KEY_FILE": str(path)}).api_key == "s3cret"
+    assert load_settings(env, api_key_file=str(path)).api_key == "s3cret"
+    (tmp_path / "settings.toml").write_text(f'api_key_file = "{path}"\n')
+    assert load_settings(env).api_key == "s3cret"
+    # the same key from both places is fine; different ones are a mistake to point out
+    assert load_settings({**env, "MULLAMA_API_KEY": "s3cret"}).api_key == "s3cret"
+    with pytest.raises(ValueError) as err:
+        load_settings({**env, "MULLAMA_API_KEY": "other"})
+    assert str(err.value) == (
+        f"MULLAMA_API_KEY and api_key_file in {tmp_path / 'settings.toml'} give different "
+        "API keys: set one of them"
+    )
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
+def test_a_key_file_other_users_can_read_is_refused(tmp_path, mode):
+    path = key_file(tmp_path, mode=mode)
+    with pytest.raises(ValueError) as err:
+        load_settings({"MULLAMA_CONFIG_DIR": str(tmp_path), "MULLAMA_API_KEY_FILE": str(path)})
+    assert str(err.value) == (
+        f"MULLAMA_API_KEY_FILE: the API key file {path} is readable by other users "
+        f"(mode {mode:04o}); run `chmod 600 {path}`"
+    )
+
+
+def test_an_empty_or_missing_key_file_is_refused(tmp_path):
+    env = {"MULLAMA_CONFIG_DIR": str(tmp_path)}
+    with pytest.raises(ValueError, match="is empty"):
+        load_settings(env, api_key_file=str(key_file(tmp_path, text=" \n")))
+    with pytest.raises(ValueError, match="api_key_file: cannot read the API key file"):
+        load_settings(env, api_key_file=str(tmp_path / "nowhere"))

@@ -4,6 +4,10 @@ Auto-spawn takes an exclusive lock on ``<pid_file>.lock`` and pings again under
 it, so two commands started at once spawn one daemon: the second finds the first's
 daemon answering. A PID file whose process is gone, and the socket file it left,
 are removed before a new daemon starts.
+
+The lock and the log are opened without following symlinks and only when they are this
+user's (see :mod:`mullama.safefiles`); a daemon started here gets the API key in its
+environment, never on its command line, where every user could read it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,14 @@ from mullama.config import Settings
 from mullama.engine.api import Liveness, Unavailable
 from mullama.ipc.client import RemoteEngine
 from mullama.pidfile import daemon_alive, process_alive
+from mullama.safefiles import (
+    UnsafeFile,
+    append_private,
+    open_private,
+    prepare_parent,
+    read_private,
+    remove_if_mine,
+)
 
 from .output import CliError, info
 
@@ -33,27 +45,59 @@ def _socket_path(settings: Settings) -> Path | None:
     return Path(settings.socket[len("ipc://") :]) if settings.socket.startswith("ipc://") else None
 
 
+@contextlib.contextmanager
+def runtime_files(settings: Settings):
+    """An unsafe runtime file or folder (a symlink, another user's) as a CLI error."""
+    try:
+        yield
+    except UnsafeFile as exc:
+        raise CliError(
+            str(exc),
+            "Remove it if it is yours, or set MULLAMA_RUNTIME_DIR (or MULLAMA_PID_FILE, "
+            "MULLAMA_LOG_FILE, MULLAMA_SOCKET) to a place of your own.",
+        ) from None
+
+
+def remote(settings: Settings, **kwargs) -> RemoteEngine:
+    """A RemoteEngine on the daemon of ``settings``, sending its API key."""
+    return RemoteEngine(settings.socket, api_key=settings.api_key, **kwargs)
+
+
 def clean_stale(settings: Settings) -> list[str]:
-    """Remove the PID and socket files of a daemon that is no longer running."""
+    """Remove the PID and socket files of a daemon that is no longer running (only files of
+    this user: another user's stay, and the daemon start then says so)."""
     removed: list[str] = []
     record = pidfile.read(settings.pid_file)
     if record is not None and daemon_alive(record.pid):
         return removed
-    if settings.pid_file.exists():
-        settings.pid_file.unlink(missing_ok=True)
+    if remove_if_mine(settings.pid_file):
         removed.append(str(settings.pid_file))
     path = _socket_path(settings)
-    if path is not None and path.exists():
-        path.unlink(missing_ok=True)
+    if path is not None and not _listening(path) and remove_if_mine(path):
         removed.append(str(path))
     return removed
+
+
+def _listening(path: Path) -> bool:
+    """Something accepts connections on the socket file ``path`` (a daemon still starting)."""
+    import socket
+
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 async def ping(
     settings: Settings, timeout: float = 2.0, check_version: bool = True
 ) -> Liveness | None:
     """The daemon's ping answer, or None when nothing answers at the socket."""
-    engine = RemoteEngine(settings.socket, ping_timeout=timeout)
+    engine = remote(settings, ping_timeout=timeout)
     try:
         return await engine.ping(check_version=check_version)
     except Unavailable:
@@ -75,24 +119,36 @@ def spawn_command(settings: Settings, options: Sequence[str] = ()) -> list[str]:
     return program + ["serve", "--headless", "--socket", settings.socket, *options]
 
 
+def spawn_env(settings: Settings) -> dict[str, str]:
+    """The daemon's environment: ours, with the API key (wherever it came from)."""
+    env = dict(os.environ)
+    if settings.api_key:
+        env["MULLAMA_API_KEY"] = settings.api_key
+    return env
+
+
 def spawn(settings: Settings, options: Sequence[str] = ()) -> subprocess.Popen:
     """Start a daemon in the background, its output appended to the log file."""
-    settings.log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(settings.log_file, "ab") as log:
+    with runtime_files(settings):
+        prepare_parent(settings.log_file, settings.runtime_dir)
+        log = append_private(settings.log_file, "daemon log")
+    try:
         return subprocess.Popen(
             spawn_command(settings, options),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=spawn_env(settings),
         )
+    finally:
+        os.close(log)
 
 
 def _last_log_line(settings: Settings) -> str:
     try:
-        lines = [
-            ln for ln in settings.log_file.read_text(errors="replace").splitlines() if ln.strip()
-        ]
+        text = read_private(settings.log_file, "daemon log").decode(errors="replace")
+        lines = [ln for ln in text.splitlines() if ln.strip()]
     except OSError:
         return ""
     return lines[-1].strip()[:200] if lines else ""
@@ -128,13 +184,17 @@ def spawn_lock(settings: Settings):
         yield
         return
     path = settings.pid_file.with_name(settings.pid_file.name + ".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with runtime_files(settings):
+        prepare_parent(path, settings.runtime_dir)
+        fd = open_private(path, os.O_RDWR | os.O_CREAT, "spawn lock")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 async def start_daemon(
@@ -165,7 +225,7 @@ async def start_daemon(
 
 async def connect(settings: Settings, *, spawn_daemon: bool = True) -> RemoteEngine:
     """A RemoteEngine on a daemon that answers, started first if need be."""
-    engine = RemoteEngine(settings.socket)
+    engine = remote(settings)
     try:
         await engine.ping()
         return engine
@@ -191,7 +251,7 @@ async def stop_daemon(settings: Settings, timeout: float = 30.0) -> int | None:
     record = pidfile.read(settings.pid_file)
     if answer is not None:
         pid = answer.pid
-        engine = RemoteEngine(settings.socket)
+        engine = remote(settings)
         try:
             await engine.shutdown()
         except Unavailable:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import deque
 
 from mullama import pidfile
 from mullama.config import Settings
+from mullama.safefiles import open_private
 
-from .daemonctl import connect, ping, start_daemon, stop_daemon
+from .daemonctl import connect, ping, runtime_files, start_daemon, stop_daemon
 from .output import CliError, human_duration, human_size, info, plain, print_json
 
 
@@ -25,9 +27,11 @@ async def cmd_daemon(args, settings: Settings) -> int:
 def _with_serve_options(args, settings: Settings) -> tuple[Settings, list[str]]:
     """The settings as the daemon will see them (so it is pinged where it listens), and the
     options to start it with."""
-    from mullama.daemon import serve_argv, settings_from_args
+    from mullama.daemon import serve_argv
 
-    return settings_from_args(args), serve_argv(args)
+    from .serve import serve_settings
+
+    return serve_settings(args), serve_argv(args)
 
 
 async def _start(args, settings: Settings) -> int:
@@ -57,9 +61,14 @@ async def _stop(args, settings: Settings) -> int:
 
 
 async def _restart(args, settings: Settings) -> int:
-    target = _with_serve_options(args, settings)[0]
-    await _check_models(args.model, target)  # before stopping a daemon that works
-    await _stop(args, target)
+    import msgspec
+
+    # the running daemon, where the new one will listen, asked with the key it has now
+    running = msgspec.structs.replace(
+        _with_serve_options(args, settings)[0], api_key=settings.api_key
+    )
+    await _check_models(args.model, running)  # before stopping a daemon that works
+    await _stop(args, running)
     return await _start(args, settings)
 
 
@@ -132,13 +141,14 @@ async def _status(args, settings: Settings) -> int:
 def _logs(args, settings: Settings) -> int:
     path = settings.log_file
     try:
-        handle = open(path, errors="replace")  # noqa: SIM115 (closed by the with below)
+        with runtime_files(settings):
+            fd = open_private(path, os.O_RDONLY, "daemon log")
     except FileNotFoundError:
         raise CliError(
             f"no daemon log at {path}",
             "The log is written by daemons started with `mullama daemon start` or auto-spawn.",
         ) from None
-    with handle:
+    with open(fd, errors="replace") as handle:
         if args.lines is not None:
             sys.stdout.writelines(deque(handle, maxlen=max(0, args.lines)))
         else:

@@ -160,8 +160,8 @@ def _main(argv: list[str] | None) -> int:
 
     try:
         settings = load_settings()
-    except ValueError as exc:  # a malformed MULLAMA_* variable
-        error(str(exc), "Fix the environment variable and try again.")
+    except ValueError as exc:  # a malformed MULLAMA_* variable or settings.toml value
+        error(str(exc), "Fix the setting and try again.")
         return 2
     try:
         handler = getattr(importlib.import_module(f"mullama.cli.{module}"), function)

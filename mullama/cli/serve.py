@@ -11,7 +11,7 @@ import sys
 
 from mullama.config import Settings
 
-from .output import CliError
+from .output import CliError, info
 
 
 def check_args(args) -> None:
@@ -24,16 +24,32 @@ def check_args(args) -> None:
     if args.socket is not None and not args.socket.startswith(("ipc://", "tcp://")):
         raise CliError(
             f"--socket must be an ipc:// or tcp:// address, got {args.socket!r}",
-            "For example: --socket ipc:///tmp/mullama.sock",
+            "For example: --socket ipc:///run/user/1000/mullama/mullama.sock",
             code=2,
         )
 
 
+def serve_settings(args) -> Settings:
+    """The settings with the options of ``serve`` (a bad one, e.g. a key file others can read,
+    is a usage error)."""
+    from mullama.daemon import settings_from_args
+
+    try:
+        return settings_from_args(args)
+    except ValueError as exc:
+        raise CliError(str(exc), code=2) from None
+
+
 def cmd_serve(args, settings: Settings) -> int:
-    from mullama.daemon import serve, settings_from_args
+    from mullama.daemon import serve
 
     check_args(args)
-    settings = settings_from_args(args)
+    settings = serve_settings(args)
+    if args.api_key:
+        info(
+            "Note: other users can read --api-key in the process list; "
+            "prefer MULLAMA_API_KEY or --api-key-file."
+        )
     if not args.headless and sys.stdin.isatty() and sys.stdout.isatty():
         from mullama.tui.daemon_dashboard import run as dashboard
 

@@ -181,6 +181,21 @@ def app_command(socket: str, mode: str = "dashboard") -> str:
     )
 
 
+def tui_service(settings, **kwargs):
+    """textual-serve's AppService running the TUI, with the daemon's API key in its
+    environment (the TUI needs it on the IPC socket; a command line would show it to all)."""
+    from textual_serve.app_service import AppService
+
+    class KeyedAppService(AppService):
+        def _build_environment(self, width: int = 80, height: int = 24) -> dict[str, str]:
+            env = super()._build_environment(width=width, height=height)
+            if settings.api_key:
+                env["MULLAMA_API_KEY"] = settings.api_key
+            return env
+
+    return KeyedAppService(app_command(settings.socket), **kwargs)
+
+
 @blueprint.websocket("/ws")
 async def session(request: Request, ws) -> None:
     if not _logged_in(request):
@@ -199,11 +214,10 @@ async def session(request: Request, ws) -> None:
 
 
 async def _run_tui(request: Request, ws) -> None:
-    from textual_serve.app_service import AppService
     from textual_serve.download_manager import DownloadManager
 
-    service = AppService(
-        app_command(request.app.ctx.settings.socket),
+    service = tui_service(
+        request.app.ctx.settings,
         write_bytes=ws.send,
         write_str=ws.send,
         close=ws.close,

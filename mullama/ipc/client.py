@@ -6,6 +6,10 @@ the daemon works on it, but pings the daemon on another context whenever the
 reply is slow: if the daemon died or was replaced, the call raises
 :class:`Unavailable` instead of hanging. A call after the connection dropped dials
 afresh, so a client fails fast while no daemon runs and recovers once one is back.
+
+It sends the API key, when it has one, with every request, and it talks only to a daemon of
+its own user: an ``ipc://`` socket file another user owns, or a connection whose peer process
+is another user's (a fake daemon), is refused before anything is sent (:class:`UntrustedSocket`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
@@ -24,25 +29,52 @@ import pynng
 from mullama.engine.api import (
     OPERATIONS,
     Engine,
+    EngineError,
     Liveness,
     Operation,
     Unavailable,
     error_from_wire,
 )
+from mullama.safefiles import foreign_owner, my_uid
 
 from .codec import decode_result, decode_value, encode_args
 from .protocol import (
     BLOB_CHUNK_BYTES,
     ERROR,
     PROTOCOL_VERSION,
+    IpcUnauthorized,
     StreamBatch,
     VersionMismatch,
     decode,
     encode,
+    is_unauthorized,
     mismatch_message,
 )
 
 SLOW_REPLY_SECONDS = 10.0  # after this, check the daemon is still alive
+KEY_HELP = (
+    "set MULLAMA_API_KEY (or api_key / api_key_file in settings.toml) to the key the daemon "
+    "was started with"
+)
+
+
+class UntrustedSocket(EngineError):
+    """The IPC address is served by (or its socket file belongs to) another user."""
+
+    code, status = "untrusted_socket", 403
+
+
+def _peer_uid(pipe: pynng.Pipe) -> int | None:
+    """The uid of the process at the other end of an ``ipc://`` pipe (None: not known)."""
+    value = pynng.ffi.new("uint64_t *")
+    if pynng.lib.nng_pipe_get_uint64(pipe.pipe, b"ipc:peer-uid", value) != 0:
+        return None
+    return int(value[0])
+
+
+def _unauthorized(address: str, sent_key: bool) -> IpcUnauthorized:
+    what = "refused the API key this client sent" if sent_key else "requires an API key"
+    return IpcUnauthorized(f"the Mullama daemon at {address} {what}: {KEY_HELP}", address=address)
 
 
 def _remote_method(op: Operation, function: Callable[..., Any]) -> Callable[..., Any]:
@@ -87,9 +119,11 @@ def _derive_operations(cls: type[Engine]) -> type[Engine]:
 class RemoteEngine(Engine):
     """The Engine API over nng; the methods of the declared operations are derived from them."""
 
-    def __init__(self, address: str, *, ping_timeout: float = 5.0):
+    def __init__(self, address: str, *, ping_timeout: float = 5.0, api_key: str = ""):
         self.address = address
         self.ping_timeout = ping_timeout
+        self._api_key = api_key
+        self._refused: list[int] = []  # uids of peers whose connection was refused
         self._sock: pynng.Req0 | None = None
         self._lost = asyncio.Event()  # set when the connection of self._sock dropped
         self._instance: str | None = None  # which daemon process answered first
@@ -99,16 +133,25 @@ class RemoteEngine(Engine):
 
     def _socket(self) -> pynng.Req0:
         if self._sock is None:
+            self._check_socket_file()
             sock = pynng.Req0(
                 resend_time=-1, recv_max_size=0, reconnect_time_min=50, reconnect_time_max=1000
             )
             lost = asyncio.Event()
             loop = asyncio.get_running_loop()
+            refused = self._refused = []
+
+            def pipe_added(pipe: pynng.Pipe) -> None:  # on an nng thread, before any use
+                uid = _peer_uid(pipe)
+                if uid is not None and my_uid() is not None and uid != my_uid():
+                    refused.append(uid)
+                    pipe.close()  # nothing, the API key least of all, is sent to it
 
             def pipe_removed(_pipe: pynng.Pipe) -> None:  # on an nng thread
                 with contextlib.suppress(RuntimeError):  # the loop may be closed already
                     loop.call_soon_threadsafe(lost.set)
 
+            sock.add_pre_pipe_connect_cb(pipe_added)
             sock.add_post_pipe_remove_cb(pipe_removed)
             try:
                 sock.dial(self.address, block=True)
@@ -118,7 +161,34 @@ class RemoteEngine(Engine):
                     f"no Mullama daemon answers at {self.address} ({exc})", address=self.address
                 ) from None
             self._sock, self._lost = sock, lost
+        self._check_peer()
         return self._sock
+
+    def _check_socket_file(self) -> None:
+        if not self.address.startswith("ipc://"):
+            return
+        path = self.address[len("ipc://") :]
+        try:
+            owner = foreign_owner(os.lstat(path))
+        except OSError:
+            return  # no file: the dial says nothing answers
+        if owner is not None:
+            raise UntrustedSocket(
+                f"the IPC socket {path} belongs to another user (uid {owner}), so it is not your "
+                "daemon: set MULLAMA_SOCKET to a socket of your own (the default lives in your "
+                "runtime directory)",
+                address=self.address,
+            )
+
+    def _check_peer(self) -> None:
+        if self._refused:
+            uid = self._refused[0]
+            self._drop_socket()
+            raise UntrustedSocket(
+                f"the process listening at {self.address} runs as another user (uid {uid}), "
+                "so it is not your daemon; nothing was sent to it",
+                address=self.address,
+            )
 
     def _drop_socket(self) -> None:
         if self._sock is not None:
@@ -143,7 +213,7 @@ class RemoteEngine(Engine):
         ctx = sock.new_context()
 
         async def roundtrip() -> bytes:
-            await ctx.asend(encode(kind, data, msg_id))
+            await ctx.asend(encode(kind, data, msg_id, self._api_key))
             raw: bytes = await ctx.arecv()
             return raw
 
@@ -192,6 +262,11 @@ class RemoteEngine(Engine):
             return False
         return info.instance == self._instance or self._instance is None
 
+    def _error(self, error: dict[str, Any]) -> EngineError:
+        if is_unauthorized(error):
+            return _unauthorized(self.address, bool(self._api_key))
+        return error_from_wire(error)
+
     async def _call(self, kind: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
         reply = await self._exchange(kind, data)
         if reply["type"] == ERROR:
@@ -201,7 +276,7 @@ class RemoteEngine(Engine):
                     error.get("message", "protocol version mismatch"),
                     **(error.get("details") or {}),
                 )
-            raise error_from_wire(error)
+            raise self._error(error)
         if reply.get("v") != PROTOCOL_VERSION:
             raise VersionMismatch(mismatch_message(PROTOCOL_VERSION, reply.get("v")))
         result: dict[str, Any] = reply["data"]
@@ -221,7 +296,7 @@ class RemoteEngine(Engine):
                 if batch.end:
                     finished = True
                     if batch.error:
-                        raise error_from_wire(batch.error)
+                        raise self._error(batch.error)
                     return
         finally:
             if not finished and self._sock is not None:
@@ -236,6 +311,8 @@ class RemoteEngine(Engine):
             "Ping", None, liveness=False, timeout=timeout or self.ping_timeout
         )
         data = reply["data"]
+        if reply["type"] == ERROR:
+            raise self._error(data)
         if check_version and data.get("protocol") != PROTOCOL_VERSION:
             raise VersionMismatch(
                 mismatch_message(PROTOCOL_VERSION, data.get("protocol"), data.get("version", "")),
@@ -254,6 +331,8 @@ class RemoteEngine(Engine):
         """Ask the daemon to exit; answered whatever protocol version it speaks."""
         reply = await self._exchange("Shutdown", None, liveness=False, timeout=self.ping_timeout)
         data: dict[str, Any] = reply["data"]
+        if reply["type"] == ERROR:
+            raise self._error(data)
         return data
 
     async def add_blob(self, digest: str, chunks: AsyncIterable[bytes]) -> str:

@@ -7,6 +7,11 @@ Every message, request or reply, is one JSON object::
 A reply carries the request's ``id`` and is of type ``Result`` (``data`` is the
 answer) or ``Error`` (``data`` is :func:`mullama.engine.api.error_to_wire`).
 
+A request may carry ``"auth": "<the API key>"``. A daemon with an API key answers every
+request without the right one, Ping included, with the Error ``unauthorized`` (details
+``{"scope": "ipc"}``): a client without a key still learns that a daemon is there and that it
+needs the key. A daemon without a key ignores the field, so the protocol version is unchanged.
+
 Streams (ChatCompletion, Completion, Pull) are pulled, not pushed: the request
 replies ``{"stream": "<id>"}`` at once, then the client asks
 ``StreamNext {"stream": id, "after": n}`` where ``n`` counts the events it has
@@ -28,7 +33,7 @@ from typing import Any
 
 import msgspec
 
-from mullama.engine.api import OPERATIONS, EngineError, InvalidRequest
+from mullama.engine.api import OPERATIONS, EngineError, InvalidRequest, Unauthorized
 
 PROTOCOL_VERSION = 1
 
@@ -95,6 +100,22 @@ class VersionMismatch(EngineError):
     code, status = "version_mismatch", 505
 
 
+class IpcUnauthorized(Unauthorized):
+    """The daemon requires its API key on the IPC socket, and the request had not the right one."""
+
+    def __init__(self, message: str, **details: Any):
+        super().__init__(message, **{"scope": AUTH_SCOPE, **details})
+
+
+AUTH_SCOPE = "ipc"
+
+
+def is_unauthorized(error: dict[str, Any]) -> bool:
+    """``error`` (an Error reply's data) is the daemon refusing the client's key."""
+    details = error.get("details") or {}
+    return error.get("code") == Unauthorized.code and details.get("scope") == AUTH_SCOPE
+
+
 def mismatch_message(client: Any, daemon: Any, daemon_version: str = "") -> str:
     who = f"the daemon (mullama {daemon_version})" if daemon_version else "the daemon"
     return (
@@ -103,8 +124,13 @@ def mismatch_message(client: Any, daemon: Any, daemon_version: str = "") -> str:
     )
 
 
-def encode(kind: str, data: dict[str, Any] | None = None, msg_id: Any = None) -> bytes:
-    return _encoder.encode({"type": kind, "data": data or {}, "id": msg_id, "v": PROTOCOL_VERSION})
+def encode(
+    kind: str, data: dict[str, Any] | None = None, msg_id: Any = None, auth: str = ""
+) -> bytes:
+    envelope = {"type": kind, "data": data or {}, "id": msg_id, "v": PROTOCOL_VERSION}
+    if auth:
+        envelope["auth"] = auth
+    return _encoder.encode(envelope)
 
 
 _encoder = msgspec.json.Encoder()

@@ -12,10 +12,22 @@ import logging
 
 def run(daemon) -> int:
     """Serve with the Dashboard on screen until the user quits; returns the exit status."""
+    import os
+    import sys
+
+    from ..safefiles import UnsafeFile, append_private, prepare_parent
     from .app import MullamaApp
 
+    settings = daemon.settings
+    try:
+        prepare_parent(settings.log_file, settings.runtime_dir)
+        fd = append_private(settings.log_file, "daemon log")
+    except UnsafeFile as exc:
+        print(f"mullama serve: {exc}", file=sys.stderr)
+        return 1
+    log = os.fdopen(fd, "a", encoding="utf-8")
     logging.basicConfig(
-        filename=str(daemon.settings.log_file),
+        stream=log,
         level=logging.INFO,
         force=True,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
