@@ -96,6 +96,8 @@ async def _check_request(request: Request):
             "the server is shutting down",
             headers={"Retry-After": "5", "Connection": "close"},
         )
+    if "%00" in request.path or "\x00" in request.path:  # no file or name holds a NUL
+        return error_response(dialect_for(request.path), 400, "the request path holds a NUL byte")
     refusal = _guard_refusal(request)
     if refusal is not None:
         return error_response(dialect_for(request.path), *refusal)

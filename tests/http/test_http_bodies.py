@@ -178,3 +178,27 @@ async def test_a_recursion_error_while_handling_a_body_is_400(tmp_path, route):
         async with httpx.AsyncClient(base_url=url, timeout=DEADLINE) as client:
             reply = await client.post(ROUTES[route], json=chat_body("hi"))
     assert "too deeply" in assert_dialect(route, reply, 400)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+async def test_a_lone_surrogate_escape_is_400_and_a_pair_is_accepted(tmp_path, route):
+    # json.loads makes "\ud800" a lone surrogate no UTF-8 encoder (the tokenizer's) accepts
+    lone = '{"model": "gemma", "messages": [{"role": "user", "content": "\\ud800 hi"}]}'
+    async with served(app_of(tmp_path)) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=DEADLINE) as client:
+            reply = await client.post(
+                ROUTES[route], content=lone, headers={"content-type": "application/json"}
+            )
+    assert "lone UTF-16 surrogate" in assert_dialect(DIALECT.get(route, route), reply, 400)
+    from mullama.http.common.protocol import load_json
+
+    paired = '{"content": "\\ud83d\\ude00"}'
+    assert load_json(paired.encode()) == {"content": "\U0001f600"}
+
+
+async def test_a_nul_byte_in_the_path_is_400(tmp_path):
+    async with served(app_of(tmp_path)) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=DEADLINE) as client:
+            reply = await client.get("/ui/static/%00")
+    assert reply.status_code == 400
+    assert "NUL byte" in reply.json()["error"]["message"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
@@ -118,7 +119,25 @@ def load_json(raw: bytes) -> dict:
         raise InvalidRequest("the request body nests arrays or objects too deeply") from None
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object")
+    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(data):
+        raise InvalidRequest(
+            "the request body is not valid Unicode: a string holds a lone UTF-16 surrogate "
+            "escape (\\ud800-\\udfff without its pair)"
+        )
     return data
+
+
+# json.loads turns "\ud800" into a lone surrogate, which no UTF-8 encoder (the tokenizer's
+# included) accepts; pairs ("\ud83d\ude00") decode to one character and are fine
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(data: Any) -> bool:
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def parse(model: type[B], data: dict | bytes) -> B:
