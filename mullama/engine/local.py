@@ -46,6 +46,7 @@ from .pipeline import OutputPipeline
 from .prompt import RenderedPrompt, render_chat
 from .runner import Job, RunnerEvent
 from .structured import format_grammar
+from .token_ids import check_token_ids
 from .tools import ToolFormat, template_shows_tools, tool_instructions
 
 if TYPE_CHECKING:
@@ -235,14 +236,9 @@ class LocalEngine(Engine):
             )
         entry, load_ns = await self._acquire(request.model, request.keep_alive)
         try:
-            n_vocab = entry.model.n_vocab
             for i, item in enumerate(request.inputs):
-                if isinstance(item, list) and not all(0 <= t < n_vocab for t in item):
-                    raise InvalidRequest(
-                        f"input[{i}] holds a token id that is not a token of {entry.name} "
-                        f"(its vocabulary has {n_vocab})",
-                        param="input",
-                    )
+                if isinstance(item, list):
+                    check_token_ids(item, entry.model.n_vocab, f"input[{i}]", param="input")
             started = time.perf_counter()
             future = entry.runner.call(lambda: entry.runner.embed(request.inputs, request.truncate))
             vectors, n_tokens = await asyncio.wrap_future(future)
@@ -275,14 +271,9 @@ class LocalEngine(Engine):
     async def token_pieces(self, model: str, tokens: list[int]) -> list[bytes]:
         entry, _ = await self._acquire(model, None)
         try:
-            n_vocab = entry.model.n_vocab
-            for i, token in enumerate(tokens):
-                if not 0 <= token < n_vocab:
-                    raise InvalidRequest(
-                        f"tokens[{i}] = {token} is not a token of {entry.name} "
-                        f"(its vocabulary has {n_vocab})",
-                        param=f"tokens[{i}]",
-                    )
+            check_token_ids(
+                tokens, entry.model.n_vocab, "tokens", param="tokens", param_indexed=True
+            )
             return [entry.model.piece(token, special=True) for token in tokens]
         finally:
             self.manager.release(entry)

@@ -40,6 +40,7 @@ from .api import (
 from .fast_sampler import FastSampler, Logits, handles
 from .llm import Batch, Context, ContextParams, LlamaError, LoraAdapter, Model
 from .output import StopMatcher, Utf8Stream
+from .token_ids import check_token_ids
 
 log = logging.getLogger("mullama.runner")
 
@@ -197,6 +198,7 @@ class Runner:
         return self.busy_slots + self.queued
 
     def submit(self, job: Job) -> None:
+        check_token_ids(job.prompt, self.model.n_vocab)
         if len(job.prompt) >= self.n_ctx:
             raise ContextOverflow(
                 f"the prompt is {len(job.prompt)} tokens but the context holds {self.n_ctx} "
@@ -389,13 +391,11 @@ class Runner:
                 idx = batch.add(job.pending[k], pos + k, slot.id, sample and k == n - 1)
             if sample:
                 sample_at.append((job, idx))
-        jobs = [job for job, _, _ in plan]
         self.last_batch_size = batch.n
         try:
             self.ctx.decode(batch)
         except LlamaError as exc:
-            for job in jobs:
-                self._fail(job, EngineError(f"decoding failed: {exc}"))
+            self._decode_apart(plan, exc)
             return
         now = time.perf_counter()
         for job, n, _ in plan:  # those tokens are now in the slot's KV cache
@@ -412,6 +412,29 @@ class Runner:
                 slot.logits = self.ctx.logits_row(idx).copy()
                 slot.logits_at = len(job.prompt)
             self._sample(job, idx)
+
+    def _decode_apart(self, plan: list[tuple[Job, int, bool]], exc: LlamaError) -> None:
+        """After a failed decode: each half of the batch again, so that only a sequence that
+        fails on its own fails, and every other one goes on as if nothing had happened."""
+        for job, _, _ in plan:
+            # llama.cpp takes back what a failed decode stored; make sure of it, so the next
+            # try starts from the positions the slots record
+            slot = job.started_slot
+            self.ctx.seq_rm(slot.id, len(slot.tokens), -1)
+        if len(plan) == 1:
+            job = plan[0][0]
+            log.error("%s: decoding a request failed: %s", self.name, exc)
+            self._fail(
+                job,
+                EngineError(
+                    f"llama.cpp could not decode this request ({exc}); other requests were "
+                    "not affected"
+                ),
+            )
+            return
+        half = len(plan) // 2
+        self._decode(plan[:half])
+        self._decode(plan[half:])
 
     def _sample(self, job: Job, idx: int = -1, kept: Logits | None = None) -> None:
         """The next token from batch entry ``idx``'s logits, or from ``kept`` logits."""
