@@ -85,6 +85,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # --- security: IPC auth and runtime files ---
     # --- security: HTTP host/origin guard ---
     # --- security: engine limits ---
+    # the longest embedding input in tokens (also capped by the model's training context and
+    # by its context, at least 512); a longer one is refused, or cut where truncation is asked
+    embed_max_tokens: int = 8192
     # --- security: store paths ---
 
     @property
