@@ -109,6 +109,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_json_mb: int = 8  # JSON request bodies (capped by max_body_mb; blob uploads are unlimited)
     ui_max_sessions: int = 4  # concurrent /ui/ browser sessions, each one a TUI process
     # --- security: engine limits ---
+    # the longest embedding input in tokens (also capped by the model's training context and
+    # by its context, at least 512); a longer one is refused, or cut where truncation is asked
+    embed_max_tokens: int = 8192
     # --- security: store paths ---
     # directories (comma or ':' separated) besides the store whose GGUF files HTTP clients may
     # name (as a model, or in a Modelfile's FROM/ADAPTER/VISION_PROJECTOR); the CLI and TUI

@@ -355,6 +355,13 @@ class InvalidRequest(EngineError):
     code, status = "invalid_request", 400
 
 
+class InvalidToken(InvalidRequest):
+    """A token id given as input (a prompt, context, embedding input or tokens to detokenize)
+    that is not in the model's vocabulary; ``details`` holds the id, its index and ``n_vocab``."""
+
+    code = "invalid_token"
+
+
 class ModelNotFound(EngineError):
     code, status = "model_not_found", 404
 
@@ -409,6 +416,7 @@ ERRORS = {
     for cls in (
         EngineError,
         InvalidRequest,
+        InvalidToken,
         ModelNotFound,
         ContextOverflow,
         ModelLoadError,

@@ -19,6 +19,7 @@ from .api import (
     AliasInfo,
     ChatRequest,
     CompletionRequest,
+    ContextOverflow,
     Done,
     EmbedRequest,
     EmbedResult,
@@ -51,6 +52,7 @@ from .pipeline import OutputPipeline
 from .prompt import RenderedPrompt, render_chat
 from .runner import Job, RunnerEvent
 from .structured import format_grammar
+from .token_ids import check_token_ids
 from .tools import ToolFormat, template_shows_tools, tool_instructions
 
 if TYPE_CHECKING:
@@ -66,7 +68,10 @@ _T = TypeVar("_T")
 def _read_metadata(path: str) -> dict[str, Any]:
     from .gguf_info import read_header
 
-    return read_header(path, with_tensors=False).metadata
+    header = read_header(path, with_tensors=False)
+    # long arrays (the vocabulary) are not kept, only their lengths: ``<key>_count``
+    counts = {f"{key}_count": n for key, n in header.array_lengths.items()}
+    return {**header.metadata, **counts}
 
 
 class LocalEngine(Engine):
@@ -266,19 +271,16 @@ class LocalEngine(Engine):
             )
         entry, load_ns = await self._acquire(request.model, request.keep_alive)
         try:
-            n_vocab = entry.model.n_vocab
-            for i, item in enumerate(request.inputs):
-                if isinstance(item, list) and not all(0 <= t < n_vocab for t in item):
-                    raise InvalidRequest(
-                        f"input[{i}] holds a token id that is not a token of {entry.name} "
-                        f"(its vocabulary has {n_vocab})",
-                        param="input",
-                    )
             started = time.perf_counter()
-            future = entry.runner.call(lambda: entry.runner.embed(request.inputs, request.truncate))
-            vectors, n_tokens = await asyncio.wrap_future(future)
+            inputs = await asyncio.to_thread(self._embed_inputs, entry, request)
+            job = entry.runner.submit_embed(inputs)
+            try:
+                vectors = await asyncio.wrap_future(job.future)
+            finally:
+                job.cancel()  # nothing when it is done; else the runner drops it
         finally:
             self.manager.release(entry)
+        n_tokens = sum(len(tokens) for tokens in inputs)
         if request.dimensions is not None:
             vectors = _shorten(vectors, request.dimensions)
         elapsed = int((time.perf_counter() - started) * 1e9)
@@ -289,6 +291,35 @@ class LocalEngine(Engine):
             n_tokens,
             Timings(load_ns=load_ns, prompt_eval_ns=elapsed, total_ns=elapsed + load_ns),
         )
+
+    def _embed_inputs(self, entry: Loaded, request: EmbedRequest) -> list[list[int]]:
+        """Each input as the token ids to embed, checked against the vocabulary and the
+        embedding context: one that is longer is cut to it when the request allows
+        truncation, else refused (400) with both lengths."""
+        model = entry.model
+        limit = entry.runner.embed_shape.n_ctx
+        out = []
+        for i, item in enumerate(request.inputs):
+            if isinstance(item, list):
+                check_token_ids(item, model.n_vocab, f"input[{i}]", param="input")
+                tokens = list(item)
+            else:
+                tokens = model.tokenize(item, add_special=True, parse_special=False)
+            if not tokens:
+                tokens = [model.bos if model.bos >= 0 else 0]
+            if len(tokens) > limit:
+                if not request.truncate:
+                    raise ContextOverflow(
+                        f"input[{i}] is {len(tokens)} tokens, but the embedding context of "
+                        f"{entry.name} holds {limit}; shorten it (or ask for truncation, "
+                        "where the API offers it)",
+                        param="input",
+                        prompt_tokens=len(tokens),
+                        context_length=limit,
+                    )
+                tokens = tokens[:limit]
+            out.append(tokens)
+        return out
 
     async def tokenize(
         self, model: str, text: str, add_special: bool = True, parse_special: bool = True
@@ -312,14 +343,9 @@ class LocalEngine(Engine):
     async def token_pieces(self, model: str, tokens: list[int]) -> list[bytes]:
         entry, _ = await self._acquire(model, None)
         try:
-            n_vocab = entry.model.n_vocab
-            for i, token in enumerate(tokens):
-                if not 0 <= token < n_vocab:
-                    raise InvalidRequest(
-                        f"tokens[{i}] = {token} is not a token of {entry.name} "
-                        f"(its vocabulary has {n_vocab})",
-                        param=f"tokens[{i}]",
-                    )
+            check_token_ids(
+                tokens, entry.model.n_vocab, "tokens", param="tokens", param_indexed=True
+            )
             return [entry.model.piece(token, special=True) for token in tokens]
         finally:
             self.manager.release(entry)

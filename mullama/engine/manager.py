@@ -18,6 +18,7 @@ import psutil
 from ..config import Settings
 from .api import InsufficientMemory, LoadedModel, ModelLoadError
 from .durations import parse_keep_alive
+from .embedding import embed_context_bytes, embed_shape
 from .llm import LlamaError, LoraAdapter, Model, load_lora
 from .runner import Runner, RunnerConfig
 
@@ -139,6 +140,14 @@ def _load_identity(resolved: Resolved) -> tuple[object, ...]:
     )
 
 
+def vocab_size(meta: Metadata) -> int:
+    """The tokens in a model's vocabulary, from GGUF metadata (32,000 when it does not say)."""
+    count = meta.get("tokenizer.ggml.tokens_count")
+    if count is None:
+        count = len(meta.get("tokenizer.ggml.tokens", ())) or 32000
+    return int(count)
+
+
 def kv_cache_bytes(meta: Metadata, n_ctx: int) -> int:
     """f16 K and V for every layer and position, from GGUF metadata."""
     arch = meta.get("general.architecture", "llama")
@@ -242,7 +251,12 @@ class ModelManager:
         n_parallel = int(_param(spec, "num_parallel", 0) or self.settings.num_parallel or 0)
         weights = weights_bytes(path)
         per_seq = kv_cache_bytes(meta, n_ctx)
-        overhead = 64 * 2**20 + int(meta.get("tokenizer.ggml.tokens_count", 0) or 0)
+        n_vocab = vocab_size(meta)
+        embed = embed_shape(meta, n_ctx, self.settings.embed_max_tokens, n_vocab)
+        # the embedding context is made at the first embedding request, but counted now
+        overhead = 64 * 2**20 + embed_context_bytes(
+            meta, embed, n_vocab, kv_cache_bytes(meta, embed.n_ctx)
+        )
         if n_parallel <= 0:  # automatic: 4 slots when memory allows it, else one
             n_parallel = AUTO_PARALLEL
             if weights + per_seq * AUTO_PARALLEL + overhead > self._budget_after_eviction():
@@ -268,6 +282,7 @@ class ModelManager:
             ),
             flash_attention=flash,
             max_queue=self.settings.max_queue,
+            embed_max_tokens=self.settings.embed_max_tokens,
         )
         adapters = [str(a) for a in (getattr(resolved, "adapters", None) or [])]
         started = time.perf_counter()

@@ -16,7 +16,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -37,9 +37,11 @@ from .api import (
     Timings,
     Usage,
 )
+from .embedding import Embedder, EmbedJob, embed_shape
 from .fast_sampler import FastSampler, Logits, handles
 from .llm import Batch, Context, ContextParams, LlamaError, LoraAdapter, Model
 from .output import StopMatcher, Utf8Stream
+from .token_ids import check_token_ids
 
 log = logging.getLogger("mullama.runner")
 
@@ -62,6 +64,7 @@ class RunnerConfig:
     threads: int = 0
     flash_attention: bool | None = None
     max_queue: int = 64
+    embed_max_tokens: int = 8192  # the longest embedding input (see embedding.embed_shape)
 
 
 @dataclass
@@ -171,7 +174,12 @@ class Runner:
         self._calls: collections.deque[tuple[Callable[[], Any], Future[Any]]] = collections.deque()
         self._wake = threading.Condition()
         self._stopping = False
-        self._embed_ctx: Context | None = None
+        self.embed_shape = embed_shape(
+            model.metadata, config.n_ctx, config.embed_max_tokens, model.n_vocab, model.n_params
+        )
+        self._embedder: Embedder | None = None
+        self._embeds: collections.deque[EmbedJob] = collections.deque()
+        self._embed_owed = 0.0  # seconds of decode steps due before the next embedding chunk
         self._outbox: dict[asyncio.AbstractEventLoop, Outbox] = {}
         # counters for status and metrics
         self.requests_total = 0
@@ -197,6 +205,7 @@ class Runner:
         return self.busy_slots + self.queued
 
     def submit(self, job: Job) -> None:
+        check_token_ids(job.prompt, self.model.n_vocab)
         if len(job.prompt) >= self.n_ctx:
             raise ContextOverflow(
                 f"the prompt is {len(job.prompt)} tokens but the context holds {self.n_ctx} "
@@ -215,6 +224,21 @@ class Runner:
                 )
             self._queue.append(job)
             self._wake.notify()
+
+    def submit_embed(self, inputs: list[list[int]]) -> EmbedJob:
+        """Queue token ids (each at most ``embed_shape.n_ctx`` long) for embedding; the job's
+        future gets their vectors. The runner embeds a chunk of them between decode steps."""
+        job = EmbedJob(inputs)
+        with self._wake:
+            if len(self._embeds) >= self.config.max_queue:
+                raise QueueFull(
+                    f"{self.name} already has {len(self._embeds)} embedding requests waiting; "
+                    "retry shortly",
+                    retry_after=1,
+                )
+            self._embeds.append(job)
+            self._wake.notify()
+        return job
 
     def call(self, fn: Callable[[], _T]) -> Future[_T]:
         """Run ``fn`` on the runner thread between decode steps."""
@@ -237,15 +261,29 @@ class Runner:
         try:
             while True:
                 with self._wake:
-                    while not (self._stopping or self._queue or self._calls or self.busy_slots):
+                    while not (
+                        self._stopping
+                        or self._queue
+                        or self._calls
+                        or self.busy_slots
+                        or self._embeds
+                    ):
                         self._wake.wait()
                     if self._stopping:
                         break
                 self._run_calls()
                 self._admit()
                 if self.busy_slots:
+                    started = time.perf_counter()
                     self._step()
+                    self._embed_owed -= time.perf_counter() - started
                 self._flush()
+                # embeddings and generation share the thread half and half: a chunk of an
+                # embedding waits until as much time went to decode steps since the last one
+                if self._embeds and (self._embed_owed <= 0 or not self.busy_slots):
+                    started = time.perf_counter()
+                    self._embed_step()
+                    self._embed_owed = time.perf_counter() - started
         finally:
             self._shutdown()
             self._flush()
@@ -389,13 +427,11 @@ class Runner:
                 idx = batch.add(job.pending[k], pos + k, slot.id, sample and k == n - 1)
             if sample:
                 sample_at.append((job, idx))
-        jobs = [job for job, _, _ in plan]
         self.last_batch_size = batch.n
         try:
             self.ctx.decode(batch)
         except LlamaError as exc:
-            for job in jobs:
-                self._fail(job, EngineError(f"decoding failed: {exc}"))
+            self._decode_apart(plan, exc)
             return
         now = time.perf_counter()
         for job, n, _ in plan:  # those tokens are now in the slot's KV cache
@@ -412,6 +448,29 @@ class Runner:
                 slot.logits = self.ctx.logits_row(idx).copy()
                 slot.logits_at = len(job.prompt)
             self._sample(job, idx)
+
+    def _decode_apart(self, plan: list[tuple[Job, int, bool]], exc: LlamaError) -> None:
+        """After a failed decode: each half of the batch again, so that only a sequence that
+        fails on its own fails, and every other one goes on as if nothing had happened."""
+        for job, _, _ in plan:
+            # llama.cpp takes back what a failed decode stored; make sure of it, so the next
+            # try starts from the positions the slots record
+            slot = job.started_slot
+            self.ctx.seq_rm(slot.id, len(slot.tokens), -1)
+        if len(plan) == 1:
+            job = plan[0][0]
+            log.error("%s: decoding a request failed: %s", self.name, exc)
+            self._fail(
+                job,
+                EngineError(
+                    f"llama.cpp could not decode this request ({exc}); other requests were "
+                    "not affected"
+                ),
+            )
+            return
+        half = len(plan) // 2
+        self._decode(plan[:half])
+        self._decode(plan[half:])
 
     def _sample(self, job: Job, idx: int = -1, kept: Logits | None = None) -> None:
         """The next token from batch entry ``idx``'s logits, or from ``kept`` logits."""
@@ -576,71 +635,39 @@ class Runner:
         while self._calls:
             _, future = self._calls.popleft()
             future.cancel()
+        while self._embeds:
+            self._embeds.popleft().fail(
+                Interrupted(f"{self.name} was unloaded before the embedding was done {why}")
+            )
         self.batch.close()
-        if self._embed_ctx is not None:
-            self._embed_ctx.close()
+        if self._embedder is not None:
+            self._embedder.close()
         self.ctx.close()
 
     # ------------------------------------------------------------ embeddings (runner thread)
 
-    def embed(
-        self, texts: Sequence[str | list[int]], truncate: bool
-    ) -> tuple[list[list[float]], int]:
-        """Run via :meth:`call`: mean-pooled, L2-normalised vectors and the token count. An
-        input that is a list is the model's token ids, embedded as they are."""
-        if self._embed_ctx is None:
-            n = min(self.model.n_ctx_train or self.n_ctx, max(self.n_ctx, 512), 8192)
-            self._embed_ctx = Context(
-                self.model,
-                ContextParams(
-                    n_ctx=n,
-                    n_batch=n,
-                    threads=self.config.threads,
-                    embeddings=True,
-                    pooling=_pooling_for(self.model),
-                    swa_full=False,
-                ),
-            )
-        ctx = self._embed_ctx
-        vectors: list[list[float]] = []
-        total = 0
-        batch = Batch(ctx.n_ctx)
+    def _embed_step(self) -> None:
+        """One chunk of the first embedding request (see :mod:`.embedding`)."""
+        while self._embeds:
+            job = self._embeds[0]
+            if not job.claim():  # its caller went before the runner took it
+                self._embeds.popleft()
+            elif job.cancelled.is_set():
+                self._embeds.popleft()
+                job.future.set_exception(Cancelled("the embedding request was cancelled"))
+            else:
+                break
+        else:
+            return
         try:
-            for text in texts:
-                if isinstance(text, list):
-                    tokens = list(text)
-                else:
-                    tokens = self.model.tokenize(text, add_special=True, parse_special=False)
-                if len(tokens) > ctx.n_ctx:
-                    if not truncate:
-                        raise ContextOverflow(
-                            f"an input is {len(tokens)} tokens but the embedding context holds "
-                            f"{ctx.n_ctx}",
-                            prompt_tokens=len(tokens),
-                            context_length=ctx.n_ctx,
-                        )
-                    tokens = tokens[: ctx.n_ctx]
-                if not tokens:
-                    tokens = [self.model.bos if self.model.bos >= 0 else 0]
-                ctx.clear()
-                batch.clear()
-                for pos, token in enumerate(tokens):
-                    batch.add(token, pos, 0, True)
-                ctx.decode(batch)
-                vectors.append(_normalise(ctx.seq_embedding(0, self.model.n_embd)))
-                total += len(tokens)
-        finally:
-            batch.close()
-        return vectors, total
-
-
-def _pooling_for(model: Model) -> int:
-    declared = model.metadata.get(f"{model.architecture}.pooling_type")
-    if declared is not None and declared.isdigit() and int(declared) > 0:
-        return int(declared)
-    return llama_cpp.LLAMA_POOLING_TYPE_MEAN
-
-
-def _normalise(vector: list[float]) -> list[float]:
-    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
-    return [v / norm for v in vector]
+            if self._embedder is None:
+                self._embedder = Embedder(self.model, self.embed_shape, self.config.threads)
+        except LlamaError as exc:
+            self._embeds.popleft()
+            job.future.set_exception(
+                EngineError(f"could not create the embedding context of {self.name}: {exc}")
+            )
+            return
+        if self._embedder.advance(job):
+            with self._wake:
+                self._embeds.popleft()

@@ -142,4 +142,6 @@ def completion_requests(body: oai.CompletionBody) -> list[api.CompletionRequest]
 
 
 def embed_request(body: oai.EmbeddingBody) -> api.EmbedRequest:
-    return api.EmbedRequest(model=body.model, inputs=body.input, dimensions=body.dimensions)
+    return api.EmbedRequest(
+        model=body.model, inputs=body.input, dimensions=body.dimensions, truncate=body.truncate
+    )

@@ -241,6 +241,7 @@ class EmbeddingBody(Body):
     input: Annotated[list[str | list[int]], BeforeValidator(_inputs)]
     dimensions: int | None = None
     encoding_format: str = "float"
+    truncate: bool = False  # an extension: as OpenAI, an input too long is refused unless set
 
     @field_validator("encoding_format")
     @classmethod
