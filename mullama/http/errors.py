@@ -9,6 +9,7 @@ Messages never show where the daemon keeps its files: the store, data and config
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -159,6 +160,8 @@ async def handle_exception(request: Request, exc: Exception) -> HTTPResponse:
     if isinstance(exc, RecursionError):  # json and every walk over a body: input nested too deep
         log.warning("%s %s: %s", request.method, request.path, NESTED_TOO_DEEP, exc_info=exc)
         return error_response(dialect, 400, NESTED_TOO_DEEP)
+    if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:  # a static file's name
+        return error_response(dialect, 404, f"no such file: {request.path[:100]}…")
     log.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(dialect, 500, f"internal error: {type(exc).__name__}: {exc}")
 

@@ -202,3 +202,22 @@ async def test_a_nul_byte_in_the_path_is_400(tmp_path):
             reply = await client.get("/ui/static/%00")
     assert reply.status_code == 400
     assert "NUL byte" in reply.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_a_static_file_name_too_long_for_the_file_system_is_404(tmp_path, method):
+    async with served(app_of(tmp_path)) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=DEADLINE) as client:
+            reply = await client.request(method, "/ui/static/" + "a" * 300)
+    assert reply.status_code == 404
+
+
+async def test_utf8_encoded_surrogates_in_a_body_are_400(tmp_path):
+    body = b'{"model": "gemma", "prompt": "\xed\xa0\x80"}'  # what json.loads(bytes) lets through
+    async with served(app_of(tmp_path)) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=DEADLINE) as client:
+            reply = await client.post(
+                "/v1/completions", content=body, headers={"content-type": "application/json"}
+            )
+    assert reply.status_code == 400
+    assert "not valid UTF-8" in reply.json()["error"]["message"]

@@ -112,8 +112,11 @@ def load_json(raw: bytes) -> dict:
     if not raw:
         raise InvalidRequest("the request body is empty; send a JSON object")
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        # decoded strictly first: json.loads(bytes) lets UTF-8-encoded surrogates through
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"the request body is not valid UTF-8: {exc}") from None
+    except ValueError as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise InvalidRequest("the request body nests arrays or objects too deeply") from None
