@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from .api import InvalidRequest, SamplingOptions
 
@@ -103,6 +104,33 @@ SAMPLING: dict[str, Rule] = {
     "logit_bias": Rule(dict, field="logit_bias"),
 }
 """SamplingOptions field -> rule, for the fields that have one."""
+
+DEFAULTS = SamplingOptions(
+    temperature=0.8,
+    top_p=0.9,
+    top_k=40,
+    min_p=0.0,
+    typical_p=1.0,
+    repeat_penalty=1.1,
+    repeat_last_n=64,
+    presence_penalty=0.0,
+    frequency_penalty=0.0,
+    mirostat=0,
+    mirostat_tau=5.0,
+    mirostat_eta=0.1,
+    seed=None,
+    max_tokens=-1,
+    stop=[],
+)
+"""The engine's options where neither the request nor the model's PARAMETERs set one."""
+
+
+def from_parameters(params: dict[str, Any]) -> SamplingOptions:
+    """Modelfile PARAMETERs (or Ollama ``options``) as SamplingOptions; others are ignored."""
+    values = {PARAMETER_FIELDS[k]: v for k, v in params.items() if k in PARAMETER_FIELDS}
+    if "stop" in values and isinstance(values["stop"], str):
+        values["stop"] = [values["stop"]]
+    return SamplingOptions(**values)
 
 
 def problem(rule: Rule, value: object) -> str | None:

@@ -14,35 +14,11 @@ import numpy as np
 
 from .api import InvalidRequest, LogitBias, SamplingOptions
 from .llm import Model
-from .options import PARAMETER_FIELDS, bias_value, logit_bias_problem
+from .options import DEFAULTS as DEFAULTS  # re-exported: the engine merges over them
+from .options import bias_value, logit_bias_problem
+from .options import from_parameters as from_parameters
 
 _T = TypeVar("_T")
-
-DEFAULTS = SamplingOptions(
-    temperature=0.8,
-    top_p=0.9,
-    top_k=40,
-    min_p=0.0,
-    typical_p=1.0,
-    repeat_penalty=1.1,
-    repeat_last_n=64,
-    presence_penalty=0.0,
-    frequency_penalty=0.0,
-    mirostat=0,
-    mirostat_tau=5.0,
-    mirostat_eta=0.1,
-    seed=None,
-    max_tokens=-1,
-    stop=[],
-)
-
-
-def from_parameters(params: dict[str, Any]) -> SamplingOptions:
-    """Modelfile PARAMETERs (or Ollama ``options``) as SamplingOptions; others are ignored."""
-    values = {PARAMETER_FIELDS[k]: v for k, v in params.items() if k in PARAMETER_FIELDS}
-    if "stop" in values and isinstance(values["stop"], str):
-        values["stop"] = [values["stop"]]
-    return SamplingOptions(**values)
 
 
 def merge(*layers: SamplingOptions) -> SamplingOptions:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from functools import partial
-from importlib import import_module
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -26,6 +25,7 @@ from .messages import (
     EngineFailed,
 )
 from .preferences import Preferences, load_preferences, save_preferences
+from .screens.help import HelpScreen, screen_class
 
 DAEMON_CHECK_SECONDS = 2.0
 
@@ -42,8 +42,7 @@ def _lazy_screen(mode: str):
     """A factory importing the screen's module on first use: the first frame needs only one."""
 
     def make() -> Screen:
-        module = import_module(f"mullama.tui.screens.{mode}")
-        return getattr(module, f"{mode.capitalize()}Screen")()
+        return screen_class(mode)()
 
     return make
 
@@ -60,6 +59,8 @@ class MullamaApp(App[None]):
             for mode, title, key in PAGES
         ),
         Binding("ctrl+q", "quit", "Quit", priority=True),
+        # not priority: a focused Input or TextArea types "?" (F9 opens help from there too)
+        Binding("question_mark,f9", "help", "Keys"),
     ]
 
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
@@ -77,11 +78,14 @@ class MullamaApp(App[None]):
         attach_only: bool = False,
         frozen: bool = False,
         daemon=None,
+        log_feed=None,
     ):
         """``frozen`` is for snapshots: no clocks, uptimes or live system numbers on screen.
 
         ``daemon`` (a :class:`mullama.daemon.Daemon`, not started) makes this app the daemon's
-        face: it starts it, shows its engine and stops it on quit.
+        face: it starts it, shows its engine and stops it on quit. ``log_feed`` (a
+        :class:`mullama.tui.widgets.log_pane.LogFeed`) puts a pane of its log lines on the
+        Dashboard.
         """
         super().__init__()
         self.settings = settings or load_settings()
@@ -89,6 +93,7 @@ class MullamaApp(App[None]):
         self.engine: Engine | None = engine
         self.owns_engine = engine is None and daemon is None
         self.daemon = daemon
+        self.log_feed = log_feed
         self.serving = False  # the daemon started and must be stopped on exit
         self.start_mode = mode if mode in self.MODES else "dashboard"
         self.chat_model = model or ""
@@ -221,8 +226,20 @@ class MullamaApp(App[None]):
         self.chat_model = event.model
         self.switch_mode("chat")
 
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss()
+            return
+        title = next((t for m, t, _ in PAGES if m == self.current_mode), "")
+        self.push_screen(HelpScreen(PAGES, title))
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            if command.title != "Keys":  # Textual's key panel: the help screen lists more
+                yield command
+        yield SystemCommand(
+            "Help: keys of every screen", "Every key of every screen (? or F9)", self.action_help
+        )
         for mode, title, key in PAGES:
             yield SystemCommand(
                 f"Go to {title}",

@@ -1,8 +1,9 @@
 """``mullama serve`` in an interactive terminal: the daemon runs inside the TUI's event loop.
 
 :func:`run` is the hook :mod:`mullama.daemon` calls. The Dashboard shows the daemon's own
-engine; quitting the app (or an IPC Shutdown, or SIGTERM) stops the daemon gracefully. Logs go
-to ``settings.log_file`` so they never draw over the screen.
+engine and, in a pane (L toggles it), its log lines as they come; quitting the app (or an IPC
+Shutdown, or SIGTERM) stops the daemon gracefully. Logs also go to ``settings.log_file``:
+they never draw over the screen.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ def run(daemon) -> int:
 
     from ..safefiles import UnsafeFile, append_private, prepare_parent
     from .app import MullamaApp
+    from .widgets.log_pane import FORMAT, LogFeed
 
     settings = daemon.settings
     try:
@@ -28,10 +30,18 @@ def run(daemon) -> int:
     log = os.fdopen(fd, "a", encoding="utf-8")
     logging.basicConfig(
         stream=log,
-        level=logging.INFO,
+        level=logging.DEBUG if daemon.verbose else logging.INFO,
         force=True,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=FORMAT,
     )
-    app = MullamaApp(daemon.settings, daemon=daemon)
-    app.run()
+    if not daemon.verbose:  # as headless serve does
+        for noisy in ("sanic.root", "sanic.server", "httpx", "huggingface_hub"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    feed = LogFeed()
+    logging.getLogger().addHandler(feed)
+    app = MullamaApp(daemon.settings, daemon=daemon, log_feed=feed)
+    try:
+        app.run()
+    finally:
+        logging.getLogger().removeHandler(feed)
     return app.return_code or 0

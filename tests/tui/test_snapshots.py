@@ -188,3 +188,58 @@ def test_library_two_pulls(snap_compare, tmp_path, size):
         await settle("enter", "down", "enter")(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_help(snap_compare, tmp_path, size):
+    app = make_app(tmp_path, "chat")
+    assert snap_compare(app, terminal_size=size, run_before=settle("f9"))
+
+
+def test_dashboard_at_80x24_shows_every_column(snap_compare, tmp_path):
+    app = make_app(tmp_path, "dashboard")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settle())
+
+
+def test_chat_options_at_80x24(snap_compare, tmp_path):
+    saved_conversation(tmp_path)
+    app = make_app(tmp_path, "chat")
+    app.prefs.top_p = 0.5  # shown as coming from Settings; the rest from the model or engine
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settle("ctrl+o"))
+
+
+def test_settings_at_80x24_with_a_default_model(snap_compare, tmp_path):
+    app = make_app(tmp_path, "settings")
+    app.prefs.default_model = "gemma3:270m"
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settle())
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_daemon_dashboard_with_its_log_pane(snap_compare, tmp_path, size):
+    import logging
+
+    from mullama.tui.widgets.log_pane import LogFeed
+
+    feed = LogFeed()
+    feed.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))  # no clock
+    logger = logging.getLogger("mullama.daemon.snapshot")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(feed)
+    app = make_app(tmp_path, "dashboard")
+    app.log_feed = feed
+
+    async def run_before(pilot) -> None:
+        logger.info("loading gemma3:270m")
+        await settle()(pilot)
+        app.connection = "serving"
+        app.screen.refresh_status()
+        for path in ("/api/tags", "/v1/models", "/api/ps"):
+            logger.info("GET %s 200 512B 1.2ms 127.0.0.1:50312", path)
+        logger.warning("a client went away mid-stream")
+        await settle()(pilot)
+
+    try:
+        assert snap_compare(app, terminal_size=size, run_before=run_before)
+    finally:
+        logger.removeHandler(feed)

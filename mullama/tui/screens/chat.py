@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.markup import escape
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, ListItem, ListView, Select
+from textual.widgets import Input, Label, ListItem, ListView, Select
 
 from ...engine.api import ChatRequest, Done, EngineError, Event, TextDelta, ThinkingDelta
 from ..conversations import Conversation, ConversationStore, Turn
@@ -21,6 +21,7 @@ from ..format import reply_stats
 from ..widgets.chat_message import ChatMessage
 from ..widgets.conversation_options import ConversationOptions
 from ..widgets.dialogs import ConfirmDialog
+from ..widgets.footer import Footer
 from ..widgets.navbar import NavBar
 
 if TYPE_CHECKING:

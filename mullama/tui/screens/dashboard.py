@@ -11,12 +11,14 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.markup import escape
 from textual.screen import Screen
-from textual.widgets import Button, DataTable, Footer, Label, Sparkline, Static
+from textual.widgets import Button, DataTable, Label, Sparkline, Static
 
 from ...engine.api import EngineError, EngineStatus, Unavailable
 from ..format import human_duration, human_size, until
 from ..messages import ChatRequested, DaemonLost, DaemonReconnected
 from ..widgets.dialogs import PickDialog
+from ..widgets.footer import Footer
+from ..widgets.log_pane import LogPane
 from ..widgets.navbar import NavBar
 
 if TYPE_CHECKING:
@@ -24,6 +26,25 @@ if TYPE_CHECKING:
     from .models import ModelsScreen
 
 POLL_SECONDS = 1.0
+NARROW_BELOW = 100  # columns; the app's -narrow breakpoint
+WIDE_COLUMNS = (
+    "Model",
+    "Memory",
+    "Context",
+    "Slots busy",
+    "Queued",
+    "Requests",
+    "Tokens",
+    "Unloads",
+)
+NARROW_COLUMNS = ("Model", "Mem", "Ctx", "Busy", "Queue", "Reqs", "Tokens", "Unloads")
+STATS = (  # id, title, title below 100 columns
+    ("stat-requests", "Requests", "Requests"),
+    ("stat-active", "Active", "Active"),
+    ("stat-tokens", "Tokens generated", "Generated"),
+    ("stat-prompt", "Prompt tokens", "Prompt"),
+    ("stat-rate", "Tokens/s", "Tokens/s"),
+)
 
 
 class StatCard(Vertical):
@@ -42,18 +63,23 @@ class DashboardScreen(Screen):
     if TYPE_CHECKING:
         app: MullamaApp  # the App these screens run in
 
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
+
     BINDINGS = [
         Binding("l", "load", "Load model"),
         Binding("u", "unload", "Unload"),
         Binding("p", "pull", "Pull"),
         Binding("c", "chat", "Chat"),
         Binding("r", "refresh", "Refresh"),
+        Binding("L", "toggle_log", "Log"),  # only while serving: the daemon's log pane
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.last_tokens: tuple[float, int] | None = None
         self.rates: list[float] = [0.0] * 60
+        self.status: EngineStatus | None = None
+        self._narrow: bool | None = None
 
     def compose(self) -> ComposeResult:
         yield NavBar("dashboard")
@@ -64,14 +90,17 @@ class DashboardScreen(Screen):
                 yield Static("", id="system-info")
                 yield Sparkline(self.rates, id="rate-spark")
         with Grid(id="stats"):
-            yield StatCard("Requests", "stat-requests")
-            yield StatCard("Active", "stat-active")
-            yield StatCard("Tokens generated", "stat-tokens")
-            yield StatCard("Prompt tokens", "stat-prompt")
-            yield StatCard("Tokens/s", "stat-rate")
+            for stat_id, title, _ in STATS:
+                yield StatCard(title, stat_id)
         table: DataTable[str] = DataTable(id="loaded", cursor_type="row", zebra_stripes=True)
         table.border_title = "Loaded models"
         yield table
+        if self.app.log_feed is not None:
+            log = LogPane(self.app.log_feed, id="daemon-log", classes="panel")
+            log.border_title = "Daemon log"
+            log.border_subtitle = "L hides"
+            self.add_class("-log")
+            yield log
         with Horizontal(id="actions"):
             yield Button("Load model [dim](l)[/]", id="act-load", variant="primary")
             yield Button("Unload [dim](u)[/]", id="act-unload")
@@ -81,17 +110,40 @@ class DashboardScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#engine-info").border_title = "Engine"
-        table = self.query_one("#loaded", DataTable)
-        table.add_columns(
-            "Model", "Memory", "Context", "Slots busy", "Queued", "Requests", "Tokens", "Unloads"
-        )
-        table.show_cursor = True
+        self._fit_width()
+        self.query_one("#loaded", DataTable).show_cursor = True
         self.refresh_status()
         if not self.app.frozen:
             self.set_interval(POLL_SECONDS, self.refresh_status)
 
+    def _fit_width(self) -> bool:
+        """Below 100 columns: short column headers and tile titles, so that every column of
+        the table shows in 80; True when the layout changed."""
+        narrow = self.app.size.width < NARROW_BELOW
+        if narrow == self._narrow:
+            return False
+        self._narrow = narrow
+        table = self.query_one("#loaded", DataTable)
+        table.clear(columns=True)
+        table.add_columns(*(NARROW_COLUMNS if narrow else WIDE_COLUMNS))
+        for stat_id, wide, short in STATS:
+            self.query_one(f"#{stat_id}").border_title = short if narrow else wide
+        return True
+
+    def on_resize(self) -> None:
+        if self._fit_width() and self.status is not None:
+            self.show_loaded(self.status)
+
     def action_refresh(self) -> None:
         self.refresh_status()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "toggle_log":
+            return self.app.log_feed is not None  # no pane, no key in the footer
+        return True
+
+    def action_toggle_log(self) -> None:
+        self.toggle_class("-log")
 
     @work(exclusive=True, group="status")
     async def refresh_status(self) -> None:
@@ -109,6 +161,7 @@ class DashboardScreen(Screen):
         self.show_status(status)
 
     def show_status(self, status: EngineStatus) -> None:
+        self.status = status
         frozen = self.app.frozen
         attached = self.app.connection in ("remote", "lost")
         if self.app.connection == "serving":

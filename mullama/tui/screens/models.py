@@ -12,12 +12,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, DataTable, Footer
+from textual.widgets import ContentSwitcher, DataTable
 
 from ...engine.api import EngineError, ModelInfo, PullProgress
 from ..format import human_size, short_date
 from ..messages import ChatRequested, DefaultModelChanged, ModelsChanged
 from ..widgets.dialogs import AskDialog, ConfirmDialog
+from ..widgets.footer import Footer
 from ..widgets.library import ModelLibrary
 from ..widgets.model_dialogs import CreateModelDialog, ModelDetailsScreen
 from ..widgets.navbar import NavBar

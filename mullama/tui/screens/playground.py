@@ -12,10 +12,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.markup import escape
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Log, Select, Static, Switch, TextArea
+from textual.widgets import Label, Log, Select, Static, Switch, TextArea
 
 from ...engine.api import EngineError
 from .. import playground_requests as reqs
+from ..widgets.footer import Footer
 from ..widgets.navbar import NavBar
 
 if TYPE_CHECKING:

@@ -9,11 +9,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Select, TextArea
+from textual.widgets import Button, Input, Label, Select, TextArea
 
 from ...engine.api import EngineError
+from ..effective import model_parameters, placeholders
 from ..messages import DefaultModelChanged
 from ..preferences import Preferences, check_options
+from ..widgets.footer import Footer
 from ..widgets.navbar import NavBar
 
 if TYPE_CHECKING:
@@ -45,7 +47,7 @@ class SettingsScreen(Screen):
                     id="set-theme",
                 )
             with Grid(classes="form", id="generation") as group:
-                group.border_title = "Generation defaults (blank = the model's own)"
+                group.border_title = "Generation defaults (blank: the default model's own)"
                 yield Label("Default model")
                 yield Select([], prompt="none", id="set-default_model")
                 for name, kind in NUMBERS.items():
@@ -94,6 +96,20 @@ class SettingsScreen(Screen):
         picker.set_options((n, n) for n in names)
         if default:
             picker.value = default
+        else:
+            self.show_effective("")
+
+    @on(Select.Changed, "#set-default_model")
+    def _default_model_picked(self, event: Select.Changed) -> None:
+        self.show_effective(event.value if isinstance(event.value, str) else "")
+
+    @work(exclusive=True, group="effective")
+    async def show_effective(self, model: str) -> None:
+        """Blank fields show what applies to the default model: its PARAMETER or the engine's."""
+        parameters = await model_parameters(await self.app.wait_engine(), model)
+        shown = placeholders(parameters, cap=self.app.settings.max_tokens_cap)
+        for name in NUMBERS:
+            self.query_one(f"#set-{name}", Input).placeholder = shown[name]
 
     @on(Select.Changed, "#set-theme")
     def _theme_changed(self, event: Select.Changed) -> None:

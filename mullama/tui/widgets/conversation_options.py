@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from textual import on
+from typing import TYPE_CHECKING
+
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
@@ -12,13 +14,24 @@ from textual.widgets import Button, Input, Label, Select, TextArea
 
 from ...engine.api import SamplingOptions
 from ..conversations import Conversation
+from ..effective import model_parameters, placeholders
 from ..preferences import check_options
+
+if TYPE_CHECKING:
+    from ..app import MullamaApp
 
 THINK = [("model default", "default"), ("on", "on"), ("off", "off")]
 
 
 class ConversationOptions(ModalScreen[dict | None]):
-    """Returns the new values (system, temperature, top_p, max_tokens, think) or None."""
+    """Returns the new values (system, temperature, top_p, max_tokens, think) or None.
+
+    A blank number field shows what applies instead: the Settings' default, else the
+    conversation model's PARAMETER, else the engine's default.
+    """
+
+    if TYPE_CHECKING:
+        app: MullamaApp
 
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", priority=True),
@@ -63,6 +76,15 @@ class ConversationOptions(ModalScreen[dict | None]):
 
     def on_mount(self) -> None:
         self.query_one("#opt-system", TextArea).focus()
+        self.show_effective()
+
+    @work(exclusive=True, group="effective")
+    async def show_effective(self) -> None:
+        engine = await self.app.wait_engine()
+        parameters = await model_parameters(engine, self.conversation.model)
+        shown = placeholders(parameters, self.app.prefs, self.app.settings.max_tokens_cap)
+        for name in ("temperature", "top_p", "max_tokens"):
+            self.query_one(f"#opt-{name}", Input).placeholder = shown[name]
 
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
