@@ -58,6 +58,11 @@ def listed_titles(app) -> list[str]:
     return [str(item.query_one("Label").content) for item in view.children]
 
 
+def last_view(app) -> ChatMessage | None:
+    views = app.screen.query(ChatMessage)
+    return views.last() if views and views.last().turn.role == "assistant" else None
+
+
 def notified(app, words: str, severity: str | None = None) -> bool:
     return any(
         words in n.message and (severity is None or n.severity == severity)
@@ -336,7 +341,8 @@ async def test_a_reply_says_what_it_waits_for_until_its_first_token(settings, si
         prompt = app.screen.query_one("#prompt", Input)
         prompt.value = "Hi"
         await pilot.press("enter")
-        reply = app.screen.query(ChatMessage).last()
+        await wait_for(pilot, lambda: last_view(app) is not None, what="reply bubble")
+        reply = last_view(app)
         await wait_for(pilot, lambda: reply.status == waiting, what=waiting)
         engine.admit.set()  # the engine admitted it: loaded, prompt being read
         await wait_for(pilot, lambda: reply.status == "Thinking…", what="admitted")
@@ -378,7 +384,8 @@ async def test_real_reply_shows_the_model_loading_then_exports(engine, settings,
         prompt = app.screen.query_one("#prompt", Input)
         prompt.value = "Say hello."
         await pilot.press("enter")
-        reply = app.screen.query(ChatMessage).last()
+        await wait_for(pilot, lambda: last_view(app) is not None, what="reply bubble")
+        reply = last_view(app)
         await wait_for(pilot, lambda: reply.turn.stats, what="reply finished")
         assert reply.turn.content.strip() and reply.status == ""
         kinds = [kind for kind, _, _ in watched.seen]
@@ -390,7 +397,8 @@ async def test_real_reply_shows_the_model_loading_then_exports(engine, settings,
         watched.seen.clear()
         prompt.value = "Again."
         await pilot.press("enter")
-        second = app.screen.query(ChatMessage).last()
+        await wait_for(pilot, lambda: last_view(app) is not reply, what="second bubble")
+        second = last_view(app)
         await wait_for(pilot, lambda: second.turn.stats, what="second reply")
         assert watched.seen[0][:2] == ("Started", "Waiting for gemma…")
         await pilot.press("ctrl+s")
