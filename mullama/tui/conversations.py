@@ -47,6 +47,14 @@ class Conversation:
         if line and self.title == "New chat":
             self.title = line[:40] + ("…" if len(line) > 40 else "")
 
+    def matches(self, query: str) -> bool:
+        """Whether every word of ``query`` is in the title or a turn (case-insensitive)."""
+        words = query.casefold().split()
+        if not words:
+            return True
+        text = "\n".join([self.title, *(t.content for t in self.turns)]).casefold()
+        return all(word in text for word in words)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -82,7 +90,7 @@ class ConversationStore:
         conversation.updated = time.time()
         self.directory.mkdir(parents=True, exist_ok=True)
         target = self.path(conversation.id)
-        tmp = target.with_suffix(".json.tmp")
+        tmp = target.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")  # two saves never share one
         tmp.write_text(
             json.dumps(conversation.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8"
         )

@@ -1,4 +1,8 @@
-"""Chat: conversations on disk, a model picker, replies streamed into Markdown, Esc stops."""
+"""Chat: conversations on disk, a model picker, replies streamed into Markdown, Esc stops.
+
+Conversations can be searched, renamed, exported (Markdown, JSON) and imported; the last reply
+or one of its code blocks copied; a reply says what it waits for until its first token.
+"""
 
 from __future__ import annotations
 
@@ -12,23 +16,35 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.markup import escape
-from textual.screen import Screen
 from textual.widgets import Input, Label, ListItem, ListView, Select
 
-from ...engine.api import ChatRequest, Done, EngineError, Event, TextDelta, ThinkingDelta
+from ...engine.api import (
+    ChatRequest,
+    Done,
+    Engine,
+    EngineError,
+    Event,
+    Started,
+    TextDelta,
+    ThinkingDelta,
+)
+from ...engine.refs import normalize_name, same_name
 from ..conversations import Conversation, ConversationStore, Turn
 from ..format import reply_stats
 from ..widgets.chat_message import ChatMessage
+from ..widgets.conversation_list import ConversationList, ConversationSearch
 from ..widgets.conversation_options import ConversationOptions
 from ..widgets.dialogs import ConfirmDialog
 from ..widgets.footer import Footer
 from ..widgets.navbar import NavBar
+from .chat_commands import ConversationCommands
+from .chat_conversations import ConversationActions
 
 if TYPE_CHECKING:
     from ..app import MullamaApp
 
 
-class ChatScreen(Screen):
+class ChatScreen(ConversationActions):
     if TYPE_CHECKING:
         app: MullamaApp  # the App these screens run in
 
@@ -39,7 +55,15 @@ class ChatScreen(Screen):
         Binding("ctrl+d", "delete", "Delete chat", priority=True),
         Binding("ctrl+l", "focus_list", "Conversations"),
         Binding("ctrl+t", "pick_model", "Model"),
+        Binding("ctrl+f", "search", "Search chats", show=False),
+        Binding("ctrl+y", "copy_reply", "Copy reply"),
+        Binding("ctrl+g", "copy_code", "Copy code block", show=False),
+        Binding("ctrl+r", "rename", "Rename chat", show=False),
+        Binding("ctrl+s", "export('markdown')", "Export chat", show=False),
     ]
+    COMMANDS = {ConversationCommands}
+
+    SIDEBAR_HINT = "[dim]^n new  ^d delete  ^f find\n^r rename  ^s export[/]"
 
     def __init__(self) -> None:
         super().__init__()
@@ -47,14 +71,19 @@ class ChatScreen(Screen):
         self.conversations: list[Conversation] = []
         self.current: Conversation | None = None
         self.model_names: list[str] = []
+        self.search_text = ""
 
     def compose(self) -> ComposeResult:
         yield NavBar("chat")
         with Horizontal(id="chat-body"):
             with Vertical(id="sidebar") as sidebar:
                 sidebar.border_title = "Conversations"
-                yield ListView(id="conversations")
-                yield Label("[dim]ctrl+n new · ctrl+d delete[/]", id="sidebar-hint")
+                search = ConversationSearch(placeholder="Search titles and text", id="conv-search")
+                search.display = False
+                yield search
+                yield ConversationList(id="conversations")
+                yield Label("", id="conv-no-match", markup=False)
+                yield Label(self.SIDEBAR_HINT, id="sidebar-hint")
             with Vertical(id="chat-main"):
                 with Horizontal(id="chat-bar"):
                     yield Select([], prompt="Choose a model", id="model-picker")
@@ -135,14 +164,53 @@ class ChatScreen(Screen):
 
     # ---------------------------------------------------------------- conversations
 
+    def listed(self) -> list[Conversation]:
+        """The conversations the list shows: those matching the search, if any."""
+        return [c for c in self.conversations if c.matches(self.search_text)]
+
     async def show_list(self) -> None:
         view = self.query_one("#conversations", ListView)
+        listed = self.listed()
         await view.clear()
-        await view.extend(
-            ListItem(Label(c.title, markup=False), id=f"conv-{c.id}") for c in self.conversations
+        await view.extend(ListItem(Label(c.title, markup=False), id=f"conv-{c.id}") for c in listed)
+        if self.current in listed:
+            view.index = listed.index(self.current)
+        sidebar = self.query_one("#sidebar")
+        searching = bool(self.search_text.strip())
+        sidebar.border_title = (
+            f"Conversations · {len(listed)} of {len(self.conversations)}"
+            if searching
+            else "Conversations"
         )
-        if self.current in self.conversations:
-            view.index = self.conversations.index(self.current)
+        no_match = self.query_one("#conv-no-match", Label)
+        no_match.update(f"Nothing matches “{self.search_text.strip()}”")
+        no_match.display = searching and not listed
+
+    # ---------------------------------------------------------------- search
+
+    def action_search(self) -> None:
+        search = self.query_one("#conv-search", Input)
+        search.display = True
+        search.focus()
+
+    @on(Input.Changed, "#conv-search")
+    async def _search_changed(self, event: Input.Changed) -> None:
+        self.search_text = event.value
+        await self.show_list()
+
+    @on(Input.Submitted, "#conv-search")
+    def _search_submitted(self) -> None:
+        self.action_focus_list()
+
+    async def action_close_search(self) -> None:
+        search = self.query_one("#conv-search", Input)
+        search.display = False
+        if self.search_text:
+            self.search_text = ""
+            with search.prevent(Input.Changed):
+                search.value = ""
+            await self.show_list()
+        self.query_one("#prompt").focus()
 
     async def open(self, conversation: Conversation) -> None:
         self.action_stop()
@@ -172,6 +240,8 @@ class ChatScreen(Screen):
         if self.current is not None and not self.current.turns:  # already a fresh one
             self.query_one("#prompt").focus()
             return
+        if self.search_text:  # the new conversation would not match it
+            await self.action_close_search()
         model = self.current.model if self.current else self.app.prefs.default_model
         conversation = Conversation(model=model, system=self.app.prefs.system_prompt)
         self.conversations.insert(0, conversation)
@@ -208,8 +278,20 @@ class ChatScreen(Screen):
                 setattr(self.current, key, value)
             await asyncio.to_thread(self.store.save, self.current)
 
+    async def action_on_highlighted(self, action: str) -> None:
+        """Open the conversation highlighted in the list, then run ``action`` on it."""
+        item = self.query_one("#conversations", ListView).highlighted_child
+        conv_id = ((item.id if item else None) or "").removeprefix("conv-")
+        chosen = next((c for c in self.conversations if c.id == conv_id), None)
+        if chosen is not None and chosen is not self.current:
+            await self.open(chosen)
+        await self.run_action(action)
+
     def action_focus_list(self) -> None:
-        self.query_one("#conversations").focus()
+        view = self.query_one("#conversations", ListView)
+        if view.index is None and view.children:
+            view.index = 0
+        view.focus()
 
     # ---------------------------------------------------------------- sending and streaming
 
@@ -245,6 +327,7 @@ class ChatScreen(Screen):
     @work(exclusive=True, group="reply")
     async def stream_reply(self, conversation: Conversation, view: ChatMessage) -> None:
         engine = await self.app.wait_engine()
+        view.set_status(await _waiting_status(engine, conversation.model))
         request = ChatRequest(
             conversation.model,
             conversation.messages()[:-1],
@@ -261,7 +344,9 @@ class ChatScreen(Screen):
             stream = cast("AsyncGenerator[Event, None]", engine.chat(request))
             async with contextlib.aclosing(stream) as events:
                 async for event in events:
-                    if isinstance(event, TextDelta):
+                    if isinstance(event, Started):  # loaded and admitted: the prompt is read
+                        view.set_status("Thinking…")
+                    elif isinstance(event, TextDelta):
                         view.add_text(event.text)
                     elif isinstance(event, ThinkingDelta):
                         view.add_thinking(event.text)
@@ -293,3 +378,18 @@ class ChatScreen(Screen):
         for worker in stopped:
             worker.cancel()
         return stopped
+
+
+async def _waiting_status(engine: Engine, model: str) -> str:
+    """What a reply waits for before the engine admits it: its model's load, if not loaded."""
+    try:
+        running = await engine.running_models()
+    except EngineError:
+        running = []
+    try:
+        key = normalize_name(model)
+    except EngineError:
+        key = model
+    if any(same_name(m.name, key) or same_name(m.name, model) for m in running):
+        return f"Waiting for {model}…"
+    return f"Loading model {model}…"

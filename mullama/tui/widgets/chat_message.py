@@ -1,5 +1,8 @@
 """One chat turn on screen; assistant replies stream into Markdown (batched, like oterm).
 
+Until its first token a reply shows what it waits for (``set_status``: loading the model,
+reading the prompt), so a slow first reply is never an empty bubble.
+
 Deltas are collected as they arrive and handed to the Markdown stream at most
 ``FLUSHES_PER_SECOND`` times a second, so a fast engine never makes the screen re-render per
 token, and the event loop stays free to read the next tokens.
@@ -31,6 +34,9 @@ class ChatMessage(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Label(self.author, classes="author")
+        status = Label("", classes="status", markup=False)
+        status.display = False
+        yield status
         if self.turn.role == "assistant":
             with Collapsible(title="Thinking", collapsed=True, classes="thinking") as block:
                 block.display = bool(self.turn.thinking)
@@ -38,12 +44,26 @@ class ChatMessage(Vertical):
         yield Markdown(self.turn.content, classes="body")
         yield Label(self.turn.stats, classes="stats")
 
+    @property
+    def status(self) -> str:
+        """What the reply waits for ("" once text arrives)."""
+        labels = self.query(".status").results(Label)
+        return next((str(label.content) for label in labels if label.display), "")
+
+    def set_status(self, text: str) -> None:
+        for label in self.query(".status").results(Label):
+            label.update(text)
+            label.display = bool(text)
+
     def add_text(self, text: str) -> None:
+        if not self.turn.content:
+            self.set_status("")
         self.turn.content += text
         self._queue("body", text)
 
     def add_thinking(self, text: str) -> None:
         if not self.turn.thinking:
+            self.set_status("")
             block = self.query_one(".thinking", Collapsible)
             block.display = True
             block.collapsed = False
@@ -85,6 +105,7 @@ class ChatMessage(Vertical):
         if self.turn.thinking:
             for block in self.query(".thinking").results(Collapsible):
                 block.collapsed = True
+        self.set_status("")
         for label in self.query(".stats").results(Label):
             label.update(stats)
         self.set_class(False, "-streaming")
