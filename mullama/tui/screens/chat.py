@@ -53,7 +53,7 @@ class ChatScreen(ConversationActions):
         Binding("ctrl+n", "new", "New chat"),
         Binding("ctrl+o", "options", "Options"),
         Binding("ctrl+d", "delete", "Delete chat", priority=True),
-        Binding("ctrl+l", "focus_list", "Conversations"),
+        Binding("ctrl+l", "focus_list", "Conversations", show=False),
         Binding("ctrl+t", "pick_model", "Model"),
         Binding("ctrl+f", "search", "Search chats", show=False),
         Binding("ctrl+y", "copy_reply", "Copy reply"),
