@@ -248,21 +248,16 @@ def _broken_bytes(rng: random.Random, body: dict[str, Any] | None) -> tuple[byte
     return b'{"model": NaN, "prompt": Infinity}', "NaN literals"
 
 
-def _path(rng: random.Random, template: str) -> str:
-    hostile = rng.choice(
-        [
-            "gemma",
-            "nosuch",
-            "..%2f..%2fetc%2fpasswd",
-            "a" * 300,
-            "%00",
-            "sha256:" + "0" * 64,
-            "sha256-zz",
-            "resp_" + "x" * 40,
-            "..",
-            "%2e%2e",
-        ]
-    )
+PATH_PARAMS = [
+    "gemma", "nosuch", "..%2f..%2fetc%2fpasswd", "a" * 300, "%00", "sha256:" + "0" * 64,
+    "sha256-zz", "resp_" + "x" * 40, "..", "%2e%2e",
+]  # fmt: skip
+
+
+def _path(rng: random.Random, template: str, changes_state: bool) -> str:
+    # a state-changing route never gets a real model's name (DELETE /api/models/gemma works)
+    choices = [p for p in PATH_PARAMS if p != "gemma"] if changes_state else PATH_PARAMS
+    hostile = rng.choice(choices)
     return template.replace("{name}", hostile).replace("{digest}", hostile)
 
 
@@ -270,7 +265,7 @@ def probes(rng: random.Random) -> Iterator[Probe]:
     json_type = {"content-type": "application/json"}
     for method, template, body, required, changes_state in ROUTES:
         for _ in range(ROUNDS_PER_ROUTE):
-            path = _path(rng, template)
+            path = _path(rng, template, changes_state)
             if method == "GET" and rng.random() < 0.25:
                 yield Probe("HEAD", path, None, {}, "HEAD of a GET route")
                 continue
