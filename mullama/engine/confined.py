@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .api import (
+    AliasInfo,
     ChatRequest,
     CompletionRequest,
     EmbedRequest,
@@ -26,6 +27,7 @@ from .api import (
     Engine,
     EngineStatus,
     Event,
+    HubModel,
     Liveness,
     LoadedModel,
     ModelDetails,
@@ -33,6 +35,7 @@ from .api import (
     ModelNotFound,
     PruneResult,
     PullProgress,
+    QuantFile,
 )
 from .refs import is_path_like
 
@@ -130,6 +133,16 @@ class ConfinedEngine(Engine):
 
     async def prune_store(self) -> PruneResult:
         return await self.inner.prune_store()
+
+    # the model library (no files named)
+    async def list_aliases(self) -> list[AliasInfo]:
+        return await self.inner.list_aliases()
+
+    async def search_models(self, query: str, limit: int = 20) -> list[HubModel]:
+        return await self.inner.search_models(query, limit)
+
+    async def list_quants(self, repo: str) -> list[QuantFile]:
+        return await self.inner.list_quants(repo)
 
     # loaded models
     async def load_model(self, name: str, keep_alive: Any = None) -> LoadedModel:
