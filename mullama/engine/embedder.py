@@ -148,6 +148,7 @@ class Embedder:
         self.n_out = max(n_cls, 1) if kind == RERANK else n_embd
         self.batch = Batch(capacity)
         self.rerank_template = model.metadata.get(RERANK_TEMPLATE_KEY) or None
+        self._template = self._template_pieces()
         self._specials = self._special_tail()
         self._queue: collections.deque[_Request] = collections.deque()
         self._calls: collections.deque[tuple[Callable[[], Any], Future[Any]]] = collections.deque()
@@ -229,10 +230,10 @@ class Embedder:
                 "use a reranking model (bge-reranker-v2-m3, Qwen3-Reranker)",
                 param="model",
             )
-        q = self.model.tokenize(query, add_special=False, parse_special=False)
+        q = self._text(query, "{query}")
         sequences = []
         for i, text in enumerate(documents):
-            d = self.model.tokenize(text, add_special=False, parse_special=False)
+            d = self._text(text, "{document}")
             tokens = self._pair(q, d)
             if len(tokens) > self.n_ctx:
                 fixed = len(tokens) - len(d)
@@ -283,13 +284,46 @@ class Embedder:
             around = around[1:]
         return around
 
+    def _template_pieces(self) -> list[tuple[str, list[int]]]:
+        """The GGUF's rerank template as (placeholder or "", its fixed tokens) pieces, the
+        fixed text tokenized once with its special tokens. The spaces that end a fixed text
+        before a placeholder are tokenized with the text put there (BPE vocabularies join
+        "▁word" and " word"); ``_leads`` keeps them."""
+        self._leads: dict[str, str] = {}
+        if self.rerank_template is None:
+            return []
+        pieces: list[tuple[str, list[int]]] = []
+        lead = ""
+        for part in _PLACEHOLDER.split(self.rerank_template):
+            if part in ("{query}", "{document}"):
+                self._leads.setdefault(part, lead)
+                pieces.append((part, []))
+                lead = ""
+            elif part:
+                text = part.rstrip(" ")
+                lead = part[len(text) :]
+                if text:
+                    fixed = self.model.tokenize(text, add_special=False, parse_special=True)
+                    pieces.append(("", fixed))
+        if lead:
+            pieces.append(("", self.model.tokenize(lead, add_special=False, parse_special=True)))
+        return pieces
+
+    def _text(self, text: str, placeholder: str) -> list[int]:
+        """A query's or document's tokens, without special tokens (a document cannot close
+        the prompt early), after the spaces the template puts before it."""
+        lead = self._leads.get(placeholder, "")
+        return self.model.tokenize(lead + text, add_special=False, parse_special=False)
+
     def _pair(self, query: list[int], doc: list[int]) -> list[int]:
         """A rerank prompt as llama-server builds it: the GGUF's rerank template (Qwen3) with
         the query and document in place, else [BOS] query [EOS] [SEP] document [EOS], each
-        special token where the vocabulary adds it. The texts themselves are tokenized
-        without special tokens (a document cannot close the prompt early)."""
-        if self.rerank_template is not None:
-            return self._templated(query, doc)
+        special token where the vocabulary adds it."""
+        if self._template:
+            out: list[int] = []
+            for placeholder, fixed in self._template:
+                out += fixed if not placeholder else query if placeholder == "{query}" else doc
+            return out
         model, vocab = self.model, self.model.vocab
         eos = model.eos if model.eos >= 0 else llama_cpp.llama_vocab_sep(vocab)
         add_eos = bool(llama_cpp.llama_vocab_get_add_eos(vocab))
@@ -302,26 +336,6 @@ class Embedder:
         out += doc
         if add_eos:
             out.append(eos)
-        return out
-
-    def _templated(self, query: list[int], doc: list[int]) -> list[int]:
-        assert self.rerank_template is not None
-        parts = _PLACEHOLDER.split(self.rerank_template)
-        out: list[int] = []
-        carry = ""  # a space that ends the template text before a placeholder goes with it
-        for part in parts:
-            if part in ("{query}", "{document}"):
-                if carry:
-                    out += self.model.tokenize(carry, add_special=False, parse_special=False)
-                    carry = ""
-                out += query if part == "{query}" else doc
-            elif part:
-                text = part.rstrip(" ")
-                carry = part[len(text) :]
-                if text:
-                    out += self.model.tokenize(text, add_special=False, parse_special=True)
-        if carry:
-            out += self.model.tokenize(carry, add_special=False, parse_special=True)
         return out
 
     # ------------------------------------------------------------ the queue

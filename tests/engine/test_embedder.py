@@ -288,9 +288,15 @@ async def test_the_qwen3_reranker_scores_through_its_template_as_probabilities(e
     assert all(0.0 < r.relevance_score < 1.0 for r in result.results)  # softmax over yes/no
     embedder = eng.manager.loaded["qwen3:latest"].runner
     model = embedder.model
-    q = model.tokenize("where is the cat", add_special=False, parse_special=False)
-    d = model.tokenize(DOCS[0], add_special=False, parse_special=False)
+    q = embedder._text("where is the cat", "{query}")
+    d = embedder._text(DOCS[0], "{document}")
+    # the space the template puts before a text is tokenized with it, as in the whole prompt
+    assert d == model.tokenize(" " + DOCS[0], add_special=False, parse_special=False)
+    assert d != model.tokenize(" ", add_special=False) + model.tokenize(DOCS[0], add_special=False)
     tokens = embedder._pair(q, d)
+    assert result.prompt_tokens == sum(
+        len(embedder._pair(q, embedder._text(doc, "{document}"))) for doc in DOCS
+    )
     text = model.detokenize(tokens, special=True)
     assert text.startswith("<|im_start|>system\nJudge whether")
     assert "<Query>: where is the cat\n<Document>: the cat sat on the mat<|im_end|>" in text
