@@ -311,16 +311,11 @@ class ModelManager:
         runner, its memory counted as weights + one decode's buffers (+ a decoder's KV)."""
         spec = resolved.spec
         path = str(resolved.weights)
+        n_ctx = int(_param(spec, "num_ctx", 0) or self.settings.embed_model_ctx)
+        n_seq = int(_param(spec, "num_parallel", 0) or self.settings.embed_model_sequences)
         config = EmbedderConfig(
-            n_ctx=context_for(
-                meta, int(_param(spec, "num_ctx", 0) or self.settings.embed_model_ctx)
-            ),
-            n_seq=max(
-                1,
-                min(
-                    256, int(_param(spec, "num_parallel", 0) or self.settings.embed_model_sequences)
-                ),
-            ),
+            n_ctx=context_for(meta, n_ctx),
+            n_seq=max(1, min(n_seq, 256)),  # llama.cpp's most sequences
             threads=int(
                 _param(spec, "num_thread", 0) or self.settings.threads or default_threads()
             ),
