@@ -404,7 +404,12 @@ class Embedder:
                     taken = self._take()
                     self.busy_slots = len(taken)
                 if taken:
-                    self._decode(taken)
+                    try:
+                        self._decode(taken)
+                    except Exception as exc:  # the thread lives on; those requests fail
+                        log.exception("%s: a decode failed", self.name)
+                        for request in {id(r): r for r, _ in taken}.values():
+                            self._fail(request, EngineError(f"{self.name}: {exc}"))
                 self.busy_slots = 0
         finally:
             self._shutdown()

@@ -19,6 +19,7 @@ from mullama.engine.api import (
     CompletionRequest,
     ContextOverflow,
     EmbedRequest,
+    EngineError,
     InsufficientMemory,
     InvalidRequest,
     Message,
@@ -409,3 +410,35 @@ def test_flash_attention_off_counts_the_attention_scores():
     decoder = {k.replace("bert.", "qwen3."): v for k, v in meta.items()}
     decoder["general.architecture"] = "qwen3"
     assert memory_estimate(decoder, EmbedderConfig(n_ctx=2048), 1000) == auto + 1000  # its KV
+
+
+async def test_a_request_whose_client_left_is_not_decoded(eng):
+    await eng.load_model("mean")
+    embedder = eng.manager.loaded["mean:latest"].runner
+    gate = threading.Event()
+    embedder.call(gate.wait)
+    task = asyncio.ensure_future(eng.embed(EmbedRequest("mean", ["the cat", "a dog"])))
+    while embedder.queued < 1:
+        await asyncio.sleep(0.01)
+    before = embedder.decodes
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    gate.set()
+    await asyncio.wrap_future(embedder.call(lambda: None))  # the thread has passed its queue
+    assert embedder.decodes == before and embedder.queued == 0
+    assert len((await eng.embed(EmbedRequest("mean", ["hello"]))).embeddings) == 1
+
+
+async def test_a_decode_that_breaks_fails_its_requests_and_the_thread_lives_on(eng, monkeypatch):
+    await eng.load_model("mean")
+    embedder = eng.manager.loaded["mean:latest"].runner
+
+    def broken(seq):
+        raise RuntimeError("no vector")
+
+    monkeypatch.setattr(embedder, "_output", broken)
+    with pytest.raises(EngineError, match="mean:latest: no vector"):
+        await eng.embed(EmbedRequest("mean", ["the cat"]))
+    monkeypatch.undo()
+    assert len((await eng.embed(EmbedRequest("mean", ["the cat"]))).embeddings) == 1
