@@ -117,6 +117,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # name (as a model, or in a Modelfile's FROM/ADAPTER/VISION_PROJECTOR); the CLI and TUI
     # may name any file of their user's
     allowed_model_dirs: str = ""
+    # --- embeddings and rerank ---
+    # dedicated embedding and reranking models (BERT family, rank pooling): the most tokens of
+    # one input (0 = 2048, at most the model's trained context; a Modelfile's num_ctx wins) and
+    # the sequences one decode evaluates together (num_parallel wins)
+    embed_model_ctx: int = 0
+    embed_model_sequences: int = 16
 
     @property
     def registry_file(self) -> Path:

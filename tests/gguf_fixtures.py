@@ -463,3 +463,90 @@ def build_vision(directory: Path) -> tuple[Path, Path]:
     model = build_gemma3_text(directory / "tiny-gemma3.gguf")
     mmproj = build_gemma3_mmproj(directory / "tiny-gemma3-mmproj.gguf")
     return model, mmproj
+
+
+# --- a tiny Qwen3-Reranker (a causal decoder with rank pooling) ---
+
+QWEN3_RERANK_TEMPLATE = (  # the rerank prompt ggml-org's converter stores for Qwen3-Reranker
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query "
+    'and the Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n'
+    "<|im_start|>user\n<Instruct>: Given a web search query, retrieve relevant passages that "
+    "answer the query\n<Query>: {query}\n<Document>: {document}<|im_end|>\n"
+    "<|im_start|>assistant\n<think>\n\n</think>\n\n"
+)
+
+
+def build_qwen3_reranker(
+    path: Path,
+    *,
+    n_embd: int = 64,
+    n_layer: int = 2,
+    n_head: int = 4,
+    n_head_kv: int = 2,
+    n_ff: int = 128,
+    n_ctx: int = 4096,
+    seed: int = 4,
+    name: str = "tiny-qwen3-reranker",
+) -> Path:
+    """A Qwen3 decoder used as a reranker, as ``convert_hf_to_gguf.py`` writes Qwen3-Reranker:
+    rank pooling, labels ["yes", "no"], a two-row ``cls.output`` head (the LM head's "yes"
+    and "no" rows) and the rerank prompt as the ``rerank`` chat template. llama.cpp scores
+    its last token and takes a softmax over the two, so a score is P(yes), in 0–1."""
+    import gguf
+
+    rng = np.random.default_rng(seed)
+    head_dim = n_embd // n_head
+    tokens, scores, types = spm_vocab(QWEN_SPECIAL, [])
+    writer = gguf.GGUFWriter(str(path), "qwen3")
+    writer.add_name(name)
+    writer.add_context_length(n_ctx)
+    writer.add_embedding_length(n_embd)
+    writer.add_block_count(n_layer)
+    writer.add_feed_forward_length(n_ff)
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_head_kv)
+    writer.add_layer_norm_rms_eps(1e-6)
+    writer.add_rope_freq_base(1_000_000.0)
+    writer.add_pooling_type(gguf.PoolingType.RANK)
+    writer.add_classifier_output_labels(["yes", "no"])
+    writer.add_chat_template([{"name": "rerank", "template": QWEN3_RERANK_TEMPLATE}])
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_tokenizer_model("llama")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_bos_token_id(tokens.index("<|endoftext|>"))
+    writer.add_eos_token_id(tokens.index("<|im_end|>"))
+    writer.add_unk_token_id(tokens.index("<unk>"))
+    writer.add_pad_token_id(tokens.index("<|endoftext|>"))
+    writer.add_add_bos_token(False)
+    writer.add_add_space_prefix(False)
+
+    def weight(tensor: str, *shape: int, scale: float = 0.05) -> None:
+        writer.add_tensor(tensor, (rng.standard_normal(shape) * scale).astype(np.float32))
+
+    def ones(tensor: str, size: int) -> None:
+        writer.add_tensor(tensor, np.ones(size, dtype=np.float32))
+
+    weight("token_embd.weight", len(tokens), n_embd, scale=1.0)
+    ones("output_norm.weight", n_embd)
+    weight("cls.output.weight", 2, n_embd, scale=0.5)
+    for i in range(n_layer):
+        blk = f"blk.{i}"
+        ones(f"{blk}.attn_norm.weight", n_embd)
+        weight(f"{blk}.attn_q.weight", n_head * head_dim, n_embd)
+        weight(f"{blk}.attn_k.weight", n_head_kv * head_dim, n_embd)
+        weight(f"{blk}.attn_v.weight", n_head_kv * head_dim, n_embd)
+        weight(f"{blk}.attn_output.weight", n_embd, n_head * head_dim)
+        ones(f"{blk}.attn_q_norm.weight", head_dim)
+        ones(f"{blk}.attn_k_norm.weight", head_dim)
+        ones(f"{blk}.ffn_norm.weight", n_embd)
+        weight(f"{blk}.ffn_gate.weight", n_ff, n_embd)
+        weight(f"{blk}.ffn_up.weight", n_ff, n_embd)
+        weight(f"{blk}.ffn_down.weight", n_embd, n_ff)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

@@ -118,6 +118,20 @@ class EmbedRequest:
     keep_alive: Any = None
 
 
+@dataclass
+class RerankRequest:
+    """Score each document's relevance to ``query`` with a reranking model (a cross-encoder:
+    rank pooling). ``top_n``: keep only the best (None = all). ``truncate``: a query and
+    document longer than the model's context lose the end of the document (else an error)."""
+
+    model: str
+    query: str
+    documents: list[str]
+    top_n: int | None = None
+    truncate: bool = True
+    keep_alive: Any = None
+
+
 # ---------------------------------------------------------------- events
 
 
@@ -194,6 +208,20 @@ Event = Started | TextDelta | ThinkingDelta | ToolCallDelta | Done
 class EmbedResult:
     model: str
     embeddings: list[list[float]]
+    prompt_tokens: int
+    timings: Timings = field(default_factory=Timings)
+
+
+@dataclass
+class RerankScore:
+    index: int  # of the document in the request
+    relevance_score: float  # the model's score as it gives it (a logit, or 0-1 for Qwen3)
+
+
+@dataclass
+class RerankResult:
+    model: str
+    results: list[RerankScore]  # best first; ``top_n`` of them when it was given
     prompt_tokens: int
     timings: Timings = field(default_factory=Timings)
 
@@ -629,6 +657,10 @@ class Engine(ABC):
 
     @operation("Embeddings")
     async def embed(self, request: EmbedRequest) -> EmbedResult:
+        raise NotImplementedError
+
+    @operation("Rerank")
+    async def rerank(self, request: RerankRequest) -> RerankResult:
         raise NotImplementedError
 
     @operation("Tokenize", key="tokens")

@@ -36,6 +36,8 @@ from .api import (
     PruneResult,
     PullProgress,
     QuantFile,
+    RerankRequest,
+    RerankResult,
 )
 from .refs import is_path_like
 
@@ -134,7 +136,7 @@ class ConfinedEngine(Engine):
     async def prune_store(self) -> PruneResult:
         return await self.inner.prune_store()
 
-    # the model library names no files
+    # the model library (no files named)
     async def list_aliases(self) -> list[AliasInfo]:
         return await self.inner.list_aliases()
 
@@ -168,6 +170,10 @@ class ConfinedEngine(Engine):
     async def embed(self, request: EmbedRequest) -> EmbedResult:
         await self._model(request.model)
         return await self.inner.embed(request)
+
+    async def rerank(self, request: RerankRequest) -> RerankResult:
+        await self._model(request.model)
+        return await self.inner.rerank(request)
 
     async def tokenize(
         self, model: str, text: str, add_special: bool = True, parse_special: bool = True

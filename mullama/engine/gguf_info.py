@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -163,6 +164,31 @@ EMBEDDING_ARCHES = {
     "eurobert",
 }
 
+# what a model is for, from its GGUF (see :func:`model_kind`)
+GENERATION, EMBEDDING, RERANK = "generation", "embedding", "rerank"
+POOLING_RANK = 4  # llama_pooling_type: NONE 0, MEAN 1, CLS 2, LAST 3, RANK 4
+CLASSIFIER_TENSORS = ("cls.output.weight", "cls.weight")  # a cross-encoder's classification head
+
+
+def model_kind(metadata: Mapping[str, Any], tensor_names: Iterable[str] = ()) -> str:
+    """``rerank`` for a cross-encoder (rank pooling: BGE/Jina rerankers, Qwen3-Reranker as
+    ggml-org converts it), ``embedding`` for an encoder-only architecture or a model that
+    declares a pooling (nomic, bge, Qwen3-Embedding), else ``generation``. An encoder with a
+    classification head (``classifier.output_labels``, or a ``cls`` tensor when the tensors
+    are known) ranks even without a pooling key, as llama.cpp does."""
+    arch = str(metadata.get("general.architecture", ""))
+    pooling = metadata.get(f"{arch}.pooling_type")
+    declared = isinstance(pooling, int) and not isinstance(pooling, bool) and pooling > 0
+    encoder = arch in EMBEDDING_ARCHES
+    head = bool(metadata.get(f"{arch}.classifier.output_labels")) or any(
+        name in CLASSIFIER_TENSORS for name in tensor_names
+    )
+    if (declared and pooling == POOLING_RANK) or (encoder and head and not declared):
+        return RERANK
+    if encoder or declared:
+        return EMBEDDING
+    return GENERATION
+
 
 class GGUFError(ValueError):
     """The file is not a GGUF file, or its header is damaged."""
@@ -259,6 +285,7 @@ class GGUFHeader:
             "pooling_type": _int(self.arch_value("pooling_type")),
             "has_chat_template": bool(self.chat_template),
             "is_embedding": arch in EMBEDDING_ARCHES,
+            "model_kind": model_kind(self.metadata, (t.name for t in self.tensors)),
             "is_projector": arch == "clip" or "clip.has_vision_encoder" in self.metadata,
             "tensor_count": len(self.tensors),
         }

@@ -219,6 +219,7 @@ class ContextParams:
     embeddings: bool = False
     pooling: int = POOLING_UNSPECIFIED
     swa_full: bool = True  # keeps full history for sliding-window models so prefixes can be reused
+    kv_unified: bool = False  # one KV buffer all sequences share (see Context)
 
 
 class Context:
@@ -242,7 +243,8 @@ class Context:
         params.pooling_type = p.pooling
         # one KV stream per sequence: a token then attends only over its own sequence's cells
         # (prefix reuse never crosses slots, so a shared buffer would only add masked work)
-        params.kv_unified = False
+        # (an embedding context shares one: a batch of sequences fills it together, then clears)
+        params.kv_unified = p.kv_unified
         params.swa_full = p.swa_full
         params.no_perf = True
         self.model = model

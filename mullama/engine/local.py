@@ -37,6 +37,9 @@ from .api import (
     PruneResult,
     PullProgress,
     QuantFile,
+    RerankRequest,
+    RerankResult,
+    RerankScore,
     SamplingOptions,
     Started,
     ThinkingDelta,
@@ -45,12 +48,13 @@ from .api import (
 )
 from .chat_plan import ChatPlan, plan_chat
 from .confined import AllowedDirs
+from .embedder import Embedder
 from .manager import Loaded, ModelManager
 from .metrics import EngineMetrics
 from .options import validate
 from .pipeline import OutputPipeline
 from .prompt import RenderedPrompt, render_chat
-from .runner import Job, RunnerEvent
+from .runner import Job, Runner, RunnerEvent
 from .structured import format_grammar
 from .token_ids import check_token_ids
 from .tools import ToolFormat, template_shows_tools, tool_instructions
@@ -223,6 +227,7 @@ class LocalEngine(Engine):
         opts = self._check_options(request.options)
         entry, load_ns = await self._acquire(request.model, request.keep_alive)
         try:
+            self._generator(entry, "generate text")
             if request.context:
                 tokens = list(request.context)
             else:
@@ -272,15 +277,23 @@ class LocalEngine(Engine):
         entry, load_ns = await self._acquire(request.model, request.keep_alive)
         try:
             started = time.perf_counter()
-            inputs = await asyncio.to_thread(self._embed_inputs, entry, request)
-            job = entry.runner.submit_embed(inputs)
-            try:
-                vectors = await asyncio.wrap_future(job.future)
-            finally:
-                job.cancel()  # nothing when it is done; else the runner drops it
+            runner = entry.runner
+            if isinstance(runner, Embedder):  # a dedicated embedding model
+                for i, item in enumerate(request.inputs):
+                    if isinstance(item, list):
+                        check_token_ids(item, entry.model.n_vocab, f"input[{i}]", param="input")
+                future = runner.embed(request.inputs, request.truncate)
+                vectors, n_tokens = await asyncio.wrap_future(future)
+            else:
+                inputs = await asyncio.to_thread(self._embed_inputs, entry, request)
+                job = runner.submit_embed(inputs)
+                try:
+                    vectors = await asyncio.wrap_future(job.future)
+                finally:
+                    job.cancel()  # nothing when it is done; else the runner drops it
+                n_tokens = sum(len(tokens) for tokens in inputs)
         finally:
             self.manager.release(entry)
-        n_tokens = sum(len(tokens) for tokens in inputs)
         if request.dimensions is not None:
             vectors = _shorten(vectors, request.dimensions)
         elapsed = int((time.perf_counter() - started) * 1e9)
@@ -296,8 +309,9 @@ class LocalEngine(Engine):
         """Each input as the token ids to embed, checked against the vocabulary and the
         embedding context: one that is longer is cut to it when the request allows
         truncation, else refused (400) with both lengths."""
-        model = entry.model
-        limit = entry.runner.embed_shape.n_ctx
+        model, runner = entry.model, entry.runner
+        assert isinstance(runner, Runner)  # an Embedder checks its own inputs
+        limit = runner.embed_shape.n_ctx
         out = []
         for i, item in enumerate(request.inputs):
             if isinstance(item, list):
@@ -320,6 +334,40 @@ class LocalEngine(Engine):
                 tokens = tokens[:limit]
             out.append(tokens)
         return out
+
+    async def rerank(self, request: RerankRequest) -> RerankResult:
+        if not request.query.strip():
+            raise InvalidRequest("query must not be empty", param="query")
+        if not request.documents:
+            raise InvalidRequest("documents must not be empty", param="documents")
+        if not all(isinstance(d, str) for d in request.documents):
+            raise InvalidRequest("documents must be strings", param="documents")
+        if request.top_n is not None and request.top_n < 1:
+            raise InvalidRequest("top_n must be at least 1", param="top_n")
+        entry, load_ns = await self._acquire(request.model, request.keep_alive)
+        try:
+            runner = entry.runner
+            if not isinstance(runner, Embedder):
+                raise InvalidRequest(
+                    f"{entry.name} is a chat model, not a reranking model (its GGUF has no rank "
+                    "pooling): it cannot rerank; use a reranker such as bge-reranker-v2-m3",
+                    param="model",
+                )
+            started = time.perf_counter()
+            future = runner.rerank(request.query, request.documents, request.truncate)
+            scores, n_tokens = await asyncio.wrap_future(future)
+        finally:
+            self.manager.release(entry)
+        elapsed = int((time.perf_counter() - started) * 1e9)
+        ranked = sorted(range(len(scores)), key=lambda i: -scores[i][0])  # stable: ties in order
+        results = [RerankScore(i, scores[i][0]) for i in ranked[: request.top_n]]
+        self.metrics.requests_total.labels(entry.name, "rerank").inc()
+        return RerankResult(
+            entry.name,
+            results,
+            n_tokens,
+            Timings(load_ns=load_ns, prompt_eval_ns=elapsed, total_ns=elapsed + load_ns),
+        )
 
     async def tokenize(
         self, model: str, text: str, add_special: bool = True, parse_special: bool = True
@@ -440,6 +488,7 @@ class LocalEngine(Engine):
     ) -> tuple[ChatPlan, RenderedPrompt, list[int]]:
         """A chat's plan, its prompt as rendered (tools, thinking, tool results) and its tokens:
         what ``chat`` decodes and ``count_chat_tokens`` counts."""
+        self._generator(entry, "chat")
         plan = self._plan(entry, request)
         request = self._wrap_tool_results(entry, request, plan)
         rendered = self._render_chat(
@@ -518,6 +567,14 @@ class LocalEngine(Engine):
             eos_token=model.token_text(model.eos) if model.eos >= 0 else "",
         )
 
+    def _generator(self, entry: Loaded, what: str) -> Runner:
+        """The runner that generates with ``entry``: an embedding or reranking model has none
+        (a chat, a completion, ... on it is refused naming what it is)."""
+        runner = entry.runner
+        if isinstance(runner, Embedder):
+            raise InvalidRequest(runner.refusal(what), param="model")
+        return runner
+
     def _wants_bos(self, entry: Loaded, text: str) -> bool:
         model = entry.model
         if not model.add_bos or model.bos < 0:
@@ -549,7 +606,7 @@ class LocalEngine(Engine):
             return
         if opts.grammar:
             sampling.check_grammar(opts.grammar, entry.model)
-        entry.runner.submit(job)
+        self._generator(entry, "generate text").submit(job)
         self.requests_active += 1
         self.metrics.requests_active.inc()
         finished = False

@@ -18,7 +18,10 @@ import psutil
 from ..config import Settings
 from .api import InsufficientMemory, LoadedModel, ModelLoadError
 from .durations import parse_keep_alive
+from .embedder import Embedder, EmbedderConfig, context_for, memory_estimate
+from .embedder import start as start_embedder
 from .embedding import embed_context_bytes, embed_shape
+from .gguf_info import GENERATION, model_kind
 from .llm import LlamaError, LoraAdapter, Model, load_lora
 from .runner import Runner, RunnerConfig
 
@@ -57,7 +60,7 @@ class Loaded:
     name: str
     resolved: Resolved
     model: Model
-    runner: Runner
+    runner: Runner | Embedder  # an Embedder for an embedding or reranking model
     estimate: int
     gpu_layers: int
     keep_alive: float | None
@@ -241,6 +244,9 @@ class ModelManager:
         spec = resolved.spec
         path = str(resolved.weights)
         meta = await asyncio.to_thread(self.read_metadata, path)
+        kind = model_kind(meta)
+        if kind != GENERATION:
+            return await self._load_embedder(resolved, keep, meta, kind)
         arch = meta.get("general.architecture", "")
         n_train = int(float(meta.get(f"{arch}.context_length", 0) or 0))
         n_ctx = int(
@@ -312,6 +318,58 @@ class ModelManager:
             load_ns,
             lora=lora,
         )
+
+    async def _load_embedder(
+        self, resolved: Resolved, keep: float | None, meta: Metadata, kind: str
+    ) -> Loaded:
+        """An embedding or reranking model: an :class:`Embedder` instead of a generation
+        runner, its memory counted as weights + one decode's buffers (+ a decoder's KV)."""
+        spec = resolved.spec
+        path = str(resolved.weights)
+        n_ctx = int(_param(spec, "num_ctx", 0) or self.settings.embed_model_ctx)
+        n_seq = int(_param(spec, "num_parallel", 0) or self.settings.embed_model_sequences)
+        config = EmbedderConfig(
+            n_ctx=context_for(meta, n_ctx),
+            n_seq=max(1, min(n_seq, 256)),  # llama.cpp's most sequences
+            threads=int(
+                _param(spec, "num_thread", 0) or self.settings.threads or default_threads()
+            ),
+            flash_attention=self._flash_attention(spec),
+            max_queue=self.settings.max_queue,
+        )
+        kv = kv_cache_bytes(meta, config.n_ctx)
+        estimate = weights_bytes(path) + memory_estimate(meta, config, kv)
+        await self._make_room(estimate, resolved.name)
+        started = time.perf_counter()
+        try:
+            model, embedder = await asyncio.to_thread(
+                start_embedder, path, self._gpu_layers(spec), config, resolved.name, kind
+            )
+        except LlamaError as exc:
+            raise ModelLoadError(f"could not load {resolved.name}: {exc}") from None
+        load_ns = int((time.perf_counter() - started) * 1e9)
+        log.info(
+            "loaded %s (%s model, %d-token inputs x %d sequences, ~%d MiB) in %.2fs",
+            resolved.name,
+            kind,
+            config.n_ctx,
+            config.n_seq,
+            estimate // 2**20,
+            load_ns / 1e9,
+        )
+        return Loaded(
+            resolved.name, resolved, model, embedder, estimate, model.gpu_layers, keep, load_ns
+        )
+
+    def _gpu_layers(self, spec: ModelfileSpec | None) -> int:
+        if spec is not None and spec.gpu_layers is not None:
+            return spec.gpu_layers
+        return int(_param(spec, "num_gpu", self.settings.gpu_layers))
+
+    def _flash_attention(self, spec: ModelfileSpec | None) -> bool | None:
+        if spec is not None and spec.flash_attention is not None:
+            return spec.flash_attention
+        return True if self.settings.flash_attention else None
 
     def _budget_after_eviction(self) -> int:
         idle = sum(e.estimate for e in self.loaded.values() if e.in_use == 0)

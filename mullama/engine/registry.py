@@ -106,6 +106,8 @@ class RegistryEntry:
         caps: dict[str, bool] = {}
         if "embedding" in tags:
             caps.update(embedding=True, completion=False)
+        if "rerank" in tags:
+            caps.update(rerank=True, embedding=False, completion=False)
         if "vision" in tags or self.projector:
             caps["vision"] = True
         if "tools" in tags:

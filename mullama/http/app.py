@@ -21,7 +21,7 @@ from sanic.response import empty
 from ..config import Settings
 from ..engine.api import Engine
 from ..engine.confined import AllowedDirs, ConfinedEngine, split_dirs
-from . import anthropic, llama_server, manage, ollama, openai, responses, ui
+from . import anthropic, llama_server, manage, ollama, openai, rerank, responses, ui
 from .errors import dialect_for, error_response, handle_exception, hide_paths, too_large
 from .guard import CHANGING, Guard, warn_if_exposed
 
@@ -59,6 +59,7 @@ def create_app(engine: Engine, settings: Settings, name: str | None = None) -> S
         openai.blueprint,
         openai.unprefixed,
         llama_server.blueprint,
+        rerank.blueprint,
         responses.blueprint,
         anthropic.blueprint,
         manage.blueprint,

@@ -204,6 +204,11 @@ def test_bundled_aliases_cover_the_guide_table_and_families():
         assert entry.default_quant or entry.file, entry.name
     assert reg.get("llava:7b").projector
     assert reg.get("nomic-embed-text").derived_capabilities()["embedding"] is True
+    for name in ("bge-m3", "all-minilm", "mxbai-embed-large"):
+        assert reg.get(name).derived_capabilities()["embedding"] is True, name
+    for name in ("bge-reranker-v2-m3", "qwen3-reranker"):
+        caps = reg.get(name).derived_capabilities()
+        assert caps["rerank"] is True and caps["completion"] is False, name
     assert reg.get("deepseek-r1:7b").derived_capabilities()["thinking"] is True
 
 

@@ -112,6 +112,10 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, tuple[str, ...], bool]] = [
     ("POST", "/completions", {"model": "gemma", "prompt": [2, 3, 4]}, ("prompt",), False),
     ("POST", "/v1/embeddings", {"model": "gemma", "input": "hello"}, ("input",), False),
     ("POST", "/embeddings", {"model": "gemma", "input": ["a", "b"]}, ("input",), False),
+    ("POST", "/v1/rerank", {"model": "gemma", "query": "q", "documents": ["a"]}, ("query",), False),
+    ("POST", "/rerank", {"model": "gemma", "query": "q", "texts": ["a", "b"]}, ("query",), False),
+    ("POST", "/v1/reranking", {"query": "q", "documents": [{"text": "a"}]}, ("documents",), False),
+    ("POST", "/v2/rerank", {"model": "gemma", "query": "q", "documents": ["a"]}, ("model",), False),
     ("POST", "/tokenize", {"model": "gemma", "content": SEED_PROMPT}, ("content",), False),
     ("POST", "/detokenize", {"model": "gemma", "tokens": [2, 3]}, ("tokens",), False),
     (

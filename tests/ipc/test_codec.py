@@ -32,6 +32,9 @@ from mullama.engine.api import (
     PruneResult,
     PullProgress,
     QuantFile,
+    RerankRequest,
+    RerankResult,
+    RerankScore,
     SamplingOptions,
     Started,
     TextDelta,
@@ -113,6 +116,10 @@ CASES: dict[str, tuple[dict[str, Any], Any]] = {
     "Embeddings": (
         {"request": EmbedRequest("gemma", ["a", [2, 651]], dimensions=2)},
         EmbedResult("gemma:latest", [[0.5, 1.0], [1.0, 0.0]], 2, Timings(total_ns=9)),
+    ),
+    "Rerank": (
+        {"request": RerankRequest("bge", "where?", ["paris", ""], top_n=1, truncate=False)},
+        RerankResult("bge:latest", [RerankScore(0, -1.25)], 9, Timings(total_ns=4)),
     ),
     "Tokenize": (
         {"model": "gemma", "text": "hi", "add_special": False, "parse_special": True},

@@ -121,3 +121,31 @@ async def test_the_model_library_over_ipc(tmp_path, fake_hub):
                 await remote.list_quants("acme/Missing-GGUF")
         finally:
             await remote.close()
+
+
+async def test_rerank_and_embed_over_ipc(tmp_path):
+    """The Rerank operation through the generated RemoteEngine method on a real daemon, with
+    the tiny reranker and embedding fixtures; an error arrives as itself."""
+    from mullama.config import load_settings
+    from mullama.engine.api import InvalidRequest, RerankRequest
+    from mullama.engine.store import ModelStore
+    from mullama.ipc import RemoteEngine
+    from tests.gguf_fixtures import build_bert
+    from tests.helpers import run_daemon, settings_env
+
+    env = settings_env(tmp_path)
+    store = ModelStore(load_settings(env=env))
+    store.create("rerank", f"FROM {build_bert(tmp_path / 'r.gguf', reranker=True)}\n", None)
+    store.create("embed", f"FROM {build_bert(tmp_path / 'e.gguf')}\n", None)
+    with run_daemon(tmp_path, env=env) as daemon:
+        remote = RemoteEngine(daemon.socket)
+        try:
+            result = await remote.rerank(
+                RerankRequest("rerank", "the cat", ["a dog", "the cat"], 1)
+            )
+            assert result.model == "rerank:latest" and len(result.results) == 1
+            assert result.results[0].index in (0, 1) and result.prompt_tokens > 0
+            with pytest.raises(InvalidRequest, match="embed:latest is an embedding model"):
+                await remote.rerank(RerankRequest("embed", "the cat", ["a dog"]))
+        finally:
+            await remote.close()

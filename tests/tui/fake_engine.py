@@ -25,6 +25,7 @@ from mullama.engine.api import (
     PruneResult,
     PullProgress,
     QuantFile,
+    RerankResult,
     TextDelta,
     ThinkingDelta,
     Timings,
@@ -216,6 +217,9 @@ class FakeEngine(Engine):
 
     async def embed(self, request) -> EmbedResult:
         return EmbedResult(request.model, [[0.0]], 1)
+
+    async def rerank(self, request) -> RerankResult:
+        return RerankResult(request.model, [], 0)
 
     async def tokenize(self, model, text, add_special=True, parse_special=True) -> list[int]:
         return []

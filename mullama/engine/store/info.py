@@ -45,14 +45,17 @@ def capabilities_of(
 ) -> dict[str, bool]:
     """What a model can do: from its GGUF (template), its alias, then its Modelfile (the
     THINKING directive, then CAPABILITY, which has the last word)."""
-    embedding = bool(summary.get("is_embedding"))
+    kind = summary.get("model_kind") or ("embedding" if summary.get("is_embedding") else "")
+    embedding = kind == "embedding"
+    rerank = kind == "rerank"
     caps = {
-        "completion": not embedding,
+        "completion": not (embedding or rerank),
         "embedding": embedding,
+        "rerank": rerank,
         "vision": has_projector,
         "tools": bool(summary.get("template_tools")),
         "thinking": bool(summary.get("template_thinking")),
-        "json": not embedding,
+        "json": not (embedding or rerank),
     }
     caps.update({k: bool(v) for k, v in registry_caps.items()})
     declared = thinking or {}

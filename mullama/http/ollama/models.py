@@ -12,8 +12,9 @@ from ...engine.api import LoadedModel, ModelDetails, ModelInfo
 from ...engine.refs import is_path_like
 from . import protocol as p
 
-# The capabilities Ollama clients know (oterm, Open WebUI read this list).
-CAPABILITIES = ("completion", "tools", "thinking", "vision", "embedding")
+# The capabilities Ollama clients know (oterm, Open WebUI read this list), and "rerank" for a
+# reranking model (Ollama has none; its clients ignore names they do not know).
+CAPABILITIES = ("completion", "tools", "thinking", "vision", "embedding", "rerank")
 _ARRAY_NOTE = re.compile(r"^\[\d+ items\]$")  # how the GGUF reader summarises long arrays
 # Go's time.Now().Add(math.MaxInt64): what Ollama reports for a model kept loaded forever.
 _FOREVER = dt.timedelta(microseconds=(2**63 - 1) // 1000)
