@@ -371,8 +371,15 @@ class ModelManager:
                     await self._expire(entry)
 
 
-def default_threads() -> int:
-    return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+def default_threads(physical: int | None = None, logical: int | None = None) -> int:
+    """llama.cpp's threads: one a physical core, leaving a logical CPU to the rest of the
+    daemon (its event loop, IPC, the clients on the same machine). ggml's threads wait for
+    each other at every step of a decode by spinning, so one of them pre-empted stalls them
+    all: with every CPU of a 2-CPU machine given to llama.cpp, a decode step under load
+    took 10 times as long as with one thread (issue 20's soak collapse)."""
+    logical = logical or os.cpu_count() or 1
+    physical = physical or psutil.cpu_count(logical=False) or logical
+    return max(1, min(physical, logical - 1))
 
 
 def _start_model(
