@@ -255,6 +255,7 @@ class Context:
         if not self.ptr:
             raise LlamaError(f"llama.cpp could not create a context of {p.n_ctx} tokens")
         self.n_ctx: int = llama_cpp.llama_n_ctx(self.ptr)
+        self.n_ubatch: int = params.n_ubatch  # the tokens of one compute pass
         self.memory: llama_cpp.llama_memory_t = llama_cpp.llama_get_memory(self.ptr)
         self._row = ctypes.c_float * model.n_vocab
 

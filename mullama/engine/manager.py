@@ -429,8 +429,13 @@ class ModelManager:
                     await self._expire(entry)
 
 
-def default_threads() -> int:
-    return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+def default_threads(physical: int | None = None, logical: int | None = None) -> int:
+    """llama.cpp's threads: one a physical core, as llama-server and Ollama choose. On a machine
+    busy with other work, fewer help: ggml's threads wait for each other at every step by
+    spinning, so one pre-empted stalls them all (issue 20's soak: a step took 10 times as long
+    with both CPUs of a 2-CPU machine as with one); the ``threads`` setting says so."""
+    logical = logical or os.cpu_count() or 1
+    return max(1, physical or psutil.cpu_count(logical=False) or logical)
 
 
 def _start_model(

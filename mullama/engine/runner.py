@@ -167,7 +167,9 @@ class Runner:
         )
         if lora:
             self.ctx.set_lora(lora)
-        self.n_ctx = config.n_ctx
+        # per sequence: what was asked, unless llama.cpp made the context smaller (each
+        # sequence then stops before its KV stream is full, never failing a decode for room)
+        self.n_ctx = min(config.n_ctx, self.ctx.n_ctx // config.n_parallel)
         self.batch = Batch(max(config.n_batch, config.n_parallel))
         self.slots = [Slot(i) for i in range(config.n_parallel)]
         self._queue: collections.deque[Job] = collections.deque()
@@ -187,6 +189,7 @@ class Runner:
         self.prompt_tokens = 0
         self.cache_hit_tokens = 0
         self.last_batch_size = 0
+        self.decode_failures = 0  # llama_decode calls that failed (see _decode_apart)
         self._thread = threading.Thread(target=self._run, name=f"runner:{self.name}", daemon=True)
         self._thread.start()
 
@@ -383,12 +386,15 @@ class Runner:
     def _plan(self) -> list[tuple[Job, int, bool]]:
         """What goes into this step: (job, token count, sample after it) per sequence.
 
-        Generating sequences first, one token each, so a long prefill never stalls running
-        streams; then prompt chunks, first come first served, as far as the batch holds them.
+        Generating sequences first, one token each; then prompt chunks, first come first
+        served, as far as the batch holds them — but while sequences generate, only as far as
+        one compute pass (``n_ubatch``) holds them, so that a long prompt arriving never holds
+        the running streams' next tokens for more than one pass (2,048 prompt tokens in one
+        step used to stall every stream for seconds on a CPU).
         """
         jobs = sorted((s.job for s in self.slots if s.job is not None), key=lambda j: j.t_queued)
         plan = [(job, 1, True) for job in jobs if not job.prefilling]
-        room = self.batch.capacity - len(plan)
+        room = max(self.ctx.n_ubatch - len(plan), 1) if plan else self.batch.capacity
         for job in jobs:
             if not job.prefilling or job.replay is not None or room <= 0:
                 continue
@@ -452,6 +458,7 @@ class Runner:
     def _decode_apart(self, plan: list[tuple[Job, int, bool]], exc: LlamaError) -> None:
         """After a failed decode: each half of the batch again, so that only a sequence that
         fails on its own fails, and every other one goes on as if nothing had happened."""
+        self.decode_failures += 1
         for job, _, _ in plan:
             # llama.cpp takes back what a failed decode stored; make sure of it, so the next
             # try starts from the positions the slots record
