@@ -38,6 +38,7 @@ class Message:
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_call_id: str | None = None
     name: str | None = None
+    # base64 (or base64 data URLs) of PNG, JPEG, WebP or GIF images, placed before the text
     images: list[str] = field(default_factory=list)
 
 
@@ -105,6 +106,7 @@ class CompletionRequest:
     think: Any = None
     keep_alive: Any = None
     context: list[int] | None = None  # Ollama's legacy conversation tokens
+    images: list[str] = field(default_factory=list)  # base64, before the prompt's text
 
 
 @dataclass

@@ -16,7 +16,6 @@ MODELFILE_ROLES = ("system", "user", "assistant")  # a Modelfile's MESSAGE roles
 THINK_LEVELS = ("low", "medium", "high")
 # Ollama options llama.cpp's sampler no longer has: accepted and ignored, as Ollama does.
 OBSOLETE_OPTIONS = frozenset({"penalize_newline", "tfs_z"})
-NO_VISION = "are not supported yet: Mullama cannot run vision models; send text only"
 
 
 def _with_function(value: Any) -> Any:
@@ -47,12 +46,6 @@ class CopyBody(Body):
 
 class PullBody(Named):
     insecure: bool | None = None  # accepted: pulls always verify their checksums
-
-
-def _no_images(images: list | None) -> list | None:
-    if images:
-        raise ValueError(NO_VISION)
-    return images
 
 
 class Run(Named):
@@ -118,7 +111,7 @@ class Message(Body):
     role: str
     content: str = ""
     thinking: str | None = None
-    images: Annotated[list | None, BeforeValidator(_no_images)] = None
+    images: list[str] | None = None  # base64
     tool_calls: list[Annotated[ToolCall, BeforeValidator(_with_function)]] = []
     tool_call_id: str | None = None
     tool_name: str | None = None
@@ -139,7 +132,7 @@ class ChatBody(Generating):
 
 class GenerateBody(Generating):
     prompt: str = ""
-    images: Annotated[list | None, BeforeValidator(_no_images)] = None
+    images: list[str] | None = None  # base64
     raw: bool = False
     system: str | None = None
     template: str | None = None
