@@ -102,6 +102,7 @@ def vision_daemon(tmp_path_factory):
     store.create("tiny-vision", f"FROM {model}\nVISION_PROJECTOR {mmproj}\n{params}", None)
     store.create("tiny-text", f"FROM {model}\n{params}", None)
     with run_daemon(root, env=env, command=serve_command()) as daemon:
+        daemon.pair = (model, mmproj)
         yield daemon
 
 
@@ -360,3 +361,21 @@ def test_ollama_bad_images_are_its_400s(vision_daemon):
     )
     assert reply.status_code == 400
     assert "does not accept images (no vision projector)" in reply.json()["error"]
+
+
+def test_ollama_create_from_uploaded_weights_and_projector(oll, vision_daemon):
+    model, mmproj = vision_daemon.pair
+    files = {model.name: oll.create_blob(model), mmproj.name: oll.create_blob(mmproj)}
+    oll.create(model="uploaded-vision", files=files, template=GEMMA_TEMPLATE)
+    assert "vision" in oll.show("uploaded-vision").capabilities
+    reply = oll.chat(
+        model="uploaded-vision",
+        messages=[{"role": "user", "content": "describe", "images": [image_bytes(3)]}],
+        options={"num_predict": 2},
+    )
+    text_only = oll.chat(
+        model="uploaded-vision",
+        messages=[{"role": "user", "content": "describe"}],
+        options={"num_predict": 2},
+    )
+    assert reply.prompt_eval_count == text_only.prompt_eval_count + IMAGE_CELLS

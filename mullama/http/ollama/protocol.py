@@ -195,6 +195,12 @@ class CreateMessage(Body):
         return role
 
 
+def is_projector_name(name: str) -> bool:
+    """A file uploaded for ``/api/create`` that is a vision projector, by its name."""
+    base = name.rsplit("/", 1)[-1].lower()
+    return "mmproj" in base or base.startswith("projector")
+
+
 class CreateBody(Named):
     """``/api/create``: the base (``from`` a model, uploaded GGUF ``files``, or the older
     ``modelfile`` text), then what overrides it. Empty strings count as absent."""
@@ -225,8 +231,13 @@ class CreateBody(Named):
     @classmethod
     def _one_file(cls, files: dict | None) -> dict | None:
         files = _gguf_files("files", files or {})
-        if len(files) > 1:
-            raise said((), "files: give one GGUF file (split GGUFs are pulled, not uploaded)")
+        weights = [name for name in files if not is_projector_name(name)]
+        if len(weights) > 1:
+            raise said(
+                (),
+                "files: give one GGUF file, and a vision projector (mmproj-*.gguf) beside it "
+                "if the model has one (split GGUFs are pulled, not uploaded)",
+            )
         return files
 
     @field_validator("adapters")
