@@ -102,10 +102,14 @@ class ImageEncoder:
             item = self._work.popleft()
             if isinstance(item, ChunkedPrompt):
                 item.close()
-            else:
+            elif item.future.set_running_or_notify_cancel():
                 item.future.set_exception(Cancelled("the model was unloaded"))
 
     def _encode(self, item: _Encode) -> None:
+        # a future the runner dropped (its job ended) is not encoded; one that runs can no
+        # longer be cancelled, so its result is always set
+        if not item.future.set_running_or_notify_cancel():
+            return
         if item.cancelled.is_set():
             item.future.set_exception(Cancelled("cancelled before its image was encoded"))
             self.on_done()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import ctypes
 import io
+import threading
 
 import llama_cpp
 import numpy as np
@@ -89,6 +91,15 @@ async def eng(tmp_path_factory, pairs):
     await engine.create_model(
         "tiny-qwen",
         f'FROM {qwen}\nVISION_PROJECTOR {qwen_proj}\nTEMPLATE """{QWEN_TEMPLATE}"""\n{params}',
+    )
+    small = params + "PARAMETER num_batch 8\n"  # images split into parts (causal) or not
+    await engine.create_model(
+        "tiny-qwen-small-batch",
+        f'FROM {qwen}\nVISION_PROJECTOR {qwen_proj}\nTEMPLATE """{QWEN_TEMPLATE}"""\n{small}',
+    )
+    await engine.create_model(
+        "tiny-vision-small-batch",
+        f'FROM {gemma}\nVISION_PROJECTOR {gemma_proj}\nTEMPLATE """{GEMMA_TEMPLATE}"""\n{small}',
     )
     yield engine
     await engine.close()
@@ -195,13 +206,25 @@ def reference_logprobs(entry, prompt_text: str, images: list[bytes]) -> np.ndarr
     return shifted - np.log(np.exp(shifted).sum())
 
 
+GEMMA_TURN = "<start_of_turn>user\n{}<end_of_turn>\n<start_of_turn>model\n"
+QWEN_TURN = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
+
+
+def assert_same_top(logprobs, reference) -> None:
+    top = logprobs[0]["top_logprobs"]
+    best = np.argsort(-reference)[:5]
+    np.testing.assert_allclose([t["logprob"] for t in top], reference[best], atol=2e-3)
+
+
 @pytest.mark.parametrize(
     ("model", "turn"),
     [
-        ("tiny-vision", "<start_of_turn>user\n{}describe<end_of_turn>\n<start_of_turn>model\n"),
-        ("tiny-qwen", "<|im_start|>user\n{}describe<|im_end|>\n<|im_start|>assistant\n"),
+        ("tiny-vision", GEMMA_TURN),
+        ("tiny-qwen", QWEN_TURN),
+        ("tiny-vision-small-batch", GEMMA_TURN),
+        ("tiny-qwen-small-batch", QWEN_TURN),
     ],
-    ids=["gemma3-bidirectional", "qwen2vl-mrope"],
+    ids=["gemma3-bidirectional", "qwen2vl-mrope", "gemma3-small-batch", "qwen2vl-split-image"],
 )
 async def test_the_runner_decodes_images_as_mtmd_does(eng, model, turn):
     wide = image_bytes(7, 80, 48)  # Qwen2-VL: 15 tokens over 5 positions
@@ -210,15 +233,37 @@ async def test_the_runner_decodes_images_as_mtmd_does(eng, model, turn):
     )
     entry = loaded(eng, model)
     vision = entry.runner.vision
-    assert vision.projector.mrope == (model == "tiny-qwen")
-    assert vision.projector.non_causal == (model == "tiny-vision")
-    reference = reference_logprobs(entry, turn.format(vision.projector.marker), [wide])
-    top = logprobs[0]["top_logprobs"]
-    best = np.argsort(-reference)[:5]
-    np.testing.assert_allclose([t["logprob"] for t in top], reference[best], atol=2e-3)
-    if model == "tiny-qwen":
+    assert vision.projector.mrope == model.startswith("tiny-qwen")
+    assert vision.projector.non_causal == model.startswith("tiny-vision")
+    marker = vision.projector.marker
+    assert_same_top(logprobs, reference_logprobs(entry, turn.format(marker + "describe"), [wide]))
+    if model.startswith("tiny-qwen"):
         text_only = (await chat(eng, model, [], max_tokens=1))[2]
         assert done.usage.prompt_tokens == text_only.usage.prompt_tokens + 15 + 2
+
+
+@pytest.mark.parametrize("model", ["tiny-qwen", "tiny-vision"])
+async def test_text_after_a_cached_image_gets_the_right_positions(eng, model):
+    """The follow-up decodes only its new text, after the image the slot holds: where M-RoPE
+    gave the image fewer positions than cells, the text must still continue from them."""
+    turn = QWEN_TURN if model == "tiny-qwen" else GEMMA_TURN
+    await eng.unload_model(model)
+    wide = image_bytes(8, 80, 48)
+    await chat(eng, model, [b64(wide)], "describe", max_tokens=1)
+    _, logprobs, done = await chat(
+        eng,
+        model,
+        [b64(wide)],
+        "describe it in more words",
+        max_tokens=1,
+        logprobs=True,
+        top_logprobs=5,
+    )
+    assert done.usage.cached_tokens > 17  # the image and what came before it
+    entry = loaded(eng, model)
+    marker = entry.runner.vision.projector.marker
+    reference = reference_logprobs(entry, turn.format(marker + "describe it in more words"), [wide])
+    assert_same_top(logprobs, reference)
 
 
 # ---------------------------------------------------------------- batching and the cache
@@ -313,3 +358,59 @@ async def test_a_data_url_is_taken_as_its_base64(eng):
     _, _, url = await chat(eng, "tiny-vision", ["data:image/png;base64," + png(5)])
     assert url.usage.prompt_tokens == plain.usage.prompt_tokens
     assert url.usage.cached_tokens == url.usage.prompt_tokens  # the same image: all cached
+
+
+# ---------------------------------------------------------------- the encoder thread
+
+
+@pytest.fixture
+async def slow_encoder(eng):
+    """tiny-vision freshly loaded, its projector's encoding held until ``gate`` opens."""
+    await eng.unload_model("tiny-vision")
+    await eng.load_model("tiny-vision")
+    vision = loaded(eng, "tiny-vision").runner.vision
+    gate, started = threading.Event(), threading.Event()
+    real = vision.projector.encode
+
+    def held(chunk):
+        started.set()
+        gate.wait(60)
+        return real(chunk)
+
+    vision.projector.encode = held
+    yield vision, gate, started
+    gate.set()
+    del vision.projector.encode
+
+
+async def test_encoding_an_image_never_holds_up_the_other_sequences(eng, slow_encoder):
+    vision, gate, started = slow_encoder
+    with_image = asyncio.ensure_future(chat(eng, "tiny-vision", [png(51)], max_tokens=3))
+    assert await asyncio.to_thread(started.wait, 30)
+    _, _, text_only = await chat(eng, "tiny-vision", [], "hello", max_tokens=5)
+    assert text_only.usage.completion_tokens == 5  # answered while the image is encoding
+    assert not with_image.done()
+    gate.set()
+    _, _, done = await with_image
+    assert done.usage.completion_tokens == 3 and vision.images_decoded == 1
+
+
+async def test_a_request_cancelled_while_its_image_encodes_leaves_the_runner_well(
+    eng, slow_encoder
+):
+    vision, gate, started = slow_encoder
+    abandoned = asyncio.ensure_future(chat(eng, "tiny-vision", [png(52)], max_tokens=3))
+    assert await asyncio.to_thread(started.wait, 30)
+    abandoned.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await abandoned
+    runner = loaded(eng, "tiny-vision").runner
+    for _ in range(200):
+        if runner.busy_slots == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert runner.busy_slots == 0  # its slot is free before the encoding ends
+    gate.set()
+    _, _, done = await chat(eng, "tiny-vision", [png(52)], max_tokens=2)
+    assert done.usage.completion_tokens == 2
+    assert vision.encoder.encoded == 1  # the abandoned encoding was kept, not repeated
