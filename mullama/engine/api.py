@@ -250,7 +250,7 @@ class QuantFile:
     quant: str  # Q4_K_M, … or "" when the file name says none
     ref: str  # what to pull for it: hf:owner/repo:QUANT, or :file.gguf when the quant is ambiguous
     files: list[str] = field(default_factory=list)
-    size: int = 0  # bytes, all shards together
+    size: int = 0  # bytes a pull downloads: all shards, and the repository's projector if any
     preferred: bool = False  # the one the quantization preference picks for a bare hf:owner/repo
 
 

@@ -518,6 +518,8 @@ class Hub:
             chosen = [f.path for f in picked]
         except ModelNotFound:
             chosen = []
+        projector = choose_projector(files, IF_ANY, ref.repo)  # a pull takes it along
+        extra = projector.size if projector is not None else 0
         out = []
         for group in candidates:
             quant = quant_of(group[0].path)
@@ -528,7 +530,7 @@ class Hub:
                     quant=quant,
                     ref=f"hf:{ref.repo}:{quant if by_quant else group[0].path}",
                     files=[f.path for f in group],
-                    size=sum(f.size for f in group),
+                    size=sum(f.size for f in group) + extra,
                     preferred=[f.path for f in group] == chosen,
                 )
             )
