@@ -333,7 +333,7 @@ class Runner:
                 with self._wake:
                     while not (
                         self._stopping
-                        or self._queue
+                        or (self._queue and self.busy_slots < len(self.slots))
                         or self._calls
                         or self._steppable()
                         or self._embeds
@@ -351,7 +351,7 @@ class Runner:
                 self._flush()
                 # embeddings and generation share the thread half and half: a chunk of an
                 # embedding waits until as much time went to decode steps since the last one
-                if self._embeds and (self._embed_owed <= 0 or not self.busy_slots):
+                if self._embeds and (self._embed_owed <= 0 or not self._steppable()):
                     started = time.perf_counter()
                     self._embed_step()
                     self._embed_owed = time.perf_counter() - started
