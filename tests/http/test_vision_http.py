@@ -266,6 +266,19 @@ def test_anthropic_image_blocks_reach_the_model(claude):
     assert counted.input_tokens == plain.input_tokens + IMAGE_CELLS
 
 
+def test_anthropic_url_sources_are_fetched_when_allowed(claude, images_site):
+    def ask(source):
+        content = [{"type": "image", "source": source}, {"type": "text", "text": "describe"}]
+        return claude.messages.create(
+            model="tiny-vision", max_tokens=3, messages=[{"role": "user", "content": content}]
+        )
+
+    fetched = ask({"type": "url", "url": f"{images_site}/cat.png"})
+    inline = ask({"type": "base64", "media_type": "image/png", "data": b64(image_bytes(7))})
+    assert input_tokens(fetched.usage) == input_tokens(inline.usage)
+    assert inline.usage.cache_read_input_tokens == input_tokens(inline.usage)  # the same image
+
+
 def test_anthropic_a_tool_result_can_hold_an_image(claude):
     def ask(result_content):
         return claude.messages.create(
