@@ -6,7 +6,8 @@ The script starts ``mullama serve --headless`` with the bundled test model on a 
 ``--minutes``. Each client loops: a streaming ``/v1/chat/completions`` request with a prompt drawn
 from a fixed set, ``max_tokens`` between 16 and 128, temperature 0 or 0.7, and, every third
 request, a second turn on the conversation it just had (so the prompt cache is exercised). A client
-waits at most ``--timeout`` seconds for any byte before it counts a timeout.
+waits at most ``--timeout`` seconds for any byte and ``--request-timeout`` (120) for the whole
+request before it counts a timeout; requests still running at the end are abandoned.
 
 Every ``--window`` seconds it samples the daemon's resident memory (the process and its children)
 and counts the tokens, requests and errors of that window, so a collapse (windows with no
@@ -17,7 +18,7 @@ median and min-max over the windows) and RSS at start, peak and end.
     .venv/bin/python bench/soak.py                       # 32 streams, 5 minutes
     .venv/bin/python bench/soak.py --streams 32 --minutes 3 --out soak.json
 
-Options: ``--streams N``, ``--minutes M``, ``--timeout S``, ``--window S``, ``--parallel N``
+Options: ``--streams N``, ``--minutes M``, ``--timeout S``, ``--request-timeout S``, ``--window S``, ``--parallel N``
 (slots; default: the daemon's automatic choice), ``--threads N``, ``--out FILE.json``, and
 ``--mullama-args "..."`` passed to ``serve``.
 """
@@ -177,13 +178,24 @@ async def client_loop(index: int, server: Server, args, deadline: float, tally: 
             n += 1
             prompt = f"[client {index}, request {n}] {rng.choice(PROMPTS)}"
             messages = [{"role": "user", "content": prompt}]
-            reply = await one_turn(client, server, messages, rng, tally)
+            reply = await bounded_turn(client, server, messages, rng, tally, args)
             if reply is not None and n % 3 == 0 and time.monotonic() < deadline:
                 messages += [
                     {"role": "assistant", "content": reply},
                     {"role": "user", "content": "Go on, in one more paragraph."},
                 ]
-                await one_turn(client, server, messages, rng, tally)
+                await bounded_turn(client, server, messages, rng, tally, args)
+
+
+async def bounded_turn(client, server, messages, rng, tally, args) -> str | None:
+    """One turn that gives up after ``--request-timeout`` seconds in all, as a client with a
+    deadline does (keep-alives reset a read timeout, so ``--timeout`` alone never fires)."""
+    try:
+        async with asyncio.timeout(args.request_timeout):
+            return await one_turn(client, server, messages, rng, tally)
+    except TimeoutError:
+        tally.error(f"request over {args.request_timeout:.0f} s")
+        return None
 
 
 async def sampler(server: Server, args, deadline: float, tally: Tally, out: list[Window]) -> None:
@@ -214,10 +226,14 @@ async def soak(server: Server, args) -> dict:
     windows: list[Window] = []
     started = time.monotonic()
     deadline = started + args.minutes * 60
-    await asyncio.gather(
-        sampler(server, args, deadline, tally, windows),
-        *(client_loop(i, server, args, deadline, tally) for i in range(args.streams)),
-    )
+    clients = [
+        asyncio.ensure_future(client_loop(i, server, args, deadline, tally))
+        for i in range(args.streams)
+    ]
+    await sampler(server, args, deadline, tally, windows)
+    for task in clients:  # requests still running at the deadline are abandoned, not counted
+        task.cancel()
+    await asyncio.gather(*clients, return_exceptions=True)
     elapsed = time.monotonic() - started
     rates = [w.tokens / args.window for w in windows[1:]]
     return {
@@ -225,6 +241,7 @@ async def soak(server: Server, args) -> dict:
         "minutes": args.minutes,
         "elapsed_s": round(elapsed, 1),
         "requests_ok": tally.requests,
+        "abandoned_at_deadline": sum(1 for task in clients if task.cancelled()),
         "errors": tally.errors,
         "tokens": tally.tokens,
         "tok_s": round(tally.tokens / elapsed, 1),
@@ -255,6 +272,7 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=32)
     parser.add_argument("--minutes", type=float, default=5)
     parser.add_argument("--timeout", type=float, default=60)
+    parser.add_argument("--request-timeout", type=float, default=120)
     parser.add_argument("--window", type=float, default=10)
     parser.add_argument("--parallel", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0)

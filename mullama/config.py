@@ -123,6 +123,16 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # the sequences one decode evaluates together (num_parallel wins)
     embed_model_ctx: int = 0
     embed_model_sequences: int = 16
+    # --- vision ---
+    # each image a request carries (encoded size, and width x height once decoded); images
+    # travel inside JSON bodies, so max_json_mb bounds them too
+    vision_max_image_bytes: int = 20 * 2**20
+    vision_max_image_pixels: int = 40_000_000
+    vision_max_images: int = 16  # images in one request, all its messages together
+    # fetch http(s) image URLs (OpenAI image_url, Anthropic url sources, Responses input_image):
+    # off, since the daemon would then reach any address a client names
+    vision_fetch_urls: bool = False
+    vision_fetch_timeout: float = 10.0  # seconds for one image download
 
     @property
     def registry_file(self) -> Path:

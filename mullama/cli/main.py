@@ -100,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object with the result")
     p.add_argument("--verbose", action="store_true", help="print timings and token rates")
     p.add_argument("--keepalive", help="how long the model stays loaded (e.g. 5m, 0, -1)")
+    p.add_argument(
+        "--image",
+        action="append",
+        dest="images",
+        metavar="FILE",
+        help="an image for a vision model (PNG, JPEG, WebP, GIF); repeat for more",
+    )
 
     p = sub.add_parser("chat", help="open the terminal UI's Chat screen")
     p.add_argument("--model", "-m", help="the model to chat with")

@@ -7,8 +7,10 @@ A model that is known but not pulled yet is pulled first.
 
 from __future__ import annotations
 
+import base64
 import sys
 import time
+from pathlib import Path
 
 from mullama.config import Settings
 from mullama.engine.api import ChatRequest, Message, SamplingOptions
@@ -38,9 +40,28 @@ def _prompt_from(args) -> tuple[str, bool]:
     return prompt, not prompt
 
 
+def read_images(paths: list[str] | None) -> list[str]:
+    """The files of ``--image`` as base64 (the daemon checks what they hold)."""
+    images = []
+    for path in paths or []:
+        try:
+            data = Path(path).expanduser().read_bytes()
+        except OSError as exc:
+            raise CliError(f"cannot read the image {path}: {exc.strerror or exc}", code=2) from None
+        images.append(base64.b64encode(data).decode("ascii"))
+    return images
+
+
 async def cmd_run(args, settings: Settings) -> int:
     model = model_ref(args.model)
+    images = read_images(getattr(args, "images", None))
     prompt, interactive = _prompt_from(args)
+    if images and interactive:
+        raise CliError(
+            "--image needs a prompt to go with it",
+            'Pass one: mullama run MODEL "describe this" --image FILE.',
+            code=2,
+        )
     if args.num_predict is not None and args.num_predict < -1:
         raise CliError("-n must be -1 (no limit) or more", code=2)
     reply_format = parse_format(args.format) if args.format else None
@@ -55,7 +76,7 @@ async def cmd_run(args, settings: Settings) -> int:
                 engine, model, options, args, details, settings, reply_format=reply_format
             ).run()
         messages = ([Message("system", args.system)] if args.system else []) + [
-            Message("user", prompt)
+            Message("user", prompt, images=images)
         ]
         request = ChatRequest(
             model,

@@ -38,6 +38,7 @@ class Message:
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_call_id: str | None = None
     name: str | None = None
+    # base64 (or base64 data URLs) of PNG, JPEG, WebP or GIF images, placed before the text
     images: list[str] = field(default_factory=list)
 
 
@@ -105,6 +106,7 @@ class CompletionRequest:
     think: Any = None
     keep_alive: Any = None
     context: list[int] | None = None  # Ollama's legacy conversation tokens
+    images: list[str] = field(default_factory=list)  # base64, before the prompt's text
 
 
 @dataclass
@@ -276,7 +278,7 @@ class QuantFile:
     quant: str  # Q4_K_M, … or "" when the file name says none
     ref: str  # what to pull for it: hf:owner/repo:QUANT, or :file.gguf when the quant is ambiguous
     files: list[str] = field(default_factory=list)
-    size: int = 0  # bytes, all shards together
+    size: int = 0  # bytes a pull downloads: all shards, and the repository's projector if any
     preferred: bool = False  # the one the quantization preference picks for a bare hf:owner/repo
 
 

@@ -71,10 +71,6 @@ def plan_chat(
     think = _think_switch(request.think)
     if think and not (config.enabled or caps.get("thinking")):
         think = None  # a model that cannot think answers normally (as llama-server and OpenAI)
-    if any(m.images for m in request.messages):
-        raise InvalidRequest(
-            f"{name} does not support images (vision is not available yet)", param="images"
-        )
     tools = request.tools or None
     choice = request.tool_choice
     if choice == "none":

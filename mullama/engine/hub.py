@@ -168,6 +168,9 @@ def hf_ref_checked(repo: str) -> ModelRef:
     return parse_ref(f"hf:{bare}")
 
 
+IF_ANY = "if-any"  # a repository's projector, when it has one (pulls of a bare repository)
+
+
 def is_projector_file(path: str) -> bool:
     name = path.rsplit("/", 1)[-1].lower()
     return "mmproj" in name or name.startswith("projector") or "-proj-" in name
@@ -255,8 +258,10 @@ def _best(groups: list[list[RemoteFile]]) -> list[RemoteFile]:
     return min(groups, key=lambda g: (g[0].path.count("/"), len(g) > 1, len(g[0].path), g[0].path))
 
 
-def choose_projector(files: list[RemoteFile], wanted: str, repo: str) -> RemoteFile:
-    if wanted and wanted.lower() != "auto":
+def choose_projector(files: list[RemoteFile], wanted: str, repo: str) -> RemoteFile | None:
+    """The projector a pull takes: the file ``wanted`` names, the best one (F16 first) for
+    ``auto`` (an error when there is none) or ``if-any`` (None when there is none)."""
+    if wanted and wanted.lower() not in ("auto", IF_ANY):
         for f in files:
             if (
                 f.path == wanted
@@ -270,6 +275,8 @@ def choose_projector(files: list[RemoteFile], wanted: str, repo: str) -> RemoteF
         key=lambda f: ("f16" not in f.path.lower(), f.path),
     )
     if not projs:
+        if wanted == IF_ANY:
+            return None
         raise ModelNotFound(f"no vision projector (mmproj) in {repo}", param="model")
     return projs[0]
 
@@ -511,6 +518,8 @@ class Hub:
             chosen = [f.path for f in picked]
         except ModelNotFound:
             chosen = []
+        projector = choose_projector(files, IF_ANY, ref.repo)  # a pull takes it along
+        extra = projector.size if projector is not None else 0
         out = []
         for group in candidates:
             quant = quant_of(group[0].path)
@@ -521,7 +530,7 @@ class Hub:
                     quant=quant,
                     ref=f"hf:{ref.repo}:{quant if by_quant else group[0].path}",
                     files=[f.path for f in group],
-                    size=sum(f.size for f in group),
+                    size=sum(f.size for f in group) + extra,
                     preferred=[f.path for f in group] == chosen,
                 )
             )

@@ -213,6 +213,7 @@ class Model:
 class ContextParams:
     n_ctx: int
     n_batch: int = 512
+    n_ubatch: int = 0  # 0: n_batch up to 512 (embedding contexts: n_batch)
     n_seq_max: int = 1
     threads: int = 0
     flash_attention: bool | None = None  # None = llama.cpp decides
@@ -229,7 +230,7 @@ class Context:
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = p.n_ctx
         params.n_batch = p.n_batch
-        params.n_ubatch = min(p.n_batch, 512) if not p.embeddings else p.n_batch
+        params.n_ubatch = p.n_ubatch or (min(p.n_batch, 512) if not p.embeddings else p.n_batch)
         params.n_seq_max = p.n_seq_max
         if p.threads > 0:
             params.n_threads = p.threads

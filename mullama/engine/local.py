@@ -58,11 +58,13 @@ from .runner import Job, Runner, RunnerEvent
 from .structured import format_grammar
 from .token_ids import check_token_ids
 from .tools import ToolFormat, template_shows_tools, tool_instructions
+from .vision_prompt import ImageLimits, ImagePrompt, decode_request_images
 
 if TYPE_CHECKING:
     from prometheus_client import Counter
 
     from .store import ModelStore
+    from .vision import Projector
 
 
 _P = ParamSpec("_P")
@@ -203,21 +205,30 @@ class LocalEngine(Engine):
         opts = self._check_options(request.options)
         entry, load_ns = await self._acquire(request.model, request.keep_alive)
         try:
-            plan, rendered, tokens = await _off_loop(entry, self._prepare_chat, entry, request)
-            opts = self._merge(entry, opts, rendered.stops)
-            if plan.grammar:
-                opts.grammar = plan.grammar
-            pipeline = plan.pipeline(rendered.text)
-            budget = None
-            if plan.think_budget is not None and pipeline.thinking is not None:
-                budget = (
-                    plan.think_budget,
-                    entry.model.tokenize(
-                        plan.thinking.end + "\n\n", add_special=False, parse_special=True
-                    ),
-                )
+            if any(m.images for m in request.messages):
+                self._vision(entry)
+            plan, rendered, tokens, media = await _off_loop(
+                entry, self._prepare_chat, entry, request
+            )
+            try:
+                opts = self._merge(entry, opts, rendered.stops)
+                if plan.grammar:
+                    opts.grammar = plan.grammar
+                pipeline = plan.pipeline(rendered.text)
+                budget = None
+                if plan.think_budget is not None and pipeline.thinking is not None:
+                    budget = (
+                        plan.think_budget,
+                        entry.model.tokenize(
+                            plan.thinking.end + "\n\n", add_special=False, parse_special=True
+                        ),
+                    )
+            except BaseException:
+                if media is not None:
+                    media.close()
+                raise
             async for event in self._generate(
-                entry, tokens, opts, load_ns, "chat", pipeline, budget
+                entry, tokens, opts, load_ns, "chat", pipeline, budget, media
             ):
                 yield event
         finally:
@@ -232,35 +243,58 @@ class LocalEngine(Engine):
                 tokens = list(request.context)
             else:
                 tokens = []
-            if request.raw or (not request.prompt and not request.system):
-                text = request.prompt
+            marker = self._vision(entry).marker if request.images else ""
+            if request.raw or (not request.prompt and not request.system and not marker):
+                text = marker * len(request.images) + request.prompt
                 stops: list[str] = []
             else:
                 messages = ([Message("system", request.system)] if request.system else []) + [
-                    Message("user", request.prompt)
+                    Message("user", request.prompt, images=list(request.images))
                 ]
                 rendered = self._render_chat(
                     entry,
-                    ChatRequest(request.model, messages, template=request.template),
+                    ChatRequest(
+                        request.model, _with_markers(messages, marker), template=request.template
+                    ),
                     history=False,
                 )
                 text, stops = rendered.text, rendered.stops
-            tokens += await _off_loop(
-                entry,
-                entry.model.tokenize,
-                text,
-                add_special=not tokens and self._wants_bos(entry, text),
-            )
-            opts = self._merge(entry, opts, stops)
-            grammar = format_grammar(request.format)
-            if grammar:  # Ollama's generate `format`, llama-server's `json_schema`
-                opts.grammar = grammar
+            media = None
+            if request.images:
+                media = await _off_loop(
+                    entry,
+                    self._tokenize_images,
+                    entry,
+                    text,
+                    request.images,
+                    add_special=not tokens and self._wants_bos(entry, text),
+                    prefix=tokens,
+                )
+                tokens = media.cells
+            else:
+                tokens += await _off_loop(
+                    entry,
+                    entry.model.tokenize,
+                    text,
+                    add_special=not tokens and self._wants_bos(entry, text),
+                )
+            try:
+                opts = self._merge(entry, opts, stops)
+                grammar = format_grammar(request.format)
+                if grammar:  # Ollama's generate `format`, llama-server's `json_schema`
+                    opts.grammar = grammar
+            except BaseException:
+                if media is not None:
+                    media.close()
+                raise
             if not tokens:
                 yield Done(
                     "load", model=entry.name, timings=Timings(load_ns=load_ns, total_ns=load_ns)
                 )
                 return
-            async for event in self._generate(entry, tokens, opts, load_ns, "completion"):
+            async for event in self._generate(
+                entry, tokens, opts, load_ns, "completion", media=media
+            ):
                 yield event
         finally:
             self.manager.release(entry)
@@ -401,8 +435,12 @@ class LocalEngine(Engine):
     async def count_chat_tokens(self, request: ChatRequest) -> int:
         entry, _ = await self._acquire(request.model, request.keep_alive)
         try:
+            if any(m.images for m in request.messages):
+                self._vision(entry)
             prepared = await _off_loop(entry, self._prepare_chat, entry, request)
-            return len(prepared[2])  # the prompt chat() would decode
+            if prepared[3] is not None:
+                prepared[3].close()
+            return len(prepared[2])  # the prompt chat() would decode, image tokens included
         finally:
             self.manager.release(entry)
 
@@ -485,19 +523,70 @@ class LocalEngine(Engine):
 
     def _prepare_chat(
         self, entry: Loaded, request: ChatRequest
-    ) -> tuple[ChatPlan, RenderedPrompt, list[int]]:
+    ) -> tuple[ChatPlan, RenderedPrompt, list[int], ImagePrompt | None]:
         """A chat's plan, its prompt as rendered (tools, thinking, tool results) and its tokens:
-        what ``chat`` decodes and ``count_chat_tokens`` counts."""
+        what ``chat`` decodes and ``count_chat_tokens`` counts; with images, the tokens are
+        the prompt's cells (image tokens included) and the ImagePrompt is the caller's to close."""
         self._generator(entry, "chat")
         plan = self._plan(entry, request)
         request = self._wrap_tool_results(entry, request, plan)
+        images = [image for m in request.messages for image in m.images]
+        if images:
+            marker = self._vision(entry).marker
+            request = dataclasses.replace(request, messages=_with_markers(request.messages, marker))
         rendered = self._render_chat(
             entry, request, think=plan.think, tools=plan.tools, tool_fmt=plan.tool_format
         )
-        tokens = entry.model.tokenize(
-            rendered.text, add_special=self._wants_bos(entry, rendered.text)
+        add_special = self._wants_bos(entry, rendered.text)
+        if images:
+            media = self._tokenize_images(entry, rendered.text, images, add_special=add_special)
+            return plan, rendered, media.cells, media
+        tokens = entry.model.tokenize(rendered.text, add_special=add_special)
+        return plan, rendered, tokens, None
+
+    def _vision(self, entry: Loaded) -> Projector:
+        """The projector of a model asked with images, or the 400 of a model without one."""
+        vision = self._generator(entry, "take images").vision
+        if vision is None or not vision.projector.vision:
+            raise InvalidRequest(
+                f"{entry.name} does not accept images (no vision projector)", param="images"
+            )
+        return vision.projector
+
+    def _tokenize_images(
+        self,
+        entry: Loaded,
+        text: str,
+        encoded: list[str],
+        *,
+        add_special: bool,
+        prefix: list[int] | None = None,
+    ) -> ImagePrompt:
+        """The prompt ``text`` (holding the projector's marker once per image) with its
+        images decoded and checked, tokenized into cells."""
+        settings = self.settings
+        limits = ImageLimits(
+            settings.vision_max_image_bytes,
+            settings.vision_max_image_pixels,
+            settings.vision_max_images,
         )
-        return plan, rendered, tokens
+        images = decode_request_images(encoded, limits)
+        projector = self._vision(entry)
+        placed = text.count(projector.marker)
+        if placed != len(images):
+            raise InvalidRequest(
+                f"the chat template placed {placed} of the request's {len(images)} images "
+                "(it drops the messages holding the others)",
+                param="images",
+            )
+        chunked = projector.tokenize(text, images, add_special=add_special)
+        media = ImagePrompt.of(chunked, prefix or [])
+        try:
+            self._generator(entry, "take images").check_images(media)
+        except BaseException:
+            media.close()
+            raise
+        return media
 
     def _plan(self, entry: Loaded, request: ChatRequest) -> ChatPlan:
         return plan_chat(
@@ -590,23 +679,32 @@ class LocalEngine(Engine):
         kind: str,
         pipeline: OutputPipeline | None = None,
         think_budget: tuple[int, list[int]] | None = None,
+        media: ImagePrompt | None = None,
     ) -> AsyncIterator[Event]:
-        """Runs one job, translating its text through ``pipeline`` (thinking, tool calls)."""
+        """Runs one job, translating its text through ``pipeline`` (thinking, tool calls).
+        The job owns ``media`` (a prompt's images) once submitted; before, it is closed here."""
         pipeline = pipeline or OutputPipeline()
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[RunnerEvent] = asyncio.Queue()
         job = Job(tokens, opts, loop, queue)
-        if opts.max_tokens == 0:
-            yield Done(
-                "length",
-                Usage(len(tokens), 0),
-                Timings(load_ns=load_ns, total_ns=load_ns),
-                model=entry.name,
-            )
-            return
-        if opts.grammar:
-            sampling.check_grammar(opts.grammar, entry.model)
-        self._generator(entry, "generate text").submit(job)
+        if media is not None:
+            job.images, job.media = media.images, media
+        try:
+            if opts.max_tokens == 0:
+                yield Done(
+                    "length",
+                    Usage(len(tokens), 0),
+                    Timings(load_ns=load_ns, total_ns=load_ns),
+                    model=entry.name,
+                )
+                return
+            if opts.grammar:
+                sampling.check_grammar(opts.grammar, entry.model)
+            self._generator(entry, "generate text").submit(job)
+        except BaseException:
+            if media is not None:
+                media.close()
+            raise
         self.requests_active += 1
         self.metrics.requests_active.inc()
         finished = False
@@ -692,6 +790,14 @@ def _with_system_text(messages: list[Message], text: str) -> list[Message]:
             merged = dataclasses.replace(m, content=f"{m.content}\n\n{text}" if m.content else text)
             return [*messages[:i], merged, *messages[i + 1 :]]
     return [Message("system", text), *messages]
+
+
+def _with_markers(messages: list[Message], marker: str) -> list[Message]:
+    """Each message's images placed before its text, one ``marker`` each (as Ollama does)."""
+    return [
+        dataclasses.replace(m, content=marker * len(m.images) + m.content) if m.images else m
+        for m in messages
+    ]
 
 
 def _is_token_ids(value: object) -> bool:

@@ -24,6 +24,7 @@ from .embedding import embed_context_bytes, embed_shape
 from .gguf_info import GENERATION, model_kind
 from .llm import LlamaError, LoraAdapter, Model, load_lora
 from .runner import Runner, RunnerConfig
+from .runner_vision import projector_bytes
 
 if TYPE_CHECKING:
     from ..modelfile.spec import ModelfileSpec
@@ -263,6 +264,10 @@ class ModelManager:
         overhead = 64 * 2**20 + embed_context_bytes(
             meta, embed, n_vocab, kv_cache_bytes(meta, embed.n_ctx)
         )
+        projector = getattr(resolved, "projector", None)
+        if projector is not None:
+            meta_proj = await asyncio.to_thread(self.read_metadata, str(projector))
+            overhead += projector_bytes(str(projector), meta_proj)
         if n_parallel <= 0:  # automatic: 4 slots when memory allows it, else one
             n_parallel = AUTO_PARALLEL
             if weights + per_seq * AUTO_PARALLEL + overhead > self._budget_after_eviction():
@@ -294,7 +299,13 @@ class ModelManager:
         started = time.perf_counter()
         try:
             model, runner, lora = await asyncio.to_thread(
-                _start_model, path, gpu_layers, config, resolved.name, adapters
+                _start_model,
+                path,
+                gpu_layers,
+                config,
+                resolved.name,
+                adapters,
+                str(projector) if projector is not None else None,
             )
         except LlamaError as exc:
             raise ModelLoadError(f"could not load {resolved.name}: {exc}") from None
@@ -439,13 +450,18 @@ def default_threads(physical: int | None = None, logical: int | None = None) -> 
 
 
 def _start_model(
-    path: str, gpu_layers: int, config: RunnerConfig, name: str, adapters: list[str]
+    path: str,
+    gpu_layers: int,
+    config: RunnerConfig,
+    name: str,
+    adapters: list[str],
+    projector: str | None = None,
 ) -> tuple[Model, Runner, list[LoraAdapter]]:
     model = Model(path, gpu_layers=gpu_layers)
     lora: list[LoraAdapter] = []
     try:
         lora = [load_lora(model, a) for a in adapters]
-        runner = Runner(model, config, name=name, lora=lora)
+        runner = Runner(model, config, name=name, lora=lora, projector=projector)
     except Exception:
         model.close()
         raise

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import llama_cpp
 import numpy as np
@@ -31,6 +31,7 @@ from .api import (
     Done,
     EngineError,
     Interrupted,
+    InvalidRequest,
     QueueFull,
     SamplingOptions,
     TextDelta,
@@ -42,6 +43,18 @@ from .fast_sampler import FastSampler, Logits, handles
 from .llm import Batch, Context, ContextParams, LlamaError, LoraAdapter, Model
 from .output import StopMatcher, Utf8Stream
 from .token_ids import check_token_ids
+from .vision_prompt import (
+    ImagePrompt,
+    ImageSpan,
+    PromptImage,
+    image_safe_prefix,
+    position_of,
+    without_images,
+)
+
+if TYPE_CHECKING:
+    from .image_encoder import Rows
+    from .runner_vision import RunnerVision
 
 log = logging.getLogger("mullama.runner")
 
@@ -102,6 +115,11 @@ class Job:
     prefilling: bool = True  # feeding prompt (or forced) tokens rather than sampled ones
     replay: Logits | None = None  # the whole prompt is cached: sample from these logits
     inject: list[int] | None = None  # tokens to force next (set from another thread)
+    # a prompt with images: where they are in ``prompt`` (their cells hold image ids, see
+    # vision_prompt), the mtmd chunks they came from, and their embeddings as they are encoded
+    images: list[PromptImage] = field(default_factory=list)
+    media: ImagePrompt | None = None
+    encodes: dict[int, Future[Rows]] = field(default_factory=dict)
 
     def cancel(self) -> None:
         self.cancelled.set()
@@ -123,9 +141,21 @@ class Slot:
     # that the same prompt again starts from them: no decode, and the very same first token
     logits: Logits | None = None
     logits_at: int = 0
+    images: list[ImageSpan] = field(default_factory=list)  # the images among ``tokens``
 
     def forget_logits(self) -> None:
         self.logits, self.logits_at = None, 0
+
+    @property
+    def next_pos(self) -> int:
+        """The position the next cell gets: the cell count, unless an image advanced fewer
+        positions than it took cells (M-RoPE)."""
+        return position_of(len(self.tokens), self.images) if self.images else len(self.tokens)
+
+    def truncate(self, keep: int) -> None:
+        """Keep the first ``keep`` cells (never inside an image)."""
+        self.tokens = self.tokens[:keep]
+        self.images = [s for s in self.images if s.end <= keep]
 
 
 Outbox = list[tuple[asyncio.Queue[RunnerEvent], RunnerEvent]]
@@ -134,6 +164,13 @@ Outbox = list[tuple[asyncio.Queue[RunnerEvent], RunnerEvent]]
 def _deliver(items: Outbox) -> None:
     for queue, event in items:
         queue.put_nowait(event)
+
+
+def _close_media(job: Job) -> None:
+    """Free the mtmd chunks of a job no encoder has seen (it never started)."""
+    if job.media is not None:
+        job.media.close()
+        job.media = None
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -151,20 +188,36 @@ class Runner:
         config: RunnerConfig,
         name: str = "",
         lora: list[LoraAdapter] | None = None,
+        projector: str | None = None,
     ) -> None:
         self.model = model
         self.config = config
         self.name = name or model.path
-        self.ctx = Context(
-            model,
-            ContextParams(
-                n_ctx=config.n_ctx * config.n_parallel,
-                n_batch=config.n_batch,
-                n_seq_max=config.n_parallel,
-                threads=config.threads,
-                flash_attention=config.flash_attention,
-            ),
-        )
+        self._wake = threading.Condition()
+        self.vision: RunnerVision | None = None
+        n_batch, n_ubatch = config.n_batch, 0
+        if projector:
+            from .runner_vision import load_vision
+
+            self.vision = load_vision(projector, model, config.threads, self._notify, self.name)
+            n_ubatch = self.vision.ubatch(n_batch)
+            n_batch = max(n_batch, n_ubatch)
+        try:
+            self.ctx = Context(
+                model,
+                ContextParams(
+                    n_ctx=config.n_ctx * config.n_parallel,
+                    n_batch=n_batch,
+                    n_ubatch=n_ubatch,
+                    n_seq_max=config.n_parallel,
+                    threads=config.threads,
+                    flash_attention=config.flash_attention,
+                ),
+            )
+        except BaseException:
+            if self.vision is not None:
+                self.vision.close()
+            raise
         if lora:
             self.ctx.set_lora(lora)
         # per sequence: what was asked, unless llama.cpp made the context smaller (each
@@ -174,7 +227,6 @@ class Runner:
         self.slots = [Slot(i) for i in range(config.n_parallel)]
         self._queue: collections.deque[Job] = collections.deque()
         self._calls: collections.deque[tuple[Callable[[], Any], Future[Any]]] = collections.deque()
-        self._wake = threading.Condition()
         self._stopping = False
         self.embed_shape = embed_shape(
             model.metadata, config.n_ctx, config.embed_max_tokens, model.n_vocab, model.n_params
@@ -208,7 +260,12 @@ class Runner:
         return self.busy_slots + self.queued
 
     def submit(self, job: Job) -> None:
-        check_token_ids(job.prompt, self.model.n_vocab)
+        spans = [image.span for image in job.images]
+        check_token_ids(
+            without_images(job.prompt, spans) if spans else job.prompt, self.model.n_vocab
+        )
+        if spans and self.vision is None:
+            raise EngineError(f"{self.name} has no vision projector loaded")
         if len(job.prompt) >= self.n_ctx:
             raise ContextOverflow(
                 f"the prompt is {len(job.prompt)} tokens but the context holds {self.n_ctx} "
@@ -227,6 +284,19 @@ class Runner:
                 )
             self._queue.append(job)
             self._wake.notify()
+
+    def check_images(self, media: ImagePrompt) -> None:
+        """Refuse (400) a prompt with images this runner cannot decode."""
+        if media.images and media.images[-1].span.end == len(media.cells):
+            raise InvalidRequest("the prompt ends with an image: add text after it", param="images")
+        limit = self.vision.max_tokens if self.vision is not None else 0
+        for image in media.images:
+            if limit and image.span.n_tokens > limit:
+                raise InvalidRequest(
+                    f"an image takes {image.span.n_tokens} tokens, more than the {limit} "
+                    f"{self.name} decodes at once",
+                    param="images",
+                )
 
     def submit_embed(self, inputs: list[list[int]]) -> EmbedJob:
         """Queue token ids (each at most ``embed_shape.n_ctx`` long) for embedding; the job's
@@ -266,12 +336,13 @@ class Runner:
                 with self._wake:
                     while not (
                         self._stopping
-                        or self._queue
+                        or (self._queue and self.busy_slots < len(self.slots))
                         or self._calls
-                        or self.busy_slots
+                        or self._steppable()
                         or self._embeds
                     ):
-                        self._wake.wait()
+                        # a sequence waiting for its image's encoding: the encoder wakes us
+                        self._wake.wait(0.05 if self.busy_slots else None)
                     if self._stopping:
                         break
                 self._run_calls()
@@ -283,13 +354,28 @@ class Runner:
                 self._flush()
                 # embeddings and generation share the thread half and half: a chunk of an
                 # embedding waits until as much time went to decode steps since the last one
-                if self._embeds and (self._embed_owed <= 0 or not self.busy_slots):
+                if self._embeds and (self._embed_owed <= 0 or not self._steppable()):
                     started = time.perf_counter()
                     self._embed_step()
                     self._embed_owed = time.perf_counter() - started
         finally:
             self._shutdown()
             self._flush()
+
+    def _notify(self) -> None:
+        with self._wake:
+            self._wake.notify()
+
+    def _steppable(self) -> bool:
+        """Whether a step has something to do: a sequence not waiting for an image encoding."""
+        vision = self.vision
+        for slot in self.slots:
+            job = slot.job
+            if job is not None and (
+                vision is None or job.cancelled.is_set() or not vision.waiting(job)
+            ):
+                return True
+        return False
 
     def _emit(self, job: Job, event: RunnerEvent) -> None:
         self._outbox.setdefault(job.loop, []).append((job.queue, event))
@@ -322,19 +408,23 @@ class Runner:
             with self._wake:
                 job = self._queue.popleft()
             if job.cancelled.is_set():
+                _close_media(job)
                 self._emit(job, Cancelled("cancelled before it started"))
                 continue
             try:
                 self._start(job, free)
             except EngineError as exc:
+                _close_media(job)
                 self._emit(job, exc)
 
     def _start(self, job: Job, free: list[Slot]) -> None:
-        slot, keep = self._pick_slot(job.prompt, free)
-        if keep < len(slot.tokens) and not self.ctx.seq_rm(slot.id, keep, -1):
+        slot, keep = self._pick_slot(job, free)
+        if keep < len(slot.tokens) and not self.ctx.seq_rm(
+            slot.id, position_of(keep, slot.images), -1
+        ):
             self.ctx.seq_rm(slot.id, 0, -1)  # this cache cannot cut mid-sequence: start over
             keep = 0
-        slot.tokens = slot.tokens[:keep]
+        slot.truncate(keep)
         if keep < slot.logits_at:
             slot.forget_logits()
         elif keep == len(job.prompt):
@@ -350,11 +440,13 @@ class Runner:
         job.slot = slot
         job.t_started = time.perf_counter()
         slot.job = job
+        if self.vision is not None and job.images:
+            self.vision.start(job, keep)
         self.requests_total += 1
         self.prompt_tokens += len(job.prompt)
         self.cache_hit_tokens += keep
 
-    def _pick_slot(self, prompt: list[int], free: list[Slot]) -> tuple[Slot, int]:
+    def _pick_slot(self, job: Job, free: list[Slot]) -> tuple[Slot, int]:
         """The free slot for a new request, and how much of its cache the request keeps.
 
         A slot whose cache holds a useful part of the prompt (``REUSE_MIN_TOKENS``, or half of
@@ -365,6 +457,8 @@ class Runner:
         recently used slot goes, so the caches of recent conversations last longest (a new chat
         that shares only its template's first tokens with one does not overwrite it).
         """
+        prompt = job.prompt
+        wanted = [image.span for image in job.images]
         busy = {s.id for s in self.slots if s.job is not None}
 
         def runs_with(slot: Slot) -> int:
@@ -375,6 +469,8 @@ class Runner:
             n = common_prefix(slot.tokens, prompt)
             if n == len(prompt) == slot.logits_at and slot.logits is not None:
                 return n  # all of it: the first token comes from the kept logits
+            if slot.images or wanted:
+                return image_safe_prefix(n, slot.images, wanted, len(prompt) - 1)
             return min(n, len(prompt) - 1)
 
         useful = max(min(REUSE_MIN_TOKENS, len(prompt) // 2), 1)
@@ -399,14 +495,27 @@ class Runner:
             if not job.prefilling or job.replay is not None or room <= 0:
                 continue
             n = min(len(job.pending), room)
+            if job.images:  # text up to the next image: the image goes in first (runner_vision)
+                n = min(n, self._text_ahead(job))
+                if n == 0:
+                    continue
             plan.append((job, n, n == len(job.pending)))
             room -= n
         return plan
+
+    def _text_ahead(self, job: Job) -> int:
+        at = len(job.started_slot.tokens)
+        for image in job.images:
+            if image.span.start >= at:
+                return image.span.start - at
+        return len(job.pending)
 
     def _step(self) -> None:
         for slot in self.slots:
             if slot.job is not None and slot.job.cancelled.is_set():
                 self._finish(slot.job, "cancelled")
+        if self.vision is not None:
+            self._decode_images(self.vision)
         replays = [s.job for s in self.slots if s.job is not None and s.job.replay is not None]
         plan = self._plan()
         if plan:
@@ -419,6 +528,18 @@ class Runner:
             job.t_prompt_done = now
             self._sample(job, kept=row.copy())
 
+    def _decode_images(self, vision: RunnerVision) -> None:
+        jobs = sorted((s.job for s in self.slots if s.job is not None), key=lambda j: j.t_queued)
+        jobs = [job for job in jobs if job.images]
+        if not jobs:
+            return
+        work, failed = vision.ready(jobs, self.batch.capacity)
+        if work:
+            assert self.ctx.ptr is not None, "the context is closed"
+            failed += vision.decode(self.ctx.ptr, work)
+        for job, exc in failed:
+            self._fail(job, exc)
+
     def _decode(self, plan: list[tuple[Job, int, bool]]) -> None:
         # in sequence id order: llama.cpp makes one compute pass per run of consecutive ids in
         # the order the batch lists them, so an unordered batch costs several passes
@@ -428,7 +549,7 @@ class Runner:
         sample_at: list[tuple[Job, int]] = []
         for job, n, sample in plan:
             slot = job.started_slot
-            pos = len(slot.tokens)
+            pos = slot.next_pos
             for k in range(n):
                 idx = batch.add(job.pending[k], pos + k, slot.id, sample and k == n - 1)
             if sample:
@@ -463,7 +584,7 @@ class Runner:
             # llama.cpp takes back what a failed decode stored; make sure of it, so the next
             # try starts from the positions the slots record
             slot = job.started_slot
-            self.ctx.seq_rm(slot.id, len(slot.tokens), -1)
+            self.ctx.seq_rm(slot.id, slot.next_pos, -1)
         if len(plan) == 1:
             job = plan[0][0]
             log.error("%s: decoding a request failed: %s", self.name, exc)
@@ -605,14 +726,17 @@ class Runner:
                     total_ns=int((now - job.t_queued) * 1e9),
                 ),
                 stop_sequence=job.stops.matched,
-                context=job.prompt + job.out_tokens,
+                # image cells are no tokens a client can send back: the text around them
+                context=without_images(job.prompt, [i.span for i in job.images]) + job.out_tokens
+                if job.images
+                else job.prompt + job.out_tokens,
             ),
         )
 
     def _fail(self, job: Job, exc: EngineError) -> None:
         if job.slot is not None:
             self.ctx.seq_rm(job.slot.id, 0, -1)
-            job.slot.tokens = []
+            job.slot.truncate(0)
             job.slot.forget_logits()
         self._release(job)
         self._emit(job, exc)
@@ -620,6 +744,10 @@ class Runner:
     def _release(self, job: Job) -> None:
         sampling.free_chain(job.chain)
         job.chain = job.fast = None
+        if self.vision is not None:
+            self.vision.release(job)
+        else:
+            _close_media(job)
         if job.slot is not None:
             job.slot.job = None
             job.slot.last_used = time.perf_counter()
@@ -635,9 +763,10 @@ class Runner:
                     job, Interrupted(f"the reply was cut off: {self.name} was unloaded {why}")
                 )
         while self._queue:
+            job = self._queue.popleft()
+            _close_media(job)
             self._emit(
-                self._queue.popleft(),
-                Interrupted(f"{self.name} was unloaded before this request started {why}"),
+                job, Interrupted(f"{self.name} was unloaded before this request started {why}")
             )
         while self._calls:
             _, future = self._calls.popleft()
@@ -649,6 +778,8 @@ class Runner:
         self.batch.close()
         if self._embedder is not None:
             self._embedder.close()
+        if self.vision is not None:
+            self.vision.close()
         self.ctx.close()
 
     # ------------------------------------------------------------ embeddings (runner thread)

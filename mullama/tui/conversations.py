@@ -18,6 +18,8 @@ class Turn:
     content: str = ""
     thinking: str = ""
     stats: str = ""  # e.g. "42 tokens · 31.5 tok/s" for a finished reply
+    images: list[str] = field(default_factory=list)  # base64, sent again with each request
+    image_names: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -37,7 +39,9 @@ class Conversation:
         """The request history: system prompt first, then every turn with content."""
         head = [Message("system", self.system)] if self.system.strip() else []
         return head + [
-            Message(t.role, t.content) for t in self.turns if t.content or t.role == "user"
+            Message(t.role, t.content, images=list(t.images))
+            for t in self.turns
+            if t.content or t.role == "user"
         ]
 
     def retitle(self) -> None:

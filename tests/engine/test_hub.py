@@ -268,7 +268,7 @@ def test_alias_with_projector_downloads_it(model_store, store_settings, fake_hub
         '[models."vis:auto"]\nrepo = "acme/Vis-GGUF"\nprojector = "auto"\n',
     )
     info = model_store.pull("vis:1b")
-    assert info.capabilities["vision"] is False  # downloaded, but image input is not served yet
+    assert info.capabilities["vision"] is True
     assert info.size == len(weights) + len(proj)
     resolved = model_store.resolve("vis:1b")
     assert resolved.projector.read_bytes() == proj
@@ -276,6 +276,14 @@ def test_alias_with_projector_downloads_it(model_store, store_settings, fake_hub
     # the projector is never chosen as the weights
     assert model_store.pull("vis:auto").digest == f"sha256:{sha256_hex(weights)}"
     assert model_store.resolve("vis:auto").projector.read_bytes() == proj
+    # a bare repository takes its projector along; one without has none
+    bare = model_store.pull("hf:acme/Vis-GGUF")
+    assert bare.capabilities["vision"] is True and bare.size == len(weights) + len(proj)
+    assert model_store.resolve("hf:acme/Vis-GGUF").projector.read_bytes() == proj
+    fake_hub.add_repo("acme/Plain-GGUF", {"plain-Q4_K_M.gguf": make_gguf_bytes(name="plain")})
+    plain = model_store.pull("hf:acme/Plain-GGUF")
+    assert plain.capabilities["vision"] is False
+    assert model_store.resolve("hf:acme/Plain-GGUF").projector is None
 
 
 def test_concurrent_pulls_of_the_same_model(model_store, tiny, fake_hub):

@@ -105,7 +105,9 @@ async def test_quants_list_sizes_shards_and_the_preferred_pick(engine, repos):
         ("F16", "hf:acme/Tiny-GGUF:F16", ["tiny-f16.gguf"]),
     ]
     files = repos.repo("acme/Tiny-GGUF").commits[repos.repo("acme/Tiny-GGUF").refs["main"]]
-    assert [q.size for q in tiny] == [len(files[q.files[0]]) for q in tiny]
+    # what a pull downloads: the weights and the repository's projector, taken along
+    projector = len(files["mmproj-tiny-f16.gguf"])
+    assert [q.size for q in tiny] == [len(files[q.files[0]]) + projector for q in tiny]
     assert [q.preferred for q in tiny] == [True, False, False]  # Q4_K_M leads the preference
 
     split = await engine.list_quants("hf:acme/Split-GGUF")

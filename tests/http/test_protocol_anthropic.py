@@ -45,11 +45,11 @@ BASE = {"model": "gemma", "max_tokens": 5, "messages": [{"role": "user", "conten
         (
             {
                 "messages": [
-                    {"role": "user", "content": [{"type": "image", "source": {"type": "url"}}]}
+                    {"role": "user", "content": [{"type": "image", "source": {"type": "file"}}]}
                 ]
             },
             "messages[0].content[0].source.type",
-            "must be base64",
+            "must be base64 or url",
         ),
         ({"tool_choice": {"type": "some"}}, "tool_choice.type", "auto, any, tool or none"),
         ({"tool_choice": {"type": "tool"}}, "tool_choice.name", "is required"),

@@ -33,7 +33,7 @@ from mullama.http.ollama.wire import ChatWriter, GenerateWriter
         (protocol.ChatBody, {"model": "m", "stream": 1}, "stream", "boolean"),
         (protocol.ChatBody, {"model": "m", "options": {"top_k": "many"}}, "options.top_k", "top_k"),
         (protocol.GenerateBody, {"model": "m", "context": ["a"]}, "context[0]", "integer"),
-        (protocol.GenerateBody, {"model": "m", "images": ["aGk="]}, "images", "vision"),
+        (protocol.GenerateBody, {"model": "m", "images": [1]}, "images[0]", "string"),
         (protocol.ChatBody, {"model": "m", "tools": [{"name": "f"}]}, "tools[0]", "a function"),
         (
             protocol.ChatBody,

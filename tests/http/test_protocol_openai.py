@@ -71,11 +71,11 @@ def chat(**body):
         (
             {
                 "messages": [
-                    {"role": "user", "content": [{"type": "image_url", "image_url": "http://x"}]}
+                    {"role": "user", "content": [{"type": "image_url", "image_url": "ftp://x"}]}
                 ]
             },
             "messages[0].content[0].image_url.url",
-            "remote image URLs are not fetched",
+            "base64 data URL (data:image/...;base64,...) or an http(s) URL",
         ),
         (
             {"messages": [{"role": "assistant", "tool_calls": [{"function": {}}]}]},

@@ -70,7 +70,7 @@ def body(**fields):
                 "input": [
                     {
                         "role": "user",
-                        "content": [{"type": "input_image", "image_url": "https://x/y.png"}],
+                        "content": [{"type": "input_image", "image_url": "file:///y.png"}],
                     }
                 ]
             },

@@ -132,7 +132,7 @@ def test_the_un_prefixed_route_and_errors_in_openais_shape(served):
                     }
                 ],
             )
-    assert "does not support images" in err.value.message
+    assert "does not accept images (no vision projector)" in err.value.message
     missing = httpx.get(f"{served.url}/v1/responses/resp_missing")
     assert missing.status_code == 404 and missing.json()["error"]["type"] == "invalid_request_error"
 

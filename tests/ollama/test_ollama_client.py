@@ -222,7 +222,7 @@ def test_unknown_model_is_404(client, call):
             lambda c: c.chat(
                 model="gemma", messages=[{"role": "user", "content": "x", "images": [b"\x89PNG"]}]
             ),
-            "vision",
+            "does not accept images (no vision projector)",
         ),
         (lambda c: c.create(model="x", from_="gemma", quantize="q4_K_M"), "quantize"),
         (lambda c: c.create(model="x", from_="gemma", parameters={"temprature": 1}), "temprature"),

@@ -109,6 +109,9 @@ def test_from_a_model_with_overrides():
 def test_from_uploaded_files_and_modelfile_text():
     text = modelfile({"model": "x", "files": {"M.GGUF": DIGEST}, "adapters": {"l.gguf": DIGEST}})
     assert text.startswith(f"FROM {STORED[DIGEST]}\n") and f"ADAPTER {STORED[DIGEST]}" in text
+    vision = {"model": "x", "files": {"model.gguf": DIGEST, "mmproj-model-f16.gguf": DIGEST}}
+    text = modelfile(vision)
+    assert f"FROM {STORED[DIGEST]}\n" in text and f"VISION_PROJECTOR {STORED[DIGEST]}" in text
     text = modelfile({"model": "x", "modelfile": "FROM gemma\nSYSTEM hi\n", "system": "bye"})
     assert text.startswith("FROM gemma\n") and "bye" in text and "hi" not in text
     assert parse(CreateBody, {"model": "x", "from": "a"}).stream is True

@@ -154,8 +154,8 @@ def test_chat_request_fields():
         ({"messages": []}, "model"),
         ({"model": "m", "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
         (
-            {"model": "m", "messages": [{"role": "user", "content": "x", "images": ["aGk="]}]},
-            "messages[0].images",
+            {"model": "m", "messages": [{"role": "user", "content": "x", "images": [1]}]},
+            "messages[0].images[0]",
         ),
         ({"model": "m", "format": "yaml"}, "format"),
         ({"model": "m", "think": "very"}, "think"),
@@ -168,9 +168,12 @@ def test_bad_chat_fields_are_400s_naming_them(body, field):
     assert err.value.param == field
 
 
-def test_images_error_says_vision_is_unsupported():
-    with pytest.raises(InvalidRequest, match="vision"):
-        generate_request({"model": "m", "prompt": "x", "images": ["aGk="]})
+def test_images_go_to_the_engine_request():
+    assert generate_request({"model": "m", "prompt": "x", "images": ["aGk="]}).images == ["aGk="]
+    chat = chat_request(
+        {"model": "m", "messages": [{"role": "user", "content": "x", "images": ["aGk="]}]}
+    )
+    assert chat.messages[0].images == ["aGk="]
 
 
 def test_generate_request_fields():

@@ -243,3 +243,30 @@ def test_daemon_dashboard_with_its_log_pane(snap_compare, tmp_path, size):
         assert snap_compare(app, terminal_size=size, run_before=run_before)
     finally:
         logger.removeHandler(feed)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_chat_with_an_image_attached(snap_compare, tmp_path, size):
+    """``/image PATH`` attached a picture: named above the prompt, and beside the author of a
+    message sent with one."""
+    import base64
+
+    conversation = Conversation(title="What is in this photo?", model="gemma3:270m")
+    conversation.turns = [
+        Turn("user", "What is in this photo?", images=["AAAA"], image_names=["beach.jpg"]),
+        Turn("assistant", "A beach at sunset, with two people walking.", stats="9 tokens"),
+    ]
+    ConversationStore(tmp_path / "data" / "conversations").save(conversation)
+    picture = tmp_path / "cat.png"
+    picture.write_bytes(base64.b64decode("iVBORw0KGgo="))
+
+    async def run_before(pilot) -> None:
+        await settle()(pilot)
+        prompt = pilot.app.screen.query_one("#prompt", Input)
+        prompt.value = "/image cat.png"
+        prompt.focus()
+        pilot.app.screen.attach(str(picture), prompt)
+        prompt.value = "And this one?"
+        await pilot.pause()
+
+    assert snap_compare(make_app(tmp_path, "chat"), terminal_size=size, run_before=run_before)

@@ -21,7 +21,7 @@ from mullama.engine.hub import ProgressFn
 from mullama.engine.refs import parse_ref, validate_name
 
 from .files import abs_path, disk_errors, normalize_digest, now_iso
-from .info import VISION_SUPPORTED, info_of, spec_of, summary_of
+from .info import info_of, spec_of, summary_of
 from .manifest import SCHEMA, Item, Manifest, RegistryInfo
 
 if TYPE_CHECKING:
@@ -185,21 +185,27 @@ def create(
     for inherited in merged.adapters:
         if not Path(inherited).is_file():
             raise InvalidRequest(f"ADAPTER {inherited}: no such file", param="modelfile")
-    if spec.capabilities.get("vision") and not VISION_SUPPORTED:
-        raise InvalidRequest(
-            "CAPABILITY vision: Mullama cannot take image input yet, so it "
-            "does not advertise vision",
-            param="modelfile",
-        )
     if spec.vision_projector:
         proj = local_file(spec.vision_projector, base, allowed, "VISION_PROJECTOR")
         checked_gguf(proj, "VISION_PROJECTOR", spec.vision_projector)
+        if not summary_of(proj).get("is_projector"):
+            raise InvalidRequest(
+                f"VISION_PROJECTOR {spec.vision_projector}: not a vision projector (an mmproj "
+                "GGUF, as llama.cpp's converter writes them)",
+                param="modelfile",
+            )
         merged.vision_projector = str(proj)
         projector = Item(
             path=str(proj),
             file=proj.name,
             size=proj.stat().st_size,
             digest=f"sha256:{store.digests.digest(proj, cancel)}",
+        )
+    if spec.capabilities.get("vision") and projector is None:
+        raise InvalidRequest(
+            "CAPABILITY vision needs a vision projector: add VISION_PROJECTOR ./mmproj.gguf "
+            "(or create FROM a model that has one)",
+            param="modelfile",
         )
     if merged.digest:
         want = normalize_digest(merged.digest)

@@ -16,9 +16,6 @@ from .manifest import Manifest
 if TYPE_CHECKING:
     from mullama.modelfile import ModelfileSpec
 
-# Image input is refused (chat_plan); until it is not, no model advertises vision.
-VISION_SUPPORTED = False
-
 
 def gguf_summary(header: GGUFHeader) -> dict[str, Any]:
     s = header.summary()
@@ -64,7 +61,9 @@ def capabilities_of(
     elif declared.get("start"):
         caps["thinking"] = True
     caps.update({k: bool(v) for k, v in (spec_caps or {}).items()})
-    caps["vision"] = caps["vision"] and VISION_SUPPORTED
+    # images need a projector: a tag or CAPABILITY line without one does not make vision (a
+    # CAPABILITY vision false still hides one)
+    caps["vision"] = has_projector and caps["vision"]
     return caps
 
 

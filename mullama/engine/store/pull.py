@@ -16,7 +16,7 @@ import msgspec
 
 from mullama.engine.api import Cancelled, EngineError, InvalidRequest, ModelInfo, PullProgress
 from mullama.engine.gguf_info import GGUFError, check_gguf
-from mullama.engine.hub import ProgressFn, Selection, hf_endpoint
+from mullama.engine.hub import IF_ANY, ProgressFn, Selection, hf_endpoint
 from mullama.engine.refs import ModelRef
 from mullama.engine.registry import RegistryEntry
 
@@ -58,7 +58,8 @@ def pull_hf(
 ) -> ModelInfo:
     with disk_errors(f"pull of {key}"), store.locks.model(key):
         emit(progress, "resolving", file=ref.key)
-        selection = store.hub.select(ref, projector=entry.projector if entry else "")
+        # an alias names its projector; a repository's own is taken along (as llama-server's -hf)
+        selection = store.hub.select(ref, projector=entry.projector if entry else IF_ANY)
         for _round in range(3):
             digests = download_selection(store, selection, progress, cancel)
             if cancel is not None and cancel.is_set():

@@ -13,6 +13,16 @@ def _text(value: ant.Text) -> str:
     return value if isinstance(value, str) else "\n".join(b.text for b in value)
 
 
+def _tool_result(block: ant.Block) -> api.Message:
+    """A tool result: its text, and the images it holds (a screenshot tool's)."""
+    content = block.content or ""
+    if isinstance(content, str):
+        return api.Message("tool", content, tool_call_id=block.tool_use_id)
+    text = "\n".join(b.text or "" for b in content if b.type == "text")
+    images = [b.source.image for b in content if b.type == "image" and b.source is not None]
+    return api.Message("tool", text, tool_call_id=block.tool_use_id, images=images)
+
+
 def _message(item: ant.Message) -> list[api.Message]:
     """One Anthropic message; tool results in it become separate ``tool`` messages first."""
     if isinstance(item.content, str):
@@ -25,13 +35,12 @@ def _message(item: ant.Message) -> list[api.Message]:
         if block.type == "text":
             texts.append(block.text or "")
         elif block.type == "image" and block.source is not None:
-            message.images.append(block.source.data or "")
+            message.images.append(block.source.image)
         elif block.type == "tool_use":
             arguments = json.dumps(block.input or {}, ensure_ascii=False)
             message.tool_calls.append(api.ToolCall(block.id or "", block.name or "", arguments))
         elif block.type == "tool_result":
-            content = _text(block.content or "")
-            tools.append(api.Message("tool", content, tool_call_id=block.tool_use_id))
+            tools.append(_tool_result(block))
         elif block.type == "thinking":
             thinking.append(block.thinking or "")
     message.content = "\n".join(texts)

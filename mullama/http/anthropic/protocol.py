@@ -36,6 +36,46 @@ Text = str | list[TextBlock]
 class ImageSource(Body):
     type: str
     data: str | None = None
+    url: str | None = None
+
+    @property
+    def image(self) -> str:
+        """What goes into ``Message.images``: the base64 data, or the URL to fetch."""
+        return (self.data if self.type == "base64" else self.url) or ""
+
+
+def _check_image(source: ImageSource | None) -> None:
+    if source is None:
+        raise required("source")
+    if source.type == "base64":
+        if source.data is None:
+            raise required("source", "data")
+    elif source.type == "url":
+        if source.url is None:
+            raise required("source", "url")
+        if not source.url[:8].lower().startswith(("http://", "https://")):
+            raise fail(("source", "url"), "must be an http(s) URL")
+    else:
+        raise fail(("source", "type"), "must be base64 or url", source.type)
+
+
+class ResultBlock(Body):
+    """A block of a tool result's content: text or an image."""
+
+    type: str
+    text: str | None = None
+    source: ImageSource | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> ResultBlock:
+        if self.type == "text":
+            if self.text is None:
+                raise required("text")
+        elif self.type == "image":
+            _check_image(self.source)
+        else:
+            raise fail(("type",), "must be text or image", self.type)
+        return self
 
 
 class Block(Body):
@@ -45,7 +85,7 @@ class Block(Body):
     id: str | None = None
     name: str | None = None
     input: Any = None
-    content: Text | None = None
+    content: str | list[ResultBlock] | None = None
     tool_use_id: str | None = None
     thinking: str | None = None
 
@@ -66,12 +106,7 @@ class Block(Body):
                 if getattr(self, name) is None:
                     raise required(name)
         if self.type == "image":
-            if self.source is None:
-                raise required("source")
-            if self.source.type != "base64":
-                raise fail(("source", "type"), "must be base64; remote images are not fetched")
-            if self.source.data is None:
-                raise required("source", "data")
+            _check_image(self.source)
         return self
 
 

@@ -31,6 +31,19 @@ from ...engine.options import SAMPLING, problem
 
 B = TypeVar("B", bound="Body")
 
+_DATA_URL = re.compile(r"^data:[^,;]*(;[^,;]*)*;base64,", re.IGNORECASE)
+
+
+def is_image_url(url: str) -> bool:
+    """A base64 data URL, or an http(s) URL (fetched only where the server allows it)."""
+    return bool(_DATA_URL.match(url)) or url[:8].lower().startswith(("http://", "https://"))
+
+
+def image_payload(url: str) -> str:
+    """What ``Message.images`` holds for an image URL: a data URL's base64, or the URL."""
+    match = _DATA_URL.match(url)
+    return url[match.end() :] if match else url
+
 
 class Body(BaseModel):
     """A JSON object of a request. Unknown fields are kept (clients send many); ``null`` is the

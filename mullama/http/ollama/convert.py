@@ -92,6 +92,7 @@ def messages(items: list[oll.Message]) -> list[api.Message]:
             m.role,
             m.content,
             thinking=m.thinking,
+            images=list(m.images or []),
             tool_calls=[_tool_call(c) for c in m.tool_calls],
             tool_call_id=m.tool_call_id,
             name=m.tool_name or m.name,
@@ -125,6 +126,7 @@ def generate_request(body: oll.GenerateBody) -> api.CompletionRequest:
         think=body.think,
         keep_alive=body.keep_alive,
         context=body.context or None,
+        images=list(body.images or []),
     )
 
 

@@ -16,7 +16,7 @@ from sanic import Request
 
 from ...engine.api import InvalidRequest
 from ...modelfile import ModelfileError, ModelfileSpec, parse_modelfile, to_modelfile
-from .protocol import CreateBody
+from .protocol import CreateBody, is_projector_name
 
 
 async def has_blob(request: Request, digest: str) -> bool:
@@ -47,8 +47,22 @@ async def _base_spec(request: Request, body: CreateBody) -> ModelfileSpec:
             return parse_modelfile(body.modelfile)
         except ModelfileError as exc:
             raise InvalidRequest(f"modelfile: {exc}", param="modelfile") from None
-    weights = await _blob_files(request, body.files, "files")
-    return ModelfileSpec(from_ref=body.from_ or weights[0])
+    files = dict(body.files or {})
+    # a vision model's projector comes as one more file (the Ollama client uploads every
+    # FROM of a Modelfile): its name tells it (mmproj-*.gguf, as the converters name them)
+    projectors = {name: d for name, d in files.items() if is_projector_name(name)}
+    weights = await _blob_files(
+        request, {n: d for n, d in files.items() if n not in projectors}, "files"
+    )
+    if not weights and not body.from_:
+        raise InvalidRequest("files: no model weights besides the projector", param="files")
+    spec = ModelfileSpec(from_ref=body.from_ or weights[0])
+    projector = await _blob_files(request, projectors, "files")
+    if len(projector) > 1:
+        raise InvalidRequest("files: more than one vision projector", param="files")
+    if projector:
+        spec.vision_projector = projector[0]
+    return spec
 
 
 async def modelfile(request: Request, body: CreateBody) -> str:

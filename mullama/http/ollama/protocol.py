@@ -16,7 +16,6 @@ MODELFILE_ROLES = ("system", "user", "assistant")  # a Modelfile's MESSAGE roles
 THINK_LEVELS = ("low", "medium", "high")
 # Ollama options llama.cpp's sampler no longer has: accepted and ignored, as Ollama does.
 OBSOLETE_OPTIONS = frozenset({"penalize_newline", "tfs_z"})
-NO_VISION = "are not supported yet: Mullama cannot run vision models; send text only"
 
 
 def _with_function(value: Any) -> Any:
@@ -47,12 +46,6 @@ class CopyBody(Body):
 
 class PullBody(Named):
     insecure: bool | None = None  # accepted: pulls always verify their checksums
-
-
-def _no_images(images: list | None) -> list | None:
-    if images:
-        raise ValueError(NO_VISION)
-    return images
 
 
 class Run(Named):
@@ -118,7 +111,7 @@ class Message(Body):
     role: str
     content: str = ""
     thinking: str | None = None
-    images: Annotated[list | None, BeforeValidator(_no_images)] = None
+    images: list[str] | None = None  # base64
     tool_calls: list[Annotated[ToolCall, BeforeValidator(_with_function)]] = []
     tool_call_id: str | None = None
     tool_name: str | None = None
@@ -139,7 +132,7 @@ class ChatBody(Generating):
 
 class GenerateBody(Generating):
     prompt: str = ""
-    images: Annotated[list | None, BeforeValidator(_no_images)] = None
+    images: list[str] | None = None  # base64
     raw: bool = False
     system: str | None = None
     template: str | None = None
@@ -202,6 +195,12 @@ class CreateMessage(Body):
         return role
 
 
+def is_projector_name(name: str) -> bool:
+    """A file uploaded for ``/api/create`` that is a vision projector, by its name."""
+    base = name.rsplit("/", 1)[-1].lower()
+    return "mmproj" in base or base.startswith("projector")
+
+
 class CreateBody(Named):
     """``/api/create``: the base (``from`` a model, uploaded GGUF ``files``, or the older
     ``modelfile`` text), then what overrides it. Empty strings count as absent."""
@@ -232,8 +231,13 @@ class CreateBody(Named):
     @classmethod
     def _one_file(cls, files: dict | None) -> dict | None:
         files = _gguf_files("files", files or {})
-        if len(files) > 1:
-            raise said((), "files: give one GGUF file (split GGUFs are pulled, not uploaded)")
+        weights = [name for name in files if not is_projector_name(name)]
+        if len(weights) > 1:
+            raise said(
+                (),
+                "files: give one GGUF file, and a vision projector (mmproj-*.gguf) beside it "
+                "if the model has one (split GGUFs are pulled, not uploaded)",
+            )
         return files
 
     @field_validator("adapters")

@@ -35,13 +35,13 @@ from .wire import ChatWriter, GenerateWriter, OllamaWriter, pull_status
 blueprint = Blueprint("ollama")
 
 # The Ollama release whose API this module (and the daemon around it) matches, the one place
-# it is set. Everything in Ollama's API up to 0.13.5 that is not about images is here:
+# it is set. Everything in Ollama's API up to 0.13.5 is here, images included:
 # ``logprobs``/``top_logprobs`` on /api/chat and /api/generate (0.12.11), tool-call ids from
 # /api/chat (0.12.10), ``think`` (also as low/medium/high), ``dimensions`` on /api/embed, and the
 # OpenAI Responses API at /v1/responses (0.13.3; Codex CLI's ``--oss`` requires 0.13.4 or
 # newer, tests/http/test_protocol_ollama.py checks it). Not 0.14.0: its Modelfile ``REQUIRES``
-# is not parsed here (its Anthropic /v1/messages is). Vision (``images``) is refused whatever
-# the version says. Raise this only with the features of the release it names.
+# is not parsed here (its Anthropic /v1/messages is). Raise this only with the features of the
+# release it names.
 OLLAMA_API_VERSION = "0.13.5"
 NDJSON = "application/x-ndjson"
 

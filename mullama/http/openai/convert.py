@@ -41,11 +41,11 @@ def _format(fmt: oai.ResponseFormat | None, json_schema: dict | None = None) -> 
 
 
 def _content(value: str | list[oai.ContentPart] | None) -> tuple[str, list[str]]:
-    """Message content as text and base64 images."""
+    """Message content as text and images (base64, or http(s) URLs to fetch)."""
     if value is None or isinstance(value, str):
         return value or "", []
     texts = [p.text or "" for p in value if p.type != "image_url"]
-    images = [p.url.split(";base64,", 1)[1] for p in value if p.type == "image_url"]
+    images = [p.image for p in value if p.type == "image_url"]
     return "\n".join(texts), images
 
 

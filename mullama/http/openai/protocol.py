@@ -8,7 +8,16 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 from typing_extensions import TypedDict
 
-from ..common.protocol import Body, Reply, StringList, fail, required, sampling_rule
+from ..common.protocol import (
+    Body,
+    Reply,
+    StringList,
+    fail,
+    image_payload,
+    is_image_url,
+    required,
+    sampling_rule,
+)
 
 ROLES = {
     "system": "system",
@@ -51,11 +60,10 @@ class ContentPart(Body):
         if self.image_url is None:
             raise required("image_url")
         url = self.url
-        if not url.startswith("data:") or ";base64," not in url:
+        if not is_image_url(url):
             raise fail(
                 ("image_url", "url"),
-                "must be a base64 data URL (data:image/...;base64,...); "
-                "remote image URLs are not fetched",
+                "must be a base64 data URL (data:image/...;base64,...) or an http(s) URL",
             )
         return self
 
@@ -63,6 +71,11 @@ class ContentPart(Body):
     def url(self) -> str:
         image = self.image_url
         return image.url if isinstance(image, ImageURL) else image or ""
+
+    @property
+    def image(self) -> str:
+        """What goes into ``Message.images``: the base64 of a data URL, or the URL."""
+        return image_payload(self.url)
 
 
 class FunctionCall(Body):

@@ -13,6 +13,7 @@ from sanic import Blueprint, Request
 from sanic.response import json
 
 from ...engine.api import ModelInfo
+from ..common.images import fetch_image_urls
 from ..common.protocol import parse_body
 from ..common.wire import answer
 from . import convert, protocol
@@ -28,6 +29,7 @@ blueprint = Blueprint("openai", url_prefix="/v1")
 async def chat_completions(request: Request):
     body = await parse_body(protocol.ChatCompletionBody, request.body)
     chats = convert.chat_requests(body)
+    await fetch_image_urls(request, chats)
     engine = request.app.ctx.engine
     model = chats[0].model or await engine.default_model()
     request_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...engine import api
+from ..common.protocol import image_payload
 from . import protocol as p
 
 EFFORTS: dict[str, Any] = {"none": False, "minimal": "low", "xhigh": "high"}
@@ -22,11 +23,7 @@ def _text(content: str | list[p.Part] | None) -> tuple[str, list[str]]:
     if content is None or isinstance(content, str):
         return content or "", []
     texts = [part.text or part.refusal or "" for part in content if part.type != "input_image"]
-    images = [
-        (part.image_url or "").split(";base64,", 1)[1]
-        for part in content
-        if part.type == "input_image"
-    ]
+    images = [image_payload(part.image_url or "") for part in content if part.type == "input_image"]
     return "\n".join(texts), images
 
 

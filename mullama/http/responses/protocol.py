@@ -14,7 +14,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 from typing_extensions import TypedDict
 
-from ..common.protocol import Body, Reply, StringList, fail, required, sampling_rule
+from ..common.protocol import (
+    Body,
+    Reply,
+    StringList,
+    fail,
+    is_image_url,
+    required,
+    sampling_rule,
+)
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
@@ -64,11 +72,10 @@ class Part(Body):
                 if self.file_id is not None:
                     raise fail(("file_id",), "is not supported: send the image as image_url")
                 raise required("image_url")
-            if not self.image_url.startswith("data:") or ";base64," not in self.image_url:
+            if not is_image_url(self.image_url):
                 raise fail(
                     ("image_url",),
-                    "must be a base64 data URL (data:image/...;base64,...); "
-                    "remote image URLs are not fetched",
+                    "must be a base64 data URL (data:image/...;base64,...) or an http(s) URL",
                 )
         elif self.text is None:
             raise required("text")

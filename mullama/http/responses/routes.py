@@ -11,6 +11,7 @@ from sanic import Blueprint, Request
 from sanic.response import json
 
 from ...engine.api import EngineError, InvalidRequest
+from ..common.images import fetch_image_urls
 from ..common.protocol import parse, parse_body
 from ..common.wire import answer
 from . import convert, protocol
@@ -77,6 +78,7 @@ async def create_response(request: Request):
         record = record_of(store, body.previous_response_id, param="previous_response_id")
         history = store.conversation(record)
     chat = convert.chat_request(body, [parse(protocol.Item, item) for item in history])
+    await fetch_image_urls(request, [chat])
     engine = request.app.ctx.engine
     model = chat.model or await engine.default_model()
     inputs = [input_item(item) for item in body.input]

@@ -36,6 +36,13 @@ from ..widgets.conversation_list import ConversationList, ConversationSearch
 from ..widgets.conversation_options import ConversationOptions
 from ..widgets.dialogs import ConfirmDialog
 from ..widgets.footer import Footer
+from ..widgets.image_attach import (
+    Attachment,
+    AttachmentsLabel,
+    attach_path,
+    describe,
+    load_attachment,
+)
 from ..widgets.navbar import NavBar
 from .chat_commands import ConversationCommands
 from .chat_conversations import ConversationActions
@@ -72,6 +79,7 @@ class ChatScreen(ConversationActions):
         self.current: Conversation | None = None
         self.model_names: list[str] = []
         self.search_text = ""
+        self.attachments: list[Attachment] = []  # images for the next message (/image PATH)
 
     def compose(self) -> ComposeResult:
         yield NavBar("chat")
@@ -89,6 +97,7 @@ class ChatScreen(ConversationActions):
                     yield Select([], prompt="Choose a model", id="model-picker")
                     yield Label("", id="chat-title", markup=False)
                 yield VerticalScroll(id="messages")
+                yield AttachmentsLabel(id="attachments")
                 yield Input(placeholder="Message… (Enter sends, Esc stops the reply)", id="prompt")
         yield Footer()
 
@@ -226,6 +235,8 @@ class ChatScreen(ConversationActions):
     def message_view(self, turn: Turn) -> ChatMessage:
         model = self.current.model if self.current is not None else ""
         author = "You" if turn.role == "user" else (model or "assistant")
+        if turn.image_names:
+            author += "  " + describe(turn.image_names)
         return ChatMessage(turn, author)
 
     @on(ListView.Selected, "#conversations")
@@ -300,6 +311,10 @@ class ChatScreen(ConversationActions):
         text = event.value.strip()
         if not text or self.current is None:
             return
+        path = attach_path(text)
+        if path is not None:
+            self.attach(path, event.input)
+            return
         if self.replying():
             self.notify("A reply is still streaming: Esc stops it.", severity="warning")
             return
@@ -308,7 +323,16 @@ class ChatScreen(ConversationActions):
             return
         event.input.clear()
         conversation = self.current
-        conversation.turns.append(Turn("user", text))
+        attached, self.attachments = self.attachments, []
+        self.query_one(AttachmentsLabel).show([])
+        conversation.turns.append(
+            Turn(
+                "user",
+                text,
+                images=[a.data for a in attached],
+                image_names=[a.name for a in attached],
+            )
+        )
         conversation.retitle()
         reply = Turn("assistant")
         conversation.turns.append(reply)
@@ -321,6 +345,16 @@ class ChatScreen(ConversationActions):
         await self.show_list()
         self.stream_reply(conversation, view)
 
+    def attach(self, path: str, prompt: Input) -> None:
+        try:
+            attachment = load_attachment(path, self.app.settings.vision_max_image_bytes)
+        except ValueError as exc:
+            self.notify(str(exc), title="Image not attached", severity="error")
+            return
+        prompt.clear()
+        self.attachments.append(attachment)
+        self.query_one(AttachmentsLabel).show([a.name for a in self.attachments])
+
     def replying(self) -> bool:
         return any(w.group == "reply" and not w.is_finished for w in self.workers)
 
@@ -330,7 +364,7 @@ class ChatScreen(ConversationActions):
         view.set_status(await _waiting_status(engine, conversation.model))
         request = ChatRequest(
             conversation.model,
-            conversation.messages()[:-1],
+            conversation.messages(),  # the reply being written is empty: not among them
             options=self.app.prefs.options(
                 temperature=conversation.temperature,
                 top_p=conversation.top_p,
