@@ -441,12 +441,14 @@ class ModelManager:
 
 
 def default_threads(physical: int | None = None, logical: int | None = None) -> int:
-    """llama.cpp's threads: one a physical core, as llama-server and Ollama choose. On a machine
-    busy with other work, fewer help: ggml's threads wait for each other at every step by
-    spinning, so one pre-empted stalls them all (issue 20's soak: a step took 10 times as long
-    with both CPUs of a 2-CPU machine as with one); the ``threads`` setting says so."""
+    """llama.cpp's threads: one a physical core, leaving a logical CPU to the rest of the
+    daemon (its event loop, IPC, the clients on the same machine). ggml's threads wait for
+    each other at every step of a decode by spinning, so one of them pre-empted stalls them
+    all: with both CPUs of a 2-CPU machine given to llama.cpp, 32 streams over HTTP got 5.4
+    tok/s, and 45 with one thread (bench/soak.py, issue 20's collapse)."""
     logical = logical or os.cpu_count() or 1
-    return max(1, physical or psutil.cpu_count(logical=False) or logical)
+    physical = physical or psutil.cpu_count(logical=False) or logical
+    return max(1, min(physical, logical - 1))
 
 
 def _start_model(
