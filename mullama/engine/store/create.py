@@ -44,6 +44,8 @@ def merge_specs(parent: ModelfileSpec | None, child: ModelfileSpec) -> Modelfile
         "template",
         "gpu_layers",
         "flash_attention",
+        "rpc",
+        "tensor_split",
         "vision_projector",
         "license",
         "author",
