@@ -20,6 +20,8 @@ from .api import InsufficientMemory, LoadedModel, ModelLoadError
 from .durations import parse_keep_alive
 from .embedding import embed_context_bytes, embed_shape
 from .llm import LlamaError, LoraAdapter, Model, load_lora
+from .remote_runner import RemoteRunner, start_remote
+from .rpc import Placement, placement_for
 from .runner import Runner, RunnerConfig
 
 if TYPE_CHECKING:
@@ -57,7 +59,7 @@ class Loaded:
     name: str
     resolved: Resolved
     model: Model
-    runner: Runner
+    runner: Runner | RemoteRunner  # RemoteRunner: on RPC workers, in a child process
     estimate: int
     gpu_layers: int
     keep_alive: float | None
@@ -137,6 +139,7 @@ def _load_identity(resolved: Resolved) -> tuple[object, ...]:
         tuple(_param(spec, name) for name in LOAD_PARAMETERS),
         spec.gpu_layers if spec is not None else None,
         spec.flash_attention if spec is not None else None,
+        (spec.rpc, spec.tensor_split) if spec is not None else None,
     )
 
 
@@ -187,6 +190,10 @@ class ModelManager:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             entry = self.loaded.get(key)
+            if entry is not None and not getattr(entry.runner, "alive", True):
+                log.info("loading %s again: its runner process ended", key)
+                await self._unload(entry)  # its requests have ended: none keeps it in use
+                entry = None
             if entry is not None and entry.resolved is not resolved:
                 if _load_identity(entry.resolved) == _load_identity(resolved):
                     # re-created with the same weights and load options (a new TEMPLATE,
@@ -249,8 +256,10 @@ class ModelManager:
             or min(n_train or DEFAULT_CTX, DEFAULT_CTX)
         )
         n_parallel = int(_param(spec, "num_parallel", 0) or self.settings.num_parallel or 0)
-        weights = weights_bytes(path)
-        per_seq = kv_cache_bytes(meta, n_ctx)
+        placement = placement_for(spec, self.settings.rpc_servers, self.settings.tensor_split)
+        # on RPC workers, the weights and KV cache take the workers' memory, not this machine's
+        weights = weights_bytes(path) if placement is None else 0
+        per_seq = kv_cache_bytes(meta, n_ctx) if placement is None else 0
         n_vocab = vocab_size(meta)
         embed = embed_shape(meta, n_ctx, self.settings.embed_max_tokens, n_vocab)
         # the embedding context is made at the first embedding request, but counted now
@@ -288,7 +297,7 @@ class ModelManager:
         started = time.perf_counter()
         try:
             model, runner, lora = await asyncio.to_thread(
-                _start_model, path, gpu_layers, config, resolved.name, adapters
+                _start_model, path, gpu_layers, config, resolved.name, adapters, placement
             )
         except LlamaError as exc:
             raise ModelLoadError(f"could not load {resolved.name}: {exc}") from None
@@ -376,8 +385,17 @@ def default_threads() -> int:
 
 
 def _start_model(
-    path: str, gpu_layers: int, config: RunnerConfig, name: str, adapters: list[str]
-) -> tuple[Model, Runner, list[LoraAdapter]]:
+    path: str,
+    gpu_layers: int,
+    config: RunnerConfig,
+    name: str,
+    adapters: list[str],
+    placement: Placement | None = None,
+) -> tuple[Model, Runner | RemoteRunner, list[LoraAdapter]]:
+    if placement is not None:
+        verbose = logging.getLogger("mullama").isEnabledFor(logging.DEBUG)
+        model, remote = start_remote(path, config, name, adapters, placement, verbose)
+        return model, remote, []
     model = Model(path, gpu_layers=gpu_layers)
     lora: list[LoraAdapter] = []
     try:
