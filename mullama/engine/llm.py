@@ -73,7 +73,9 @@ class Model:
         (the request is then only logged), else the request capped at the model's layers."""
         if requested == 0:
             return 0
-        if not llama_cpp.llama_supports_gpu_offload():
+        from .rpc import can_offload
+
+        if not can_offload():
             log.warning(
                 "%d GPU layers requested, but this llama.cpp build has no GPU backend: "
                 "running on the CPU (reinstall llama-cpp-python with CMAKE_ARGS, see the "

@@ -38,7 +38,7 @@ PROTOCOL_MAJOR = 7  # ggml-rpc.h RPC_PROTO_MAJOR_VERSION of the llama.cpp this r
 NO_RPC = (
     "this llama-cpp-python was built without llama.cpp's RPC backend; reinstall it with "
     'CMAKE_ARGS="-DGGML_RPC=ON" pip install --force-reinstall --no-cache-dir --no-deps '
-    "llama-cpp-python (scripts/setup.sh does this)"
+    "llama-cpp-python=={version} (scripts/setup.sh does this)"
 )
 
 
@@ -109,7 +109,9 @@ def missing() -> str | None:
         lib = ggml()
     except (OSError, RpcError) as exc:
         return f"cannot load llama.cpp's libggml: {exc}"
-    return None if lib.ggml_backend_reg_by_name(b"RPC") else NO_RPC
+    if lib.ggml_backend_reg_by_name(b"RPC"):
+        return None
+    return NO_RPC.format(version=getattr(llama_cpp, "__version__", "VERSION"))
 
 
 def _rpc_function(name: str, prototype: type) -> Any:
@@ -200,6 +202,21 @@ def devices() -> list[tuple[str, str]]:
             )
         )
     return out
+
+
+def can_offload() -> bool:
+    """Whether llama.cpp has a device to offload layers to: a GPU, or an RPC worker's devices
+    registered in this process. (``llama_supports_gpu_offload`` also says yes for a build
+    that merely has the RPC backend, with nothing to offload to.)"""
+    try:
+        lib = ggml()
+    except (OSError, RpcError):
+        return bool(llama_cpp.llama_supports_gpu_offload())
+    kinds = (DEVICE_GPU, DEVICE_IGPU)
+    count: int = lib.ggml_backend_dev_count()
+    return any(
+        lib.ggml_backend_dev_type(lib.ggml_backend_dev_get(i)) in kinds for i in range(count)
+    )
 
 
 def check_placement(placement: Placement) -> None:
