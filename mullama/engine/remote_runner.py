@@ -220,6 +220,9 @@ class RemoteRunner:
                 self._forward()
         except (EOFError, OSError):
             pass
+        except Exception:  # a garbled message: nothing it says can be trusted any more
+            log.exception("%s: the runner process sent what cannot be read; stopping it", self.name)
+            self._proc.kill()
         self._ended()
 
     def _deliver(self, step: Step) -> None:
