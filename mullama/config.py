@@ -133,6 +133,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # off, since the daemon would then reach any address a client names
     vision_fetch_urls: bool = False
     vision_fetch_timeout: float = 10.0  # seconds for one image download
+    # --- rpc ---
+    # llama.cpp RPC workers (`mullama worker`), HOST:PORT comma separated: every model's layers
+    # go to them unless its Modelfile says otherwise (RPC); such a model runs in a child process
+    rpc_servers: str = ""
+    tensor_split: str = ""  # proportions of the layers per RPC worker, e.g. "3,1"; empty: by memory
 
     @property
     def registry_file(self) -> Path:
@@ -240,7 +245,21 @@ def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settin
                 "give different API keys: set one of them"
             )
         settings.api_key = key
+    _check_placement(settings, where)
     return settings
+
+
+def _check_placement(settings: Settings, where: dict[str, str]) -> None:
+    """rpc_servers and tensor_split must parse (as a Modelfile's RPC and TENSOR_SPLIT do)."""
+    if not (settings.rpc_servers or settings.tensor_split):
+        return
+    from mullama.modelfile.placement import parse_endpoints, parse_split
+
+    for name, parse in (("rpc_servers", parse_endpoints), ("tensor_split", parse_split)):
+        try:
+            parse(getattr(settings, name))
+        except ValueError as exc:
+            raise ValueError(f"{where.get(name, name)} {exc}") from None
 
 
 def read_key_file(path: Path, where: str = "api_key_file") -> str:

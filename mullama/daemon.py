@@ -337,6 +337,18 @@ def add_serve_arguments(
         metavar="PATH",
         help="read the API key from this file (only you may read it: chmod 600)",
     )
+    parser.add_argument(
+        "--rpc",
+        dest="rpc_servers",
+        metavar="HOST:PORT,...",
+        help="put every model's layers on these llama.cpp RPC workers (`mullama worker`); "
+        "a Modelfile's RPC line overrides it",
+    )
+    parser.add_argument(
+        "--tensor-split",
+        metavar="N,N,...",
+        help="proportions of the layers per RPC worker (default: by their free memory)",
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging and access log")
     if not background:
         parser.add_argument("--headless", action="store_true", help="no TUI; log to stdout")
@@ -351,6 +363,8 @@ SERVE_OPTIONS = {
     "context_size": "--context-size",
     "threads": "--threads",
     "num_parallel": "--num-parallel",
+    "rpc_servers": "--rpc",
+    "tensor_split": "--tensor-split",
 }
 
 
@@ -376,6 +390,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         api_key=args.api_key,
         api_key_file=getattr(args, "api_key_file", None),
         num_parallel=getattr(args, "num_parallel", None),
+        rpc_servers=getattr(args, "rpc_servers", None),
+        tensor_split=getattr(args, "tensor_split", None),
     )
 
 

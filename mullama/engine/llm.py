@@ -73,7 +73,9 @@ class Model:
         (the request is then only logged), else the request capped at the model's layers."""
         if requested == 0:
             return 0
-        if not llama_cpp.llama_supports_gpu_offload():
+        from .rpc import can_offload
+
+        if not can_offload():
             log.warning(
                 "%d GPU layers requested, but this llama.cpp build has no GPU backend: "
                 "running on the CPU (reinstall llama-cpp-python with CMAKE_ARGS, see the "
@@ -84,13 +86,26 @@ class Model:
         total: int = llama_cpp.llama_model_n_layer(self.ptr) + 1  # + the output layer
         return total if requested < 0 else min(requested, total)
 
-    def __init__(self, path: str, *, gpu_layers: int = 0, use_mmap: bool = True) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        gpu_layers: int = 0,
+        use_mmap: bool = True,
+        tensor_split: list[float] | tuple[float, ...] = (),
+        vocab_only: bool = False,
+    ) -> None:
         self._users = 0  # worker threads inside in_use(); close() waits for them
         self._users_done = threading.Condition()
         init_backend()
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = gpu_layers
         params.use_mmap = use_mmap
+        params.vocab_only = vocab_only
+        if tensor_split:  # proportions per device; llama.cpp reads llama_max_devices() floats
+            split = (ctypes.c_float * llama_cpp.llama_max_devices())(*tensor_split)
+            self._split = split  # llama.cpp reads it while loading: keep it alive until then
+            params.tensor_split = split
         self.path = path
         self.ptr: llama_cpp.llama_model_p | None = llama_cpp.llama_model_load_from_file(
             path.encode(), params

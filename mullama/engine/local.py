@@ -54,6 +54,7 @@ from .metrics import EngineMetrics
 from .options import validate
 from .pipeline import OutputPipeline
 from .prompt import RenderedPrompt, render_chat
+from .remote_runner import RemoteRunner
 from .runner import Job, Runner, RunnerEvent
 from .structured import format_grammar
 from .token_ids import check_token_ids
@@ -582,7 +583,9 @@ class LocalEngine(Engine):
         chunked = projector.tokenize(text, images, add_special=add_special)
         media = ImagePrompt.of(chunked, prefix or [])
         try:
-            self._generator(entry, "take images").check_images(media)
+            runner = self._generator(entry, "take images")
+            assert isinstance(runner, Runner)  # a RemoteRunner has no projector: refused above
+            runner.check_images(media)
         except BaseException:
             media.close()
             raise
@@ -656,7 +659,7 @@ class LocalEngine(Engine):
             eos_token=model.token_text(model.eos) if model.eos >= 0 else "",
         )
 
-    def _generator(self, entry: Loaded, what: str) -> Runner:
+    def _generator(self, entry: Loaded, what: str) -> Runner | RemoteRunner:
         """The runner that generates with ``entry``: an embedding or reranking model has none
         (a chat, a completion, ... on it is refused naming what it is)."""
         runner = entry.runner

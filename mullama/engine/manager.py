@@ -23,6 +23,8 @@ from .embedder import start as start_embedder
 from .embedding import embed_context_bytes, embed_shape
 from .gguf_info import GENERATION, model_kind
 from .llm import LlamaError, LoraAdapter, Model, load_lora
+from .remote_runner import RemoteRunner, start_remote
+from .rpc import Placement, placement_for
 from .runner import Runner, RunnerConfig
 from .runner_vision import projector_bytes
 
@@ -61,7 +63,9 @@ class Loaded:
     name: str
     resolved: Resolved
     model: Model
-    runner: Runner | Embedder  # an Embedder for an embedding or reranking model
+    # an Embedder for an embedding or reranking model; RemoteRunner: on RPC workers, in a
+    # child process
+    runner: Runner | Embedder | RemoteRunner
     estimate: int
     gpu_layers: int
     keep_alive: float | None
@@ -141,6 +145,7 @@ def _load_identity(resolved: Resolved) -> tuple[object, ...]:
         tuple(_param(spec, name) for name in LOAD_PARAMETERS),
         spec.gpu_layers if spec is not None else None,
         spec.flash_attention if spec is not None else None,
+        (spec.rpc, spec.tensor_split) if spec is not None else None,
     )
 
 
@@ -191,6 +196,10 @@ class ModelManager:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             entry = self.loaded.get(key)
+            if entry is not None and not getattr(entry.runner, "alive", True):
+                log.info("loading %s again: its runner process ended", key)
+                await self._unload(entry)  # its requests have ended: none keeps it in use
+                entry = None
             if entry is not None and entry.resolved is not resolved:
                 if _load_identity(entry.resolved) == _load_identity(resolved):
                     # re-created with the same weights and load options (a new TEMPLATE,
@@ -256,8 +265,10 @@ class ModelManager:
             or min(n_train or DEFAULT_CTX, DEFAULT_CTX)
         )
         n_parallel = int(_param(spec, "num_parallel", 0) or self.settings.num_parallel or 0)
-        weights = weights_bytes(path)
-        per_seq = kv_cache_bytes(meta, n_ctx)
+        placement = placement_for(spec, self.settings.rpc_servers, self.settings.tensor_split)
+        # on RPC workers, the weights and KV cache take the workers' memory, not this machine's
+        weights = weights_bytes(path) if placement is None else 0
+        per_seq = kv_cache_bytes(meta, n_ctx) if placement is None else 0
         n_vocab = vocab_size(meta)
         embed = embed_shape(meta, n_ctx, self.settings.embed_max_tokens, n_vocab)
         # the embedding context is made at the first embedding request, but counted now
@@ -306,6 +317,7 @@ class ModelManager:
                 resolved.name,
                 adapters,
                 str(projector) if projector is not None else None,
+                placement,
             )
         except LlamaError as exc:
             raise ModelLoadError(f"could not load {resolved.name}: {exc}") from None
@@ -458,7 +470,14 @@ def _start_model(
     name: str,
     adapters: list[str],
     projector: str | None = None,
-) -> tuple[Model, Runner, list[LoraAdapter]]:
+    placement: Placement | None = None,
+) -> tuple[Model, Runner | RemoteRunner, list[LoraAdapter]]:
+    if placement is not None:
+        if projector is not None:
+            raise LlamaError("a vision projector on RPC workers is not supported yet")
+        verbose = logging.getLogger("mullama").isEnabledFor(logging.DEBUG)
+        model, remote = start_remote(path, config, name, adapters, placement, verbose)
+        return model, remote, []
     model = Model(path, gpu_layers=gpu_layers)
     lora: list[LoraAdapter] = []
     try:

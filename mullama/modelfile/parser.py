@@ -12,6 +12,7 @@ from .parameters import (
     parse_int,
     unknown_parameter,
 )
+from .placement import parse_endpoints, parse_split
 from .refs import normalise_digest
 from .scanner import Scanner
 from .spec import (
@@ -163,6 +164,8 @@ _DIRECTIVES: dict[str, Callable[[_SpecBuilder, str, int], None]] = {
     "ADAPTER": _append_adapter,
     "GPU_LAYERS": _setter("gpu_layers", parse_int),
     "FLASH_ATTENTION": _setter("flash_attention", parse_bool),
+    "RPC": _setter("rpc", parse_endpoints),
+    "TENSOR_SPLIT": _setter("tensor_split", parse_split),
     "VISION_PROJECTOR": _setter("vision_projector"),
     "LICENSE": _SpecBuilder.license,
     "AUTHOR": _setter("author"),

@@ -71,6 +71,10 @@ def _runtime_lines(spec: ModelfileSpec) -> list[str]:
         lines.append(f"GPU_LAYERS {spec.gpu_layers}")
     if spec.flash_attention is not None:
         lines.append(f"FLASH_ATTENTION {_format_scalar(spec.flash_attention)}")
+    if spec.rpc is not None:
+        lines.append(f"RPC {','.join(spec.rpc) or 'none'}")
+    if spec.tensor_split:
+        lines.append(f"TENSOR_SPLIT {','.join(_format_scalar(x) for x in spec.tensor_split)}")
     if spec.vision_projector is not None:
         lines.append(f"VISION_PROJECTOR {quote_value(spec.vision_projector)}")
     return lines

@@ -35,6 +35,9 @@ class ModelfileSpec:
     adapters: list[str] = field(default_factory=list)
     gpu_layers: int | None = None
     flash_attention: bool | None = None
+    # RPC workers (HOST:PORT) that hold the layers; [] = local even when the daemon has some
+    rpc: list[str] | None = None
+    tensor_split: list[float] | None = None  # proportions per device (RPC workers first)
     vision_projector: str | None = None
     license: str | None = None
     author: str | None = None

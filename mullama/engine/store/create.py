@@ -44,6 +44,8 @@ def merge_specs(parent: ModelfileSpec | None, child: ModelfileSpec) -> Modelfile
         "template",
         "gpu_layers",
         "flash_attention",
+        "rpc",
+        "tensor_split",
         "vision_projector",
         "license",
         "author",
@@ -102,6 +104,22 @@ def _check_stored(store: ModelStore, items: list[Item], model: str) -> None:
             raise ModelLoadError(f"weights of {model} are missing from the store; pull it again")
 
 
+def _check_workers(named: list[str], trusted: str) -> None:
+    """An HTTP client's Modelfile may name only the daemon's own RPC workers: loading a model
+    sends its weights to them, and the protocol trusts whoever answers."""
+    from mullama.modelfile.placement import parse_endpoints
+
+    known = set(parse_endpoints(trusted))
+    strangers = [w for w in named if w not in known]
+    if strangers:
+        raise InvalidRequest(
+            f"RPC {', '.join(strangers)}: a Modelfile sent over HTTP may name only the "
+            f"daemon's RPC workers (rpc_servers: {trusted or 'none'}); create it with the CLI "
+            "to name others",
+            param="modelfile",
+        )
+
+
 def create(
     store: ModelStore,
     name: str,
@@ -131,6 +149,8 @@ def create(
             raise InvalidRequest(
                 f"TEMPLATE does not parse: {exc}", param="modelfile", template_line=exc.line
             ) from None
+    if allowed is not None and spec.rpc:
+        _check_workers(spec.rpc, store.settings.rpc_servers)
     spec = _copy.deepcopy(spec)
     ref = parse_ref(spec.from_ref)
     base_manifest: Manifest | None = None
