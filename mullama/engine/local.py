@@ -345,7 +345,7 @@ class LocalEngine(Engine):
         embedding context: one that is longer is cut to it when the request allows
         truncation, else refused (400) with both lengths."""
         model, runner = entry.model, entry.runner
-        assert isinstance(runner, Runner)  # an Embedder checks its own inputs
+        assert not isinstance(runner, Embedder)  # an Embedder checks its own inputs
         limit = runner.embed_shape.n_ctx
         out = []
         for i, item in enumerate(request.inputs):
