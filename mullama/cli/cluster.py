@@ -36,6 +36,10 @@ ROUTER_SETTINGS = {
     "allowed_fails": 1,
     "cooldown_time": 60,
     "enable_health_check_routing": True,
+    # a conversation that sends a session id (x-litellm-session-id, or an agent's own session
+    # header) stays on the daemon holding its prompt cache; a Responses API request with
+    # previous_response_id goes to the daemon that stored that response
+    "optional_pre_call_checks": ["session_affinity", "responses_api_deployment_check"],
 }
 # the proxy refuses to start without a master key (the key its clients send): from its
 # environment, never written here
@@ -161,7 +165,7 @@ def litellm_config(backends: Sequence[Backend], api_key: str, common: bool) -> d
         info(f"Warning: {name} is not on every backend: {fate}")
     if not names:
         raise CliError(
-            "the backends serve no model in common" if common and partial else "no models",
+            "the backends serve no model in common" if partial else "the backends serve no models",
             "Create or pull the same models on every node (`mullama pull NAME`).",
         )
     model_list = []

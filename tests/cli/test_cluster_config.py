@@ -114,6 +114,7 @@ def test_one_deployment_per_model_and_backend_with_litellm_router_settings():
         "allowed_fails": 1,
         "cooldown_time": 60,
         "enable_health_check_routing": True,
+        "optional_pre_call_checks": ["session_affinity", "responses_api_deployment_check"],
         "model_group_alias": {"gemma": "gemma:latest", "nomic": "nomic:latest"},
     }
     assert doc["general_settings"] == {
@@ -204,7 +205,7 @@ def test_bad_arguments_are_told(args, words):
 def test_no_models_at_all_is_an_error():
     with backend([]) as (url, _):
         made = config("-b", url)
-    assert made.returncode == 1 and "no models" in made.stderr
+    assert made.returncode == 1 and "the backends serve no models" in made.stderr
 
 
 @pytest.mark.parametrize(

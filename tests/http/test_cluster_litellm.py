@@ -31,7 +31,9 @@ REPO = Path(__file__).resolve().parents[2]
 PROXY_VENV = REPO / ".cache" / "litellm-proxy-venv"
 LITELLM = PROXY_VENV / "bin" / "litellm"
 MASTER_KEY = "sk-" + secrets.token_hex(32)  # what the proxy's clients send
-COMPLETIONS = "POST /v1/completions "  # the test's own traffic; LiteLLM's health checks chat
+# the test's own traffic, counted in the daemons' access logs (LiteLLM's health checks chat)
+COMPLETIONS, RESPONSES = "/v1/completions", "/v1/responses"
+CHAT = [{"role": "user", "content": "Count from 1 to 100"}]
 
 
 @contextlib.contextmanager
@@ -102,8 +104,9 @@ def litellm_proxy(config: Path, log: Path):
                 proc.wait(5)
 
 
-def completions_served(daemon) -> int:
-    return sum(1 for line in daemon.log().splitlines() if COMPLETIONS in line and " 200 " in line)
+def served(daemon, path: str) -> int:
+    """Requests to ``path`` the daemon answered with 200 (its access log)."""
+    return sum(1 for line in daemon.log().splitlines() if f"POST {path} 200 " in line)
 
 
 @pytest.mark.skipif(
@@ -138,36 +141,64 @@ def test_litellm_spreads_requests_and_survives_a_killed_daemon(tmp_path, test_mo
                 headers={"Authorization": f"Bearer {MASTER_KEY}"},
                 timeout=120,
             )
+            nodes = (first, second)
 
-            def complete(max_tokens: int = 8) -> httpx.Response:
-                body = {"model": "gemma", "prompt": "Count: 1, 2, 3,", "max_tokens": max_tokens}
-                return client.post("/completions", json=body)
+            def complete(headers: dict | None = None) -> httpx.Response:
+                body = {"model": "gemma", "prompt": "Count: 1, 2, 3,", "max_tokens": 4}
+                return client.post("/completions", json=body, headers=headers)
+
+            @contextlib.contextmanager
+            def busy():
+                """A chat stream in flight (chats are not counted: health checks chat), read to
+                its end afterwards (LiteLLM would count one cut short as in flight for long)."""
+                body = {"model": "gemma", "messages": CHAT, "max_tokens": 64, "stream": True}
+                with client.stream("POST", "/chat/completions", json=body) as long:
+                    assert long.status_code == 200
+                    lines = long.iter_lines()
+                    next(lines)  # its first chunk: it is in flight
+                    yield
+                    assert "[DONE]" in "".join(lines)
+
+            def served_by(path: str, call) -> tuple[httpx.Response, object]:
+                before = [served(n, path) for n in nodes]
+                r = call()
+                assert r.status_code == 200, r.text
+                after = [served(n, path) for n in nodes]
+                changed = [n for n, a, b in zip(nodes, after, before, strict=True) if a != b]
+                assert len(changed) == 1, (before, after)
+                return r, changed[0]
+
+            # a conversation stays where its prompt cache is (session_affinity), and a
+            # Responses API chain where its responses are stored (each daemon keeps its own):
+            # even when least-busy would now pick the other daemon
+            session = {"x-litellm-session-id": "conversation-0001"}
+            _, pinned = served_by(COMPLETIONS, lambda: complete(session))
+            reply = {"model": "gemma", "input": "Say hi", "max_output_tokens": 4}
+            created, stored = served_by(RESPONSES, lambda: client.post("/responses", json=reply))
+            with busy():
+                _, again = served_by(COMPLETIONS, lambda: complete(session))
+                follow_up = {**reply, "previous_response_id": created.json()["id"]}
+                _, chained = served_by(RESPONSES, lambda: client.post("/responses", json=follow_up))
+            assert again is pinned and chained is stored
 
             # least-busy sends a request to the daemon with fewer requests in flight (as this
             # proxy counts them): while a long stream is open on one, the next goes to the
             # other (rounds, bounded, in case a stream ends before the next is routed)
             for _ in range(5):
-                body = {"model": "gemma", "prompt": "Count: 1, 2,", "max_tokens": 400}
-                with client.stream("POST", "/completions", json={**body, "stream": True}) as long:
-                    assert long.status_code == 200
-                    next(long.iter_lines())  # its first chunk: it is in flight
+                with busy():
                     assert complete().status_code == 200
-                if completions_served(first) and completions_served(second):
+                if all(served(n, COMPLETIONS) for n in nodes):
                     break
-            assert completions_served(first) >= 1 and completions_served(second) >= 1
+            assert all(served(n, COMPLETIONS) for n in nodes)
 
             # one daemon dies without a word
             os.killpg(first.proc.pid, signal.SIGKILL)
             first.proc.wait(10)
-            before = completions_served(second)
-            chat = {
-                "model": "gemma",
-                "messages": [{"role": "user", "content": "Say hi"}],
-                "max_tokens": 4,
-            }
+            before = served(second, COMPLETIONS)
+            chat = {"model": "gemma", "messages": CHAT, "max_tokens": 4}
             for _ in range(4):
                 r = client.post("/chat/completions", json=chat)
                 assert r.status_code == 200, r.text
                 assert r.json()["choices"][0]["message"]["content"] is not None
                 assert complete().status_code == 200
-            assert completions_served(second) == before + 4
+            assert served(second, COMPLETIONS) == before + 4
