@@ -126,3 +126,25 @@ async def test_running_waiting_and_kv_usage(tmp_path, test_model_path, aliases):
         assert after["mullama_model_kv_cache_usage_ratio"][name] == 0
     finally:
         await engine.close()
+
+
+async def test_an_embedding_model_has_gauges_and_no_kv_usage(tmp_path):
+    from tests.gguf_fixtures import build_bert
+
+    path = str(build_bert(tmp_path / "bert.gguf"))
+    engine = LocalEngine(
+        load_settings(
+            env={},
+            cache_dir=tmp_path / "c",
+            config_dir=tmp_path / "g",
+            data_dir=tmp_path / "d",
+            metrics_aliases="inference-extension",
+        )
+    )
+    try:
+        await engine.load_model(path)
+        state = await gauges(engine)
+        assert state["mullama_model_kv_cache_usage_ratio"][path] == 0
+        assert state["vllm:num_requests_waiting"][path] == 0
+    finally:
+        await engine.close()
