@@ -1,90 +1,113 @@
 """The daemon's readiness from start to stop: HTTP answers before the ``--model`` models are
-loaded, with /health/ready 503 until they are, and 503 again while it drains. The daemon runs
-in this process so that the test can hold its model load and its drain until it has looked."""
+loaded, with /health/ready 503 until they are, and 503 again while it drains on SIGTERM.
+
+A real ``mullama serve`` process, whose model load and drain wait for a file the test writes
+once it has looked (the same command line, with LocalEngine's load_model and close held)."""
 
 from __future__ import annotations
 
-import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import httpx
 import pytest
 
-from mullama.config import load_settings
-from mullama.daemon import Daemon
-from mullama.engine.local import LocalEngine
 from tests.helpers import settings_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
+HELD = """
+import asyncio, pathlib, sys
+from mullama.engine.local import LocalEngine
 
-async def until(probe, deadline: float = 60):
+gates = pathlib.Path(sys.argv[1])
+load, close = LocalEngine.load_model, LocalEngine.close
+
+
+async def opened(name):
+    while not (gates / name).exists():
+        await asyncio.sleep(0.02)
+
+
+async def held_load(self, *args, **kwargs):
+    await opened("load")
+    return await load(self, *args, **kwargs)
+
+
+async def held_close(self):
+    await opened("close")
+    await close(self)
+
+
+LocalEngine.load_model, LocalEngine.close = held_load, held_close
+from mullama.cli.main import main
+
+sys.exit(main(["serve", "--headless", *sys.argv[2:]]))
+"""
+
+
+def until(probe, what: str, deadline: float = 120):
     """``probe()``'s first answer that is not None (connection errors count as None)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while loop.time() < end:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
         try:
-            answer = await probe()
+            answer = probe()
         except httpx.TransportError:
             answer = None
         if answer is not None:
             return answer
-        await asyncio.sleep(0.05)
-    raise AssertionError("no answer in time")
+        time.sleep(0.05)
+    raise AssertionError(f"no {what} in {deadline}s")
 
 
-async def test_ready_only_once_the_models_are_loaded_and_not_while_draining(
-    tmp_path, test_model_path, monkeypatch
-):
-    loading, closing = asyncio.Event(), asyncio.Event()
-    load, close = LocalEngine.load_model, LocalEngine.close
+def ready_is(client: httpx.Client, status: int) -> httpx.Response | None:
+    r = client.get("/health/ready")
+    return r if r.status_code == status else None
 
-    async def held_load(self, *args, **kwargs):
-        await loading.wait()
-        return await load(self, *args, **kwargs)
 
-    async def held_close(self):
-        await closing.wait()
-        await close(self)
-
-    monkeypatch.setattr(LocalEngine, "load_model", held_load)
-    monkeypatch.setattr(LocalEngine, "close", held_close)
-    settings = load_settings(env=settings_env(tmp_path))
-    daemon = Daemon(settings, [str(test_model_path)])
-    started = asyncio.ensure_future(daemon.start())
-    url = settings.http_endpoint
+def test_ready_only_once_the_models_are_loaded_and_not_while_draining(tmp_path, test_model_path):
+    env = {**os.environ, **settings_env(tmp_path)}
+    url = f"http://127.0.0.1:{env['MULLAMA_HTTP_PORT']}"
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    log = tmp_path / "daemon.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HELD, str(gates), "--model", str(test_model_path)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-
-            async def answered():
-                return await client.get("/health/ready")
-
-            r = await until(answered)
-            assert r.status_code == 503 and r.json()["status"] == "loading"
-            assert r.headers["retry-after"]
-            assert (await client.get("/health")).status_code == 200
-            generate = await client.post(
-                "/api/generate", json={"model": str(test_model_path), "prompt": "hi"}
-            )
+        with httpx.Client(base_url=url, timeout=30) as client:
+            r = until(lambda: client.get("/health/ready"), "answer")
+            assert r.status_code == 503, log.read_text()
+            assert r.json()["status"] == "loading" and int(r.headers["retry-after"]) > 0
+            assert client.get("/health").status_code == 200  # alive
+            generate = client.post("/api/generate", json={"model": "m", "prompt": "hi"})
             assert generate.status_code == 503 and generate.headers["retry-after"]
-            loading.set()
-            await started
-            r = await client.get("/health/ready")
-            assert r.status_code == 200 and r.json() == {"status": "ok"}
-            models = (await client.get("/api/ps")).json()["models"]
+
+            (gates / "load").touch()
+            r = until(lambda: ready_is(client, 200), "readiness")
+            assert r.json() == {"status": "ok"}
+            models = client.get("/api/ps").json()["models"]
             assert [m["model"] for m in models] == [str(test_model_path)]
 
-            stopping = asyncio.ensure_future(daemon.stop())  # runs at the client's first await
-            # on the connection the client keeps open (new ones are refused now): liveness
-            # answers, readiness and every other route refuse
-            assert (await client.get("/health")).status_code == 200
-            r = await client.get("/health/ready")
-            assert r.status_code == 503 and r.json()["status"] == "draining"
-            assert r.headers["retry-after"]
-            closing.set()
-            await stopping
+            proc.send_signal(signal.SIGTERM)
+            # on the connection the client keeps open (new ones are refused now): readiness
+            # refuses, liveness still answers
+            r = until(lambda: ready_is(client, 503), "drain")
+            assert r.json()["status"] == "draining" and r.headers["retry-after"]
+            assert client.get("/health").status_code == 200
+        (gates / "close").touch()
+        assert proc.wait(60) == 0, log.read_text()
     finally:
-        loading.set()
-        closing.set()
-        if not started.done():
-            started.cancel()
-        await daemon.stop()
+        (gates / "load").touch()
+        (gates / "close").touch()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
