@@ -13,9 +13,7 @@ from .. import __version__
 
 if TYPE_CHECKING:
     from .api import Done
-    from .embedder import Embedder
     from .manager import Loaded, ModelManager
-    from .runner import Runner
 
 
 class _Engine(Protocol):
@@ -131,22 +129,11 @@ class _StateCollector:
             yield from _inference_extension(loaded)
 
 
-def kv_cache_usage(runner: Runner | Embedder) -> float:
-    """The KV cache's cells (``n_ctx`` per slot) that running requests hold or are about to
-    fill (their prompt and what they generated), as a fraction. An idle slot's cached prefix
-    does not count: the next request that needs the slot overwrites it, as vLLM counts a
-    prefix-cached block no running request uses as free. An embedding or reranking model
-    keeps nothing between its batches: 0."""
-    slots = getattr(runner, "slots", None)
-    if slots is None:
-        return 0.0
-    total = runner.n_ctx * len(slots)
-    held = 0
-    for slot in slots:
-        job = slot.job  # read once: the runner thread may clear it meanwhile
-        if job is not None:
-            held += len(slot.tokens) + len(job.pending)
-    return min(1.0, held / total) if total else 0.0
+def kv_cache_usage(runner: object) -> float:
+    """A runner's KV cache usage, 0-1 (:attr:`Runner.kv_cache_usage`; a model in a child
+    process reports its runner's). An embedding or reranking model keeps nothing between its
+    batches: 0."""
+    return float(getattr(runner, "kv_cache_usage", 0.0))
 
 
 # vLLM's names, which the Gateway API Inference Extension's endpoint picker scrapes by default
