@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_type_hints
 
 import msgspec
 
@@ -138,6 +138,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # go to them unless its Modelfile says otherwise (RPC); such a model runs in a child process
     rpc_servers: str = ""
     tensor_split: str = ""  # proportions of the layers per RPC worker, e.g. "3,1"; empty: by memory
+    # --- scale-out ---
+    # "inference-extension": /metrics also gives the per-model gauges under vLLM's names, which
+    # the Gateway API Inference Extension scrapes (vllm:num_requests_waiting, ...)
+    metrics_aliases: Literal["", "inference-extension"] = ""
 
     @property
     def registry_file(self) -> Path:
@@ -295,4 +299,7 @@ def _setting_error(
     )
     wanted = _KIND_WORDS.get(kind, "") if kind else ""
     what = f"must be {wanted}" if wanted else message.lower()
+    if message.startswith("Invalid enum value"):  # a Literal setting
+        choices = get_args(get_type_hints(Settings)[name])
+        what = "must be one of " + ", ".join(repr(c) for c in choices)
     return f"{where.get(name, name)} {what}, got {values[name]!r}"

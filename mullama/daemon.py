@@ -72,6 +72,7 @@ class Daemon:
 
     async def start(self) -> None:
         from .engine.local import LocalEngine
+        from .http import readiness
         from .http.app import create_app
         from .ipc.server import IpcServer
 
@@ -92,14 +93,10 @@ class Daemon:
             )
             self.ipc.bind()
             _write_pid_file(settings, http="")  # a CLI meanwhile waits instead of spawning
-            if not settings.noprune:
-                await self._prune(engine)
-            for name in self.models:
-                log.info("loading %s", name)
-                await engine.load_model(name, keep_alive=-1)  # resident until unloaded
-                if not await engine.default_model():
-                    await engine.set_default_model(name)
+            # then HTTP, so that /health/ready says "starting" and "loading" (503) to a probe
+            # or a router while the store is pruned and the models load
             self.app = app = create_app(engine, settings)
+            app.ctx.readiness.state = readiness.STARTING
             if self.verbose:
                 from .http import access
 
@@ -123,6 +120,15 @@ class Daemon:
             await server.before_start()
             await server.start_serving()
             await server.after_start()
+            if not settings.noprune:
+                await self._prune(engine)
+            if self.models:
+                app.ctx.readiness.state = readiness.LOADING
+            for name in self.models:
+                log.info("loading %s", name)
+                await engine.load_model(name, keep_alive=-1)  # resident until unloaded
+                if not await engine.default_model():
+                    await engine.set_default_model(name)
             engine.endpoints = {"http": settings.http_endpoint, "socket": settings.socket}
             await self.ipc.start()
             _write_pid_file(settings, http=settings.http_endpoint)
@@ -130,6 +136,7 @@ class Daemon:
             await asyncio.shield(self._close())
             raise
         self.serving = True
+        app.ctx.readiness.state = readiness.READY
         log.info(
             "Mullama %s serving HTTP on %s%s",
             __version__,

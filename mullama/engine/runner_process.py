@@ -73,6 +73,7 @@ class Host:
             r.prompt_tokens,
             r.cache_hit_tokens,
             r.last_batch_size,
+            r.kv_cache_usage,
         )
 
     # the runner hands each step's events to a job's "loop" (Runner._flush): this is that loop

@@ -73,6 +73,7 @@ class Stats(msgspec.Struct):
     prompt_tokens: int = 0
     cache_hit_tokens: int = 0
     last_batch_size: int = 0
+    kv_cache_usage: float = 0.0
 
 
 class Event(msgspec.Struct, array_like=True):

@@ -21,11 +21,12 @@ from sanic.response import empty
 from ..config import Settings
 from ..engine.api import Engine
 from ..engine.confined import AllowedDirs, ConfinedEngine, split_dirs
-from . import anthropic, llama_server, manage, ollama, openai, rerank, responses, ui
+from . import anthropic, llama_server, manage, ollama, openai, readiness, rerank, responses, ui
 from .errors import dialect_for, error_response, handle_exception, hide_paths, too_large
 from .guard import CHANGING, Guard, warn_if_exposed
 
-AUTH_EXEMPT = ("/health", "/ui")  # /ui checks the key itself (login form, cookie)
+# /ui checks the key itself (login form, cookie)
+AUTH_EXEMPT = ("/health", "/health/ready", "/ui")
 # Generation can legitimately take a long time: Sanic's 60 s default would cut streams.
 RESPONSE_TIMEOUT = 24 * 3600
 _names = itertools.count()
@@ -50,6 +51,7 @@ def create_app(engine: Engine, settings: Settings, name: str | None = None) -> S
     app.ctx.engine = ConfinedEngine(engine, allowed)
     app.ctx.settings = settings
     app.ctx.draining = False
+    app.ctx.readiness = readiness.Readiness()  # the daemon marks it starting, then ready
     app.ctx.guard = guard = Guard(settings)
     app.ctx.cors = guard.cors
     app.ctx.json_limit = settings.max_json_mb
@@ -65,6 +67,7 @@ def create_app(engine: Engine, settings: Settings, name: str | None = None) -> S
         manage.blueprint,
         ollama.blueprint,
         ui.blueprint,
+        readiness.blueprint,
     ):
         app.blueprint(bp)
     app.error_handler.add(Exception, _on_error)
@@ -90,13 +93,9 @@ def _api_key(request: Request) -> str:
 
 async def _check_request(request: Request):
     app = request.app
-    if app.ctx.draining:
-        return error_response(
-            dialect_for(request.path),
-            503,
-            "the server is shutting down",
-            headers={"Retry-After": "5", "Connection": "close"},
-        )
+    unready = readiness.gate(request)  # 503 while starting, loading or draining
+    if unready is not None:
+        return unready
     if "%00" in request.path or "\x00" in request.path:  # no file or name holds a NUL
         return error_response(dialect_for(request.path), 400, "the request path holds a NUL byte")
     refusal = _guard_refusal(request)

@@ -25,6 +25,8 @@ from ..engine.api import Cancelled, EngineError
 log = logging.getLogger("mullama.http")
 
 OPENAI, ANTHROPIC, OLLAMA = "openai", "anthropic", "ollama"
+# every 503 says when to try again (a router then cools this server down instead of failing it)
+RETRY_AFTER_SECONDS = 5
 
 _ANTHROPIC_TYPES = {
     400: "invalid_request_error",
@@ -89,6 +91,8 @@ def error_response(
     code: str | None = None,
     headers: dict | None = None,
 ) -> HTTPResponse:
+    if status == 503 and not any(k.lower() == "retry-after" for k in headers or {}):
+        headers = {**(headers or {}), "Retry-After": str(RETRY_AFTER_SECONDS)}
     return json(
         error_body(dialect, status, message, param=param, code=code), status=status, headers=headers
     )

@@ -43,6 +43,7 @@ class ModelAction(Body):
 
 @blueprint.route("/health", methods=["GET", "HEAD"])
 async def health(request: Request):
+    """Liveness: 200 whenever the process answers (readiness is /health/ready)."""
     return json({"status": "ok", "version": __version__})
 
 

@@ -81,6 +81,18 @@ async def test_a_cancelled_request_ends_as_cancelled(remote):
     assert done.usage.completion_tokens < 400
 
 
+async def test_its_kv_cache_usage_comes_back_with_its_steps(remote):
+    """The router gauge of a model in a child process (/metrics' kv_cache_usage_ratio)."""
+    first = asyncio.Event()
+    job = start(remote, "Count to a thousand: 1, 2,", max_tokens=400)
+    waiting = asyncio.create_task(outcome(job, first))
+    await first.wait()  # the step that brought the text brought the usage of that moment
+    assert 0 < remote.kv_cache_usage < 1
+    job.cancel()
+    await waiting
+    assert remote.kv_cache_usage == 0  # the step that ended it: nothing running
+
+
 async def test_forced_tokens_reach_the_runner_process(remote):
     """What the engine forces into a generation (closing a thinking budget) is passed on."""
     first = asyncio.Event()

@@ -185,6 +185,10 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, tuple[str, ...], bool]] = [
     ("GET", "/ui/static/{name}", None, (), False),
     ("HEAD", "/ui/static/{name}", None, (), False),
     ("GET", "/ui/ws", None, (), False),
+    # last, so that the probes drawn for the routes above stay the ones they were
+    ("HEAD", "/health", None, (), False),
+    ("GET", "/health/ready", None, (), False),
+    ("HEAD", "/health/ready", None, (), False),
 ]
 # keys whose value names a model in a state-changing body: always hostile there
 NAME_KEYS = ("model", "name", "destination")
