@@ -17,6 +17,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -206,7 +207,16 @@ def test_a_symlink_at_the_pid_file_is_ignored_and_replaced_not_followed(tmp_path
 
 
 def daemonish() -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "serve"])
+    """A process whose command line looks like a daemon's, once it has one: until the child
+    has exec'd, /proc shows the parent's command line (a race a busy machine lost)."""
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "serve"])
+    deadline = time.monotonic() + 30
+    while "serve" not in psutil.Process(proc.pid).cmdline():
+        assert time.monotonic() < deadline, "the child never showed its command line"
+        time.sleep(0.01)
+    return proc
 
 
 def test_a_pid_file_of_another_user_is_ignored_with_a_message(tmp_path, caplog, monkeypatch):
