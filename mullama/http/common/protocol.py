@@ -128,7 +128,9 @@ def load_json(raw: bytes) -> dict:
         # decoded strictly first: json.loads(bytes) lets UTF-8-encoded surrogates through
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise InvalidRequest(f"the request body is not valid UTF-8: {exc}") from None
+        raise InvalidRequest(
+            f"the request body is not valid JSON: not valid UTF-8 ({exc})"
+        ) from None
     except ValueError as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
     except RecursionError:
