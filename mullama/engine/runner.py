@@ -13,16 +13,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import llama_cpp
-import numpy as np
 
 from . import sampling
 from .api import (
@@ -33,152 +30,38 @@ from .api import (
     Interrupted,
     InvalidRequest,
     QueueFull,
-    SamplingOptions,
-    TextDelta,
     Timings,
     Usage,
 )
 from .embedding import Embedder, EmbedJob, embed_shape
 from .fast_sampler import FastSampler, Logits, handles
 from .llm import Batch, Context, ContextParams, LlamaError, LoraAdapter, Model
-from .output import StopMatcher, Utf8Stream
-from .token_ids import check_token_ids
-from .vision_prompt import (
-    ImagePrompt,
-    ImageSpan,
-    PromptImage,
-    image_safe_prefix,
-    position_of,
-    without_images,
+from .output import StopMatcher
+from .runner_output import flush_text, logprob_entries, text_out
+from .runner_state import (
+    Job,
+    Outbox,
+    RunnerConfig,
+    RunnerEvent,
+    Slot,
+    close_media,
+    common_prefix,
+    deliver,
 )
+from .token_ids import check_token_ids
+from .vision_prompt import ImagePrompt, image_safe_prefix, position_of, without_images
 
 if TYPE_CHECKING:
-    from .image_encoder import Rows
     from .runner_vision import RunnerVision
+
+__all__ = ["Job", "Runner", "RunnerConfig", "RunnerEvent", "Slot", "common_prefix"]
 
 log = logging.getLogger("mullama.runner")
 
 _T = TypeVar("_T")
-# what a job's queue receives: text as it is generated, then Done or an error
-RunnerEvent = TextDelta | Done | EngineError
-
 # a cached prefix this long (or half of a shorter prompt) decides the slot; shorter ones (a
 # template's first tokens) are not worth splitting the batch or evicting another cache for
 REUSE_MIN_TOKENS = 32
-
-
-@dataclass
-class RunnerConfig:
-    n_ctx: int  # per sequence
-    n_parallel: int = 1
-    # prompt tokens one step takes (as llama-server): a long prompt goes in one llama_decode,
-    # which llama.cpp splits into compute passes of 512
-    n_batch: int = 2048
-    threads: int = 0
-    flash_attention: bool | None = None
-    max_queue: int = 64
-    embed_max_tokens: int = 8192  # the longest embedding input (see embedding.embed_shape)
-
-
-@dataclass
-class Job:
-    prompt: list[int]
-    opts: SamplingOptions  # fully merged and validated
-    # TextDelta, Done or EngineError events go to this queue on its loop: the runner hands over
-    # all events of a decode step in one callback per loop (see Runner._flush)
-    loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[RunnerEvent]
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    # runner state
-    slot: Slot | None = None
-    pending: list[int] = field(default_factory=list)
-    generated: int = 0
-    cached: int = 0
-    # a native sampler chain, or None when ``fast`` samples
-    chain: llama_cpp.llama_sampler_p | None = None
-    fast: FastSampler | None = None
-    utf8: Utf8Stream = field(default_factory=Utf8Stream)
-    stops: StopMatcher = field(default_factory=lambda: StopMatcher([]))  # the request's: _start
-    # text and logprobs travel together (see Runner._text_out): the entries of tokens whose bytes
-    # gave no text yet; the (characters, entries) of each group of tokens whose text went into
-    # the stop matcher and has not been sent; and text the matcher let through that ends inside
-    # a group, sent once the whole group is through
-    no_text: list[dict[str, Any]] = field(default_factory=list)
-    groups: collections.deque[tuple[int, list[dict[str, Any]]]] = field(
-        default_factory=collections.deque
-    )
-    released: str = ""
-    t_queued: float = field(default_factory=time.perf_counter)
-    t_started: float = 0.0
-    t_prompt_done: float = 0.0
-    out_tokens: list[int] = field(default_factory=list)
-    prefilling: bool = True  # feeding prompt (or forced) tokens rather than sampled ones
-    replay: Logits | None = None  # the whole prompt is cached: sample from these logits
-    inject: list[int] | None = None  # tokens to force next (set from another thread)
-    # a prompt with images: where they are in ``prompt`` (their cells hold image ids, see
-    # vision_prompt), the mtmd chunks they came from, and their embeddings as they are encoded
-    images: list[PromptImage] = field(default_factory=list)
-    media: ImagePrompt | None = None
-    encodes: dict[int, Future[Rows]] = field(default_factory=dict)
-
-    def cancel(self) -> None:
-        self.cancelled.set()
-
-    @property
-    def started_slot(self) -> Slot:
-        """The slot of a job the runner has started (``_start`` sets it, nothing clears it)."""
-        assert self.slot is not None, "the job has not started"
-        return self.slot
-
-
-@dataclass
-class Slot:
-    id: int
-    tokens: list[int] = field(default_factory=list)  # what the KV cache holds for this sequence
-    job: Job | None = None
-    last_used: float = 0.0
-    # the logits after the last prompt this slot evaluated (its first ``logits_at`` tokens), so
-    # that the same prompt again starts from them: no decode, and the very same first token
-    logits: Logits | None = None
-    logits_at: int = 0
-    images: list[ImageSpan] = field(default_factory=list)  # the images among ``tokens``
-
-    def forget_logits(self) -> None:
-        self.logits, self.logits_at = None, 0
-
-    @property
-    def next_pos(self) -> int:
-        """The position the next cell gets: the cell count, unless an image advanced fewer
-        positions than it took cells (M-RoPE)."""
-        return position_of(len(self.tokens), self.images) if self.images else len(self.tokens)
-
-    def truncate(self, keep: int) -> None:
-        """Keep the first ``keep`` cells (never inside an image)."""
-        self.tokens = self.tokens[:keep]
-        self.images = [s for s in self.images if s.end <= keep]
-
-
-Outbox = list[tuple[asyncio.Queue[RunnerEvent], RunnerEvent]]
-
-
-def _deliver(items: Outbox) -> None:
-    for queue, event in items:
-        queue.put_nowait(event)
-
-
-def _close_media(job: Job) -> None:
-    """Free the mtmd chunks of a job no encoder has seen (it never started)."""
-    if job.media is not None:
-        job.media.close()
-        job.media = None
-
-
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 class Runner:
@@ -401,7 +284,7 @@ class Runner:
         outbox, self._outbox = self._outbox, {}
         for loop, items in outbox.items():
             try:
-                loop.call_soon_threadsafe(_deliver, items)
+                loop.call_soon_threadsafe(deliver, items)
             except RuntimeError:  # that loop is closed: nobody is listening any more
                 pass
 
@@ -422,13 +305,13 @@ class Runner:
             with self._wake:
                 job = self._queue.popleft()
             if job.cancelled.is_set():
-                _close_media(job)
+                close_media(job)
                 self._emit(job, Cancelled("cancelled before it started"))
                 continue
             try:
                 self._start(job, free)
             except EngineError as exc:
-                _close_media(job)
+                close_media(job)
                 self._emit(job, exc)
 
     def _start(self, job: Job, free: list[Slot]) -> None:
@@ -631,7 +514,9 @@ class Runner:
                 token = llama_cpp.llama_sampler_sample(job.chain, self.ctx.ptr, idx)
         if job.inject:  # the caller forces a continuation (e.g. closing a thinking budget)
             forced, job.inject = job.inject, None
-            self._text_out(job, self.model.detokenize(forced, special=True), [])  # not sampled
+            text_out(
+                job, self.model.detokenize(forced, special=True), [], self._emit
+            )  # not sampled
             job.generated += len(forced)
             job.pending = forced
             job.prefilling = True
@@ -639,14 +524,14 @@ class Runner:
         logprobs = None
         if job.opts.logprobs:
             assert row is not None  # read above for logprobs
-            logprobs = self._logprobs(job, row, token)
+            logprobs = logprob_entries(self.model, job, row, token)
         if self.model.is_eog(token) and not job.opts.ignore_eos:
             self._finish(job, "stop")
             return
         job.generated += 1
         job.out_tokens.append(token)
         self.tokens_generated += 1
-        self._text_out(job, job.utf8.feed(self.model.piece(token)), logprobs or [])
+        text_out(job, job.utf8.feed(self.model.piece(token)), logprobs or [], self._emit)
         if job.stops.matched is not None:
             self._finish(job, "stop")
         elif (job.opts.max_tokens is not None and 0 <= job.opts.max_tokens <= job.generated) or len(
@@ -656,76 +541,9 @@ class Runner:
         else:
             job.pending = [token]
 
-    def _logprobs(self, job: Job, logits: Logits, token: int) -> list[dict[str, Any]]:
-        top = max(job.opts.top_logprobs, 0)
-        shifted = logits - logits.max()
-        logz = math.log(float(np.exp(shifted).sum()))
-        logp = shifted - logz
-        entry: dict[str, Any] = {
-            "token": self.model.token_text(token),
-            "logprob": float(logp[token]),
-            "bytes": list(self.model.piece(token, special=True)),
-            "top_logprobs": [],
-        }
-        if top:
-            best = np.argpartition(-logp, top)[:top]
-            best = best[np.argsort(-logp[best])]
-            entry["top_logprobs"] = [
-                {
-                    "token": self.model.token_text(int(t)),
-                    "logprob": float(logp[t]),
-                    "bytes": list(self.model.piece(int(t), special=True)),
-                }
-                for t in best
-            ]
-        return [entry]
-
-    def _text_out(self, job: Job, text: str, entries: list[dict[str, Any]]) -> None:
-        """New text of generated tokens, with their logprob entries, through the stop matcher.
-
-        What is sent is always the whole text of a run of tokens, with exactly their entries:
-        text the matcher holds back keeps its entries with it, and text it lets through that
-        ends inside a token waits for the rest of that token. A token whose bytes end
-        mid-character (or render empty) goes with the token that completes its text. When a
-        stop string matches, the text before it goes out with the entries of every token that
-        has some of its text in it; the tokens cut off drop theirs.
-        """
-        if not text:
-            job.no_text.extend(entries)
-            return
-        if job.no_text:
-            entries, job.no_text = job.no_text + entries, []
-        job.groups.append((len(text), entries))
-        job.released += job.stops.feed(text)
-        self._send_released(job, cut=job.stops.matched is not None)
-
-    def _send_released(self, job: Job, cut: bool) -> None:
-        """Emit the released text that whole groups cover (all of it when ``cut``)."""
-        covered, entries = 0, []
-        while job.groups and covered + job.groups[0][0] <= len(job.released):
-            chars, group = job.groups.popleft()
-            covered += chars
-            entries += group
-        if cut:
-            if covered < len(job.released) and job.groups:  # a token cut by the stop string
-                entries += job.groups[0][1]
-            covered = len(job.released)
-            job.groups.clear()
-        text, job.released = job.released[:covered], job.released[covered:]
-        if text:
-            logprobs = entries if job.opts.logprobs else None
-            self._emit(job, TextDelta(text, logprobs, generated=job.generated))
-
-    def _flush_text(self, job: Job) -> None:
-        """Send what the stop matcher and UTF-8 decoder still hold back."""
-        self._text_out(job, job.utf8.flush(), [])
-        job.released += job.stops.flush()
-        self._send_released(job, cut=True)
-        job.no_text = []  # tokens that never rendered any text (a trailing control token)
-
     def _finish(self, job: Job, reason: str) -> None:
         if reason != "cancelled":
-            self._flush_text(job)
+            flush_text(job, self._emit)
         now = time.perf_counter()
         prompt_done = job.t_prompt_done or now
         self._release(job)  # before the final event, so a caller that sees Done sees a free slot
@@ -761,7 +579,7 @@ class Runner:
         if self.vision is not None:
             self.vision.release(job)
         else:
-            _close_media(job)
+            close_media(job)
         if job.slot is not None:
             job.slot.job = None
             job.slot.last_used = time.perf_counter()
@@ -771,14 +589,14 @@ class Runner:
         for slot in self.slots:
             if slot.job is not None:  # the text so far, then an error: the reply is incomplete
                 job = slot.job
-                self._flush_text(job)
+                flush_text(job, self._emit)
                 self._release(job)
                 self._emit(
                     job, Interrupted(f"the reply was cut off: {self.name} was unloaded {why}")
                 )
         while self._queue:
             job = self._queue.popleft()
-            _close_media(job)
+            close_media(job)
             self._emit(
                 job, Interrupted(f"{self.name} was unloaded before this request started {why}")
             )

@@ -28,7 +28,7 @@ from .vision_prompt import PromptImage
 
 if TYPE_CHECKING:
     from .llm import Model
-    from .runner import Job
+    from .runner_state import Job
 
 log = logging.getLogger("mullama.runner")
 
