@@ -16,6 +16,11 @@ def _processor(gpu_layers: int) -> str:
     return f"GPU ({gpu_layers} layers)" if gpu_layers else "100% CPU"
 
 
+def _drafts(verified: int, kept: int) -> str:
+    """Speculative decoding's record: the share of draft tokens kept, of how many."""
+    return f"{kept / verified:.0%} of {verified:,}" if verified else "-"
+
+
 async def cmd_ps(args, settings: Settings) -> int:
     engine = await connect(settings)
     try:
@@ -34,11 +39,15 @@ async def cmd_ps(args, settings: Settings) -> int:
             str(m.context_length),
             f"{m.busy_slots}/{m.num_parallel}",
             str(m.queued),
+            _drafts(m.draft_tokens, m.draft_accepted),
             until(m.expires_at),
         ]
         for m in models
     ]
-    print_table(["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "BUSY", "QUEUED", "UNTIL"], rows)
+    print_table(
+        ["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "BUSY", "QUEUED", "DRAFTS KEPT", "UNTIL"],
+        rows,
+    )
     return 0
 
 

@@ -77,6 +77,10 @@ class SamplingOptions:
     # engine resolves text and checks ids against the vocabulary (InvalidRequest, param
     # "logit_bias"); the options a runner samples with hold the resolved [id, bias] pairs.
     logit_bias: LogitBias | None = None
+    # speculative decoding by prompt lookup (engine/speculative.py): the most draft tokens a
+    # step verifies for this request (0: no drafting) and the fewest it drafts when it drafts
+    draft_max: int | None = None
+    draft_min: int | None = None
 
 
 @dataclass
@@ -177,6 +181,8 @@ class Usage:
     completion_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0  # of completion_tokens, those the model spent thinking
+    draft_tokens: int = 0  # speculative draft tokens verified for this request
+    draft_accepted: int = 0  # of them, those that became output
 
     @property
     def total_tokens(self) -> int:
@@ -329,6 +335,8 @@ class LoadedModel:
     requests_total: int = 0
     tokens_generated: int = 0
     digest: str = ""
+    draft_tokens: int = 0  # speculative draft tokens verified since the model loaded
+    draft_accepted: int = 0  # of them, kept
 
 
 @dataclass

@@ -26,6 +26,7 @@ from .llm import LlamaError, LoraAdapter, Model, load_lora
 from .remote_runner import RemoteRunner, start_remote
 from .rpc import Placement, placement_for
 from .runner import Runner, RunnerConfig
+from .runner_state import draft_counts
 from .runner_vision import projector_bytes
 
 if TYPE_CHECKING:
@@ -98,6 +99,8 @@ class Loaded:
             requests_total=self.runner.requests_total,
             tokens_generated=self.runner.tokens_generated,
             digest=getattr(self.resolved, "digest", "") or "",
+            draft_tokens=draft_counts(self.runner)[0],
+            draft_accepted=draft_counts(self.runner)[1],
         )
 
 

@@ -7,9 +7,15 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 
 from .. import __version__
+from .runner_state import draft_counts
 
 if TYPE_CHECKING:
     from .api import Done
@@ -125,8 +131,28 @@ class _StateCollector:
             for entry in loaded:
                 family.add_metric([entry.name], read(entry))
             yield family
+        yield from _drafting(loaded)
         if self.engine.manager.settings.metrics_aliases == "inference-extension":
             yield from _inference_extension(loaded)
+
+
+def _drafting(loaded: list[Loaded]) -> Iterator[Metric]:
+    """Speculative decoding's counts per loaded model (since it loaded), and their ratio."""
+    drafted = CounterMetricFamily(
+        "mullama_draft_tokens", "Speculative draft tokens verified", labels=["model"]
+    )
+    kept = CounterMetricFamily(
+        "mullama_draft_accepted_tokens", "Speculative draft tokens kept", labels=["model"]
+    )
+    rate = GaugeMetricFamily(
+        "mullama_draft_acceptance_ratio", "Draft tokens kept / verified (0-1)", labels=["model"]
+    )
+    for entry in loaded:
+        n, k = draft_counts(entry.runner)
+        drafted.add_metric([entry.name], n)
+        kept.add_metric([entry.name], k)
+        rate.add_metric([entry.name], k / n if n else 0.0)
+    yield from (drafted, kept, rate)
 
 
 def kv_cache_usage(runner: object) -> float:

@@ -85,6 +85,8 @@ PARAMETERS: dict[str, Rule] = {
     "mirostat": _integer(field="mirostat", choices=(0, 1, 2)),
     "mirostat_eta": _number(0, 10, "mirostat_eta"),
     "mirostat_tau": _number(0, 100, "mirostat_tau"),
+    "draft_max": _integer(0, "draft_max", high=64),
+    "draft_min": _integer(0, "draft_min", high=64),
     "num_batch": _integer(),
     "num_thread": _integer(),
     "num_gpu": _integer(),
@@ -121,6 +123,8 @@ DEFAULTS = SamplingOptions(
     seed=None,
     max_tokens=-1,
     stop=[],
+    draft_max=16,
+    draft_min=0,
 )
 """The engine's options where neither the request nor the model's PARAMETERs set one."""
 

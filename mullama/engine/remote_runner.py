@@ -137,6 +137,14 @@ class RemoteRunner:
         return self._stats.cache_hit_tokens
 
     @property
+    def draft_tokens(self) -> int:
+        return self._stats.draft_tokens
+
+    @property
+    def draft_accepted(self) -> int:
+        return self._stats.draft_accepted
+
+    @property
     def last_batch_size(self) -> int:
         return self._stats.last_batch_size
 

@@ -48,6 +48,7 @@ from .runner_state import (
     common_prefix,
     deliver,
 )
+from .speculative import Drafter, StepCost, choose
 from .token_ids import check_token_ids
 from .vision_prompt import ImagePrompt, image_safe_prefix, position_of, without_images
 
@@ -78,12 +79,12 @@ class Runner:
         self.name = name or model.path
         self._wake = threading.Condition()
         self.vision: RunnerVision | None = None
-        n_batch, n_ubatch = config.n_batch, 0
+        n_batch, n_ubatch = config.n_batch, config.n_ubatch
         if projector:
             from .runner_vision import load_vision
 
             self.vision = load_vision(projector, model, config.threads, self._notify, self.name)
-            n_ubatch = self.vision.ubatch(n_batch)
+            n_ubatch = self.vision.ubatch(n_batch) or n_ubatch
             n_batch = max(n_batch, n_ubatch)
         try:
             self.ctx = Context(
@@ -125,6 +126,15 @@ class Runner:
         self.cache_hit_tokens = 0
         self.last_batch_size = 0
         self.decode_failures = 0  # llama_decode calls that failed (see _decode_apart)
+        # speculative decoding: not where a sequence's cells cannot be cut back (recurrent state)
+        self.drafting = not (
+            llama_cpp.llama_model_is_recurrent(model.ptr)
+            or llama_cpp.llama_model_is_hybrid(model.ptr)
+        )
+        self.step_cost = StepCost()
+        self.draft_tokens = 0
+        self.draft_accepted = 0
+        self._logit_tokens = 0  # tokens with logits in the planned step, when it has no prompt
         self._thread = threading.Thread(target=self._run, name=f"runner:{self.name}", daemon=True)
         self._thread.start()
 
@@ -332,6 +342,8 @@ class Runner:
         else:
             job.chain = sampling.build_chain(job.opts, self.model, seed)
         job.stops = StopMatcher(job.opts.stop or [])
+        if self.drafting and (job.opts.draft_max or 0) > 0:
+            job.drafter = Drafter(job.opts.draft_max or 0, job.opts.draft_min or 0)
         job.cached = keep
         job.pending = job.prompt[keep:]
         job.slot = slot
@@ -386,8 +398,13 @@ class Runner:
         step used to stall every stream for seconds on a CPU).
         """
         jobs = sorted((s.job for s in self.slots if s.job is not None), key=lambda j: j.t_queued)
-        plan = [(job, 1, True) for job in jobs if not job.prefilling]
-        room = max(self.ctx.n_ubatch - len(plan), 1) if plan else self.batch.capacity
+        generating = [job for job in jobs if not job.prefilling]
+        plan = [(job, 1, True) for job in generating]
+        prompts = any(job.prefilling and job.replay is None and job.pending for job in jobs)
+        # drafts only in steps without prompt chunks: their cost is what StepCost measures
+        drafted = self._draft(generating) if generating and not prompts else 0
+        self._logit_tokens = 0 if prompts else len(generating) + drafted
+        room = max(self.ctx.n_ubatch - len(plan) - drafted, 1) if plan else self.batch.capacity
         for job in jobs:
             if not job.prefilling or job.replay is not None or room <= 0:
                 continue
@@ -399,6 +416,39 @@ class Runner:
             plan.append((job, n, n == len(job.pending)))
             room -= n
         return plan
+
+    def _draft(self, generating: list[Job]) -> int:
+        """Set each generating job's drafts for this step (see :mod:`.speculative`); returns
+        how many draft tokens the step verifies."""
+        proposals = {}
+        for job in generating:
+            drafter = job.drafter
+            if drafter is None or job.cancelled.is_set() or job.inject:
+                continue
+            slot = job.started_slot
+            limit = self.n_ctx - len(slot.tokens) - 2  # room for the pending token and drafts
+            if job.opts.max_tokens is not None and job.opts.max_tokens >= 0:
+                limit = min(limit, job.opts.max_tokens - job.generated - 1)
+            slot.tokens.append(job.pending[0])  # the history ends with the token to decode
+            proposal = drafter.propose(slot.tokens, limit)
+            slot.tokens.pop()
+            if proposal is None:
+                drafter.idle()
+            else:
+                proposals[slot.id] = (proposal, drafter.draft_min)
+        if not proposals:
+            return 0
+        room = self.batch.capacity - len(generating)
+        drafts = choose(proposals, len(generating), self.step_cost, room)
+        total = 0
+        for job in generating:
+            slot = job.started_slot
+            job.draft = drafts.get(slot.id, [])
+            total += len(job.draft)
+            if not job.draft and slot.id in proposals:
+                assert job.drafter is not None  # it proposed
+                job.drafter.idle()
+        return total
 
     def _text_ahead(self, job: Job) -> int:
         at = len(job.started_slot.tokens)
@@ -416,7 +466,10 @@ class Runner:
         replays = [s.job for s in self.slots if s.job is not None and s.job.replay is not None]
         plan = self._plan()
         if plan:
+            started, failures = time.perf_counter(), self.decode_failures
             self._decode(plan)
+            if self._logit_tokens and failures == self.decode_failures:
+                self.step_cost.observe(self._logit_tokens, time.perf_counter() - started)
         now = time.perf_counter()
         for job in replays:
             row, job.replay = job.replay, None
@@ -451,6 +504,8 @@ class Runner:
                 idx = batch.add(job.pending[k], pos + k, slot.id, sample and k == n - 1)
             if sample:
                 sample_at.append((job, idx))
+            for k, token in enumerate(job.draft):  # verified from idx + 1 on (see _verify)
+                batch.add(token, pos + n + k, slot.id, True)
         self.last_batch_size = batch.n
         try:
             self.ctx.decode(batch)
@@ -471,7 +526,31 @@ class Runner:
                 # same first token (decoding its last token alone would round differently)
                 slot.logits = self.ctx.logits_row(idx).copy()
                 slot.logits_at = len(job.prompt)
-            self._sample(job, idx)
+            if job.draft:
+                self._verify(job, idx)
+            else:
+                self._sample(job, idx)
+
+    def _verify(self, job: Job, idx: int) -> None:
+        """Sample position by position through a drafted run: a draft token stays while the
+        sampler picks exactly it; the first other pick ends the run and is the next token."""
+        slot = job.started_slot
+        draft, job.draft = job.draft, []
+        kept = 0
+        for i in range(len(draft) + 1):
+            self._sample(job, idx + i)
+            if slot.job is not job or job.prefilling or i == len(draft):
+                break  # finished, forced tokens follow, or every draft token was kept
+            if job.pending != [draft[i]]:
+                break
+            slot.tokens.append(draft[i])  # its cell already holds the token just sampled
+            kept += 1
+        if kept < len(draft):  # the cells of the drafts not kept
+            self.ctx.seq_rm(slot.id, slot.next_pos, -1)
+        assert job.drafter is not None  # only a drafter's job has drafts
+        job.drafter.verified(len(draft), kept)
+        self.draft_tokens += len(draft)
+        self.draft_accepted += kept
 
     def _decode_apart(self, plan: list[tuple[Job, int, bool]], exc: LlamaError) -> None:
         """After a failed decode: each half of the batch again, so that only a sequence that
@@ -551,7 +630,13 @@ class Runner:
             job,
             Done(
                 finish_reason=reason,
-                usage=Usage(len(job.prompt), job.generated, job.cached),
+                usage=Usage(
+                    len(job.prompt),
+                    job.generated,
+                    job.cached,
+                    draft_tokens=job.drafter.proposed if job.drafter else 0,
+                    draft_accepted=job.drafter.accepted if job.drafter else 0,
+                ),
                 timings=Timings(
                     prompt_eval_ns=int((prompt_done - job.t_started) * 1e9),
                     eval_ns=int((now - prompt_done) * 1e9),
@@ -576,6 +661,7 @@ class Runner:
     def _release(self, job: Job) -> None:
         sampling.free_chain(job.chain)
         job.chain = job.fast = None
+        job.draft = []
         if self.vision is not None:
             self.vision.release(job)
         else:

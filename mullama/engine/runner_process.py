@@ -74,6 +74,8 @@ class Host:
             r.cache_hit_tokens,
             r.last_batch_size,
             r.kv_cache_usage,
+            r.draft_tokens,
+            r.draft_accepted,
         )
 
     # the runner hands each step's events to a job's "loop" (Runner._flush): this is that loop

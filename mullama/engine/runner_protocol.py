@@ -74,6 +74,8 @@ class Stats(msgspec.Struct):
     cache_hit_tokens: int = 0
     last_batch_size: int = 0
     kv_cache_usage: float = 0.0
+    draft_tokens: int = 0
+    draft_accepted: int = 0
 
 
 class Event(msgspec.Struct, array_like=True):

@@ -15,6 +15,7 @@ import llama_cpp
 from .api import Done, EngineError, SamplingOptions, TextDelta
 from .fast_sampler import FastSampler, Logits
 from .output import StopMatcher, Utf8Stream
+from .speculative import Drafter
 from .vision_prompt import ImagePrompt, ImageSpan, PromptImage, position_of
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ class RunnerConfig:
     # prompt tokens one step takes (as llama-server): a long prompt goes in one llama_decode,
     # which llama.cpp splits into compute passes of 512
     n_batch: int = 2048
+    n_ubatch: int = 0  # tokens per compute pass; 0: llama.cpp's (512)
     threads: int = 0
     flash_attention: bool | None = None
     max_queue: int = 64
@@ -77,6 +79,10 @@ class Job:
     images: list[PromptImage] = field(default_factory=list)
     media: ImagePrompt | None = None
     encodes: dict[int, Future[Rows]] = field(default_factory=dict)
+    # speculative decoding: the request's draft source (None: it does not draft), and the
+    # tokens drafted for this step (after ``pending``'s one token, see Runner._draft)
+    drafter: Drafter | None = None
+    draft: list[int] = field(default_factory=list)
 
     def cancel(self) -> None:
         self.cancelled.set()
@@ -136,3 +142,8 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     while i < n and a[i] == b[i]:
         i += 1
     return i
+
+
+def draft_counts(runner: object) -> tuple[int, int]:
+    """(draft tokens verified, kept) of a runner; an embedding model drafts nothing."""
+    return int(getattr(runner, "draft_tokens", 0)), int(getattr(runner, "draft_accepted", 0))

@@ -27,6 +27,8 @@ def _sampling(body: oai.Sampled) -> api.SamplingOptions:
         ignore_eos=body.ignore_eos,
         grammar=body.grammar,
         logit_bias=body.logit_bias,
+        draft_max=body.draft_max,
+        draft_min=body.draft_min,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import AliasChoices, BeforeValidator, Field, field_validator, model_validator
 from typing_extensions import TypedDict
 
 from ..common.protocol import (
@@ -158,6 +158,13 @@ class Sampled(Body):
     ignore_eos: bool = False
     grammar: str | None = None
     json_schema: dict | None = None  # constrains the output as response_format's schema does
+    # speculative decoding: Mullama's names, and llama-server's ("speculative.n_max")
+    draft_max: Annotated[int | None, sampling_rule("draft_max")] = Field(
+        None, validation_alias=AliasChoices("draft_max", "speculative.n_max")
+    )
+    draft_min: Annotated[int | None, sampling_rule("draft_min")] = Field(
+        None, validation_alias=AliasChoices("draft_min", "speculative.n_min")
+    )
 
 
 class ChatCompletionBody(Sampled):
