@@ -42,7 +42,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_serving import CACHE, ROOT, Server, free_port, set_autogroup_nice
+from bench_serving import CACHE, ROOT, Server, free_port, mullama_env, set_autogroup_nice
 
 from tests.gguf_fixtures import WORDS, build_bert
 
@@ -57,18 +57,8 @@ def documents(n: int, rng: random.Random, words: int = 48) -> list[str]:
 
 def mullama_server(work: Path, models: Path, args) -> Server:
     port = free_port()
-    home = work / "mullama-home"
-    home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MULLAMA_")}
-    env.update(
-        NO_PROXY="127.0.0.1,localhost",
-        MULLAMA_CACHE_DIR=str(home / "cache"),
-        MULLAMA_CONFIG_DIR=str(home / "config"),
-        MULLAMA_DATA_DIR=str(home / "data"),
-        MULLAMA_SOCKET=f"ipc://{home}/mullama.sock",
-        MULLAMA_PID_FILE=str(home / "mullamad.pid"),
-        MULLAMA_LOG_FILE=str(home / "mullamad.log"),
-        MULLAMA_KEEP_ALIVE="-1",
+    env = mullama_env(
+        work / "mullama-home",
         MULLAMA_THREADS=str(args.threads),
         MULLAMA_EMBED_MODEL_CTX=str(CTX),
         MULLAMA_EMBED_MODEL_SEQUENCES=str(SEQUENCES),

@@ -259,6 +259,25 @@ def mullama_argv(port: int, model: str, args) -> list[str]:
     ]
 
 
+def mullama_env(home: Path, **settings: str) -> dict[str, str]:
+    """A daemon's environment, all kept in ``home`` (its cache, config, data, socket, PID and
+    log files; no MULLAMA_ variable of the caller's), its models kept loaded, and ``settings``."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MULLAMA_")}
+    env.update(
+        NO_PROXY="127.0.0.1,localhost",
+        MULLAMA_CACHE_DIR=str(home / "cache"),
+        MULLAMA_CONFIG_DIR=str(home / "config"),
+        MULLAMA_DATA_DIR=str(home / "data"),
+        MULLAMA_SOCKET=f"ipc://{home}/mullama.sock",
+        MULLAMA_PID_FILE=str(home / "mullamad.pid"),
+        MULLAMA_LOG_FILE=str(home / "mullamad.log"),
+        MULLAMA_KEEP_ALIVE="-1",
+    )
+    env.update(settings)
+    return env
+
+
 def make_server(name: str, model: str, args, work: Path) -> Server:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MULLAMA_")}
@@ -266,19 +285,12 @@ def make_server(name: str, model: str, args, work: Path) -> Server:
     log = work / f"{name}.log"
     total_ctx = args.ctx * args.parallel
     if name == "mullama":
-        home = work / "mullama-home"
-        env.update(
-            MULLAMA_CACHE_DIR=str(home / "cache"),
-            MULLAMA_CONFIG_DIR=str(home / "config"),
-            MULLAMA_DATA_DIR=str(home / "data"),
-            MULLAMA_SOCKET=f"ipc://{home}/mullama.sock",
-            MULLAMA_PID_FILE=str(home / "mullamad.pid"),
-            MULLAMA_LOG_FILE=str(home / "mullamad.log"),
+        env = mullama_env(
+            work / "mullama-home",
+            no_proxy="127.0.0.1,localhost",
             MULLAMA_NUM_PARALLEL=str(args.parallel),
-            MULLAMA_KEEP_ALIVE="-1",
             MULLAMA_MAX_QUEUE=str(max(64, 4 * args.parallel)),
         )
-        home.mkdir(parents=True, exist_ok=True)
         argv = mullama_argv(port, model, args) + args.mullama_args
         return Server(name, argv, env, port, log, ROOT, model)
     if name == "llama-server":

@@ -41,7 +41,7 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_serving import PROMPTS, Server, free_port, pct, test_model
+from bench_serving import PROMPTS, Server, free_port, mullama_env, pct, test_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,22 +72,8 @@ class Tally:
 
 
 def start_daemon(args, work: Path) -> Server:
-    import os
-
     port = free_port()
-    home = work / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MULLAMA_")}
-    env.update(
-        NO_PROXY="127.0.0.1,localhost",
-        MULLAMA_CACHE_DIR=str(home / "cache"),
-        MULLAMA_CONFIG_DIR=str(home / "config"),
-        MULLAMA_DATA_DIR=str(home / "data"),
-        MULLAMA_SOCKET=f"ipc://{home}/mullama.sock",
-        MULLAMA_PID_FILE=str(home / "mullamad.pid"),
-        MULLAMA_LOG_FILE=str(home / "mullamad.log"),
-        MULLAMA_KEEP_ALIVE="-1",
-    )
+    env = mullama_env(work / "home")
     argv = [sys.executable, "-m", "mullama", "serve", "--headless", "--http-port", str(port)]
     argv += ["--model", test_model()]
     if args.parallel:

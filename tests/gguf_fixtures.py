@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +31,168 @@ def bert_vocab() -> list[str]:
     """Special tokens, whole words and single letters (both as word starts and sub-words), so
     any lower-case ASCII text tokenizes without unknown tokens."""
     return SPECIAL + ["\u2581" + w for w in WORDS + LETTERS] + LETTERS
+
+
+class _Tensors:
+    """Adds a model's tensors to ``writer``: random weights drawn from ``rng`` in the order
+    added, and norms and biases as a freshly initialised model holds them."""
+
+    def __init__(self, writer: Any, rng: np.random.Generator) -> None:
+        self.writer, self.rng = writer, rng
+
+    def random(self, tensor: str, *shape: int, scale: float = 0.05) -> None:
+        self.writer.add_tensor(tensor, (self.rng.standard_normal(shape) * scale).astype(np.float32))
+
+    def ones(self, tensor: str, size: int) -> None:
+        self.writer.add_tensor(tensor, np.ones(size, dtype=np.float32))
+
+    def zeros(self, tensor: str, size: int) -> None:
+        self.writer.add_tensor(tensor, np.zeros(size, dtype=np.float32))
+
+    def norm(self, tensor: str, size: int) -> None:
+        """A layer norm: ``.weight`` ones, ``.bias`` zeros."""
+        self.ones(tensor + ".weight", size)
+        self.zeros(tensor + ".bias", size)
+
+    def linear(self, tensor: str, n_out: int, n_in: int, scale: float = 0.05) -> None:
+        """A linear layer: a random ``.weight``, a ``.bias`` of zeros."""
+        self.random(tensor + ".weight", n_out, n_in, scale=scale)
+        self.zeros(tensor + ".bias", n_out)
+
+    def attention(self, blk: str, n_embd: int, n_q: int, n_kv: int, bias: bool = False) -> None:
+        """A block's q, k, v and output projections (q, k and v with zero biases if ``bias``)."""
+        for part, n_out in (("attn_q", n_q), ("attn_k", n_kv), ("attn_v", n_kv)):
+            self.random(f"{blk}.{part}.weight", n_out, n_embd)
+            if bias:
+                self.zeros(f"{blk}.{part}.bias", n_out)
+        self.random(f"{blk}.attn_output.weight", n_embd, n_q)
+
+    def gated_ffn(self, blk: str, n_embd: int, n_ff: int) -> None:
+        self.random(f"{blk}.ffn_gate.weight", n_ff, n_embd)
+        self.random(f"{blk}.ffn_up.weight", n_ff, n_embd)
+        self.random(f"{blk}.ffn_down.weight", n_embd, n_ff)
+
+    def vit_blocks(self, n_layer: int, n_embd: int, n_ff: int) -> None:
+        """A projector's ViT encoder blocks and its closing norm (``v.post_ln``)."""
+        for i in range(n_layer):
+            blk = f"v.blk.{i}"
+            for part in ("attn_q", "attn_k", "attn_v", "attn_out"):
+                self.linear(f"{blk}.{part}", n_embd, n_embd)
+            self.norm(f"{blk}.ln1", n_embd)
+            self.norm(f"{blk}.ln2", n_embd)
+            self.linear(f"{blk}.ffn_up", n_ff, n_embd)
+            self.linear(f"{blk}.ffn_down", n_embd, n_ff)
+        self.norm("v.post_ln", n_embd)
+
+
+def _finish(writer: Any, path: Path) -> Path:
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def _decoder_writer(
+    path: Path,
+    arch: str,
+    name: str,
+    *,
+    n_ctx: int,
+    n_embd: int,
+    n_layer: int,
+    n_ff: int,
+    n_head: int,
+    n_head_kv: int,
+    head_dim: int | None = None,
+) -> Any:
+    """A writer for a decoder with the shape keys the converter writes (``head_dim`` as the
+    key and value lengths where the model states them), RMS norms and RoPE base 1e6."""
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), arch)
+    writer.add_name(name)
+    writer.add_context_length(n_ctx)
+    writer.add_embedding_length(n_embd)
+    writer.add_block_count(n_layer)
+    writer.add_feed_forward_length(n_ff)
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_head_kv)
+    if head_dim is not None:
+        writer.add_key_length(head_dim)
+        writer.add_value_length(head_dim)
+    writer.add_layer_norm_rms_eps(1e-6)
+    writer.add_rope_freq_base(1_000_000.0)
+    return writer
+
+
+def _add_spm_tokenizer(
+    writer: Any,
+    vocab: tuple[list[str], list[float], list[int]],
+    *,
+    bos: str,
+    eos: str,
+    unk: str,
+    pad: str,
+    add_bos: bool,
+    add_eos: bool | None = None,
+) -> None:
+    """An F32 file's type and an SPM vocabulary (``spm_vocab``) with its special tokens."""
+    import gguf
+
+    tokens, scores, types = vocab
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_tokenizer_model("llama")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_bos_token_id(tokens.index(bos))
+    writer.add_eos_token_id(tokens.index(eos))
+    writer.add_unk_token_id(tokens.index(unk))
+    writer.add_pad_token_id(tokens.index(pad))
+    writer.add_add_bos_token(add_bos)
+    if add_eos is not None:
+        writer.add_add_eos_token(add_eos)
+    writer.add_add_space_prefix(False)
+
+
+def _mmproj_writer(
+    path: Path,
+    name: str,
+    projector: Any,
+    *,
+    n_embd_text: int,
+    image_size: int,
+    patch_size: int,
+    n_embd: int,
+    n_ff: int,
+    n_layer: int,
+    n_head: int,
+    mean: list[float],
+    std: list[float],
+) -> Any:
+    """A writer for a projector (``clip`` architecture, mmproj type) of a vision encoder
+    with the keys ``convert_hf_to_gguf.py --mmproj`` writes."""
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), "clip")
+    writer.add_type(gguf.GGUFType.MMPROJ)
+    writer.add_name(name)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_clip_has_vision_encoder(True)
+    writer.add_clip_projector_type(projector)
+    writer.add_vision_projection_dim(n_embd_text)
+    writer.add_vision_image_size(image_size)
+    writer.add_vision_patch_size(patch_size)
+    writer.add_vision_embedding_length(n_embd)
+    writer.add_vision_feed_forward_length(n_ff)
+    writer.add_vision_block_count(n_layer)
+    writer.add_vision_head_count(n_head)
+    writer.add_vision_attention_layernorm_eps(1e-6)
+    writer.add_vision_image_mean(mean)
+    writer.add_vision_image_std(std)
+    return writer
 
 
 def build_bert(
@@ -81,36 +244,22 @@ def build_bert(
     if reranker:
         writer.add_classifier_output_labels(["relevance"])
 
-    def weight(tensor: str, *shape: int, scale: float = 0.05) -> None:
-        writer.add_tensor(tensor, (rng.standard_normal(shape) * scale).astype(np.float32))
-
-    def norm(tensor: str, size: int) -> None:
-        writer.add_tensor(tensor + ".weight", np.ones(size, dtype=np.float32))
-        writer.add_tensor(tensor + ".bias", np.zeros(size, dtype=np.float32))
-
-    def linear(tensor: str, n_out: int, n_in: int, scale: float = 0.05) -> None:
-        weight(tensor + ".weight", n_out, n_in, scale=scale)
-        writer.add_tensor(tensor + ".bias", np.zeros(n_out, dtype=np.float32))
-
-    weight("token_embd.weight", len(tokens), n_embd, scale=1.0)
-    weight("token_types.weight", 2, n_embd)
-    weight("position_embd.weight", n_ctx, n_embd)
-    norm("token_embd_norm", n_embd)
+    t = _Tensors(writer, rng)
+    t.random("token_embd.weight", len(tokens), n_embd, scale=1.0)
+    t.random("token_types.weight", 2, n_embd)
+    t.random("position_embd.weight", n_ctx, n_embd)
+    t.norm("token_embd_norm", n_embd)
     for i in range(n_layer):
         for part in ("attn_q", "attn_k", "attn_v", "attn_output"):
-            linear(f"blk.{i}.{part}", n_embd, n_embd)
-        norm(f"blk.{i}.attn_output_norm", n_embd)
-        linear(f"blk.{i}.ffn_up", n_ff, n_embd)
-        linear(f"blk.{i}.ffn_down", n_embd, n_ff)
-        norm(f"blk.{i}.layer_output_norm", n_embd)
+            t.linear(f"blk.{i}.{part}", n_embd, n_embd)
+        t.norm(f"blk.{i}.attn_output_norm", n_embd)
+        t.linear(f"blk.{i}.ffn_up", n_ff, n_embd)
+        t.linear(f"blk.{i}.ffn_down", n_embd, n_ff)
+        t.norm(f"blk.{i}.layer_output_norm", n_embd)
     if reranker:
-        linear("cls", n_embd, n_embd, scale=0.5)
-        linear("cls.output", 1, n_embd, scale=0.5)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+        t.linear("cls", n_embd, n_embd, scale=0.5)
+        t.linear("cls.output", 1, n_embd, scale=0.5)
+    return _finish(writer, path)
 
 
 # --- a tiny Gemma 3 vision model: text model (arch gemma3) + projector (arch clip, gemma3) ---
@@ -168,65 +317,47 @@ def build_gemma3_text(
 ) -> Path:
     """A Gemma 3 text decoder with the tensors and keys ``convert_hf_to_gguf.py`` writes for
     ``Gemma3ForCausalLM`` (RMS norms stored as weight + 1, tied output embedding)."""
-    import gguf
-
-    rng = np.random.default_rng(seed)
-    tokens, scores, types = spm_vocab()
-    writer = gguf.GGUFWriter(str(path), "gemma3")
-    writer.add_name(name)
-    writer.add_context_length(n_ctx)
-    writer.add_embedding_length(n_embd)
-    writer.add_block_count(n_layer)
-    writer.add_feed_forward_length(n_ff)
-    writer.add_head_count(n_head)
-    writer.add_head_count_kv(n_head_kv)
-    writer.add_key_length(head_dim)
-    writer.add_value_length(head_dim)
-    writer.add_layer_norm_rms_eps(1e-6)
-    writer.add_rope_freq_base(1_000_000.0)
+    vocab = spm_vocab()
+    shape = dict(n_ctx=n_ctx, n_embd=n_embd, n_layer=n_layer, n_ff=n_ff)
+    writer = _decoder_writer(
+        path, "gemma3", name, **shape, n_head=n_head, n_head_kv=n_head_kv, head_dim=head_dim
+    )
     writer.add_sliding_window(512)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    writer.add_tokenizer_model("llama")
-    writer.add_tokenizer_pre("default")
-    writer.add_token_list(tokens)
-    writer.add_token_scores(scores)
-    writer.add_token_types(types)
-    writer.add_bos_token_id(tokens.index("<bos>"))
-    writer.add_eos_token_id(tokens.index("<eos>"))
-    writer.add_unk_token_id(tokens.index("<unk>"))
-    writer.add_pad_token_id(tokens.index("<pad>"))
-    writer.add_add_bos_token(True)
-    writer.add_add_eos_token(False)
-    writer.add_add_space_prefix(False)
-
-    def weight(tensor: str, *shape: int, scale: float = 0.05) -> None:
-        writer.add_tensor(tensor, (rng.standard_normal(shape) * scale).astype(np.float32))
-
-    def norm(tensor: str, size: int) -> None:
-        writer.add_tensor(tensor, np.ones(size, dtype=np.float32))
-
-    weight("token_embd.weight", len(tokens), n_embd, scale=1.0)
-    norm("output_norm.weight", n_embd)
+    _add_spm_tokenizer(
+        writer, vocab, bos="<bos>", eos="<eos>", unk="<unk>", pad="<pad>", add_bos=True,
+        add_eos=False,
+    )  # fmt: skip
+    t = _Tensors(writer, np.random.default_rng(seed))
+    t.random("token_embd.weight", len(vocab[0]), n_embd, scale=1.0)
+    t.ones("output_norm.weight", n_embd)
     for i in range(n_layer):
-        blk = f"blk.{i}"
-        norm(f"{blk}.attn_norm.weight", n_embd)
-        weight(f"{blk}.attn_q.weight", n_head * head_dim, n_embd)
-        weight(f"{blk}.attn_k.weight", n_head_kv * head_dim, n_embd)
-        weight(f"{blk}.attn_v.weight", n_head_kv * head_dim, n_embd)
-        weight(f"{blk}.attn_output.weight", n_embd, n_head * head_dim)
-        norm(f"{blk}.attn_q_norm.weight", head_dim)
-        norm(f"{blk}.attn_k_norm.weight", head_dim)
-        norm(f"{blk}.post_attention_norm.weight", n_embd)
-        norm(f"{blk}.ffn_norm.weight", n_embd)
-        weight(f"{blk}.ffn_gate.weight", n_ff, n_embd)
-        weight(f"{blk}.ffn_up.weight", n_ff, n_embd)
-        weight(f"{blk}.ffn_down.weight", n_embd, n_ff)
-        norm(f"{blk}.post_ffw_norm.weight", n_embd)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+        _qk_norm_block(t, f"blk.{i}", n_embd, n_head, n_head_kv, head_dim, n_ff, sandwich=True)
+    return _finish(writer, path)
+
+
+def _qk_norm_block(
+    t: _Tensors,
+    blk: str,
+    n_embd: int,
+    n_head: int,
+    n_head_kv: int,
+    head_dim: int,
+    n_ff: int,
+    *,
+    sandwich: bool,
+) -> None:
+    """A decoder block with RMS-normed queries and keys (Gemma 3, Qwen3); ``sandwich``: with
+    Gemma's norms after the attention and the FFN too."""
+    t.ones(f"{blk}.attn_norm.weight", n_embd)
+    t.attention(blk, n_embd, n_head * head_dim, n_head_kv * head_dim)
+    t.ones(f"{blk}.attn_q_norm.weight", head_dim)
+    t.ones(f"{blk}.attn_k_norm.weight", head_dim)
+    if sandwich:
+        t.ones(f"{blk}.post_attention_norm.weight", n_embd)
+    t.ones(f"{blk}.ffn_norm.weight", n_embd)
+    t.gated_ffn(blk, n_embd, n_ff)
+    if sandwich:
+        t.ones(f"{blk}.post_ffw_norm.weight", n_embd)
 
 
 def build_gemma3_mmproj(
@@ -249,61 +380,29 @@ def build_gemma3_mmproj(
     ``(image_size / patch_size / scale_factor)²`` tokens: 16 with the defaults."""
     import gguf
 
-    rng = np.random.default_rng(seed)
     n_patches = (image_size // patch_size) ** 2
-    writer = gguf.GGUFWriter(str(path), "clip")
-    writer.add_type(gguf.GGUFType.MMPROJ)
-    writer.add_name(name)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    writer.add_clip_has_vision_encoder(True)
-    writer.add_clip_projector_type(gguf.VisionProjectorType.GEMMA3)
-    writer.add_vision_projection_dim(n_embd_text)
-    writer.add_vision_image_size(image_size)
-    writer.add_vision_patch_size(patch_size)
-    writer.add_vision_embedding_length(n_embd)
-    writer.add_vision_feed_forward_length(n_ff)
-    writer.add_vision_block_count(n_layer)
-    writer.add_vision_head_count(n_head)
-    writer.add_vision_attention_layernorm_eps(1e-6)
-    writer.add_vision_image_mean([0.5, 0.5, 0.5])
-    writer.add_vision_image_std([0.5, 0.5, 0.5])
+    writer = _mmproj_writer(
+        path, name, gguf.VisionProjectorType.GEMMA3, n_embd_text=n_embd_text,
+        image_size=image_size, patch_size=patch_size, n_embd=n_embd, n_ff=n_ff, n_layer=n_layer,
+        n_head=n_head, mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5],
+    )  # fmt: skip
     writer.add_vision_use_gelu(True)
     writer.add_vision_projector_scale_factor(scale_factor)
-
-    def weight(tensor: str, *shape: int, scale: float = 0.05) -> None:
-        writer.add_tensor(tensor, (rng.standard_normal(shape) * scale).astype(np.float32))
-
-    def norm(tensor: str, size: int) -> None:
-        writer.add_tensor(tensor + ".weight", np.ones(size, dtype=np.float32))
-        writer.add_tensor(tensor + ".bias", np.zeros(size, dtype=np.float32))
-
-    def linear(tensor: str, n_out: int, n_in: int) -> None:
-        weight(tensor + ".weight", n_out, n_in)
-        writer.add_tensor(tensor + ".bias", np.zeros(n_out, dtype=np.float32))
-
-    weight("v.patch_embd.weight", n_embd, 3, patch_size, patch_size)
-    writer.add_tensor("v.patch_embd.bias", np.zeros(n_embd, dtype=np.float32))
-    weight("v.position_embd.weight", n_patches, n_embd)
-    for i in range(n_layer):
-        blk = f"v.blk.{i}"
-        for part in ("attn_q", "attn_k", "attn_v", "attn_out"):
-            linear(f"{blk}.{part}", n_embd, n_embd)
-        norm(f"{blk}.ln1", n_embd)
-        norm(f"{blk}.ln2", n_embd)
-        linear(f"{blk}.ffn_up", n_ff, n_embd)
-        linear(f"{blk}.ffn_down", n_embd, n_ff)
-    norm("v.post_ln", n_embd)
-    writer.add_tensor("mm.soft_emb_norm.weight", np.ones(n_embd, dtype=np.float32))
-    weight("mm.input_projection.weight", n_embd, n_embd_text, scale=0.2)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    t = _Tensors(writer, np.random.default_rng(seed))
+    t.random("v.patch_embd.weight", n_embd, 3, patch_size, patch_size)
+    t.zeros("v.patch_embd.bias", n_embd)
+    t.random("v.position_embd.weight", n_patches, n_embd)
+    t.vit_blocks(n_layer, n_embd, n_ff)
+    t.ones("mm.soft_emb_norm.weight", n_embd)
+    t.random("mm.input_projection.weight", n_embd, n_embd_text, scale=0.2)
+    return _finish(writer, path)
 
 
 QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<unk>"]
 QWEN2VL_IMAGE_MARKERS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>"]
+QWEN_SPECIAL_IDS: dict[str, Any] = dict(
+    bos="<|endoftext|>", eos="<|im_end|>", unk="<unk>", pad="<|endoftext|>", add_bos=False
+)
 
 
 def build_qwen2vl_text(
@@ -321,63 +420,24 @@ def build_qwen2vl_text(
     """A Qwen2-VL text decoder (``qwen2vl``: M-RoPE, its head split into time, row and
     column sections) with the tensors ``convert_hf_to_gguf.py`` writes for
     ``Qwen2VLForConditionalGeneration``; an SPM vocabulary stands in for Qwen's BPE one."""
-    import gguf
-
-    rng = np.random.default_rng(seed)
     head_dim = n_embd // n_head
-    tokens, scores, types = spm_vocab(QWEN_SPECIAL, QWEN2VL_IMAGE_MARKERS)
-    writer = gguf.GGUFWriter(str(path), "qwen2vl")
-    writer.add_name(name)
-    writer.add_context_length(n_ctx)
-    writer.add_embedding_length(n_embd)
-    writer.add_block_count(n_layer)
-    writer.add_feed_forward_length(n_ff)
-    writer.add_head_count(n_head)
-    writer.add_head_count_kv(n_head_kv)
-    writer.add_layer_norm_rms_eps(1e-6)
-    writer.add_rope_freq_base(1_000_000.0)
+    vocab = spm_vocab(QWEN_SPECIAL, QWEN2VL_IMAGE_MARKERS)
+    shape = dict(n_ctx=n_ctx, n_embd=n_embd, n_layer=n_layer, n_ff=n_ff)
+    writer = _decoder_writer(path, "qwen2vl", name, **shape, n_head=n_head, n_head_kv=n_head_kv)
     quarter = head_dim // 2 // 4  # sections of the rotated half: time, rows, columns, none
     writer.add_rope_dimension_sections([head_dim // 2 - 2 * quarter, quarter, quarter, 0])
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    writer.add_tokenizer_model("llama")
-    writer.add_tokenizer_pre("default")
-    writer.add_token_list(tokens)
-    writer.add_token_scores(scores)
-    writer.add_token_types(types)
-    writer.add_bos_token_id(tokens.index("<|endoftext|>"))
-    writer.add_eos_token_id(tokens.index("<|im_end|>"))
-    writer.add_unk_token_id(tokens.index("<unk>"))
-    writer.add_pad_token_id(tokens.index("<|endoftext|>"))
-    writer.add_add_bos_token(False)
-    writer.add_add_space_prefix(False)
-
-    def weight(tensor: str, *shape: int, scale: float = 0.05) -> None:
-        writer.add_tensor(tensor, (rng.standard_normal(shape) * scale).astype(np.float32))
-
-    def zeros(tensor: str, size: int) -> None:
-        writer.add_tensor(tensor, np.zeros(size, dtype=np.float32))
-
-    weight("token_embd.weight", len(tokens), n_embd, scale=1.0)
-    writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
-    weight("output.weight", len(tokens), n_embd)
+    _add_spm_tokenizer(writer, vocab, **QWEN_SPECIAL_IDS)
+    t = _Tensors(writer, np.random.default_rng(seed))
+    t.random("token_embd.weight", len(vocab[0]), n_embd, scale=1.0)
+    t.ones("output_norm.weight", n_embd)
+    t.random("output.weight", len(vocab[0]), n_embd)
     for i in range(n_layer):
         blk = f"blk.{i}"
-        writer.add_tensor(f"{blk}.attn_norm.weight", np.ones(n_embd, dtype=np.float32))
-        for part, n_out in (("attn_q", n_embd), ("attn_k", n_head_kv * head_dim)):
-            weight(f"{blk}.{part}.weight", n_out, n_embd)
-            zeros(f"{blk}.{part}.bias", n_out)
-        weight(f"{blk}.attn_v.weight", n_head_kv * head_dim, n_embd)
-        zeros(f"{blk}.attn_v.bias", n_head_kv * head_dim)
-        weight(f"{blk}.attn_output.weight", n_embd, n_embd)
-        writer.add_tensor(f"{blk}.ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
-        weight(f"{blk}.ffn_gate.weight", n_ff, n_embd)
-        weight(f"{blk}.ffn_up.weight", n_ff, n_embd)
-        weight(f"{blk}.ffn_down.weight", n_embd, n_ff)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+        t.ones(f"{blk}.attn_norm.weight", n_embd)
+        t.attention(blk, n_embd, n_embd, n_head_kv * head_dim, bias=True)
+        t.ones(f"{blk}.ffn_norm.weight", n_embd)
+        t.gated_ffn(blk, n_embd, n_ff)
+    return _finish(writer, path)
 
 
 def build_qwen2vl_mmproj(
@@ -400,53 +460,19 @@ def build_qwen2vl_mmproj(
     positions, not one each."""
     import gguf
 
-    rng = np.random.default_rng(seed)
-    writer = gguf.GGUFWriter(str(path), "clip")
-    writer.add_type(gguf.GGUFType.MMPROJ)
-    writer.add_name(name)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    writer.add_clip_has_vision_encoder(True)
-    writer.add_clip_projector_type(gguf.VisionProjectorType.QWEN2VL)
-    writer.add_vision_projection_dim(n_embd_text)
-    writer.add_vision_image_size(image_size)
-    writer.add_vision_patch_size(patch_size)
-    writer.add_vision_embedding_length(n_embd)
-    writer.add_vision_feed_forward_length(n_ff)
-    writer.add_vision_block_count(n_layer)
-    writer.add_vision_head_count(n_head)
-    writer.add_vision_attention_layernorm_eps(1e-6)
-    writer.add_vision_image_mean([0.48145466, 0.4578275, 0.40821073])
-    writer.add_vision_image_std([0.26862954, 0.26130258, 0.27577711])
-
-    def weight(tensor: str, *shape: int, scale: float = 0.05) -> None:
-        writer.add_tensor(tensor, (rng.standard_normal(shape) * scale).astype(np.float32))
-
-    def norm(tensor: str, size: int) -> None:
-        writer.add_tensor(tensor + ".weight", np.ones(size, dtype=np.float32))
-        writer.add_tensor(tensor + ".bias", np.zeros(size, dtype=np.float32))
-
-    def linear(tensor: str, n_out: int, n_in: int) -> None:
-        weight(tensor + ".weight", n_out, n_in)
-        writer.add_tensor(tensor + ".bias", np.zeros(n_out, dtype=np.float32))
-
-    weight("v.patch_embd.weight", n_embd, 3, patch_size, patch_size)
-    weight("v.patch_embd.weight.1", n_embd, 3, patch_size, patch_size)
-    for i in range(n_layer):
-        blk = f"v.blk.{i}"
-        for part in ("attn_q", "attn_k", "attn_v", "attn_out"):
-            linear(f"{blk}.{part}", n_embd, n_embd)
-        norm(f"{blk}.ln1", n_embd)
-        norm(f"{blk}.ln2", n_embd)
-        linear(f"{blk}.ffn_up", n_ff, n_embd)
-        linear(f"{blk}.ffn_down", n_embd, n_ff)
-    norm("v.post_ln", n_embd)
-    linear("mm.0", 4 * n_embd, 4 * n_embd)
-    linear("mm.2", n_embd_text, 4 * n_embd)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    writer = _mmproj_writer(
+        path, name, gguf.VisionProjectorType.QWEN2VL, n_embd_text=n_embd_text,
+        image_size=image_size, patch_size=patch_size, n_embd=n_embd, n_ff=n_ff, n_layer=n_layer,
+        n_head=n_head, mean=[0.48145466, 0.4578275, 0.40821073],
+        std=[0.26862954, 0.26130258, 0.27577711],
+    )  # fmt: skip
+    t = _Tensors(writer, np.random.default_rng(seed))
+    t.random("v.patch_embd.weight", n_embd, 3, patch_size, patch_size)
+    t.random("v.patch_embd.weight.1", n_embd, 3, patch_size, patch_size)
+    t.vit_blocks(n_layer, n_embd, n_ff)
+    t.linear("mm.0", 4 * n_embd, 4 * n_embd)
+    t.linear("mm.2", n_embd_text, 4 * n_embd)
+    return _finish(writer, path)
 
 
 def build_mrope_vision(directory: Path) -> tuple[Path, Path]:
@@ -494,59 +520,18 @@ def build_qwen3_reranker(
     its last token and takes a softmax over the two, so a score is P(yes), in 0–1."""
     import gguf
 
-    rng = np.random.default_rng(seed)
     head_dim = n_embd // n_head
-    tokens, scores, types = spm_vocab(QWEN_SPECIAL, [])
-    writer = gguf.GGUFWriter(str(path), "qwen3")
-    writer.add_name(name)
-    writer.add_context_length(n_ctx)
-    writer.add_embedding_length(n_embd)
-    writer.add_block_count(n_layer)
-    writer.add_feed_forward_length(n_ff)
-    writer.add_head_count(n_head)
-    writer.add_head_count_kv(n_head_kv)
-    writer.add_layer_norm_rms_eps(1e-6)
-    writer.add_rope_freq_base(1_000_000.0)
+    vocab = spm_vocab(QWEN_SPECIAL, [])
+    shape = dict(n_ctx=n_ctx, n_embd=n_embd, n_layer=n_layer, n_ff=n_ff)
+    writer = _decoder_writer(path, "qwen3", name, **shape, n_head=n_head, n_head_kv=n_head_kv)
     writer.add_pooling_type(gguf.PoolingType.RANK)
     writer.add_classifier_output_labels(["yes", "no"])
     writer.add_chat_template([{"name": "rerank", "template": QWEN3_RERANK_TEMPLATE}])
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    writer.add_tokenizer_model("llama")
-    writer.add_tokenizer_pre("default")
-    writer.add_token_list(tokens)
-    writer.add_token_scores(scores)
-    writer.add_token_types(types)
-    writer.add_bos_token_id(tokens.index("<|endoftext|>"))
-    writer.add_eos_token_id(tokens.index("<|im_end|>"))
-    writer.add_unk_token_id(tokens.index("<unk>"))
-    writer.add_pad_token_id(tokens.index("<|endoftext|>"))
-    writer.add_add_bos_token(False)
-    writer.add_add_space_prefix(False)
-
-    def weight(tensor: str, *shape: int, scale: float = 0.05) -> None:
-        writer.add_tensor(tensor, (rng.standard_normal(shape) * scale).astype(np.float32))
-
-    def ones(tensor: str, size: int) -> None:
-        writer.add_tensor(tensor, np.ones(size, dtype=np.float32))
-
-    weight("token_embd.weight", len(tokens), n_embd, scale=1.0)
-    ones("output_norm.weight", n_embd)
-    weight("cls.output.weight", 2, n_embd, scale=0.5)
+    _add_spm_tokenizer(writer, vocab, **QWEN_SPECIAL_IDS)
+    t = _Tensors(writer, np.random.default_rng(seed))
+    t.random("token_embd.weight", len(vocab[0]), n_embd, scale=1.0)
+    t.ones("output_norm.weight", n_embd)
+    t.random("cls.output.weight", 2, n_embd, scale=0.5)
     for i in range(n_layer):
-        blk = f"blk.{i}"
-        ones(f"{blk}.attn_norm.weight", n_embd)
-        weight(f"{blk}.attn_q.weight", n_head * head_dim, n_embd)
-        weight(f"{blk}.attn_k.weight", n_head_kv * head_dim, n_embd)
-        weight(f"{blk}.attn_v.weight", n_head_kv * head_dim, n_embd)
-        weight(f"{blk}.attn_output.weight", n_embd, n_head * head_dim)
-        ones(f"{blk}.attn_q_norm.weight", head_dim)
-        ones(f"{blk}.attn_k_norm.weight", head_dim)
-        ones(f"{blk}.ffn_norm.weight", n_embd)
-        weight(f"{blk}.ffn_gate.weight", n_ff, n_embd)
-        weight(f"{blk}.ffn_up.weight", n_ff, n_embd)
-        weight(f"{blk}.ffn_down.weight", n_embd, n_ff)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+        _qk_norm_block(t, f"blk.{i}", n_embd, n_head, n_head_kv, head_dim, n_ff, sandwich=False)
+    return _finish(writer, path)

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,23 +108,46 @@ def run_daemon(
         )
     daemon = Daemon(proc, port, env["MULLAMA_SOCKET"], env, log_path)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"daemon exited with {proc.returncode}:\n{daemon.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                # ready: started, the --model models loaded (/health answers before that)
-                if httpx.get(f"{daemon.url}/health/ready", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"daemon not ready after {timeout}s:\n{daemon.log()}")
-            time.sleep(0.1)
+        # ready: started, the --model models loaded (/health answers before that)
+        wait_until_ready(proc, f"{daemon.url}/health/ready", "daemon", daemon.log, timeout)
         yield daemon
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+        stop_process(proc)
+
+
+def wait_until_ready(
+    proc: subprocess.Popen,
+    url: str,
+    what: str,
+    log: Callable[[], str],
+    timeout: float,
+    probe_timeout: float = 1,
+) -> None:
+    """Polls ``url`` until it answers 200; raises, with ``log()``, when ``proc`` exits first
+    or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=probe_timeout).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} not ready after {timeout}s:\n{log()}")
+        time.sleep(0.1)
+
+
+def stop_process(proc: subprocess.Popen, *, group: bool = False) -> None:
+    """SIGTERM to ``proc`` (to its whole process group with ``group``) if it still runs, and
+    SIGKILL to the group if it has not exited 20 s later."""
+    if proc.poll() is not None:
+        return
+    if group:
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)

@@ -19,7 +19,6 @@ from .api import (
     AliasInfo,
     ChatRequest,
     CompletionRequest,
-    ContextOverflow,
     Done,
     EmbedRequest,
     EmbedResult,
@@ -39,7 +38,6 @@ from .api import (
     QuantFile,
     RerankRequest,
     RerankResult,
-    RerankScore,
     SamplingOptions,
     Started,
     ThinkingDelta,
@@ -48,24 +46,31 @@ from .api import (
 )
 from .chat_plan import ChatPlan, plan_chat
 from .confined import AllowedDirs
-from .embedder import Embedder
+from .local_embed import (
+    check_embed_request,
+    check_rerank_request,
+    embed_vectors,
+    generating_runner,
+    ranked,
+    reranker,
+    shorten,
+)
+from .local_vision import projector, tokenize_images, with_markers
 from .manager import Loaded, ModelManager
 from .metrics import EngineMetrics
 from .options import validate
 from .pipeline import OutputPipeline
 from .prompt import RenderedPrompt, render_chat
-from .remote_runner import RemoteRunner
-from .runner import Job, Runner, RunnerEvent
+from .runner import Job, RunnerEvent
 from .structured import format_grammar
 from .token_ids import check_token_ids
 from .tools import ToolFormat, template_shows_tools, tool_instructions
-from .vision_prompt import ImageLimits, ImagePrompt, decode_request_images
+from .vision_prompt import ImagePrompt
 
 if TYPE_CHECKING:
     from prometheus_client import Counter
 
     from .store import ModelStore
-    from .vision import Projector
 
 
 _P = ParamSpec("_P")
@@ -207,7 +212,7 @@ class LocalEngine(Engine):
         entry, load_ns = await self._acquire(request.model, request.keep_alive)
         try:
             if any(m.images for m in request.messages):
-                self._vision(entry)
+                projector(entry)
             plan, rendered, tokens, media = await _off_loop(
                 entry, self._prepare_chat, entry, request
             )
@@ -239,12 +244,12 @@ class LocalEngine(Engine):
         opts = self._check_options(request.options)
         entry, load_ns = await self._acquire(request.model, request.keep_alive)
         try:
-            self._generator(entry, "generate text")
+            generating_runner(entry, "generate text")
             if request.context:
                 tokens = list(request.context)
             else:
                 tokens = []
-            marker = self._vision(entry).marker if request.images else ""
+            marker = projector(entry).marker if request.images else ""
             if request.raw or (not request.prompt and not request.system and not marker):
                 text = marker * len(request.images) + request.prompt
                 stops: list[str] = []
@@ -255,7 +260,7 @@ class LocalEngine(Engine):
                 rendered = self._render_chat(
                     entry,
                     ChatRequest(
-                        request.model, _with_markers(messages, marker), template=request.template
+                        request.model, with_markers(messages, marker), template=request.template
                     ),
                     history=False,
                 )
@@ -264,7 +269,8 @@ class LocalEngine(Engine):
             if request.images:
                 media = await _off_loop(
                     entry,
-                    self._tokenize_images,
+                    tokenize_images,
+                    self.settings,
                     entry,
                     text,
                     request.images,
@@ -301,36 +307,15 @@ class LocalEngine(Engine):
             self.manager.release(entry)
 
     async def embed(self, request: EmbedRequest) -> EmbedResult:
-        if not request.inputs:
-            raise InvalidRequest("input must not be empty", param="input")
-        if not all(isinstance(t, str) or _is_token_ids(t) for t in request.inputs):
-            raise InvalidRequest(
-                "input must be a string, a list of strings, or token ids "
-                "(a non-empty list of integers, or a list of them)",
-                param="input",
-            )
+        check_embed_request(request)
         entry, load_ns = await self._acquire(request.model, request.keep_alive)
         try:
             started = time.perf_counter()
-            runner = entry.runner
-            if isinstance(runner, Embedder):  # a dedicated embedding model
-                for i, item in enumerate(request.inputs):
-                    if isinstance(item, list):
-                        check_token_ids(item, entry.model.n_vocab, f"input[{i}]", param="input")
-                future = runner.embed(request.inputs, request.truncate)
-                vectors, n_tokens = await asyncio.wrap_future(future)
-            else:
-                inputs = await asyncio.to_thread(self._embed_inputs, entry, request)
-                job = runner.submit_embed(inputs)
-                try:
-                    vectors = await asyncio.wrap_future(job.future)
-                finally:
-                    job.cancel()  # nothing when it is done; else the runner drops it
-                n_tokens = sum(len(tokens) for tokens in inputs)
+            vectors, n_tokens = await embed_vectors(entry, request)
         finally:
             self.manager.release(entry)
         if request.dimensions is not None:
-            vectors = _shorten(vectors, request.dimensions)
+            vectors = shorten(vectors, request.dimensions)
         elapsed = int((time.perf_counter() - started) * 1e9)
         self.metrics.requests_total.labels(entry.name, "embed").inc()
         return EmbedResult(
@@ -340,66 +325,21 @@ class LocalEngine(Engine):
             Timings(load_ns=load_ns, prompt_eval_ns=elapsed, total_ns=elapsed + load_ns),
         )
 
-    def _embed_inputs(self, entry: Loaded, request: EmbedRequest) -> list[list[int]]:
-        """Each input as the token ids to embed, checked against the vocabulary and the
-        embedding context: one that is longer is cut to it when the request allows
-        truncation, else refused (400) with both lengths."""
-        model, runner = entry.model, entry.runner
-        assert not isinstance(runner, Embedder)  # an Embedder checks its own inputs
-        limit = runner.embed_shape.n_ctx
-        out = []
-        for i, item in enumerate(request.inputs):
-            if isinstance(item, list):
-                check_token_ids(item, model.n_vocab, f"input[{i}]", param="input")
-                tokens = list(item)
-            else:
-                tokens = model.tokenize(item, add_special=True, parse_special=False)
-            if not tokens:
-                tokens = [model.bos if model.bos >= 0 else 0]
-            if len(tokens) > limit:
-                if not request.truncate:
-                    raise ContextOverflow(
-                        f"input[{i}] is {len(tokens)} tokens, but the embedding context of "
-                        f"{entry.name} holds {limit}; shorten it (or ask for truncation, "
-                        "where the API offers it)",
-                        param="input",
-                        prompt_tokens=len(tokens),
-                        context_length=limit,
-                    )
-                tokens = tokens[:limit]
-            out.append(tokens)
-        return out
-
     async def rerank(self, request: RerankRequest) -> RerankResult:
-        if not request.query.strip():
-            raise InvalidRequest("query must not be empty", param="query")
-        if not request.documents:
-            raise InvalidRequest("documents must not be empty", param="documents")
-        if not all(isinstance(d, str) for d in request.documents):
-            raise InvalidRequest("documents must be strings", param="documents")
-        if request.top_n is not None and request.top_n < 1:
-            raise InvalidRequest("top_n must be at least 1", param="top_n")
+        check_rerank_request(request)
         entry, load_ns = await self._acquire(request.model, request.keep_alive)
         try:
-            runner = entry.runner
-            if not isinstance(runner, Embedder):
-                raise InvalidRequest(
-                    f"{entry.name} is a chat model, not a reranking model (its GGUF has no rank "
-                    "pooling): it cannot rerank; use a reranker such as bge-reranker-v2-m3",
-                    param="model",
-                )
+            runner = reranker(entry)
             started = time.perf_counter()
             future = runner.rerank(request.query, request.documents, request.truncate)
             scores, n_tokens = await asyncio.wrap_future(future)
         finally:
             self.manager.release(entry)
         elapsed = int((time.perf_counter() - started) * 1e9)
-        ranked = sorted(range(len(scores)), key=lambda i: -scores[i][0])  # stable: ties in order
-        results = [RerankScore(i, scores[i][0]) for i in ranked[: request.top_n]]
         self.metrics.requests_total.labels(entry.name, "rerank").inc()
         return RerankResult(
             entry.name,
-            results,
+            ranked(scores, request.top_n),
             n_tokens,
             Timings(load_ns=load_ns, prompt_eval_ns=elapsed, total_ns=elapsed + load_ns),
         )
@@ -437,7 +377,7 @@ class LocalEngine(Engine):
         entry, _ = await self._acquire(request.model, request.keep_alive)
         try:
             if any(m.images for m in request.messages):
-                self._vision(entry)
+                projector(entry)
             prepared = await _off_loop(entry, self._prepare_chat, entry, request)
             if prepared[3] is not None:
                 prepared[3].close()
@@ -528,68 +468,24 @@ class LocalEngine(Engine):
         """A chat's plan, its prompt as rendered (tools, thinking, tool results) and its tokens:
         what ``chat`` decodes and ``count_chat_tokens`` counts; with images, the tokens are
         the prompt's cells (image tokens included) and the ImagePrompt is the caller's to close."""
-        self._generator(entry, "chat")
+        generating_runner(entry, "chat")
         plan = self._plan(entry, request)
         request = self._wrap_tool_results(entry, request, plan)
         images = [image for m in request.messages for image in m.images]
         if images:
-            marker = self._vision(entry).marker
-            request = dataclasses.replace(request, messages=_with_markers(request.messages, marker))
+            marker = projector(entry).marker
+            request = dataclasses.replace(request, messages=with_markers(request.messages, marker))
         rendered = self._render_chat(
             entry, request, think=plan.think, tools=plan.tools, tool_fmt=plan.tool_format
         )
         add_special = self._wants_bos(entry, rendered.text)
         if images:
-            media = self._tokenize_images(entry, rendered.text, images, add_special=add_special)
+            media = tokenize_images(
+                self.settings, entry, rendered.text, images, add_special=add_special
+            )
             return plan, rendered, media.cells, media
         tokens = entry.model.tokenize(rendered.text, add_special=add_special)
         return plan, rendered, tokens, None
-
-    def _vision(self, entry: Loaded) -> Projector:
-        """The projector of a model asked with images, or the 400 of a model without one."""
-        vision = self._generator(entry, "take images").vision
-        if vision is None or not vision.projector.vision:
-            raise InvalidRequest(
-                f"{entry.name} does not accept images (no vision projector)", param="images"
-            )
-        return vision.projector
-
-    def _tokenize_images(
-        self,
-        entry: Loaded,
-        text: str,
-        encoded: list[str],
-        *,
-        add_special: bool,
-        prefix: list[int] | None = None,
-    ) -> ImagePrompt:
-        """The prompt ``text`` (holding the projector's marker once per image) with its
-        images decoded and checked, tokenized into cells."""
-        settings = self.settings
-        limits = ImageLimits(
-            settings.vision_max_image_bytes,
-            settings.vision_max_image_pixels,
-            settings.vision_max_images,
-        )
-        images = decode_request_images(encoded, limits)
-        projector = self._vision(entry)
-        placed = text.count(projector.marker)
-        if placed != len(images):
-            raise InvalidRequest(
-                f"the chat template placed {placed} of the request's {len(images)} images "
-                "(it drops the messages holding the others)",
-                param="images",
-            )
-        chunked = projector.tokenize(text, images, add_special=add_special)
-        media = ImagePrompt.of(chunked, prefix or [])
-        try:
-            runner = self._generator(entry, "take images")
-            assert isinstance(runner, Runner)  # a RemoteRunner has no projector: refused above
-            runner.check_images(media)
-        except BaseException:
-            media.close()
-            raise
-        return media
 
     def _plan(self, entry: Loaded, request: ChatRequest) -> ChatPlan:
         return plan_chat(
@@ -659,14 +555,6 @@ class LocalEngine(Engine):
             eos_token=model.token_text(model.eos) if model.eos >= 0 else "",
         )
 
-    def _generator(self, entry: Loaded, what: str) -> Runner | RemoteRunner:
-        """The runner that generates with ``entry``: an embedding or reranking model has none
-        (a chat, a completion, ... on it is refused naming what it is)."""
-        runner = entry.runner
-        if isinstance(runner, Embedder):
-            raise InvalidRequest(runner.refusal(what), param="model")
-        return runner
-
     def _wants_bos(self, entry: Loaded, text: str) -> bool:
         model = entry.model
         if not model.add_bos or model.bos < 0:
@@ -703,7 +591,7 @@ class LocalEngine(Engine):
                 return
             if opts.grammar:
                 sampling.check_grammar(opts.grammar, entry.model)
-            self._generator(entry, "generate text").submit(job)
+            generating_runner(entry, "generate text").submit(job)
         except BaseException:
             if media is not None:
                 media.close()
@@ -767,19 +655,6 @@ async def _next(chunks: AsyncIterator[bytes]) -> bytes | None:
     return await anext(chunks, None)
 
 
-def _shorten(vectors: list[list[float]], dimensions: int) -> list[list[float]]:
-    if dimensions <= 0 or dimensions > len(vectors[0]):
-        raise InvalidRequest(
-            f"dimensions must be between 1 and {len(vectors[0])}", param="dimensions"
-        )
-    out = []
-    for v in vectors:
-        cut = v[:dimensions]
-        norm = sum(x * x for x in cut) ** 0.5 or 1.0
-        out.append([x / norm for x in cut])
-    return out
-
-
 def _counter_total(counter: Counter) -> float:
     return sum(
         s.value for metric in counter.collect() for s in metric.samples if s.name.endswith("_total")
@@ -793,19 +668,3 @@ def _with_system_text(messages: list[Message], text: str) -> list[Message]:
             merged = dataclasses.replace(m, content=f"{m.content}\n\n{text}" if m.content else text)
             return [*messages[:i], merged, *messages[i + 1 :]]
     return [Message("system", text), *messages]
-
-
-def _with_markers(messages: list[Message], marker: str) -> list[Message]:
-    """Each message's images placed before its text, one ``marker`` each (as Ollama does)."""
-    return [
-        dataclasses.replace(m, content=marker * len(m.images) + m.content) if m.images else m
-        for m in messages
-    ]
-
-
-def _is_token_ids(value: object) -> bool:
-    return (
-        isinstance(value, list)
-        and bool(value)
-        and all(isinstance(t, int) and not isinstance(t, bool) for t in value)
-    )

@@ -15,7 +15,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -23,7 +22,7 @@ import pytest
 import yaml
 
 from tests.conftest import gemma_modelfile
-from tests.helpers import free_port, run_daemon, settings_env
+from tests.helpers import free_port, run_daemon, settings_env, stop_process, wait_until_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -83,25 +82,12 @@ def litellm_proxy(config: Path, log: Path):
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the proxy exited with {proc.returncode}:\n{log.read_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health/liveliness", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the proxy did not start:\n{log.read_text()}")
-            time.sleep(0.2)
+        wait_until_ready(
+            proc, f"{url}/health/liveliness", "the proxy", log.read_text, 180, probe_timeout=2
+        )
         yield url
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+        stop_process(proc, group=True)
 
 
 def served(daemon, path: str) -> int:
