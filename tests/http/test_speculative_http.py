@@ -18,7 +18,7 @@ def draft_totals(url: str) -> tuple[float, float]:
     text = httpx.get(f"{url}/metrics").text
 
     def total(name: str) -> float:
-        found = re.findall(rf'^{name}_total{{model="gemma"}} (\S+)$', text, re.M)
+        found = re.findall(rf'^{name}_total{{model="gemma:latest"}} (\S+)$', text, re.M)
         return float(found[0]) if found else 0.0
 
     return total("mullama_draft_tokens"), total("mullama_draft_accepted_tokens")
@@ -44,7 +44,7 @@ def test_openai_fields_turn_drafting_on_and_off(api):
     assert draft_totals(api.url)[0] > drafted
     assert forced["choices"][0]["text"]
     ratio = re.findall(
-        r'^mullama_draft_acceptance_ratio{model="gemma"} (\S+)$',
+        r'^mullama_draft_acceptance_ratio{model="gemma:latest"} (\S+)$',
         httpx.get(f"{api.url}/metrics").text,
         re.M,
     )
