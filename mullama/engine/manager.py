@@ -23,6 +23,7 @@ from .embedder import start as start_embedder
 from .embedding import embed_context_bytes, embed_shape
 from .gguf_info import GENERATION, model_kind
 from .llm import LlamaError, LoraAdapter, Model, load_lora
+from .prompt_cache import PromptCache, fingerprint, limit_bytes
 from .remote_runner import RemoteRunner, start_remote
 from .rpc import Placement, placement_for
 from .runner import Runner, RunnerConfig
@@ -184,6 +185,9 @@ class ModelManager:
         self._locks: dict[str, asyncio.Lock] = {}
         self._reaper: asyncio.Task[None] | None = None
         self.default_keep_alive = parse_keep_alive(settings.keep_alive, 300.0)
+        # KV states of past prompts, for every model this manager loads (and loads again)
+        limit = limit_bytes(settings.prompt_cache_ram_mb)
+        self.prompt_cache: PromptCache | None = PromptCache(limit) if limit > 0 else None
 
     # ------------------------------------------------------------ acquire / release
 
@@ -307,6 +311,9 @@ class ModelManager:
             embed_max_tokens=self.settings.embed_max_tokens,
         )
         adapters = [str(a) for a in (getattr(resolved, "adapters", None) or [])]
+        # a model on RPC workers runs in a child process: no host-memory cache there
+        cache = self.prompt_cache if placement is None else None
+        key = fingerprint(path, n_ctx, flash, gpu_layers, adapters)
         started = time.perf_counter()
         try:
             model, runner, lora = await asyncio.to_thread(
@@ -318,6 +325,7 @@ class ModelManager:
                 adapters,
                 str(projector) if projector is not None else None,
                 placement,
+                (cache, key) if cache is not None else None,
             )
         except LlamaError as exc:
             raise ModelLoadError(f"could not load {resolved.name}: {exc}") from None
@@ -397,12 +405,18 @@ class ModelManager:
     def _budget_after_eviction(self) -> int:
         idle = sum(e.estimate for e in self.loaded.values() if e.in_use == 0)
         available: int = psutil.virtual_memory().available
-        return available + idle - self.settings.memory_headroom_mb * 2**20
+        return available + idle - self._kept_free()
+
+    def _kept_free(self) -> int:
+        """Memory a load leaves free: the headroom, and the room the prompt cache may still
+        fill (what it holds already is not available)."""
+        cache = self.prompt_cache
+        growth = max(0, cache.limit - cache.bytes) if cache is not None else 0
+        return self.settings.memory_headroom_mb * 2**20 + growth
 
     async def _make_room(self, needed: int, name: str) -> None:
-        headroom = self.settings.memory_headroom_mb * 2**20
         while True:
-            available = psutil.virtual_memory().available - headroom
+            available = psutil.virtual_memory().available - self._kept_free()
             too_many = len(self.loaded) >= max(1, self.settings.max_loaded_models)
             if needed <= available and not too_many:
                 return
@@ -418,11 +432,13 @@ class ModelManager:
                 f"(limit {self.settings.max_loaded_models}); retry when one is idle",
                 needed=needed,
             )
+        headroom = self._kept_free()
         available = psutil.virtual_memory().available - headroom
         raise InsufficientMemory(
             f"cannot load {name}: it needs about {needed / 2**30:.2f} GiB (weights + KV cache) "
             f"but only {max(available, 0) / 2**30:.2f} GiB is available after keeping "
-            f"{headroom / 2**20:.0f} MiB free; unload a model or lower num_ctx",
+            f"{headroom / 2**20:.0f} MiB free (memory_headroom_mb and the prompt cache's "
+            "prompt_cache_ram_mb); unload a model or lower num_ctx",
             needed=needed,
             available=max(available, 0),
         )
@@ -471,6 +487,7 @@ def _start_model(
     adapters: list[str],
     projector: str | None = None,
     placement: Placement | None = None,
+    cache: tuple[PromptCache, str] | None = None,
 ) -> tuple[Model, Runner | RemoteRunner, list[LoraAdapter]]:
     if placement is not None:
         if projector is not None:
@@ -482,7 +499,16 @@ def _start_model(
     lora: list[LoraAdapter] = []
     try:
         lora = [load_lora(model, a) for a in adapters]
-        runner = Runner(model, config, name=name, lora=lora, projector=projector)
+        prompt_cache, key = cache if cache is not None else (None, "")
+        runner = Runner(
+            model,
+            config,
+            name=name,
+            lora=lora,
+            projector=projector,
+            prompt_cache=prompt_cache,
+            cache_key=key,
+        )
     except Exception:
         model.close()
         raise

@@ -7,13 +7,19 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 
 from .. import __version__
 
 if TYPE_CHECKING:
     from .api import Done
     from .manager import Loaded, ModelManager
+    from .prompt_cache import PromptCache
 
 
 class _Engine(Protocol):
@@ -127,6 +133,41 @@ class _StateCollector:
             yield family
         if self.engine.manager.settings.metrics_aliases == "inference-extension":
             yield from _inference_extension(loaded)
+        yield from _prompt_cache(getattr(self.engine.manager, "prompt_cache", None))
+
+
+def _prompt_cache(cache: PromptCache | None) -> Iterator[Metric]:
+    """The host-memory prompt cache of all models (zeros when it is off)."""
+    read = (lambda name: getattr(cache, name)) if cache is not None else (lambda name: 0)
+    for name, doc, attr in (
+        (
+            "mullama_prompt_cache_bytes",
+            "Bytes of KV states in the host-memory prompt cache",
+            "bytes",
+        ),
+        ("mullama_prompt_cache_limit_bytes", "Size limit of the host-memory prompt cache", "limit"),
+        (
+            "mullama_prompt_cache_entries",
+            "Prompt states in the host-memory prompt cache",
+            "entries",
+        ),
+    ):
+        yield GaugeMetricFamily(name, doc, value=read(attr))
+    for name, doc, attr in (
+        ("mullama_prompt_cache_saves", "Slot states saved to the host-memory cache", "saves"),
+        ("mullama_prompt_cache_hits", "Prompts that restored a state from the cache", "hits"),
+        (
+            "mullama_prompt_cache_restored_tokens",
+            "Prompt tokens restored from the host-memory cache instead of evaluated",
+            "restored_tokens",
+        ),
+        (
+            "mullama_prompt_cache_evictions",
+            "States evicted to keep the cache in its limit",
+            "evictions",
+        ),
+    ):
+        yield CounterMetricFamily(name, doc, value=read(attr))
 
 
 def kv_cache_usage(runner: object) -> float:
