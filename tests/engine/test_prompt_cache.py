@@ -68,10 +68,33 @@ def test_the_automatic_size_is_8_gib_at_most_and_a_tenth_of_memory():
 # ------------------------------------------------------------ a runner on the real model
 
 # each prompt starts with its own word, so that two share no more than the BOS token
-WORDS = (
-    "Apple Bread Cloud Dragon Engine Forest Garden Harbor Island Jungle Kettle Lantern Meadow "
-    "Needle Ocean Pepper Quartz River Saddle Tiger Umbrella Valley Window Yellow Zebra"
-).split()
+WORDS = [
+    "Apple",
+    "Bread",
+    "Cloud",
+    "Dragon",
+    "Engine",
+    "Forest",
+    "Garden",
+    "Harbor",
+    "Island",
+    "Jungle",
+    "Kettle",
+    "Lantern",
+    "Meadow",
+    "Needle",
+    "Ocean",
+    "Pepper",
+    "Quartz",
+    "River",
+    "Saddle",
+    "Tiger",
+    "Umbrella",
+    "Valley",
+    "Window",
+    "Yellow",
+    "Zebra",
+]
 PROMPT = (
     "{word} is the name of the observatory on the ridge. It was built in {y} by amateur "
     "astronomers. Its mirror is {m} centimetres wide, and visitors climb {s} steps to reach the "
