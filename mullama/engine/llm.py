@@ -298,11 +298,16 @@ class Context:
     def clear(self) -> None:
         llama_cpp.llama_memory_clear(self.memory, True)
 
+    def state_seq_size(self, seq: int) -> int:
+        """The bytes :meth:`state_seq_get` would give."""
+        size: int = llama_cpp.llama_state_seq_get_size(self.ptr, seq)
+        return size
+
     def state_seq_get(self, seq: int) -> npt.NDArray[np.uint8]:
         """A copy of sequence ``seq``'s KV cells (positions and K/V of every layer) in host
         memory, in llama.cpp's state format: :meth:`state_seq_set` puts it back, in any
         sequence of a context made with the same model and parameters."""
-        size = llama_cpp.llama_state_seq_get_size(self.ptr, seq)
+        size = self.state_seq_size(seq)
         data: npt.NDArray[np.uint8] = np.empty(size, dtype=np.uint8)  # not zeroed: all written
         written = llama_cpp.llama_state_seq_get_data(
             self.ptr, data.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), size, seq

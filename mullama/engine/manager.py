@@ -249,6 +249,9 @@ class ModelManager:
     async def close(self) -> None:
         if self._reaper:
             self._reaper.cancel()
+        if self.prompt_cache is not None:  # nothing would read what the runners save now
+            self.prompt_cache.limit = 0
+            self.prompt_cache.clear()
         for entry in list(self.loaded.values()):
             await self._unload(entry)
 

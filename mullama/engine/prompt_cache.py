@@ -193,6 +193,8 @@ class SlotCache:
         if self.cache.covers(self.key, tokens):
             return
         try:
+            if self.ctx.state_seq_size(slot.id) > self.cache.limit:
+                return  # it would not be kept: spare the copy
             state = self.ctx.state_seq_get(slot.id)
         except LlamaError as exc:
             log.warning("not caching slot %d: %s", slot.id, exc)

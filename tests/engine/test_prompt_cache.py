@@ -308,6 +308,9 @@ async def test_states_outlive_an_unload_and_serve_the_same_model_loaded_again(
         engine.manager.settings.context_size = 384
         _, done = await _complete(engine, name, prompt)
         assert cache.hits == 1 and done.usage.cached_tokens == 0
+        saves = cache.saves
+        await engine.close()  # the daemon stopping: nothing is copied for nobody
+        assert cache.saves == saves and cache.entries == 0
     finally:
         await engine.close()
 
