@@ -39,6 +39,9 @@ log = logging.getLogger("mullama.prompt_cache")
 
 # a prefix this long (in tokens) is worth a copy; a shorter one is quicker to evaluate again
 MIN_TOKENS = 32
+# and a restore copies a whole entry, so it must spare evaluating at least this share of it
+# (a GPU evaluates a prompt token in about the time that 10-20 tokens' states take to copy)
+RESTORE_SHARE = 16
 DEFAULT_LIMIT_MB = 8192  # llama-server's --cache-ram default
 RAM_FRACTION = 0.10  # at most this share of the machine's memory by default
 
@@ -122,8 +125,8 @@ class PromptCache:
                 if entry.key != key or not len(entry.tokens) or entry.tokens[0] != prompt[0]:
                     continue
                 n = common_prefix(entry.tokens, prompt)
-                if n > best_n:
-                    best, best_n = entry, n
+                if n > best_n or (n == best_n and best and len(entry.tokens) < len(best.tokens)):
+                    best, best_n = entry, n  # the longest match, and the shortest copy of it
         return best, best_n
 
     def covers(self, key: str, tokens: Tokens) -> bool:
@@ -222,7 +225,7 @@ class SlotCache:
             return None
         # the prompt's last token is evaluated, unless the entry has the logits after it
         usable = n if n == len(prompt) == entry.logits_at else min(n, len(prompt) - 1)
-        if usable < keep + MIN_TOKENS:
+        if usable - keep < max(MIN_TOKENS, len(entry.tokens) // RESTORE_SHARE):
             return None
         if len(slot.tokens) - keep >= MIN_TOKENS:
             self.save(slot)

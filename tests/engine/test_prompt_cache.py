@@ -59,6 +59,36 @@ def test_an_entry_that_extends_another_replaces_it():
     assert not cache.covers("other", np.asarray([1, 2, 3], dtype=np.int32))
 
 
+class FakeContext:
+    """Records restores: all SlotCache asks of a context when it restores."""
+
+    def __init__(self) -> None:
+        self.restored: list[int] = []
+
+    def state_seq_set(self, seq: int, state) -> None:
+        self.restored.append(seq)
+
+
+def test_a_restore_must_spare_more_than_its_copy_costs():
+    from mullama.engine.prompt_cache import SlotCache
+    from mullama.engine.runner_state import Slot
+
+    cache = PromptCache(10 * MiB)
+    long = list(range(1, 2001))
+    cache.put(entry("m", long, 100))
+    ctx = FakeContext()
+    slots = SlotCache(cache, "m", ctx)  # type: ignore[arg-type]
+    # 40 shared tokens of a 2,000-token entry: evaluating them is cheaper than the copy
+    slot = Slot(0)
+    assert slots.prepare(slot, long[:40] + [9999] * 10, 0, text_only=True) == 0
+    assert ctx.restored == [] and cache.hits == 0
+    # 1,000 of them: restored, the slot holds the entry, the prompt keeps what it shares
+    assert slots.prepare(slot, long[:1000] + [9999], 0, text_only=True) == 1000
+    assert ctx.restored == [0] and slot.tokens == long and cache.hits == 1
+    # a prompt with images is never given a state (its cells hold no tokens to compare)
+    assert slots.prepare(Slot(1), long[:1000] + [9999], 0, text_only=False) == 0
+
+
 def test_the_automatic_size_is_8_gib_at_most_and_a_tenth_of_memory():
     assert default_limit_mb(4 * 2**30) == 409
     assert default_limit_mb(512 * 2**30) == 8192
