@@ -24,6 +24,7 @@ from .embedding import embed_context_bytes, embed_shape
 from .gguf_info import GENERATION, model_kind
 from .llm import LlamaError, LoraAdapter, Model, load_lora
 from .prompt_cache import PromptCache, fingerprint, limit_bytes
+from .prompt_cache_disk import DiskTier
 from .remote_runner import RemoteRunner, start_remote
 from .rpc import Placement, placement_for
 from .runner import Runner, RunnerConfig
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("mullama.manager")
 
 DEFAULT_CTX = 4096
+PERSIST_SECONDS = 20.0  # the longest a stopping daemon writes prompt states to disk
 AUTO_PARALLEL = 4
 
 Metadata = Mapping[str, Any]  # GGUF key/values
@@ -187,7 +189,9 @@ class ModelManager:
         self.default_keep_alive = parse_keep_alive(settings.keep_alive, 300.0)
         # KV states of past prompts, for every model this manager loads (and loads again)
         limit = limit_bytes(settings.prompt_cache_ram_mb)
-        self.prompt_cache: PromptCache | None = PromptCache(limit) if limit > 0 else None
+        self.prompt_cache: PromptCache | None = (
+            PromptCache(limit, _disk_tier(settings)) if limit > 0 else None
+        )
 
     # ------------------------------------------------------------ acquire / release
 
@@ -249,11 +253,17 @@ class ModelManager:
     async def close(self) -> None:
         if self._reaper:
             self._reaper.cancel()
-        if self.prompt_cache is not None:  # nothing would read what the runners save now
-            self.prompt_cache.limit = 0
-            self.prompt_cache.clear()
+        cache = self.prompt_cache
+        if cache is not None and cache.disk is None:  # nothing would read what runners save
+            cache.limit = 0
         for entry in list(self.loaded.values()):
             await self._unload(entry)
+        if cache is not None:
+            if cache.disk is not None:  # the states in memory to disk, for the next start
+                await asyncio.to_thread(cache.persist, PERSIST_SECONDS)
+                await asyncio.to_thread(cache.disk.close)
+            cache.limit = 0
+            cache.clear()
 
     # ------------------------------------------------------------ loading
 
@@ -469,6 +479,19 @@ class ModelManager:
             for entry in list(self.loaded.values()):
                 if entry.in_use == 0 and entry.expires_at is not None and entry.expires_at <= now:
                     await self._expire(entry)
+
+
+def _disk_tier(settings: Settings) -> DiskTier | None:
+    if settings.prompt_cache_disk_mb <= 0:
+        return None
+    folder = settings.prompt_cache_dir
+    if folder == Path(""):
+        folder = Path(settings.cache_dir) / "prompt-cache"
+    try:
+        return DiskTier(folder, settings.prompt_cache_disk_mb * 2**20)
+    except OSError as exc:
+        log.warning("no prompt cache on disk: cannot use %s (%s)", folder, exc)
+        return None
 
 
 def default_threads(physical: int | None = None, logical: int | None = None) -> int:

@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -33,6 +34,7 @@ from .llm import LlamaError
 if TYPE_CHECKING:
     from .fast_sampler import Logits
     from .llm import Context
+    from .prompt_cache_disk import DiskTier
     from .runner_state import Slot
 
 log = logging.getLogger("mullama.prompt_cache")
@@ -101,8 +103,9 @@ class Entry:
 
 
 class PromptCache:
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, disk: DiskTier | None = None) -> None:
         self.limit = limit  # bytes
+        self.disk = disk  # where evicted entries go, if anywhere (see prompt_cache_disk)
         self._lock = threading.Lock()
         self._entries: collections.OrderedDict[int, Entry] = collections.OrderedDict()  # LRU first
         self._next_id = 0
@@ -118,7 +121,19 @@ class PromptCache:
         return len(self._entries)
 
     def find(self, key: str, prompt: Tokens) -> tuple[Entry | None, int]:
-        """The entry of ``key`` sharing the longest start with ``prompt``, and that length."""
+        """The entry of ``key`` sharing the longest start with ``prompt``, and that length
+        (one on disk that shares more is read back into memory)."""
+        best, best_n = self._find(key, prompt)
+        if self.disk is not None:
+            stored, n = self.disk.find(key, prompt)
+            if stored is not None and n > best_n:
+                entry = self.disk.take(stored)
+                if entry is not None:
+                    self.put(entry, saved=False)
+                    return entry, n
+        return best, best_n
+
+    def _find(self, key: str, prompt: Tokens) -> tuple[Entry | None, int]:
         best, best_n = None, 0
         with self._lock:
             for entry in self._entries.values():
@@ -139,7 +154,7 @@ class PromptCache:
                 for e in self._entries.values()
             )
 
-    def put(self, entry: Entry) -> bool:
+    def put(self, entry: Entry, saved: bool = True) -> bool:
         """Keep ``entry`` (the most recent), dropping entries it extends, then the least
         recently used ones until all fit; one bigger than the limit is not kept."""
         if entry.nbytes > self.limit:
@@ -151,12 +166,15 @@ class PromptCache:
                 ):
                     self._drop(id_)
             while self._entries and self.bytes + entry.nbytes > self.limit:
-                self._drop(next(iter(self._entries)))
+                oldest = next(iter(self._entries))
+                if self.disk is not None:
+                    self.disk.spill(self._entries[oldest])
+                self._drop(oldest)
                 self.evictions += 1
             self._entries[self._next_id] = entry
             self._next_id += 1
             self.bytes += entry.nbytes
-            self.saves += 1
+            self.saves += saved
         return True
 
     def hit(self, entry: Entry, tokens: int) -> None:
@@ -168,6 +186,20 @@ class PromptCache:
                 if e is entry:
                     self._entries.move_to_end(id_)
                     return
+
+    def persist(self, seconds: float) -> None:
+        """Write the entries to the disk tier, most recently used first, for ``seconds`` at
+        most (the daemon is stopping)."""
+        if self.disk is None:
+            return
+        deadline = time.monotonic() + seconds
+        self.disk.flush(seconds)
+        with self._lock:
+            entries = list(reversed(self._entries.values()))
+        for entry in entries:
+            if time.monotonic() > deadline:
+                break
+            self.disk.write(entry)
 
     def clear(self) -> None:
         with self._lock:
