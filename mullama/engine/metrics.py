@@ -168,6 +168,20 @@ def _prompt_cache(cache: PromptCache | None) -> Iterator[Metric]:
         ),
     ):
         yield CounterMetricFamily(name, doc, value=read(attr))
+    disk = cache.disk if cache is not None else None
+    on_disk = (lambda name: getattr(disk, name)) if disk is not None else (lambda name: 0)
+    yield GaugeMetricFamily(
+        "mullama_prompt_cache_disk_bytes", "Bytes of prompt states on disk", value=on_disk("bytes")
+    )
+    yield GaugeMetricFamily(
+        "mullama_prompt_cache_disk_entries", "Prompt states on disk", value=on_disk("entries")
+    )
+    yield CounterMetricFamily(
+        "mullama_prompt_cache_disk_writes", "States written to disk", value=on_disk("writes")
+    )
+    yield CounterMetricFamily(
+        "mullama_prompt_cache_disk_hits", "States read back from disk", value=on_disk("hits")
+    )
 
 
 def kv_cache_usage(runner: object) -> float:

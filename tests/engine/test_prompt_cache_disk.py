@@ -103,3 +103,64 @@ def test_a_damaged_or_foreign_file_is_removed_at_start(tmp_path):
         assert stored is not None and again.take(stored) is None and not good.exists()
     finally:
         again.close()
+
+
+# ------------------------------------------------------------ on the real model
+
+
+@pytest.mark.slow
+async def test_a_state_from_disk_answers_as_the_one_kept_in_memory(model, tmp_path):
+    from tests.engine.test_prompt_cache import generate, make_runner, text
+
+    disk = DiskTier(tmp_path / "states", 256 * MiB)
+    cache = PromptCache(256 * MiB, disk)
+    runner = make_runner(model, cache)
+    try:
+        first = model.tokenize(text(60))
+        reply, _ = await generate(runner, first)
+        await generate(runner, model.tokenize(text(61)))  # turn 1's state into memory
+        second = first + reply + model.tokenize(" Who built it?", add_special=False)
+        from_memory, _ = await generate(runner, second)
+        await generate(runner, model.tokenize(text(62)))
+        cache.limit = cache.bytes  # full: the next save pushes the oldest state to disk
+        await generate(runner, model.tokenize(text(63)))
+        disk.flush()
+        assert disk.writes >= 1
+        from_disk, done = await generate(runner, second)
+        assert disk.hits == 1 and done.usage.cached_tokens >= len(first)
+        assert from_disk == from_memory
+    finally:
+        runner.stop()
+        disk.close()
+
+
+@pytest.mark.slow
+async def test_states_outlive_a_daemon_restart_on_disk(tmp_path, test_model_path):
+    from mullama.engine.metrics import EngineMetrics
+    from tests.engine.test_prompt_cache import _complete, _engine, text
+
+    options = dict(
+        context_size=512,
+        prompt_cache_ram_mb=64,
+        prompt_cache_disk_mb=64,
+        prompt_cache_dir=tmp_path / "states",
+    )
+    name, prompt = str(test_model_path), text(70)
+    engine = _engine(tmp_path / "a", **options)
+    try:
+        reply, _ = await _complete(engine, name, prompt)
+    finally:
+        await engine.close()  # the slot's state, into memory, then to disk
+    assert len(list((tmp_path / "states").glob("*.state"))) == 1
+    engine = _engine(tmp_path / "b", **options)
+    try:
+        _, done = await _complete(engine, name, prompt + reply + " Who built it?")
+        cache = engine.manager.prompt_cache
+        assert cache is not None and cache.disk is not None and cache.disk.hits == 1
+        assert done.usage.cached_tokens >= 40
+        assert (
+            "mullama_prompt_cache_disk_hits_total 1.0"
+            in EngineMetrics(engine).exposition().decode()
+        )
+    finally:
+        await engine.close()
