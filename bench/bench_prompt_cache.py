@@ -10,7 +10,8 @@ free loopback port with the same model, context per slot, slots and threads:
 
 - ``mullama``: ``mullama serve --headless``, the prompt cache at its default size;
 - ``mullama-cache-off``: the same with ``MULLAMA_PROMPT_CACHE_RAM_MB=0``;
-- ``llama-server``: as its README starts it, plus ``-np`` and ``-c`` (slots x context), so its
+- ``llama-server``: as bench_serving.py starts it (its README's ``-m``, plus ``-np``, ``-c``
+  slots x context, ``-t``/``-tb``, ``--chat-template chatml`` and ``--no-webui``), so its
   ``--cache-ram`` has its default (8192 MiB); no speculative decoding.
 
 The ``--reps`` repetitions are interleaved (each repetition runs every target, in a rotated
