@@ -326,6 +326,8 @@ class ModelManager:
         adapters = [str(a) for a in (getattr(resolved, "adapters", None) or [])]
         # a model on RPC workers runs in a child process: no host-memory cache there
         cache = self.prompt_cache if placement is None else None
+        # what a saved state is valid for: whatever changes the KV cells' layout or values
+        # (a KV cache type, were it configurable, belongs here too)
         key = fingerprint(path, n_ctx, flash, gpu_layers, adapters)
         started = time.perf_counter()
         try:
