@@ -142,6 +142,17 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # "inference-extension": /metrics also gives the per-model gauges under vLLM's names, which
     # the Gateway API Inference Extension scrapes (vllm:num_requests_waiting, ...)
     metrics_aliases: Literal["", "inference-extension"] = ""
+    # --- prompt cache ---
+    # MiB of host memory for KV states of past prompts (all models together): a slot's state
+    # is saved there before another request takes the slot, and a later prompt that starts
+    # the same way restores it instead of evaluating it again. -1 = automatic (8192, at most
+    # a tenth of the machine's memory), 0 = off
+    prompt_cache_ram_mb: int = -1
+    # MiB of disk for the states the memory tier evicts (0 = none): they are written to files
+    # in prompt_cache_dir (empty: CACHE_DIR/prompt-cache, private to the user) and found
+    # again, even after a restart; needs the memory tier
+    prompt_cache_disk_mb: int = 0
+    prompt_cache_dir: Path = Path("")
 
     @property
     def registry_file(self) -> Path:

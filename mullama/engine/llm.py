@@ -298,6 +298,34 @@ class Context:
     def clear(self) -> None:
         llama_cpp.llama_memory_clear(self.memory, True)
 
+    def state_seq_size(self, seq: int) -> int:
+        """The bytes :meth:`state_seq_get` would give."""
+        size: int = llama_cpp.llama_state_seq_get_size(self.ptr, seq)
+        return size
+
+    def state_seq_get(self, seq: int) -> npt.NDArray[np.uint8]:
+        """A copy of sequence ``seq``'s KV cells (positions and K/V of every layer) in host
+        memory, in llama.cpp's state format: :meth:`state_seq_set` puts it back, in any
+        sequence of a context made with the same model and parameters."""
+        size = self.state_seq_size(seq)
+        data: npt.NDArray[np.uint8] = np.empty(size, dtype=np.uint8)  # not zeroed: all written
+        written = llama_cpp.llama_state_seq_get_data(
+            self.ptr, data.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), size, seq
+        )
+        if written != size:
+            raise LlamaError(f"could not copy the state of sequence {seq} ({written} of {size})")
+        return data
+
+    def state_seq_set(self, seq: int, data: npt.NDArray[np.uint8]) -> None:
+        """Replace sequence ``seq``'s cells by a :meth:`state_seq_get` copy."""
+        self.seq_rm(seq, 0, -1)
+        read = llama_cpp.llama_state_seq_set_data(
+            self.ptr, data.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), data.size, seq
+        )
+        if read == 0:
+            self.seq_rm(seq, 0, -1)  # a failed restore may leave some cells behind
+            raise LlamaError(f"could not restore a saved state into sequence {seq}")
+
     def logits(self, index: int) -> llama_cpp.CtypesArray[ctypes.c_float]:
         row: llama_cpp.CtypesArray[ctypes.c_float] = llama_cpp.llama_get_logits_ith(self.ptr, index)
         return row

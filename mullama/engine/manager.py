@@ -23,6 +23,8 @@ from .embedder import start as start_embedder
 from .embedding import embed_context_bytes, embed_shape
 from .gguf_info import GENERATION, model_kind
 from .llm import LlamaError, LoraAdapter, Model, load_lora
+from .prompt_cache import PromptCache, fingerprint, limit_bytes
+from .prompt_cache_disk import DiskTier
 from .remote_runner import RemoteRunner, start_remote
 from .rpc import Placement, placement_for
 from .runner import Runner, RunnerConfig
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("mullama.manager")
 
 DEFAULT_CTX = 4096
+PERSIST_SECONDS = 20.0  # the longest a stopping daemon writes prompt states to disk
 AUTO_PARALLEL = 4
 
 Metadata = Mapping[str, Any]  # GGUF key/values
@@ -187,6 +190,11 @@ class ModelManager:
         self._locks: dict[str, asyncio.Lock] = {}
         self._reaper: asyncio.Task[None] | None = None
         self.default_keep_alive = parse_keep_alive(settings.keep_alive, 300.0)
+        # KV states of past prompts, for every model this manager loads (and loads again)
+        limit = limit_bytes(settings.prompt_cache_ram_mb)
+        self.prompt_cache: PromptCache | None = (
+            PromptCache(limit, _disk_tier(settings)) if limit > 0 else None
+        )
 
     # ------------------------------------------------------------ acquire / release
 
@@ -248,8 +256,17 @@ class ModelManager:
     async def close(self) -> None:
         if self._reaper:
             self._reaper.cancel()
+        cache = self.prompt_cache
+        if cache is not None and cache.disk is None:  # nothing would read what runners save
+            cache.limit = 0
         for entry in list(self.loaded.values()):
             await self._unload(entry)
+        if cache is not None:
+            if cache.disk is not None:  # the states in memory to disk, for the next start
+                await asyncio.to_thread(cache.persist, PERSIST_SECONDS)
+                await asyncio.to_thread(cache.disk.close)
+            cache.limit = 0
+            cache.clear()
 
     # ------------------------------------------------------------ loading
 
@@ -310,6 +327,11 @@ class ModelManager:
             embed_max_tokens=self.settings.embed_max_tokens,
         )
         adapters = [str(a) for a in (getattr(resolved, "adapters", None) or [])]
+        # a model on RPC workers runs in a child process: no host-memory cache there
+        cache = self.prompt_cache if placement is None else None
+        # what a saved state is valid for: whatever changes the KV cells' layout or values
+        # (a KV cache type, were it configurable, belongs here too)
+        key = fingerprint(path, n_ctx, flash, gpu_layers, adapters)
         started = time.perf_counter()
         try:
             model, runner, lora = await asyncio.to_thread(
@@ -321,6 +343,7 @@ class ModelManager:
                 adapters,
                 str(projector) if projector is not None else None,
                 placement,
+                (cache, key) if cache is not None else None,
             )
         except LlamaError as exc:
             raise ModelLoadError(f"could not load {resolved.name}: {exc}") from None
@@ -400,12 +423,18 @@ class ModelManager:
     def _budget_after_eviction(self) -> int:
         idle = sum(e.estimate for e in self.loaded.values() if e.in_use == 0)
         available: int = psutil.virtual_memory().available
-        return available + idle - self.settings.memory_headroom_mb * 2**20
+        return available + idle - self._kept_free()
+
+    def _kept_free(self) -> int:
+        """Memory a load leaves free: the headroom, and the room the prompt cache may still
+        fill (what it holds already is not available)."""
+        cache = self.prompt_cache
+        growth = max(0, cache.limit - cache.bytes) if cache is not None else 0
+        return self.settings.memory_headroom_mb * 2**20 + growth
 
     async def _make_room(self, needed: int, name: str) -> None:
-        headroom = self.settings.memory_headroom_mb * 2**20
         while True:
-            available = psutil.virtual_memory().available - headroom
+            available = psutil.virtual_memory().available - self._kept_free()
             too_many = len(self.loaded) >= max(1, self.settings.max_loaded_models)
             if needed <= available and not too_many:
                 return
@@ -421,11 +450,13 @@ class ModelManager:
                 f"(limit {self.settings.max_loaded_models}); retry when one is idle",
                 needed=needed,
             )
+        headroom = self._kept_free()
         available = psutil.virtual_memory().available - headroom
         raise InsufficientMemory(
             f"cannot load {name}: it needs about {needed / 2**30:.2f} GiB (weights + KV cache) "
             f"but only {max(available, 0) / 2**30:.2f} GiB is available after keeping "
-            f"{headroom / 2**20:.0f} MiB free; unload a model or lower num_ctx",
+            f"{headroom / 2**20:.0f} MiB free (memory_headroom_mb and the prompt cache's "
+            "prompt_cache_ram_mb); unload a model or lower num_ctx",
             needed=needed,
             available=max(available, 0),
         )
@@ -455,6 +486,19 @@ class ModelManager:
                     await self._expire(entry)
 
 
+def _disk_tier(settings: Settings) -> DiskTier | None:
+    if settings.prompt_cache_disk_mb <= 0:
+        return None
+    folder = settings.prompt_cache_dir
+    if folder == Path(""):
+        folder = Path(settings.cache_dir) / "prompt-cache"
+    try:
+        return DiskTier(folder, settings.prompt_cache_disk_mb * 2**20)
+    except OSError as exc:
+        log.warning("no prompt cache on disk: cannot use %s (%s)", folder, exc)
+        return None
+
+
 def default_threads(physical: int | None = None, logical: int | None = None) -> int:
     """llama.cpp's threads: one a physical core, leaving a logical CPU to the rest of the
     daemon (its event loop, IPC, the clients on the same machine). ggml's threads wait for
@@ -474,6 +518,7 @@ def _start_model(
     adapters: list[str],
     projector: str | None = None,
     placement: Placement | None = None,
+    cache: tuple[PromptCache, str] | None = None,
 ) -> tuple[Model, Runner | RemoteRunner, list[LoraAdapter]]:
     if placement is not None:
         if projector is not None:
@@ -485,7 +530,16 @@ def _start_model(
     lora: list[LoraAdapter] = []
     try:
         lora = [load_lora(model, a) for a in adapters]
-        runner = Runner(model, config, name=name, lora=lora, projector=projector)
+        prompt_cache, key = cache if cache is not None else (None, "")
+        runner = Runner(
+            model,
+            config,
+            name=name,
+            lora=lora,
+            projector=projector,
+            prompt_cache=prompt_cache,
+            cache_key=key,
+        )
     except Exception:
         model.close()
         raise

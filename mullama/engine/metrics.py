@@ -20,6 +20,7 @@ from .runner_state import draft_counts
 if TYPE_CHECKING:
     from .api import Done
     from .manager import Loaded, ModelManager
+    from .prompt_cache import PromptCache
 
 
 class _Engine(Protocol):
@@ -134,6 +135,55 @@ class _StateCollector:
         yield from _drafting(loaded)
         if self.engine.manager.settings.metrics_aliases == "inference-extension":
             yield from _inference_extension(loaded)
+        yield from _prompt_cache(getattr(self.engine.manager, "prompt_cache", None))
+
+
+def _prompt_cache(cache: PromptCache | None) -> Iterator[Metric]:
+    """The host-memory prompt cache of all models (zeros when it is off)."""
+    read = (lambda name: getattr(cache, name)) if cache is not None else (lambda name: 0)
+    for name, doc, attr in (
+        (
+            "mullama_prompt_cache_bytes",
+            "Bytes of KV states in the host-memory prompt cache",
+            "bytes",
+        ),
+        ("mullama_prompt_cache_limit_bytes", "Size limit of the host-memory prompt cache", "limit"),
+        (
+            "mullama_prompt_cache_entries",
+            "Prompt states in the host-memory prompt cache",
+            "entries",
+        ),
+    ):
+        yield GaugeMetricFamily(name, doc, value=read(attr))
+    for name, doc, attr in (
+        ("mullama_prompt_cache_saves", "Slot states saved to the host-memory cache", "saves"),
+        ("mullama_prompt_cache_hits", "Prompts that restored a state from the cache", "hits"),
+        (
+            "mullama_prompt_cache_restored_tokens",
+            "Prompt tokens restored from the host-memory cache instead of evaluated",
+            "restored_tokens",
+        ),
+        (
+            "mullama_prompt_cache_evictions",
+            "States evicted to keep the cache in its limit",
+            "evictions",
+        ),
+    ):
+        yield CounterMetricFamily(name, doc, value=read(attr))
+    disk = cache.disk if cache is not None else None
+    on_disk = (lambda name: getattr(disk, name)) if disk is not None else (lambda name: 0)
+    yield GaugeMetricFamily(
+        "mullama_prompt_cache_disk_bytes", "Bytes of prompt states on disk", value=on_disk("bytes")
+    )
+    yield GaugeMetricFamily(
+        "mullama_prompt_cache_disk_entries", "Prompt states on disk", value=on_disk("entries")
+    )
+    yield CounterMetricFamily(
+        "mullama_prompt_cache_disk_writes", "States written to disk", value=on_disk("writes")
+    )
+    yield CounterMetricFamily(
+        "mullama_prompt_cache_disk_hits", "States read back from disk", value=on_disk("hits")
+    )
 
 
 def _drafting(loaded: list[Loaded]) -> Iterator[Metric]:

@@ -37,6 +37,7 @@ from .embedding import Embedder, EmbedJob, embed_shape
 from .fast_sampler import FastSampler, Logits, handles
 from .llm import Batch, Context, ContextParams, LlamaError, LoraAdapter, Model
 from .output import StopMatcher
+from .prompt_cache import PromptCache, SlotCache, fingerprint
 from .runner_output import flush_text, logprob_entries, text_out
 from .runner_state import (
     Job,
@@ -73,6 +74,8 @@ class Runner:
         name: str = "",
         lora: list[LoraAdapter] | None = None,
         projector: str | None = None,
+        prompt_cache: PromptCache | None = None,
+        cache_key: str = "",
     ) -> None:
         self.model = model
         self.config = config
@@ -109,6 +112,16 @@ class Runner:
         self.n_ctx = min(config.n_ctx, self.ctx.n_ctx // config.n_parallel)
         self.batch = Batch(max(config.n_batch, config.n_parallel))
         self.slots = [Slot(i) for i in range(config.n_parallel)]
+        # slots' states saved to host memory and restored from it (see prompt_cache)
+        self.prompt_cache = (
+            SlotCache(
+                prompt_cache,
+                cache_key or fingerprint(model.path, self.n_ctx, config.flash_attention),
+                self.ctx,
+            )
+            if prompt_cache is not None and prompt_cache.limit > 0
+            else None
+        )
         self._queue: collections.deque[Job] = collections.deque()
         self._calls: collections.deque[tuple[Callable[[], Any], Future[Any]]] = collections.deque()
         self._stopping = False
@@ -326,6 +339,8 @@ class Runner:
 
     def _start(self, job: Job, free: list[Slot]) -> None:
         slot, keep = self._pick_slot(job, free)
+        if self.prompt_cache is not None:
+            keep = self.prompt_cache.prepare(slot, job.prompt, keep, text_only=not job.images)
         if keep < len(slot.tokens) and not self.ctx.seq_rm(
             slot.id, position_of(keep, slot.images), -1
         ):
@@ -693,6 +708,9 @@ class Runner:
             self._embeds.popleft().fail(
                 Interrupted(f"{self.name} was unloaded before the embedding was done {why}")
             )
+        if self.prompt_cache is not None:  # what the slots hold outlives the model
+            for slot in self.slots:
+                self.prompt_cache.save(slot)
         self.batch.close()
         if self._embedder is not None:
             self._embedder.close()

@@ -110,6 +110,15 @@ def test_openai_text_completion(include_usage, echo):
     assert [c["index"] for c in whole.choices] == [0, 1]
 
 
+def test_a_streamed_text_completion_counts_its_cached_prompt_tokens():
+    cached = [(0, TextDelta("a")), (0, Done("stop", usage=Usage(9, 1, cached_tokens=7)))]
+    chunks = stream_chunks(
+        CompletionWriter("gemma", "cmpl-1", 7, True, prompts=["p"], echo=False, logprobs=False),
+        cached,
+    )
+    assert chunks[-2]["usage"]["prompt_tokens_details"] == {"cached_tokens": 7}
+
+
 def test_openai_whole_leaves_out_what_it_has_not():
     body = ChatWriter("gemma", "chatcmpl-1", 7).whole(collected(TEXT)).wire()
     message = body["choices"][0]["message"]

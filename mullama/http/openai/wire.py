@@ -235,6 +235,7 @@ class CompletionWriter(OpenAIWriter):
             choice["finish_reason"] = finish_reason(event)
             if index % self.n == 0:
                 self.total.usage.prompt_tokens += event.usage.prompt_tokens
+                self.total.usage.cached_tokens += event.usage.cached_tokens
             self.total.usage.completion_tokens += event.usage.completion_tokens
         else:
             return []
