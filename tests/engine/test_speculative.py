@@ -138,7 +138,7 @@ async def test_a_sampled_reply_of_llama_cpps_own_chain(runner, seed):
 async def test_the_cache_after_cut_drafts_holds_exactly_the_reply(runner, model):
     """After drafts were cut, the next turn reuses the slot's cells: its reply is that of a
     fresh evaluation of the whole conversation."""
-    first, done = await generate(runner, model.tokenize(RECORDS), max_tokens=60, **FORCED)
+    _, done = await generate(runner, model.tokenize(RECORDS), max_tokens=60, **FORCED)
     assert done.usage.draft_tokens > done.usage.draft_accepted  # some drafts were cut
     follow = done.context + model.tokenize(" Then one day,", add_special=False)
     reused, reused_done = await generate(runner, follow, max_tokens=40, **OFF)
