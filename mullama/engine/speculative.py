@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# the n-gram lengths looked up, longest first: the last NGRAMS[0] tokens, else the last two
-NGRAMS = (3, 2)
+# the n-gram lengths looked up, longest first (a longer match is likelier the right source)
+NGRAMS = (5, 3, 2)
 MATCH_CAP = 32  # how far back a match is measured (its length sets the prior of success)
 INDEX_PER_STEP = 4096  # positions indexed per step (a long prompt is indexed over a few steps)
 PRIOR_WEIGHT = 1.0  # the prior's weight, in tested draft tokens
@@ -65,6 +65,9 @@ class Drafter:
             if start is None:
                 continue
             tokens = history[start : min(start + limit, end)]
+            period = end - start
+            while len(tokens) < limit:  # the match runs into the tail: a loop, which goes on
+                tokens.append(tokens[len(tokens) - period])
             for i, token in enumerate(tokens):
                 if token < 0:  # an image's cells: nothing to draft from
                     tokens = tokens[:i]
