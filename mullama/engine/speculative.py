@@ -112,23 +112,19 @@ class Drafter:
 
 
 class StepCost:
-    """What a decode step costs for ``n`` tokens that want logits, learned from the runner's
-    own steps: the last times seen for each ``n`` (CPU kernels change with the batch size, so
-    4 tokens can cost less than 3), else a least-squares line ``a + b * n`` over all of them.
-    The drafting rule so follows the machine: on a CPU a token is a good share of a step, on
-    a GPU almost nothing."""
+    """What a decode step costs for ``n`` tokens that want logits: a line ``a + b * n`` fitted
+    by least squares, with forgetting, to the runner's own steps. The drafting rule so follows
+    the machine: on a CPU a token is a good share of a step, on a GPU almost nothing. (A table
+    per ``n`` fits CPU kernels better, 4 tokens can cost less than 3, but one slow step would
+    keep a size from ever being tried again; every step moves the line.)"""
 
     PRIOR_RATIO = 0.4  # b / a before anything is measured (a CPU, a small model)
     DECAY = 0.98  # the line's memory, per step
-    SMOOTH = 0.25  # the weight of a new time for its ``n``
 
     def __init__(self) -> None:
         self._sums: list[float] | None = None  # weights, n, n², t, n·t
-        self._seen: dict[int, float] = {}
 
     def observe(self, n: int, seconds: float) -> None:
-        old = self._seen.get(n)
-        self._seen[n] = seconds if old is None else old + self.SMOOTH * (seconds - old)
         if self._sums is None:
             a = seconds / (1 + self.PRIOR_RATIO * n)
             self._sums = [0.0] * 5
@@ -158,9 +154,6 @@ class StepCost:
         return a, max(b, a * 1e-3)
 
     def time(self, n: int) -> float:
-        seen = self._seen.get(n)
-        if seen is not None:
-            return seen
         a, b = self._line()
         return a + b * n
 

@@ -71,15 +71,25 @@ def test_the_chance_follows_how_drafts_fared():
     assert (drafter.proposed, drafter.accepted) == (40, 20)
 
 
-def test_step_cost_uses_what_each_size_took_and_a_line_between():
+def test_step_cost_is_a_line_through_the_steps_it_saw():
     cost = StepCost()
     for _ in range(20):
         for n in (1, 4, 8, 16):
             cost.observe(n, 0.010 + 0.002 * n)
-    cost.observe(3, 0.030)  # a size whose kernels are slow
-    assert cost.time(3) == pytest.approx(0.030)
-    assert cost.time(4) == pytest.approx(0.018)
-    assert cost.time(12) == pytest.approx(0.034, rel=0.1)  # never seen: the line
+    assert cost.time(1) == pytest.approx(0.012, rel=0.02)
+    assert cost.time(12) == pytest.approx(0.034, rel=0.02)  # never seen: on the line
+    for _ in range(300):  # the machine got busier: the line follows
+        cost.observe(8, 0.052)
+        cost.observe(1, 0.024)
+    assert cost.time(8) == pytest.approx(0.052, rel=0.05)
+
+
+def test_before_any_step_a_cpu_like_prior():
+    cost = StepCost()
+    assert cost.time(2) / cost.time(1) == pytest.approx(1.8 / 1.4)
+    cost.observe(1, 0.014)
+    assert cost.time(1) == pytest.approx(0.014)
+    assert cost.time(16) == pytest.approx(0.014 * 7.4 / 1.4)
 
 
 def _cost(fixed: float, per_token: float) -> StepCost:
