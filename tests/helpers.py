@@ -151,3 +151,18 @@ def stop_process(proc: subprocess.Popen, *, group: bool = False) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(5)
+
+
+async def job_reply(job) -> tuple[str, object]:
+    """The text of a submitted runner ``Job`` and its ``Done`` (an error event is raised)."""
+    from mullama.engine.api import Done, TextDelta
+
+    text = ""
+    while True:
+        event = await job.queue.get()
+        if isinstance(event, TextDelta):
+            text += event.text
+        elif isinstance(event, Done):
+            return text, event
+        else:
+            raise event

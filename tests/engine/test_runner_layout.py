@@ -8,8 +8,9 @@ import asyncio
 import pytest
 
 from mullama.engine import sampling
-from mullama.engine.api import Done, SamplingOptions, TextDelta
+from mullama.engine.api import SamplingOptions
 from mullama.engine.runner import Job, Runner, RunnerConfig
+from tests.helpers import job_reply
 
 pytestmark = pytest.mark.slow
 
@@ -31,15 +32,8 @@ async def run(runner: Runner, prompt: str, seen: list | None = None, **values) -
     loop = asyncio.get_running_loop()
     job = Job(runner.model.tokenize(prompt), options(**values), loop, asyncio.Queue())
     runner.submit(job)
-    text = ""
-    while True:
-        event = await job.queue.get()
-        if isinstance(event, TextDelta):
-            text += event.text
-        elif isinstance(event, Done):
-            return text, job
-        else:
-            raise event
+    text, _ = await job_reply(job)
+    return text, job
 
 
 def batch_seq_ids(runner: Runner) -> list[int]:

@@ -16,8 +16,9 @@ import asyncio
 import pytest
 
 from mullama.engine import sampling
-from mullama.engine.api import Done, SamplingOptions, TextDelta
+from mullama.engine.api import Done, SamplingOptions
 from mullama.engine.runner import Job, Runner, RunnerConfig
+from tests.helpers import job_reply
 
 pytestmark = pytest.mark.slow
 
@@ -55,15 +56,9 @@ async def generate(runner: Runner, tokens: list[int], **options) -> tuple[str, D
     opts = sampling.merge(sampling.DEFAULTS, SamplingOptions(**options))
     job = Job(tokens, opts, asyncio.get_running_loop(), asyncio.Queue())
     runner.submit(job)
-    text = ""
-    while True:
-        event = await job.queue.get()
-        if isinstance(event, TextDelta):
-            text += event.text
-        elif isinstance(event, Done):
-            return text, event
-        else:
-            raise event
+    text, done = await job_reply(job)
+    assert isinstance(done, Done)
+    return text, done
 
 
 async def same_with_and_without(
