@@ -229,6 +229,9 @@ class LocalEngine(Engine):
                             plan.thinking.end + "\n\n", add_special=False, parse_special=True
                         ),
                     )
+                    # the budget is enforced as the thinking arrives, a step at a time: a step
+                    # of drafts would overrun it by up to draft_max tokens
+                    opts.draft_max = 0
             except BaseException:
                 if media is not None:
                     media.close()
