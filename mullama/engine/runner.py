@@ -438,8 +438,8 @@ class Runner:
 
         Only a lone stream drafts by choice: with a KV stream per slot, llama.cpp splits a batch
         into compute passes of equal tokens per sequence, so one stream's drafts beside others'
-        single tokens cost a pass of their own (measured at 16 streams: 137 tok/s drafting, 173
-        without). Beside others, a stream drafts only the ``draft_min`` its request asks for."""
+        single tokens cost a pass of their own (16 streams ran slower drafting). Beside others,
+        a stream drafts only the ``draft_min`` its request asks for."""
         room = self.batch.capacity - 1 if len(generating) == 1 else 0
         proposals = {}
         for job in generating:
